@@ -1,0 +1,74 @@
+"""Bin edges and per-bin sums: the one binning rule every binned metric uses.
+
+The rule (that of Guo et al. 2017's reference code, which the published CIFAR figures
+use): with edges ``e_0 = 0 < e_1 < ... < e_B = 1``, bin ``b`` holds the values ``v`` with
+``e_b < v <= e_{b+1}``; the first bin also holds ``v = 0``. So a confidence of exactly
+1.0 lies in the last bin (torchmetrics gives it a bin of its own: its issue 3510), and a
+value exactly on an inner edge lies in the bin below it. Values are compared exactly
+as given (a float32 0.2 is 0.2000000030 and lies above the edge 0.2).
+
+scikit-learn's ``calibration_curve`` uses the other side (``e_b <= v < e_{b+1}``); the
+two agree everywhere except on edges.
+
+Equal-mass edges put the same number of values in each bin, up to ties: edge ``e_b`` is
+the largest value of the ``b``-th group of the sorted values (groups as
+``numpy.array_split`` makes them), so ties never straddle an edge and a bin may hold
+more than its share, or none.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def equal_width_edges(n_bins: int) -> np.ndarray:
+    """(n_bins + 1,) float64 edges 0, 1/B, ..., 1."""
+    return np.linspace(0.0, 1.0, n_bins + 1)
+
+
+def equal_mass_edges(values: np.ndarray, n_bins: int) -> np.ndarray:
+    """(n_bins + 1,) float64 edges with about len(values) / n_bins values per bin."""
+    v = np.sort(np.asarray(values, dtype=np.float64).ravel())
+    n = v.size
+    # the last index of each of the n_bins groups of np.array_split(v, n_bins)
+    sizes = np.full(n_bins, n // n_bins)
+    sizes[: n % n_bins] += 1
+    last = np.cumsum(sizes) - 1
+    inner = v[last[:-1][sizes[:-1] > 0]] if n else np.empty(0)
+    inner = inner[(inner > 0) & (inner < 1)]
+    inner = np.unique(inner)
+    edges = np.concatenate([[0.0], inner, [1.0]])
+    if edges.size < n_bins + 1:  # ties: pad with repeated 1.0 edges (empty bins at the end)
+        edges = np.concatenate([edges, np.ones(n_bins + 1 - edges.size)])
+    return edges
+
+
+def make_edges(values: np.ndarray, n_bins: int, binning: str) -> np.ndarray:
+    if binning == "width":
+        return equal_width_edges(n_bins)
+    return equal_mass_edges(values, n_bins)
+
+
+def bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """(n,) int: the bin of each value under the rule above."""
+    idx = np.searchsorted(edges, values, side="left") - 1
+    np.clip(idx, 0, edges.size - 2, out=idx)
+    return idx
+
+
+def bin_sums(idx: np.ndarray, conf: np.ndarray, correct: np.ndarray, n_bins: int, weights=None):
+    """Per-bin (count, sum of confidence, sum of correct), all float64 of shape (n_bins,).
+
+    weights: optional (n,) sample weights (the bootstrap uses resampling counts).
+    Sums are accumulated in float64 whatever the input dtype.
+    """
+    if weights is None:
+        count = np.bincount(idx, minlength=n_bins).astype(np.float64)
+        s_conf = np.bincount(idx, weights=conf, minlength=n_bins)
+        s_corr = np.bincount(idx, weights=correct, minlength=n_bins)
+    else:
+        w = np.asarray(weights, dtype=np.float64)
+        count = np.bincount(idx, weights=w, minlength=n_bins)
+        s_conf = np.bincount(idx, weights=w * conf, minlength=n_bins)
+        s_corr = np.bincount(idx, weights=w * correct, minlength=n_bins)
+    return count, s_conf, s_corr

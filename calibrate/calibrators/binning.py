@@ -1,0 +1,162 @@
+"""Non-parametric calibrators on class probabilities: isotonic, histogram binning, BBQ.
+
+Each fits a map from p_j = softmax(z)_j to P(y = j | p_j). Binary problems (k = 2) fit
+one map on class 1 and set p_0 = 1 - p_1. For k > 2 the maps are fitted one-vs-rest
+and renormalised (Zadrozny & Elkan 2002; Guo et al. 2017). Every calibrated
+one-vs-rest probability is first clipped to [min_prob, 1 - min_prob], so a row is never
+all zeros (NaN after renormalising) and the NLL stays finite.
+All fitting is in float64 whatever the input dtype (scikit-learn's IsotonicRegression
+fits float32 input in float32).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import gammaln, logsumexp
+
+from .._binning import bin_index, equal_mass_edges, equal_width_edges
+from .._validation import InputError, check_choice, check_n_bins
+from .base import Calibrator, log_softmax64
+
+
+class _OneVsRest(Calibrator):
+    min_prob: float
+
+    def _fit(self, z, y):
+        if not 0 < self.min_prob < 0.5:
+            raise InputError(f"min_prob: expected a value in (0, 0.5), got {self.min_prob}")
+        p = np.exp(log_softmax64(z))
+        classes = [1] if z.shape[1] == 2 else range(z.shape[1])
+        self.maps_ = [self._fit_map(p[:, j], (y == j).astype(np.float64)) for j in classes]
+
+    def _log_proba(self, z):
+        p = np.exp(log_softmax64(z))
+        lo, hi = self.min_prob, 1.0 - self.min_prob
+        if z.shape[1] == 2:
+            q1 = np.clip(self._apply_map(self.maps_[0], p[:, 1]), lo, hi)
+            return np.log(np.stack([1.0 - q1, q1], axis=1))
+        q = np.empty_like(p)
+        for j, m in enumerate(self.maps_):
+            q[:, j] = self._apply_map(m, p[:, j])
+        np.clip(q, lo, hi, out=q)
+        return np.log(q / q.sum(axis=1, keepdims=True))
+
+    def _fit_map(self, p, t) -> dict:
+        raise NotImplementedError
+
+    def _apply_map(self, m: dict, p: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class IsotonicCalibration(_OneVsRest):
+    """Isotonic regression (Zadrozny & Elkan 2002), scikit-learn's IsotonicRegression inside.
+
+    The fitted step function is kept as its thresholds and applied by linear
+    interpolation, clipped outside the fitted range: what IsotonicRegression.predict
+    does with out_of_bounds="clip". Fitted: maps_, a list of {"x": (m,), "y": (m,)}.
+    """
+
+    name = "isotonic"
+
+    def __init__(self, min_prob: float = 1e-6):
+        self.min_prob = min_prob
+
+    def _fit_map(self, p, t):
+        from sklearn.isotonic import IsotonicRegression
+
+        iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
+        iso.fit(p, t)
+        return {"x": np.asarray(iso.X_thresholds_, np.float64), "y": np.asarray(iso.y_thresholds_, np.float64)}
+
+    def _apply_map(self, m, p):
+        return np.interp(p, m["x"], m["y"])
+
+
+class HistogramBinning(_OneVsRest):
+    """Histogram binning (Zadrozny & Elkan 2001): p_j -> the frequency of class j in its bin.
+
+    Bins follow the package's one rule (calibrate._binning); binning "width" (equal
+    width on [0, 1]) or "mass" (equal count). An empty bin maps to its midpoint.
+    Fitted: maps_, a list of {"edges": (B + 1,), "values": (B,)}.
+    """
+
+    name = "histogram"
+
+    def __init__(self, n_bins: int = 15, binning: str = "width", min_prob: float = 1e-6):
+        self.n_bins = n_bins
+        self.binning = binning
+        self.min_prob = min_prob
+
+    def _fit_map(self, p, t):
+        n_bins = check_n_bins(self.n_bins)
+        check_choice(self.binning, "binning", ("width", "mass"))
+        edges = equal_width_edges(n_bins) if self.binning == "width" else equal_mass_edges(p, n_bins)
+        idx = bin_index(p, edges)
+        count = np.bincount(idx, minlength=n_bins)
+        hits = np.bincount(idx, weights=t, minlength=n_bins)
+        mid = (edges[:-1] + edges[1:]) / 2
+        values = np.where(count > 0, hits / np.maximum(count, 1), mid)
+        return {"edges": edges, "values": values}
+
+    def _apply_map(self, m, p):
+        return m["values"][bin_index(p, m["edges"])]
+
+
+class BBQ(_OneVsRest):
+    """Bayesian binning into quantiles (Naeini, Cooper & Hauskrecht 2015).
+
+    Averages equal-frequency histogram models with B = floor(N^(1/3) / C) .. ceil(C N^(1/3))
+    bins (C = 10, at least 1 and at most N), each weighted by its Bayesian score: a uniform
+    prior over models times the marginal likelihood with a Beta(alpha_b, beta_b) prior in
+    each bin, alpha_b = N' / B * m_b, beta_b = N' / B * (1 - m_b), m_b the midpoint of
+    bin b, N' = 2. A bin predicts its posterior mean (k_b + alpha_b) / (n_b + N' / B).
+    Models whose weight is below ``prune`` times the largest are dropped and the rest
+    renormalised (a change of at most ``prune`` times the number of models in any
+    prediction).
+    Fitted: maps_, a list of {"models": [{"edges", "values"}...], "weights": (M,)}.
+    """
+
+    name = "bbq"
+
+    def __init__(self, ess: float = 2.0, c: float = 10.0, prune: float = 1e-9, min_prob: float = 1e-6):
+        self.ess = ess
+        self.c = c
+        self.prune = prune
+        self.min_prob = min_prob
+
+    def _fit_map(self, p, t):
+        n = p.size
+        root = n ** (1.0 / 3.0)
+        b_min = max(1, int(np.floor(root / self.c)))
+        b_max = min(n, int(np.ceil(self.c * root)))
+        models, scores = [], []
+        for n_bins in range(b_min, b_max + 1):
+            edges = equal_mass_edges(p, n_bins)
+            idx = bin_index(p, edges)
+            count = np.bincount(idx, minlength=n_bins)
+            hits = np.bincount(idx, weights=t, minlength=n_bins)
+            mid = np.clip((edges[:-1] + edges[1:]) / 2, 1e-6, 1 - 1e-6)
+            prior = self.ess / n_bins
+            alpha, beta = prior * mid, prior * (1.0 - mid)
+            score = np.sum(
+                gammaln(prior) - gammaln(count + prior)
+                + gammaln(hits + alpha) - gammaln(alpha)
+                + gammaln(count - hits + beta) - gammaln(beta)
+            )
+            models.append({"edges": edges, "values": (hits + alpha) / (count + prior)})
+            scores.append(score)
+        scores = np.array(scores)
+        w = np.exp(scores - logsumexp(scores))
+        keep = w >= self.prune * w.max()
+        w = w[keep] / w[keep].sum()
+        return {"models": [m for m, k in zip(models, keep) if k], "weights": w}
+
+    def _apply_map(self, m, p):
+        out = np.zeros_like(p)
+        for model, w in zip(m["models"], m["weights"]):
+            out += w * model["values"][bin_index(p, model["edges"])]
+        return out
+
+    def summary(self):
+        n_models = [len(m["models"]) for m in self.maps_]
+        return {"models kept (mean)": float(np.mean(n_models))}

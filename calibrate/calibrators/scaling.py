@@ -1,0 +1,315 @@
+"""Scaling calibrators: temperature, vector and matrix scaling (Guo et al. 2017), Platt.
+
+All are fitted by minimising the validation negative log-likelihood in float64.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.optimize import minimize, minimize_scalar
+
+from .._validation import InputError, check_choice
+from .base import Calibrator, log_softmax64, one_vs_rest_log_odds
+
+
+# ====================================================================== temperature
+def _nll_derivatives(zs: np.ndarray, zy: np.ndarray, a: float):
+    """NLL of softmax(a * z) and its first two derivatives in a = 1/T, in one pass.
+
+    zs = z - max_j z (rows shifted so the maximum is 0), zy = zs[i, y_i].
+    f(a) = mean_i [log sum_j exp(a zs_ij) - a zy_i]; f'(a) = mean_i [E_p zs - zy_i];
+    f''(a) = mean_i Var_p(zs) >= 0, so f is convex in a.
+    """
+    e = np.exp(a * zs)
+    s0 = e.sum(axis=1)
+    ez = e * zs
+    s1 = ez.sum(axis=1)
+    s2 = np.einsum("ij,ij->i", ez, zs)
+    m1 = s1 / s0
+    f = float(np.mean(np.log(s0)) - a * np.mean(zy))
+    g = float(np.mean(m1) - np.mean(zy))
+    h = float(np.mean(np.maximum(s2 / s0 - m1 * m1, 0.0)))
+    return f, g, h
+
+
+def fit_temperature_nll(z: np.ndarray, y: np.ndarray, bounds=(0.05, 100.0), max_iter: int = 100):
+    """The temperature T in ``bounds`` that minimises the NLL of softmax(z / T).
+
+    Safeguarded Newton on a = 1/T (the NLL is convex in a): each iterate keeps a bracket
+    [lo, hi] that holds the optimum; a Newton step that leaves it is replaced by its
+    geometric midpoint, and a step past a bound tries the bound itself. Stops when the
+    relative step is below 1e-12 (quadratic convergence: usually 4 to 7 passes).
+    Returns (T, info) with info = dict(nll, grad_log_t, n_iter, at_bound).
+    """
+    zs = z - z.max(axis=1, keepdims=True)
+    zy = zs[np.arange(zs.shape[0]), y]
+    lo, hi = 1.0 / bounds[1], 1.0 / bounds[0]
+    a = min(max(1.0, lo), hi)
+    tried_lo = tried_hi = False
+    at_bound = False
+    f = g = 0.0
+    for it in range(1, max_iter + 1):  # noqa: B007 (it is reported after the loop)
+        f, g, h = _nll_derivatives(zs, zy, a)
+        if g > 0:
+            hi = a
+        elif g < 0:
+            lo = a
+        else:
+            break
+        if a == 1.0 / bounds[0] and g < 0:  # optimum at the smallest temperature
+            at_bound = True
+            break
+        if a == 1.0 / bounds[1] and g > 0:  # optimum at the largest temperature
+            at_bound = True
+            break
+        step = -g / h if h > 0 else math.inf * -np.sign(g)
+        cand = a + step
+        if not lo < cand < hi:
+            if cand >= hi and hi == 1.0 / bounds[0] and not tried_hi:
+                cand, tried_hi = hi, True
+            elif cand <= lo and lo == 1.0 / bounds[1] and not tried_lo:
+                cand, tried_lo = lo, True
+            else:
+                cand = math.sqrt(lo * hi)
+        if abs(cand - a) <= 1e-12 * a or hi / lo - 1.0 < 1e-14:
+            a = cand
+            break
+        a = cand
+    else:
+        raise RuntimeError(
+            f"temperature fit: Newton did not converge in {max_iter} iterations (last T={1 / a:.6g})"
+        )
+    f, g, _ = _nll_derivatives(zs, zy, a)
+    info = {"nll": f, "grad_log_t": -a * g, "n_iter": it, "at_bound": at_bound}
+    return 1.0 / a, info
+
+
+class TemperatureScaling(Calibrator):
+    """p = softmax(z / T) with one scalar T > 0 (Guo et al. 2017). Keeps the arg-max.
+
+    objective: "nll" (default) finds the exact minimiser of the validation NLL in
+    ``bounds`` (see :func:`fit_temperature_nll`); "ece" minimises the validation ECE
+    (``n_bins`` equal-width bins) by a log-spaced grid of 400 temperatures refined by a
+    bounded scalar search (the ECE is not smooth in T, so this is a best-on-grid fit).
+
+    Fitted: temperature_, nll_before_, nll_after_, grad_log_t_ (dNLL/dlog T at the
+    optimum), n_iter_, at_bound_.
+    """
+
+    name = "temperature"
+
+    def __init__(self, objective: str = "nll", bounds: tuple = (0.05, 100.0), n_bins: int = 15):
+        self.objective = objective
+        self.bounds = bounds
+        self.n_bins = n_bins
+
+    def _fit(self, z, y):
+        check_choice(self.objective, "objective", ("nll", "ece"))
+        lo, hi = (float(b) for b in self.bounds)
+        if not 0 < lo < hi:
+            raise InputError(f"bounds: expected 0 < low < high, got {self.bounds!r}")
+        self.nll_before_ = _nll(z, y)
+        if self.objective == "nll":
+            t, info = fit_temperature_nll(z, y, (lo, hi))
+        else:
+            t, info = _fit_temperature_ece(z, y, (lo, hi), self.n_bins)
+        self.temperature_ = float(t)
+        self.nll_after_ = _nll(z / t, y)
+        self.grad_log_t_ = float(info["grad_log_t"])
+        self.n_iter_ = int(info["n_iter"])
+        self.at_bound_ = bool(info["at_bound"])
+
+    def _log_proba(self, z):
+        return log_softmax64(z / self.temperature_)
+
+    def summary(self):
+        return {"T": self.temperature_}
+
+    def to_torch(self):
+        """A torch.nn.Module that divides logits by the fitted temperature."""
+        self._check_fitted()
+        from ..torch_modules import TemperatureModule
+
+        return TemperatureModule(self.temperature_)
+
+
+def _nll(z, y) -> float:
+    lp = log_softmax64(z)
+    return float(-np.mean(lp[np.arange(z.shape[0]), y]))
+
+
+def _fit_temperature_ece(z, y, bounds, n_bins):
+    from ..metrics import ece
+
+    def obj(log_t):
+        return ece(np.exp(log_softmax64(z / math.exp(log_t))), y, n_bins)
+
+    grid = np.linspace(math.log(bounds[0]), math.log(bounds[1]), 400)
+    vals = np.array([obj(g) for g in grid])
+    i = int(np.argmin(vals))
+    a, b = grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]
+    res = minimize_scalar(obj, bounds=(a, b), method="bounded", options={"xatol": 1e-6})
+    log_t = res.x if res.fun <= vals[i] else grid[i]
+    t = math.exp(log_t)
+    at_bound = i in (0, grid.size - 1)
+    return t, {"grad_log_t": float("nan"), "n_iter": grid.size + res.nfev, "at_bound": at_bound}
+
+
+# ====================================================================== affine
+class _AffineScaling(Calibrator):
+    """p = softmax(W z + b), W diagonal (vector) or full (matrix), fitted by L-BFGS-B.
+
+    Objective: mean NLL + reg * (||W - I||^2 + ||b||^2), with the exact gradient, in
+    float64, started from the temperature-scaled identity.
+    """
+
+    diagonal = True
+
+    def __init__(self, reg: float = 0.0, max_iter: int = 5000, tol: float = 1e-10):
+        self.reg = reg
+        self.max_iter = max_iter
+        self.tol = tol
+
+    def _unpack(self, theta, k):
+        if self.diagonal:
+            return theta[:k], theta[k:]
+        return theta[: k * k].reshape(k, k), theta[k * k :]
+
+    def _transform(self, z, w, b):
+        return z * w + b if self.diagonal else z @ w.T + b
+
+    def _fit(self, z, y):
+        if self.reg < 0:
+            raise InputError(f"reg: expected a value >= 0, got {self.reg}")
+        n, k = z.shape
+        t, _ = fit_temperature_nll(z, y)
+        onehot = np.zeros((n, k))
+        onehot[np.arange(n), y] = 1.0
+        eye = np.ones(k) if self.diagonal else np.eye(k)
+        w0 = eye / t
+
+        def fun(theta):
+            w, b = self._unpack(theta, k)
+            zz = self._transform(z, w, b)
+            lp = log_softmax64(zz)
+            loss = -np.mean(lp[np.arange(n), y])
+            gz = (np.exp(lp) - onehot) / n  # dloss/dzz
+            gw = (gz * z).sum(axis=0) if self.diagonal else gz.T @ z
+            gb = gz.sum(axis=0)
+            dw = w - eye
+            loss += self.reg * (np.sum(dw * dw) + np.sum(b * b))
+            gw = gw + 2 * self.reg * dw
+            gb = gb + 2 * self.reg * b
+            return loss, np.concatenate([gw.ravel(), gb])
+
+        theta0 = np.concatenate([w0.ravel(), np.zeros(k)])
+        res = minimize(
+            fun, theta0, jac=True, method="L-BFGS-B",
+            options={"maxiter": self.max_iter, "maxcor": 20, "ftol": self.tol * 1e-3, "gtol": self.tol},
+        )
+        grad = np.abs(res.jac).max()
+        if not res.success and grad > 1e-4:
+            raise RuntimeError(f"{type(self).__name__}: L-BFGS-B failed: {res.message} (max |grad| {grad:.3g})")
+        w, b = self._unpack(res.x, k)
+        self.weights_ = np.array(w)
+        self.bias_ = np.array(b)
+        self.loss_ = float(res.fun)
+        self.max_abs_grad_ = float(grad)
+        self.n_iter_ = int(res.nit)
+
+    def _log_proba(self, z):
+        return log_softmax64(self._transform(z, self.weights_, self.bias_))
+
+
+class VectorScaling(_AffineScaling):
+    """p = softmax(w * z + b), w and b of shape (k,) (Guo et al. 2017). reg: L2 toward w=1, b=0."""
+
+    name = "vector"
+    diagonal = True
+
+    def summary(self):
+        return {"mean w": float(np.mean(self.weights_)), "max |b|": float(np.abs(self.bias_).max())}
+
+
+class MatrixScaling(_AffineScaling):
+    """p = softmax(W z + b), W (k, k), b (k,), L2-regularised toward W = I, b = 0.
+
+    reg defaults to 1e-3 (per mean-NLL unit): with k^2 + k parameters an unregularised
+    fit overfits a few thousand validation rows (Kull et al. 2019 regularise likewise).
+    """
+
+    name = "matrix"
+    diagonal = False
+
+    def __init__(self, reg: float = 1e-3, max_iter: int = 5000, tol: float = 1e-10):
+        super().__init__(reg, max_iter, tol)
+
+    def summary(self):
+        k = self.weights_.shape[0]
+        return {"||W - I||": float(np.linalg.norm(self.weights_ - np.eye(k))), "max |b|": float(np.abs(self.bias_).max())}
+
+
+# ====================================================================== Platt
+def _log_sigmoid(x):
+    return -np.logaddexp(0.0, -x)
+
+
+def fit_platt(s: np.ndarray, t: np.ndarray, platt_targets: bool = True):
+    """Logistic fit P(t=1 | s) = sigmoid(a s + b) by minimising the log loss (Platt 1999).
+
+    platt_targets: replace the 0/1 targets by Platt's (N- + 1)^-1 ... smoothed targets
+    (N+ + 1)/(N+ + 2) and 1/(N- + 2), which keep the fit finite on separable data.
+    Returns (a, b).
+    """
+    t = t.astype(np.float64)
+    if platt_targets:
+        npos = t.sum()
+        nneg = t.size - npos
+        t = np.where(t > 0, (npos + 1.0) / (npos + 2.0), 1.0 / (nneg + 2.0))
+    n = s.size
+
+    def fun(theta):
+        x = theta[0] * s + theta[1]
+        loss = -(t * _log_sigmoid(x) + (1 - t) * _log_sigmoid(-x)).sum() / n
+        r = (np.exp(_log_sigmoid(x)) - t) / n
+        return loss, np.array([np.dot(r, s), r.sum()])
+
+    res = minimize(fun, np.array([1.0, 0.0]), jac=True, method="L-BFGS-B",
+                   options={"maxiter": 1000, "gtol": 1e-12, "ftol": 1e-15})
+    return float(res.x[0]), float(res.x[1])
+
+
+class PlattScaling(Calibrator):
+    """Platt scaling: p = sigmoid(a s + b) on the log-odds s = log p / (1 - p).
+
+    Binary (k = 2): one fit on the log-odds of class 1 (s = z_1 - z_0). k > 2: one fit
+    per class on its one-vs-rest log-odds (log p_j - log(1 - p_j), computed from the
+    logits without cancellation), then the k probabilities are renormalised to sum to 1
+    in log space, so no row is ever all zeros.
+    Fitted: a_ (k,) or (1,), b_ likewise.
+    """
+
+    name = "platt"
+
+    def __init__(self, platt_targets: bool = True):
+        self.platt_targets = platt_targets
+
+    def _fit(self, z, y):
+        s = one_vs_rest_log_odds(z)
+        classes = [1] if z.shape[1] == 2 else range(z.shape[1])
+        ab = [fit_platt(s[:, j], y == j, self.platt_targets) for j in classes]
+        self.a_ = np.array([p[0] for p in ab])
+        self.b_ = np.array([p[1] for p in ab])
+
+    def _log_proba(self, z):
+        s = one_vs_rest_log_odds(z)
+        if z.shape[1] == 2:
+            x = self.a_[0] * s[:, 1] + self.b_[0]
+            return np.stack([_log_sigmoid(-x), _log_sigmoid(x)], axis=1)
+        lq = _log_sigmoid(s * self.a_ + self.b_)
+        return log_softmax64(lq)
+
+    def summary(self):
+        return {"mean a": float(np.mean(self.a_)), "mean b": float(np.mean(self.b_))}

@@ -1,0 +1,200 @@
+"""The ``calibrate`` command line: argument parsing only; the work is done elsewhere.
+
+    calibrate fit DATA --method temperature -o CAL.json
+    calibrate apply CAL.json DATA -o OUT.npz
+    calibrate evaluate DATA [--calibrator CAL.json] [--bins 15] [--json]
+    calibrate report DATA [--calibrator CAL.json | --fit-on VAL --methods a,b] -o report.html
+    calibrate experiment --preset quick|cpu|full --data DIR --out DIR
+
+Bad input prints one line, ``calibrate: error: ...``, and exits with status 2; set
+CALIBRATE_DEBUG=1 to see the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+EXIT_USAGE = 2
+
+
+class CLIError(Exception):
+    pass
+
+
+def _add_data_args(p: argparse.ArgumentParser, name="DATA"):
+    p.add_argument("data", metavar=name, help="saved predictions: .npz, .npy (+ --labels), .pt or .csv")
+    p.add_argument("--probs", action="store_true", help="the file holds probabilities, not logits")
+    p.add_argument("--logits-key", default=None, help="array name of the logits (default: logits, or probs with --probs)")
+    p.add_argument("--labels-key", default="labels", help="array/column name of the labels (default: labels)")
+    p.add_argument("--labels", default=None, metavar="FILE.npy", help="labels in a separate .npy file")
+
+
+def _read(args, path=None, require_labels=True):
+    from .io import read_predictions
+
+    return read_predictions(
+        path or args.data, probs=args.probs, logits_key=args.logits_key,
+        labels_key=args.labels_key, labels_path=args.labels if path is None else None,
+        require_labels=require_labels,
+    )
+
+
+def _fmt(x):
+    return f"{x:.4f}" if isinstance(x, float) else str(x)
+
+
+# ----------------------------------------------------------------------------- fit
+def cmd_fit(args) -> int:
+    from . import metrics
+    from .calibrators import get_calibrator
+    from .io import check_writable
+
+    check_writable(args.output)
+    data = _read(args)
+    y = data.require_labels()
+    cal = get_calibrator(args.method)
+    cal.fit(data.logits, y)
+    probs0 = metrics.softmax(data.logits)
+    probs1 = cal.predict_proba(data.logits)
+    nll0 = metrics.nll_from_logits(data.logits, y)
+    nll1 = metrics.nll_from_logits(cal.predict_log_proba(data.logits), y)
+    ece0 = metrics.ece(probs0, y, args.bins)
+    ece1 = metrics.ece(probs1, y, args.bins)
+    cal.save(args.output)
+    params = ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}" for k, v in cal.summary().items())
+    print(f"method      {args.method}")
+    if params:
+        print(f"parameters  {params}")
+    print(f"data        {data.path} (n = {data.n}, k = {data.k})")
+    print(f"NLL         {nll0:.4f} -> {nll1:.4f}")
+    print(f"ECE ({args.bins} bins) {ece0:.4f} -> {ece1:.4f}  (on the fitting data)")
+    print(f"wrote       {args.output}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- apply
+def cmd_apply(args) -> int:
+    from .calibrators import load
+    from .io import atomic_save_npz, check_writable
+
+    check_writable(args.output)
+    cal = load(args.calibrator)
+    data = _read(args, require_labels=False)
+    probs = cal.predict_proba(data.logits)
+    out = {"probs": probs}
+    if data.labels is not None:
+        out["labels"] = data.labels
+    atomic_save_npz(args.output, **out)
+    print(f"wrote {args.output}: probs {probs.shape}" + (" and labels" if data.labels is not None else ""))
+    return 0
+
+
+# ----------------------------------------------------------------------------- evaluate
+def evaluate_predictions(data, calibrator_path=None, n_bins=15) -> dict:
+    from . import metrics
+    from .calibrators import load
+
+    y = data.require_labels()
+    logits = data.logits
+    if calibrator_path:
+        logits = load(calibrator_path).predict_log_proba(logits)
+    probs = metrics.softmax(logits)
+    out = {"n": data.n, "k": data.k, "bins": n_bins}
+    out.update(metrics.all_metrics(probs, y, n_bins, logits=logits))
+    return out
+
+
+def cmd_evaluate(args) -> int:
+    from .metrics import METRIC_NAMES
+
+    data = _read(args)
+    res = evaluate_predictions(data, args.calibrator, args.bins)
+    res["data"] = data.path
+    if args.calibrator:
+        res["calibrator"] = args.calibrator
+    if args.json:
+        print(json.dumps(res))
+        return 0
+    print(f"data        {data.path} (n = {data.n}, k = {data.k})" + (f", calibrated by {args.calibrator}" if args.calibrator else ""))
+    for key, label in METRIC_NAMES.items():
+        print(f"{label:<24}{res[key]:.4f}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    from .calibrators import available_methods
+
+    parser = argparse.ArgumentParser(prog="calibrate", description="Measure and fix the calibration of classifier probabilities.")
+    parser.add_argument("--version", action="version", version=f"calibrate {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("fit", help="fit a calibrator on saved validation logits")
+    _add_data_args(p)
+    p.add_argument("--method", default="temperature", choices=available_methods())
+    p.add_argument("-o", "--output", required=True, metavar="CAL.json")
+    p.add_argument("--bins", type=int, default=15, help="bins of the ECE shown (default 15)")
+    p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("apply", help="write calibrated probabilities")
+    p.add_argument("calibrator", metavar="CAL.json")
+    _add_data_args(p)
+    p.add_argument("-o", "--output", required=True, metavar="OUT.npz")
+    p.set_defaults(func=cmd_apply)
+
+    p = sub.add_parser("evaluate", help="accuracy, ECE and its variants, NLL, Brier")
+    _add_data_args(p)
+    p.add_argument("--calibrator", default=None, metavar="CAL.json")
+    p.add_argument("--bins", type=int, default=15)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_evaluate)
+
+    for extra in _EXTRA_COMMANDS:
+        extra(sub)
+    return parser
+
+
+_EXTRA_COMMANDS = []
+
+
+def _version():
+    from . import __version__
+
+    return __version__
+
+
+def main(argv=None) -> int:
+    from ._validation import InputError
+    from .calibrators import NotFittedError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "bins", 15) is not None and getattr(args, "bins", 15) < 1:
+        parser.error(f"--bins: expected a positive integer, got {args.bins}")
+    try:
+        return args.func(args)
+    except (InputError, NotFittedError, CLIError) as e:
+        _die(e)
+    except (ValueError, TypeError, RuntimeError, OSError) as e:
+        if os.environ.get("CALIBRATE_DEBUG"):
+            raise
+        _die(e)
+    except KeyboardInterrupt:
+        print("calibrate: interrupted", file=sys.stderr)
+        return 130
+
+
+def _die(e):
+    msg = " ".join(str(e).split()) or type(e).__name__
+    print(f"calibrate: error: {msg}", file=sys.stderr)
+    sys.exit(EXIT_USAGE)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    np.seterr(all="ignore")
+    sys.exit(main())
