@@ -126,6 +126,68 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- report
+def cmd_report(args) -> int:
+    import time
+
+    from .calibrators import get_calibrator, load
+    from .io import check_writable
+    from .report import calibration_report, write_report
+
+    t0 = time.time()
+    check_writable(args.output)
+    check_writable(str(args.output)[: -len(os.path.splitext(args.output)[1]) or None] + ".json")
+    if args.calibrator and args.fit_on:
+        raise CLIError("give either --calibrator or --fit-on, not both")
+    if args.methods and not args.fit_on:
+        raise CLIError("--methods needs --fit-on VAL (the data to fit the calibrators on)")
+    test = _read(args)
+    y = test.require_labels()
+    cals = {}
+    for path in args.calibrator or []:
+        cal = load(path)
+        name = cal.name if cal.name not in cals else f"{cal.name} ({os.path.basename(path)})"
+        cals[name] = cal
+    fit_name = ", ".join(args.calibrator or [])
+    if args.fit_on:
+        val = _read(args, path=args.fit_on)
+        if val.k != test.k:
+            raise CLIError(f"{args.fit_on}: has {val.k} classes, {args.data} has {test.k}")
+        methods = [m.strip() for m in (args.methods or ",".join(ALL_METHODS)).split(",") if m.strip()]
+        for m in methods:
+            print(f"fitting {m} on {args.fit_on}", file=sys.stderr)
+            cals[m] = get_calibrator(m).fit(val.logits, val.require_labels())
+        fit_name = args.fit_on
+    print(f"bootstrapping {args.resamples} resamples for {1 + len(cals)} predictions", file=sys.stderr)
+    html, data = calibration_report(test.logits, y, cals, data_name=test.path, fit_name=fit_name,
+                                    n_bins=args.bins, n_resamples=args.resamples, seed=args.seed,
+                                    title=args.title, started=t0)
+    json_path = write_report(args.output, html, data)
+    m = data["metrics"]
+    for name, r in m.items():
+        print(f"{name:<14} ECE {r['ece']['estimate']:.4f} [{r['ece']['low']:.4f}, {r['ece']['high']:.4f}]  "
+              f"NLL {r['nll']['estimate']:.4f}  acc {r['accuracy']['estimate']:.4f}")
+    print(f"wrote {args.output} and {json_path}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- experiment
+def cmd_experiment(args) -> int:
+    from pathlib import Path
+
+    from .data import detect_layout
+    from .experiment import run_experiment
+
+    detect_layout(args.data)  # a clear error before anything heavy is imported
+    args.out = args.out or f"out/cifar10-{args.preset}"
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    run_experiment(args.preset, args.data, args.out, work_dir=args.work, cache_dir=args.cache, progress=not args.quiet)
+    return 0
+
+
+ALL_METHODS = ["temperature", "vector", "matrix", "platt", "isotonic", "histogram", "bbq"]
+
+
 # ----------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     from .calibrators import available_methods
@@ -153,6 +215,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bins", type=int, default=15)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("report", help="write a self-contained HTML reliability report (+ JSON)")
+    _add_data_args(p)
+    p.add_argument("--calibrator", action="append", metavar="CAL.json", help="a fitted calibrator (repeatable)")
+    p.add_argument("--fit-on", metavar="VAL", help="fit calibrators on these validation predictions")
+    p.add_argument("--methods", help=f"with --fit-on: comma-separated methods (default: all: {','.join(ALL_METHODS)})")
+    p.add_argument("-o", "--output", required=True, metavar="report.html")
+    p.add_argument("--bins", type=int, default=15)
+    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--title", default="Calibration report")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("experiment", help="the CIFAR-10 experiment: train, sample, calibrate, report")
+    p.add_argument("--preset", choices=["quick", "cpu", "full"], default="quick")
+    p.add_argument("--data", default="../shared/data/cifar10", help="CIFAR-10 folder (image folders or the original batches)")
+    p.add_argument("--out", default=None, help="where report.html, metrics.json and logits/ go (default: out/cifar10-PRESET)")
+    p.add_argument("--work", default=None, help="checkpoints and cached predictions (default: runs/cifar10-PRESET)")
+    p.add_argument("--cache", default=None, help="decoded-image cache (default: ~/.cache/calibrate or $CALIBRATE_CACHE)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_experiment)
 
     for extra in _EXTRA_COMMANDS:
         extra(sub)

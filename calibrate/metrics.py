@@ -95,12 +95,13 @@ def _top_label(p: np.ndarray, y: np.ndarray):
 
 
 def _group_errors(count, s_conf, s_corr, norm: str, debiased: bool, rng=None, n_resamples=1000):
-    """Calibration error of each group (row) of per-bin sums of shape (g, B).
+    """Calibration error of each group of per-bin sums; bins on the last axis.
 
-    Returns (g,) errors: l1 = sum_b w_b |acc_b - conf_b|, l2 = sqrt(sum_b w_b gap_b^2),
-    max = max over non-empty bins |gap_b|; w_b = n_b / n.
+    count, s_conf, s_corr: (..., B). Returns (...) errors:
+    l1 = sum_b w_b |acc_b - conf_b|, l2 = sqrt(sum_b w_b gap_b^2), max = max over
+    non-empty bins |gap_b|; w_b = n_b / n.
     """
-    n = count.sum(axis=1, keepdims=True)
+    n = count.sum(axis=-1, keepdims=True)
     nonempty = count > 0
     safe = np.where(nonempty, count, 1.0)
     acc = s_corr / safe
@@ -110,21 +111,21 @@ def _group_errors(count, s_conf, s_corr, norm: str, debiased: bool, rng=None, n_
     if norm == "max":
         if debiased:
             raise InputError("debiased: the debiased estimator is defined for norm 'l1' or 'l2', not 'max'")
-        return np.max(np.abs(gap), axis=1)
+        return np.max(np.abs(gap), axis=-1)
     if not debiased:
         if norm == "l1":
-            return np.sum(w * np.abs(gap), axis=1)
-        return np.sqrt(np.sum(w * gap**2, axis=1))
+            return np.sum(w * np.abs(gap), axis=-1)
+        return np.sqrt(np.sum(w * gap**2, axis=-1))
     if norm == "l2":
         # Kumar et al. 2019: subtract the sampling variance of each bin's accuracy.
         var = np.where(count > 1, acc * (1.0 - acc) / np.where(count > 1, count - 1.0, 1.0), 0.0)
-        sq = np.sum(w * np.where(count > 1, gap**2 - var, 0.0), axis=1)
+        sq = np.sum(w * np.where(count > 1, gap**2 - var, 0.0), axis=-1)
         return np.sqrt(np.maximum(sq, 0.0))
     # l1: Kumar et al.'s normal debiasing: 2 * plug-in - mean over resampled accuracies
-    plug = np.sum(w * np.abs(gap), axis=1)
+    plug = np.sum(w * np.abs(gap), axis=-1)
     sd = np.sqrt(np.clip(acc * (1.0 - acc), 0.0, None) / safe)
     draws = rng.standard_normal((n_resamples,) + acc.shape) * sd + acc
-    resampled = np.sum(w * np.abs(np.where(nonempty, draws - conf, 0.0)), axis=2)
+    resampled = np.sum(w * np.abs(np.where(nonempty, draws - conf, 0.0)), axis=-1)
     return 2.0 * plug - resampled.mean(axis=0)
 
 
@@ -279,3 +280,7 @@ METRIC_NAMES = {
     "nll": "NLL",
     "brier": "Brier",
 }
+
+
+# Bootstrap intervals live in their own module; exported here as promised in the API.
+from .bootstrap import Interval, PairedInterval, bootstrap_ci, paired_bootstrap_ci  # noqa: E402,F401

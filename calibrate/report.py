@@ -1,0 +1,283 @@
+"""Reliability reports: a metrics table with bootstrap intervals, paired differences,
+reliability diagrams and a per-class table, as ONE self-contained HTML file (figures
+embedded as base64 PNG, no outside resources) and a JSON file with the same numbers.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import importlib.metadata
+import json
+import os
+import platform
+import shlex
+import struct
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from . import metrics
+from .bootstrap import bootstrap_ci, paired_bootstrap_ci
+from .plotting import classwise_reliability_figure, figure_to_png, reliability_figure
+
+METRIC_KEYS = list(metrics.METRIC_NAMES)
+HIGHER_IS_BETTER = {"accuracy"}
+PAIRED_KEYS = ("ece", "ece_debiased", "classwise_ece", "nll", "brier")
+
+
+# ------------------------------------------------------------------------ numbers
+def evaluate_with_ci(log_probs: np.ndarray, labels: np.ndarray, n_bins: int = 15, n_resamples: int = 1000,
+                     confidence: float = 0.95, seed: int = 0) -> dict:
+    """{metric: {"estimate", "low", "high", "confidence"}} for every metric of METRIC_KEYS.
+
+    log_probs: (n, k) float64 log-probabilities (any logits: a log-softmax is applied).
+    """
+    lp = metrics.log_softmax(log_probs)
+    p = np.exp(lp)
+    out = {}
+    for key in METRIC_KEYS:
+        kw = {} if key in ("accuracy", "nll", "brier") else {"n_bins": n_bins}
+        ci = bootstrap_ci(key, p, labels, n_resamples, confidence, seed, log_probs=lp, **kw)
+        out[key] = ci.to_dict()
+    return out
+
+
+def paired_differences(ref_log_probs, log_probs, labels, n_bins: int = 15, n_resamples: int = 1000,
+                       confidence: float = 0.95, seed: int = 0, keys=PAIRED_KEYS) -> dict:
+    """{metric: {"estimate", "low", "high", "p_value"}} of metric(b) - metric(ref) on shared resamples."""
+    la, lb = metrics.log_softmax(ref_log_probs), metrics.log_softmax(log_probs)
+    pa, pb = np.exp(la), np.exp(lb)
+    out = {}
+    for key in keys:
+        kw = {} if key in ("accuracy", "nll", "brier") else {"n_bins": n_bins}
+        ci = paired_bootstrap_ci(key, pa, pb, labels, n_resamples, confidence, seed,
+                                 log_probs_a=la, log_probs_b=lb, **kw)
+        out[key] = ci.to_dict()
+    return out
+
+
+def per_class_table(predictions: dict, labels, n_bins: int = 15) -> list[dict]:
+    """Per class: support, observed frequency, mean predicted probability and class ECE
+    of each prediction ({name: (n, k) probs})."""
+    names = list(predictions)
+    first = np.asarray(predictions[names[0]])
+    y = np.asarray(labels)
+    rows = []
+    for j in range(first.shape[1]):
+        hit = (y == j).astype(int)
+        row = {"class": j, "support": int(hit.sum()), "frequency": float(hit.mean())}
+        for name in names:
+            pj = np.asarray(predictions[name])[:, j]
+            row[f"mean_p[{name}]"] = float(pj.mean())
+            row[f"ece[{name}]"] = metrics.ece_from_confidences(pj, hit, n_bins)
+        rows.append(row)
+    return rows
+
+
+def environment() -> dict:
+    def version(pkg):
+        try:
+            return importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "bits": struct.calcsize("P") * 8,
+        "packages": {p: version(p) for p in ("calibrate", "numpy", "scipy", "scikit-learn", "matplotlib", "torch", "jinja2")},
+    }
+
+
+def command_line() -> str:
+    prog = Path(sys.argv[0]).name if sys.argv else "python"
+    return " ".join([prog] + [shlex.quote(a) for a in sys.argv[1:]])
+
+
+# ------------------------------------------------------------------------ HTML
+def _fmt(x, digits=4):
+    if x is None or (isinstance(x, float) and not np.isfinite(x)):
+        return "—"
+    return f"{x:.{digits}f}"
+
+
+def _png(fig, alt, caption="", dpi=110):
+    data = figure_to_png(fig, dpi)
+    w, h = struct.unpack(">II", data[16:24])
+    return {"png": base64.b64encode(data).decode("ascii"), "alt": alt, "caption": caption, "width": w, "height": h}
+
+
+def metrics_table(rows: dict, keys=METRIC_KEYS, caption="") -> dict:
+    """rows: {name: {metric: {"estimate", "low", "high"}}} -> a table for the template."""
+    header = ["prediction"] + [metrics.METRIC_NAMES[k] for k in keys]
+    best = {}
+    for k in keys:
+        vals = {n: r[k]["estimate"] for n, r in rows.items()}
+        best[k] = (max if k in HIGHER_IS_BETTER else min)(vals, key=vals.get)
+    body = []
+    for name, r in rows.items():
+        cells = [{"text": name}]
+        for k in keys:
+            c = r[k]
+            cells.append({"text": _fmt(c["estimate"]), "ci": f"[{_fmt(c['low'])}, {_fmt(c['high'])}]",
+                          "cls": "better" if best[k] == name and len(rows) > 1 else ""})
+        body.append({"cells": cells})
+    return {"header": header, "rows": body, "caption": caption}
+
+
+def paired_table(diffs: dict, reference: str, keys=PAIRED_KEYS) -> dict:
+    header = ["prediction"] + [f"Δ {metrics.METRIC_NAMES[k]}" for k in keys]
+    body = []
+    for name, d in diffs.items():
+        cells = [{"text": f"{name} − {reference}"}]
+        for k in keys:
+            c = d[k]
+            sig = c["high"] < 0 or c["low"] > 0
+            good = (c["estimate"] > 0) == (k in HIGHER_IS_BETTER)
+            cls = ("better" if good else "worse") if sig else ""
+            cells.append({"text": f"{c['estimate']:+.4f}", "ci": f"[{c['low']:+.4f}, {c['high']:+.4f}] p={c['p_value']:.3f}",
+                          "cls": cls})
+        body.append({"cells": cells})
+    return {"header": header, "rows": body,
+            "caption": f"Paired differences against {reference} on the same bootstrap resamples "
+                       "(green: better beyond the noise at 95 %, red: worse)."}
+
+
+def render_html(title: str, sections: list, subtitle: str = "") -> str:
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    env = Environment(loader=PackageLoader("calibrate", "templates"), autoescape=select_autoescape(["html"]))
+    for s in sections:
+        for key in ("paragraphs", "tables", "figures", "summary"):
+            s.setdefault(key, [])
+        s.setdefault("pre", "")
+    return env.get_template("report.html").render(title=title, subtitle=subtitle, sections=sections)
+
+
+def write_report(html_path, html: str, data: dict) -> Path:
+    """Write the HTML and ``<name>.json`` beside it, each atomically. Returns the JSON path."""
+    from .io import atomic_write_text
+
+    html_path = Path(html_path)
+    json_path = html_path.with_suffix(".json")
+    atomic_write_text(json_path, json.dumps(_jsonable(data), indent=1, allow_nan=False) + "\n")
+    atomic_write_text(html_path, html)
+    return json_path
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not np.isfinite(x):
+        return None
+    return x
+
+
+def _chunks(items, size):
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+# ------------------------------------------------------------------------ the report
+def calibration_report(test_logits, test_labels, calibrators: dict, *, data_name: str = "", fit_name: str = "",
+                       n_bins: int = 15, n_resamples: int = 1000, seed: int = 0, class_names=None,
+                       title: str = "Calibration report", started: float | None = None):
+    """Build the report of ``calibrators`` ({name: fitted Calibrator}) on test logits.
+
+    Returns (html, data): the HTML text and the JSON-able dict of the same numbers.
+    """
+    import time
+
+    t0 = started if started is not None else time.time()
+    y = np.asarray(test_labels)
+    preds = {"uncalibrated": metrics.log_softmax(test_logits)}
+    for name, cal in calibrators.items():
+        preds[name] = cal.predict_log_proba(test_logits)
+    probs = {n: np.exp(lp) for n, lp in preds.items()}
+    n, k = preds["uncalibrated"].shape
+    table = {name: evaluate_with_ci(lp, y, n_bins, n_resamples, seed=seed) for name, lp in preds.items()}
+    diffs = {name: paired_differences(preds["uncalibrated"], lp, y, n_bins, n_resamples, seed=seed)
+             for name, lp in preds.items() if name != "uncalibrated"}
+    classes = per_class_table(probs, y, n_bins)
+    params = {name: {"method": cal.name, **cal.get_params(), **cal.summary()} for name, cal in calibrators.items()}
+
+    data = {
+        "title": title,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "data": data_name, "fit_on": fit_name or None, "n": n, "k": k, "bins": n_bins,
+        "bootstrap": {"n_resamples": n_resamples, "confidence": 0.95, "seed": seed, "interval": "percentile"},
+        "metrics": table, "paired_differences_vs_uncalibrated": diffs, "per_class": classes,
+        "calibrators": params, "command": command_line(), "environment": environment(),
+    }
+
+    names = list(preds)
+    figs = [_png(reliability_figure({nm: probs[nm] for nm in group}, y, n_bins),
+                 f"Reliability diagrams: {', '.join(group)}",
+                 "Bars: accuracy per confidence bin; hatched: the gap to the diagonal; below: "
+                 "the fraction of samples per bin.")
+            for group in _chunks(names, 4)]
+    cw = _png(classwise_reliability_figure(probs["uncalibrated"], y, class_names, n_bins=10,
+                                           suptitle="uncalibrated, class-wise"),
+              "Class-wise reliability diagrams, uncalibrated")
+    best = min((nm for nm in names if nm != "uncalibrated"), key=lambda nm: table[nm]["ece"]["estimate"], default=None)
+    figs_cw = [cw]
+    if best:
+        figs_cw.append(_png(classwise_reliability_figure(probs[best], y, class_names, n_bins=10,
+                                                         suptitle=f"{best}, class-wise"),
+                            f"Class-wise reliability diagrams, {best}"))
+    cname = (lambda j: class_names[j]) if class_names is not None else str
+    class_rows = []
+    for r in classes:
+        cells = [{"text": cname(r["class"])}, {"text": str(r["support"])}, {"text": _fmt(r["frequency"])}]
+        cells += [{"text": _fmt(r[f"mean_p[{nm}]"])} for nm in names]
+        cells += [{"text": _fmt(r[f"ece[{nm}]"])} for nm in names]
+        class_rows.append({"cells": cells})
+    class_table = {"header": ["class", "support", "frequency"] + [f"mean P ({nm})" for nm in names]
+                   + [f"ECE ({nm})" for nm in names], "rows": class_rows}
+    param_rows = [{"cells": [{"text": nm}, {"text": p["method"]},
+                             {"text": ", ".join(f"{a} = {b:.4g}" if isinstance(b, float) else f"{a} = {b}"
+                                                for a, b in p.items() if a != "method")}]}
+                  for nm, p in params.items()]
+    acc = table["uncalibrated"]["accuracy"]
+    env = data["environment"]
+    data["wall_seconds"] = round(time.time() - t0, 2)
+    summary = [("data", data_name or "—"), ("calibrators fitted on", fit_name or "—"), ("n", f"{n:,}"), ("classes", k),
+               ("accuracy", f"{acc['estimate']:.4f}  (95 % CI {acc['low']:.4f} – {acc['high']:.4f})"),
+               ("binning", f"{n_bins} equal-width bins, top-label, unless the column says otherwise"),
+               ("intervals", f"95 % percentile bootstrap, {n_resamples} resamples, seed {seed}")]
+    sections = [
+        {"id": "summary", "title": "Summary", "summary": summary},
+        {"id": "metrics", "title": "Metrics with 95 % confidence intervals",
+         "tables": [metrics_table(table, caption="Lower is better except accuracy; green marks the best in each column.")]},
+        {"id": "paired", "title": "Is the improvement larger than the noise?", "tables": [paired_table(diffs, "uncalibrated")]} if diffs else None,
+        {"id": "reliability", "title": "Reliability diagrams", "figures": figs},
+        {"id": "classes", "title": "Per class", "tables": [class_table], "figures": figs_cw},
+        {"id": "calibrators", "title": "Fitted calibrators",
+         "tables": [{"header": ["name", "method", "parameters"], "rows": param_rows}]} if params else None,
+        {"id": "provenance", "title": "How this report was made",
+         "summary": [("command", data["command"]), ("created", data["created"]),
+                     ("time taken", f"{data['wall_seconds']:.1f} s"),
+                     ("machine", f"{env['cpu']}, {env['cores']} cores, {env['platform']}"),
+                     ("versions", ", ".join(f"{a} {b}" for a, b in env["packages"].items() if b))]},
+    ]
+    sections = [s for s in sections if s]
+    html = render_html(title, sections, subtitle=f"{data_name} — n = {n:,}, k = {k}")
+    return html, data

@@ -1,0 +1,169 @@
+"""A training loop a reader can hold in their head (imports torch).
+
+SGD with Nesterov momentum and a one-cycle schedule, random crop (pad 4, reflect) and
+horizontal flip, channels_last, bf16 autocast on the CPU, tqdm progress, a checkpoint
+after every epoch and resume after an interruption, seeded so that a resumed run equals
+an uninterrupted one (each epoch's shuffling, augmentation and dropout are seeded by
+(seed, epoch)).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .losses import label_smoothing_cross_entropy
+from .models import ResNet9
+
+MEAN = torch.tensor([0.4914, 0.4822, 0.4465]).view(1, 3, 1, 1)
+STD = torch.tensor([0.2470, 0.2435, 0.2616]).view(1, 3, 1, 1)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 512
+    lr: float = 0.4  # one-cycle peak
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.0
+    augment: bool = True  # random crop + flip
+    widths: tuple = (32, 64, 128)
+    dropout: float = 0.1
+    seed: int = 0
+    bf16: bool = True
+
+    def to_dict(self):
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+
+def to_tensor(x_uint8: np.ndarray) -> torch.Tensor:
+    """(n, 32, 32, 3) uint8 -> (n, 3, 32, 32) float32 normalised, channels_last."""
+    x = torch.from_numpy(x_uint8).permute(0, 3, 1, 2).float().div_(255)
+    return ((x - MEAN) / STD).contiguous(memory_format=torch.channels_last)
+
+
+def augment_batch(x: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """Random crop with reflect padding and a random horizontal flip, per sample."""
+    n, c, h, w = x.shape
+    xp = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+    rows = (dy[:, None] + torch.arange(h))[:, None, :, None]
+    cols = (dx[:, None] + torch.arange(w))[:, None, None, :]
+    out = xp[torch.arange(n)[:, None, None, None], torch.arange(c)[None, :, None, None], rows, cols]
+    flip = torch.rand(n, generator=gen) < 0.5
+    out = torch.where(flip[:, None, None, None], out.flip(3), out)
+    return out.contiguous(memory_format=torch.channels_last)
+
+
+def build_model(cfg: TrainConfig, num_classes: int = 10) -> ResNet9:
+    torch.manual_seed(cfg.seed)
+    return ResNet9(cfg.widths, num_classes, cfg.dropout).to(memory_format=torch.channels_last)
+
+
+def _atomic_torch_save(obj, path: Path):
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def train(cfg: TrainConfig, x_train: np.ndarray, y_train: np.ndarray, out_dir, progress: bool = True,
+          desc: str = "train") -> ResNet9:
+    """Train (or resume, or reuse) a model; returns it in eval mode.
+
+    out_dir holds ``config.json``, ``last.pt`` (after each epoch: model, optimiser,
+    schedule, epoch) and ``model.pt`` (final weights). A finished run with the same
+    config is reused; a different config in the same folder is an error.
+    """
+    from tqdm import tqdm
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg_path, last_path, final_path = out / "config.json", out / "last.pt", out / "model.pt"
+    meta = {"config": cfg.to_dict(), "n_train": int(len(y_train))}
+    if cfg_path.exists():
+        old = json.loads(cfg_path.read_text())
+        if old.get("config") != meta["config"] or old.get("n_train") != meta["n_train"]:
+            raise ValueError(f"{out}: holds a run with another configuration; use another folder")
+    else:
+        cfg_path.write_text(json.dumps(meta, indent=1))
+    model = build_model(cfg, int(y_train.max()) + 1)
+    if final_path.exists():
+        model.load_state_dict(torch.load(final_path, map_location="cpu", weights_only=True))
+        return model.eval()
+
+    steps_per_epoch = math.ceil(len(y_train) / cfg.batch_size)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=True,
+                          weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch,
+                                                pct_start=0.25, anneal_strategy="linear",
+                                                div_factor=20.0, final_div_factor=200.0)
+    start = 0
+    if last_path.exists():
+        state = torch.load(last_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        start = int(state["epoch"]) + 1
+    x_all = to_tensor(x_train)
+    y_all = torch.from_numpy(np.asarray(y_train, dtype=np.int64))
+    log = []
+    for epoch in range(start, cfg.epochs):
+        t0 = time.time()
+        torch.manual_seed(cfg.seed * 10_007 + epoch)  # dropout
+        gen = torch.Generator().manual_seed(cfg.seed * 10_007 + epoch)
+        perm = torch.randperm(len(y_all), generator=gen)
+        model.train()
+        total, correct, loss_sum = 0, 0, 0.0
+        bar = tqdm(range(steps_per_epoch), desc=f"{desc} epoch {epoch + 1}/{cfg.epochs}", disable=not progress,
+                   mininterval=5, leave=False)
+        for i in bar:
+            idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+            xb, yb = x_all[idx], y_all[idx]
+            if cfg.augment:
+                xb = augment_batch(xb, gen)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+                logits = model(xb)
+            loss = label_smoothing_cross_entropy(logits, yb, cfg.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += len(yb)
+            correct += (logits.argmax(1) == yb).sum().item()
+            loss_sum += loss.item() * len(yb)
+            bar.set_postfix(loss=f"{loss_sum / total:.3f}", acc=f"{correct / total:.3f}", refresh=False)
+        log.append({"epoch": epoch + 1, "train_loss": loss_sum / total, "train_acc": correct / total,
+                    "seconds": time.time() - t0})
+        _atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                            "scheduler": sched.state_dict(), "epoch": epoch}, last_path)
+        with open(out / "log.jsonl", "a") as fh:
+            fh.write(json.dumps(log[-1]) + "\n")
+        if progress:
+            print(f"{desc} epoch {epoch + 1}/{cfg.epochs}: loss {log[-1]['train_loss']:.4f} "
+                  f"acc {log[-1]['train_acc']:.4f} ({log[-1]['seconds']:.0f} s)", flush=True)
+    _atomic_torch_save(model.state_dict(), final_path)
+    last_path.unlink(missing_ok=True)
+    return model.eval()
+
+
+@torch.no_grad()
+def predict_logits(model, x_uint8: np.ndarray, batch_size: int = 1000, bf16: bool = True) -> np.ndarray:
+    """(n, k) float32 logits in eval mode (dropout off, batch norm frozen)."""
+    model.eval()
+    out = []
+    for i in range(0, len(x_uint8), batch_size):
+        xb = to_tensor(x_uint8[i:i + batch_size])
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out.append(model(xb).float())
+    return torch.cat(out).numpy()
