@@ -101,7 +101,12 @@ def run_experiment(preset: str, data_dir, out_dir, work_dir=None, cache_dir=None
 
     from .data import CLASSES, load_cifar10, split_train_val
     from .training import TrainConfig, predict_logits, train
-    from .uncertainty import calibrate_members_then_pool, mc_dropout_logits, pooled_log_probs, uncertainty_decomposition
+    from .uncertainty import (
+        calibrate_members_then_pool,
+        mc_dropout_logits,
+        pooled_log_probs,
+        uncertainty_decomposition,
+    )
 
     t_start = time.time()
     p = PRESETS[preset]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from .plotting import classwise_reliability_figure, reliability_figure
 from .report import _png, render_html
 
