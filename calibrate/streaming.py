@@ -1,0 +1,142 @@
+"""Streaming metrics: update in batches, merge across workers, compute at the end.
+
+The state is a handful of float64 sums, O(bins x classes), whatever the number of rows:
+per-bin (count, sum of confidence, sum of correct) for the top-label bins and for each
+class's bins, plus running sums of the NLL, the Brier score and the number correct.
+Sums are associative, so ``merge`` in any order, and any split of the data into
+batches, gives the one-shot result up to float64 rounding (1e-12 relative is tested).
+torchmetrics and TorchUncertainty keep every confidence instead, so their memory grows
+with the data.
+
+Equal-mass bins are not streamed: their edges are quantiles of the whole data, unknown
+until the end. Two passes do it exactly: pass 1 computes the edges (from the data, or
+from a mergeable quantile sketch if the data only streams), pass 2 accumulates with
+``edges=`` fixed. Any fixed edges can be given; the bin rule is the package's one rule.
+
+Across processes: ``state_dict()`` is a dict of float64 arrays; sum them with any
+all-reduce (``all_reduce_torch`` does it with torch.distributed), or ``merge`` objects.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import log_softmax
+
+from . import _binning
+from ._validation import InputError, check_labels, check_n_bins, check_scores
+from .metrics import _group_errors
+
+_KEYS = ("count", "conf", "correct", "cw_count", "cw_conf", "cw_correct", "totals")
+
+
+class CalibrationAccumulator:
+    """Accumulates top-label and class-wise bins, NLL, Brier and accuracy.
+
+    n_classes: k; n_bins: equal-width bins (or ``edges``: (B + 1,) increasing from 0 to 1).
+    """
+
+    def __init__(self, n_classes: int, n_bins: int = 15, *, edges=None, classwise: bool = True):
+        if edges is None:
+            edges = _binning.equal_width_edges(check_n_bins(n_bins))
+        edges = np.asarray(edges, dtype=np.float64)
+        if edges.ndim != 1 or edges.size < 2 or edges[0] != 0 or edges[-1] != 1 or np.any(np.diff(edges) < 0):
+            raise InputError("edges: expected an increasing 1-d array from 0 to 1")
+        self.n_classes = int(n_classes)
+        self.edges = edges
+        self.classwise = classwise
+        b = edges.size - 1
+        k = self.n_classes if classwise else 0
+        self.count, self.conf, self.correct = np.zeros(b), np.zeros(b), np.zeros(b)
+        self.cw_count, self.cw_conf, self.cw_correct = np.zeros((k, b)), np.zeros((k, b)), np.zeros((k, b))
+        self.totals = np.zeros(4)  # n, sum NLL, sum Brier, n correct
+
+    @property
+    def n_bins(self) -> int:
+        return self.edges.size - 1
+
+    def update(self, probs=None, labels=None, *, logits=None):
+        """Add a batch: ``probs`` (n, k) or ``logits`` (n, k) (exact NLL), and labels (n,)."""
+        if (probs is None) == (logits is None):
+            raise InputError("update: give exactly one of probs or logits")
+        if logits is not None:
+            z = check_scores(logits, "logits", kind="logits")
+            lp = log_softmax(z.astype(np.float64, copy=False), axis=1)
+            p = np.exp(lp)
+        else:
+            p = check_scores(probs, "probs", kind="probs")
+            lp = None
+        if p.shape[1] != self.n_classes:
+            raise InputError(f"probs: expected {self.n_classes} classes, got {p.shape[1]}")
+        y = check_labels(labels, p.shape[0], self.n_classes)
+        n = p.shape[0]
+        rows = np.arange(n)
+        pred = p.argmax(1)
+        conf = p[rows, pred]
+        hit = (pred == y).astype(np.float64)
+        idx = _binning.bin_index(conf, self.edges)
+        b = self.n_bins
+        self.count += np.bincount(idx, minlength=b)
+        self.conf += np.bincount(idx, weights=conf, minlength=b)
+        self.correct += np.bincount(idx, weights=hit, minlength=b)
+        if self.classwise:
+            k = self.n_classes
+            cidx = (_binning.bin_index(p, self.edges) + np.arange(k) * b).ravel()
+            onehot = np.zeros((n, k))
+            onehot[rows, y] = 1.0
+            self.cw_count += np.bincount(cidx, minlength=k * b).reshape(k, b)
+            self.cw_conf += np.bincount(cidx, weights=p.ravel(), minlength=k * b).reshape(k, b)
+            self.cw_correct += np.bincount(cidx, weights=onehot.ravel(), minlength=k * b).reshape(k, b)
+        p64 = p.astype(np.float64, copy=False)
+        py = p64[rows, y]
+        nll = -lp[rows, y] if lp is not None else -np.log(np.maximum(py, np.finfo(np.float64).tiny))
+        brier = np.einsum("ij,ij->i", p64, p64) - 2 * py + 1
+        self.totals += [n, nll.sum(), brier.sum(), hit.sum()]
+        return self
+
+    def merge(self, other: CalibrationAccumulator):
+        """Add another accumulator's sums (same classes and edges). Returns self."""
+        if other.n_classes != self.n_classes or not np.array_equal(other.edges, self.edges) \
+                or other.classwise != self.classwise:
+            raise InputError("merge: accumulators differ in classes, edges or classwise")
+        for key in _KEYS:
+            setattr(self, key, getattr(self, key) + getattr(other, key))
+        return self
+
+    def state_dict(self) -> dict:
+        return {key: getattr(self, key).copy() for key in _KEYS}
+
+    def load_state_dict(self, state: dict):
+        for key in _KEYS:
+            setattr(self, key, np.asarray(state[key], dtype=np.float64).reshape(getattr(self, key).shape))
+        return self
+
+    def compute(self) -> dict:
+        """The metrics of everything seen so far, as floats."""
+        n = self.totals[0]
+        if n == 0:
+            raise InputError("compute: no data has been added")
+        s = (self.count[None], self.conf[None], self.correct[None])
+        out = {
+            "n": int(n),
+            "accuracy": float(self.totals[3] / n),
+            "ece": float(_group_errors(*s, "l1", False)[0]),
+            "ece_l2": float(_group_errors(*s, "l2", False)[0]),
+            "ece_debiased": float(_group_errors(*s, "l2", True)[0]),
+            "mce": float(_group_errors(*s, "max", False)[0]),
+            "nll": float(self.totals[1] / n),
+            "brier": float(self.totals[2] / n),
+        }
+        if self.classwise:
+            out["classwise_ece"] = float(_group_errors(self.cw_count, self.cw_conf, self.cw_correct, "l1", False).mean())
+        return out
+
+    def all_reduce_torch(self, group=None):
+        """Sum the state over all processes of a torch.distributed group, in place (float64)."""
+        import torch
+        import torch.distributed as dist
+
+        for key in _KEYS:
+            t = torch.from_numpy(np.ascontiguousarray(getattr(self, key)))
+            dist.all_reduce(t, op=dist.ReduceOp.SUM, group=group)
+            setattr(self, key, t.numpy())
+        return self
