@@ -32,11 +32,6 @@ def to_numpy(x, name: str) -> np.ndarray:
     return arr
 
 
-def _first_bad(mask: np.ndarray) -> str:
-    idx = np.argwhere(mask)[0]
-    return ", ".join(str(int(i)) for i in idx)
-
-
 def check_scores(x, name: str = "logits", *, kind: str = "logits") -> np.ndarray:
     """Validate logits or probabilities: (n, k) float, or (n,) binary scores -> (n, 2).
 
@@ -63,29 +58,37 @@ def check_scores(x, name: str = "logits", *, kind: str = "logits") -> np.ndarray
         raise InputError(f"{name}: expected at least one row of {kind}, got an empty array {arr.shape}")
     if k == 0:
         raise InputError(f"{name}: expected at least one class column, got shape {arr.shape}")
-    finite = np.isfinite(arr)
-    if not finite.all():
-        bad = _first_bad(~finite)
-        raise InputError(
-            f"{name}: expected finite {kind}, got {arr[tuple(np.argwhere(~finite)[0])]} at row, column {bad}"
-        )
     if kind == "probs":
-        lo, hi = arr.min(), arr.max()
-        if lo < 0 or hi > 1:
+        # Two passes: the row sums (NaN or inf in a row makes its sum non-finite) and the
+        # minimum (rows of non-negative values summing to 1 are then at most 1).
+        sums = arr.sum(axis=1)
+        if not np.isfinite(sums).all():
+            _raise_not_finite(arr, name, kind)
+        lo = arr.min()
+        if lo < 0:
             raise InputError(
-                f"{name}: expected probabilities in [0, 1], got values from {lo:g} to {hi:g}; "
+                f"{name}: expected probabilities in [0, 1], got values down to {lo:g}; "
                 "if these are logits, pass them as logits"
             )
-        sums = arr.sum(axis=1, dtype=np.float64)
         tol = 1e-3 if arr.dtype == np.float32 else 1e-6
         off = np.abs(sums - 1.0) > tol
         if off.any():
             i = int(np.argmax(off))
+            hi = arr.max()
+            hint = "; if these are logits, pass them as logits" if hi > 1 or sums[i] > 1.5 else ""
             raise InputError(
-                f"{name}: expected probability rows that sum to 1, got row {i} summing to "
-                f"{sums[i]:.6g}; if these are logits, pass them as logits"
+                f"{name}: expected probability rows that sum to 1, got row {i} summing to {sums[i]:.6g}{hint}"
             )
+    elif not np.isfinite(arr).all():
+        _raise_not_finite(arr, name, kind)
     return arr
+
+
+def _raise_not_finite(arr, name, kind):
+    bad = np.argwhere(~np.isfinite(arr))[0]
+    raise InputError(
+        f"{name}: expected finite {kind}, got {arr[tuple(bad)]} at row, column {', '.join(map(str, bad))}"
+    )
 
 
 def check_labels(y, n: int | None, k: int | None, name: str = "labels") -> np.ndarray:
