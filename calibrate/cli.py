@@ -181,7 +181,8 @@ def cmd_experiment(args) -> int:
     detect_layout(args.data)  # a clear error before anything heavy is imported
     args.out = args.out or f"out/cifar10-{args.preset}"
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    run_experiment(args.preset, args.data, args.out, work_dir=args.work, cache_dir=args.cache, progress=not args.quiet)
+    run_experiment(args.preset, args.data, args.out, work_dir=args.work, cache_dir=args.cache, progress=not args.quiet,
+                   device=args.device)
     return 0
 
 
@@ -234,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="where report.html, metrics.json and logits/ go (default: out/cifar10-PRESET)")
     p.add_argument("--work", default=None, help="checkpoints and cached predictions (default: runs/cifar10-PRESET)")
     p.add_argument("--cache", default=None, help="decoded-image cache (default: ~/.cache/calibrate or $CALIBRATE_CACHE)")
+    p.add_argument("--device", default="cpu", help="training device: cpu (default) or cuda (the full preset)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_experiment)
 

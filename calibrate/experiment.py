@@ -110,6 +110,8 @@ def run_experiment(preset: str, data_dir, out_dir, work_dir=None, cache_dir=None
 
     t_start = time.time()
     p = PRESETS[preset]
+    if device != "cpu" and not torch.cuda.is_available() and device.startswith("cuda"):
+        raise ValueError(f"--device {device}: no CUDA device is available here; use --device cpu")
     out = Path(out_dir)
     work = Path(work_dir) if work_dir else Path("runs") / f"cifar10-{preset}"
     (out / "logits").mkdir(parents=True, exist_ok=True)
@@ -143,7 +145,7 @@ def run_experiment(preset: str, data_dir, out_dir, work_dir=None, cache_dir=None
     for name, cfg in specs.items():
         t0 = time.time()
         log(f"model {name}: {cfg}")
-        models[name] = train(cfg, x_train, y_train, work / "models" / name, progress=progress, desc=name)
+        models[name] = train(cfg, x_train, y_train, work / "models" / name, progress=progress, desc=name, device=device)
         logfile = work / "models" / name / "log.jsonl"
         epochs = [json.loads(line) for line in logfile.read_text().splitlines()] if logfile.exists() else []
         train_info[name] = {"config": cfg.to_dict(), "train_seconds": round(sum(e["seconds"] for e in epochs), 1),

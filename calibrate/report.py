@@ -266,6 +266,10 @@ def calibration_report(test_logits, test_labels, calibrators: dict, *, data_name
     sections = [
         {"id": "summary", "title": "Summary", "summary": summary},
         {"id": "metrics", "title": "Metrics with 95 % confidence intervals",
+         "paragraphs": ["Intervals are percentile bootstrap intervals over the test rows. The plug-in ECE is biased "
+                        "upward by the noise in each bin, so for a well-calibrated prediction its interval can sit "
+                        "mostly above the estimate; the debiased column and the paired differences below are the "
+                        "better guide when ECE is small."],
          "tables": [metrics_table(table, caption="Lower is better except accuracy; green marks the best in each column.")]},
         {"id": "paired", "title": "Is the improvement larger than the noise?", "tables": [paired_table(diffs, "uncalibrated")]} if diffs else None,
         {"id": "reliability", "title": "Reliability diagrams", "figures": figs},

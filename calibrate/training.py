@@ -78,7 +78,7 @@ def _atomic_torch_save(obj, path: Path):
 
 
 def train(cfg: TrainConfig, x_train: np.ndarray, y_train: np.ndarray, out_dir, progress: bool = True,
-          desc: str = "train") -> ResNet9:
+          desc: str = "train", device: str = "cpu") -> ResNet9:
     """Train (or resume, or reuse) a model; returns it in eval mode.
 
     out_dir holds ``config.json``, ``last.pt`` (after each epoch: model, optimiser,
@@ -98,6 +98,7 @@ def train(cfg: TrainConfig, x_train: np.ndarray, y_train: np.ndarray, out_dir, p
     else:
         cfg_path.write_text(json.dumps(meta, indent=1))
     model = build_model(cfg, int(y_train.max()) + 1)
+    dev = torch.device(device)
     if final_path.exists():
         model.load_state_dict(torch.load(final_path, map_location="cpu", weights_only=True))
         return model.eval()
@@ -115,14 +116,19 @@ def train(cfg: TrainConfig, x_train: np.ndarray, y_train: np.ndarray, out_dir, p
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         start = int(state["epoch"]) + 1
-    x_all = to_tensor(x_train)
-    y_all = torch.from_numpy(np.asarray(y_train, dtype=np.int64))
+    model.to(dev)
+    for st in opt.state.values():
+        for key, val in st.items():
+            if torch.is_tensor(val):
+                st[key] = val.to(dev)
+    x_all = to_tensor(x_train).to(dev)
+    y_all = torch.from_numpy(np.asarray(y_train, dtype=np.int64)).to(dev)
     log = []
     for epoch in range(start, cfg.epochs):
         t0 = time.time()
         torch.manual_seed(cfg.seed * 10_007 + epoch)  # dropout
         gen = torch.Generator().manual_seed(cfg.seed * 10_007 + epoch)
-        perm = torch.randperm(len(y_all), generator=gen)
+        perm = torch.randperm(len(y_all), generator=gen).to(dev)
         model.train()
         total, correct, loss_sum = 0, 0, 0.0
         bar = tqdm(range(steps_per_epoch), desc=f"{desc} epoch {epoch + 1}/{cfg.epochs}", disable=not progress,
@@ -131,8 +137,8 @@ def train(cfg: TrainConfig, x_train: np.ndarray, y_train: np.ndarray, out_dir, p
             idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
             xb, yb = x_all[idx], y_all[idx]
             if cfg.augment:
-                xb = augment_batch(xb, gen)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+                xb = augment_batch(xb.cpu(), gen).to(dev) if dev.type != "cpu" else augment_batch(xb, gen)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.bf16):
                 logits = model(xb)
             loss = label_smoothing_cross_entropy(logits, yb, cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
@@ -140,18 +146,19 @@ def train(cfg: TrainConfig, x_train: np.ndarray, y_train: np.ndarray, out_dir, p
             opt.step()
             sched.step()
             total += len(yb)
-            correct += (logits.argmax(1) == yb).sum().item()
+            correct += int((logits.argmax(1) == yb).sum())
             loss_sum += loss.item() * len(yb)
             bar.set_postfix(loss=f"{loss_sum / total:.3f}", acc=f"{correct / total:.3f}", refresh=False)
         log.append({"epoch": epoch + 1, "train_loss": loss_sum / total, "train_acc": correct / total,
                     "seconds": time.time() - t0})
-        _atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+        _atomic_torch_save({"model": {k: v.cpu() for k, v in model.state_dict().items()}, "optimizer": opt.state_dict(),
                             "scheduler": sched.state_dict(), "epoch": epoch}, last_path)
         with open(out / "log.jsonl", "a") as fh:
             fh.write(json.dumps(log[-1]) + "\n")
         if progress:
             print(f"{desc} epoch {epoch + 1}/{cfg.epochs}: loss {log[-1]['train_loss']:.4f} "
                   f"acc {log[-1]['train_acc']:.4f} ({log[-1]['seconds']:.0f} s)", flush=True)
+    model.cpu()
     _atomic_torch_save(model.state_dict(), final_path)
     last_path.unlink(missing_ok=True)
     return model.eval()

@@ -281,3 +281,38 @@ def test_loading_a_non_calibrator_json_is_a_clear_error(tmp_path):
     (tmp_path / "x.json").write_text('{"a": 1}')
     with pytest.raises(calibrate.InputError, match="not a calibrate calibrator"):
         calibrate.load(tmp_path / "x.json")
+
+
+# --------------------------------------------------------------------- invariants (hypothesis)
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.floats(0.2, 20.0), st.integers(0, 10_000))
+def test_temperature_scales_with_the_logits(c, seed):
+    z, y = make_logits(n=400, k=5, temperature=2.0, seed=seed)
+    t1 = calibrate.TemperatureScaling(bounds=(1e-3, 1e4)).fit(z, y).temperature_
+    t2 = calibrate.TemperatureScaling(bounds=(1e-3, 1e4)).fit(z * c, y).temperature_
+    assert t2 == pytest.approx(c * t1, rel=1e-8)
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.sampled_from(["temperature", "platt", "isotonic", "histogram", "bbq"]), st.integers(0, 10_000))
+def test_softmax_based_calibrators_ignore_a_per_row_shift(method, seed):
+    z, y = make_logits(n=300, k=4, temperature=2.0, seed=seed)
+    shift = np.random.default_rng(seed).normal(size=(300, 1)) * 50
+    a = get_calibrator(method).fit(z, y).predict_proba(z)
+    b = get_calibrator(method).fit(z + shift, y).predict_proba(z + shift)
+    np.testing.assert_allclose(a, b, atol=1e-7)
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(0, 10_000))
+def test_temperature_is_equivariant_to_class_order(seed):
+    z, y = make_logits(n=300, k=6, temperature=2.0, seed=seed)
+    perm = np.random.default_rng(seed).permutation(6)
+    inv = np.argsort(perm)
+    a = calibrate.TemperatureScaling().fit(z, y)
+    b = calibrate.TemperatureScaling().fit(z[:, perm], inv[y])
+    assert b.temperature_ == pytest.approx(a.temperature_, rel=1e-10)
