@@ -49,10 +49,34 @@ def make_edges(values: np.ndarray, n_bins: int, binning: str) -> np.ndarray:
     return equal_mass_edges(values, n_bins)
 
 
+def _float32_edges(edges: np.ndarray) -> np.ndarray:
+    """float32 edges e' with (v > e') == (v > e) for every float32 v: each edge rounded down.
+
+    Lets float32 values be binned without converting them to float64 (same bins, exactly).
+    """
+    e32 = edges.astype(np.float32)
+    up = e32.astype(np.float64) > edges
+    e32[up] = np.nextafter(e32[up], np.float32(-np.inf))
+    return e32
+
+
 def bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """(n,) int: the bin of each value under the rule above."""
+    """(...) int: the bin of each value under the rule above (any shape of values)."""
+    values = np.asarray(values)
+    if values.dtype == np.float32:
+        edges = _float32_edges(edges)
+    n_bins = edges.size - 1
+    if values.dtype.kind == "f" and np.array_equal(edges, equal_width_edges(n_bins).astype(edges.dtype)
+                                                   if values.dtype != np.float32 else _float32_edges(equal_width_edges(n_bins))):
+        # Equal width: a multiplication guesses the bin to within one, and two exact
+        # comparisons with the edges settle it (faster than a binary search).
+        idx = (values * values.dtype.type(n_bins)).astype(np.intp)
+        np.clip(idx, 0, n_bins - 1, out=idx)
+        idx -= (values <= edges[idx]) & (idx > 0)
+        idx += values > edges[idx + 1]
+        return idx
     idx = np.searchsorted(edges, values, side="left") - 1
-    np.clip(idx, 0, edges.size - 2, out=idx)
+    np.clip(idx, 0, n_bins - 1, out=idx)
     return idx
 
 

@@ -10,6 +10,7 @@ last bin.
 
 from __future__ import annotations
 
+import sys
 from typing import NamedTuple
 
 import numpy as np
@@ -89,6 +90,14 @@ def brier(probs, labels) -> float:
 
 # ------------------------------------------------------------------ binned metrics
 def _top_label(p: np.ndarray, y: np.ndarray):
+    """(confidence, correct) of the arg-max class (the first one on ties)."""
+    torch = sys.modules.get("torch")
+    if torch is not None and p.shape[1] <= 64 and p.size >= 1_000_000:
+        # torch is already loaded: its row max over short rows is multi-threaded (numpy's
+        # arg-max is slow there) and returns the same values and first indices on ties.
+        # torch is never imported just for this.
+        v, i = torch.from_numpy(np.ascontiguousarray(p)).max(dim=1)
+        return v.numpy(), (i.numpy() == y)
     pred = p.argmax(axis=1)
     conf = p[np.arange(p.shape[0]), pred]
     return conf, (pred == y)

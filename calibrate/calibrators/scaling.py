@@ -38,7 +38,8 @@ def _nll_derivatives(zs: np.ndarray, zy_mean: float, a: float, buf: np.ndarray):
     return f, g, h
 
 
-def fit_temperature_nll(z: np.ndarray, y: np.ndarray, bounds=(0.05, 100.0), max_iter: int = 100):
+def fit_temperature_nll(z: np.ndarray, y: np.ndarray, bounds=(0.05, 100.0), max_iter: int = 100,
+                        start: float | None = None):
     """The temperature T in ``bounds`` that minimises the NLL of softmax(z / T).
 
     Safeguarded Newton on a = 1/T (the NLL is convex in a): each iterate keeps a bracket
@@ -46,15 +47,21 @@ def fit_temperature_nll(z: np.ndarray, y: np.ndarray, bounds=(0.05, 100.0), max_
     of a factor 4 toward an untested bound, or by the bracket's geometric midpoint.
     Stops when the relative step is below 1e-12 (quadratic convergence: usually 5 to 8
     passes over the data, each giving the NLL and its first two derivatives).
+    On more than 200,000 rows the iteration starts from the optimum of an evenly strided
+    subsample of 50,000 rows, so the full data needs only 2 or 3 passes.
     Returns (T, info) with info = dict(nll, grad_log_t, n_iter, at_bound).
     """
+    n = z.shape[0]
+    if start is None and n > 200_000:
+        step = n // 50_000
+        start, _ = fit_temperature_nll(z[::step], y[::step], bounds, max_iter)
     zs = np.asarray(z, dtype=np.float64)
     zs = zs - zs.max(axis=1, keepdims=True)
     zy = float(np.mean(zs[np.arange(zs.shape[0]), y]))
     buf = np.empty_like(zs)
     a_min, a_max = 1.0 / bounds[1], 1.0 / bounds[0]
     lo, hi = a_min, a_max
-    a = min(max(1.0, lo), hi)
+    a = min(max(1.0 if start is None else 1.0 / start, lo), hi)
     at_bound = False
     f = g = 0.0
     for it in range(1, max_iter + 1):  # noqa: B007 (it is reported after the loop)
