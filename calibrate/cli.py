@@ -129,6 +129,7 @@ def cmd_evaluate(args) -> int:
 # ----------------------------------------------------------------------------- report
 def cmd_report(args) -> int:
     import time
+    from pathlib import Path
 
     from .calibrators import get_calibrator, load
     from .io import check_writable
@@ -136,7 +137,7 @@ def cmd_report(args) -> int:
 
     t0 = time.time()
     check_writable(args.output)
-    check_writable(str(args.output)[: -len(os.path.splitext(args.output)[1]) or None] + ".json")
+    check_writable(Path(args.output).with_suffix(".json"))
     if args.calibrator and args.fit_on:
         raise CLIError("give either --calibrator or --fit-on, not both")
     if args.methods and not args.fit_on:
@@ -239,12 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_experiment)
 
-    for extra in _EXTRA_COMMANDS:
-        extra(sub)
     return parser
-
-
-_EXTRA_COMMANDS = []
 
 
 def _version():

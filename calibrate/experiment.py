@@ -116,7 +116,6 @@ def run_experiment(preset: str, data_dir, out_dir, work_dir=None, cache_dir=None
     work = Path(work_dir) if work_dir else Path("runs") / f"cifar10-{preset}"
     (out / "logits").mkdir(parents=True, exist_ok=True)
     (work / "models").mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
 
     def log(msg):
         if progress:

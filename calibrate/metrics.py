@@ -192,6 +192,12 @@ def ece(
     rng = np.random.default_rng(seed)
     if not classwise:
         conf, ok = _top_label(p, y)
+        if norm == "l1" and not debiased:
+            # L1 needs only each bin's sum of (correct - confidence): one weighted count.
+            edges = _binning.make_edges(conf, n_bins, binning)
+            resid = ok - conf.astype(np.float64)
+            s = np.bincount(_binning.bin_index(conf, edges), weights=resid, minlength=n_bins)
+            return float(np.abs(s).sum() / conf.shape[0])
         _, (count, s_conf, s_corr) = _binned_sums(conf, ok, n_bins, binning)
         return float(_group_errors(count[None], s_conf[None], s_corr[None], norm, debiased, rng)[0])
     count, s_conf, s_corr = classwise_sums(p, y, n_bins, binning)

@@ -84,6 +84,16 @@ def bench_ece(n, k, rows, repeat):
         rows.append((f"ECE 15 bins, {n:,} x {k} float32", "torchmetrics", t, v - ref, "float32 sums"))
     else:
         rows.append((f"ECE 15 bins, {n:,} x {k} float32", "torchmetrics", None, None, "not installed"))
+    if have("relplot"):
+        import relplot.metrics as rp
+
+        def relplot_ece():  # relplot takes top-label confidences and 0/1 correctness
+            pred = p.argmax(1)
+            conf = p[np.arange(n), pred]
+            return float(rp.binnedECE(conf, (pred == y).astype(float), nbins=15))
+
+        t, v = timeit(relplot_ece, repeat)
+        rows.append((f"ECE 15 bins, {n:,} x {k} float32", "relplot binnedECE (incl. top-label extraction)", t, v - ref, ""))
     if have("netcal"):
         from netcal.metrics import ECE
 
