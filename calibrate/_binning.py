@@ -63,11 +63,11 @@ def _float32_edges(edges: np.ndarray) -> np.ndarray:
 def bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """(...) int: the bin of each value under the rule above (any shape of values)."""
     values = np.asarray(values)
-    if values.dtype == np.float32:
-        edges = _float32_edges(edges)
     n_bins = edges.size - 1
-    if values.dtype.kind == "f" and np.array_equal(edges, equal_width_edges(n_bins).astype(edges.dtype)
-                                                   if values.dtype != np.float32 else _float32_edges(equal_width_edges(n_bins))):
+    width = equal_width_edges(n_bins)
+    if values.dtype == np.float32:
+        edges, width = _float32_edges(edges), _float32_edges(width)
+    if values.dtype.kind == "f" and np.array_equal(edges, width):
         # Equal width: a multiplication guesses the bin to within one, and two exact
         # comparisons with the edges settle it (faster than a binary search).
         idx = (values * values.dtype.type(n_bins)).astype(np.intp)

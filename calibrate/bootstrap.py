@@ -96,20 +96,13 @@ class _Linear:
     def __init__(self, fn, p, y, kw, log_probs=None):
         n = p.shape[0]
         self.n = n
-        if fn is metrics.accuracy:
-            self.cols = sp.csr_matrix((p.argmax(1) == y).astype(np.float64)[:, None])
-            self.finish = lambda s: s[:, 0] / n
-        elif fn is metrics.nll:
-            if log_probs is not None:
-                loss = -log_probs[np.arange(n), y]
-            else:
-                loss = -np.log(np.maximum(p[np.arange(n), y].astype(np.float64), np.finfo(np.float64).tiny))
-            self.cols = sp.csr_matrix(loss[:, None])
-            self.finish = lambda s: s[:, 0] / n
-        elif fn is metrics.brier:
-            p64 = p.astype(np.float64)
-            loss = np.einsum("ij,ij->i", p64, p64) - 2 * p64[np.arange(n), y] + 1
-            self.cols = sp.csr_matrix(loss[:, None])
+        per_sample = {
+            metrics.accuracy: lambda: metrics._top_label(p, y)[1].astype(np.float64),
+            metrics.nll: lambda: metrics._nll_terms(p, y, log_probs),
+            metrics.brier: lambda: metrics._brier_terms(p, y),
+        }
+        if fn in per_sample:  # a mean of per-sample terms
+            self.cols = sp.csr_matrix(per_sample[fn]()[:, None])
             self.finish = lambda s: s[:, 0] / n
         elif fn is metrics.ece:
             self._init_ece(p, y, kw)
@@ -125,22 +118,17 @@ class _Linear:
             raise TypeError  # resampling inside: loop instead
         n, k = p.shape
         if kw.get("classwise", False):
-            if binning == "width":
-                idx = _binning.bin_index(p, _binning.equal_width_edges(n_bins))
-            else:
-                idx = np.stack([_binning.bin_index(p[:, j], _binning.equal_mass_edges(p[:, j], n_bins))
-                                for j in range(k)], 1)
+            idx = metrics.classwise_bin_index(p, n_bins, binning)
             groups = k
             col = (idx + np.arange(k) * n_bins).ravel()
             rows = np.repeat(np.arange(n), k)
             conf = p.astype(np.float64).ravel()
             hit = (y[:, None] == np.arange(k)).astype(np.float64).ravel()
         else:
-            pred = p.argmax(1)
-            c = p[np.arange(n), pred].astype(np.float64)
-            edges = _binning.make_edges(c, n_bins, binning)
-            col = _binning.bin_index(c, edges)
-            rows, conf, hit, groups = np.arange(n), c, (pred == y).astype(np.float64), 1
+            c, ok = metrics._top_label(p, y)
+            c = c.astype(np.float64)
+            col = _binning.bin_index(c, _binning.make_edges(c, n_bins, binning))
+            rows, conf, hit, groups = np.arange(n), c, ok.astype(np.float64), 1
         gb = groups * n_bins
         data = np.concatenate([np.ones_like(conf), conf, hit])
         r = np.concatenate([rows, rows, rows])

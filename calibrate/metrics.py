@@ -53,7 +53,7 @@ def softmax(logits) -> np.ndarray:
 def accuracy(probs, labels) -> float:
     """Fraction of rows whose arg-max class (the first, on ties) equals the label."""
     p, y = check_probs_labels(probs, labels)
-    return float(np.mean(p.argmax(axis=1) == y))
+    return float(np.mean(_top_label(p, y)[1]))
 
 
 def nll(probs, labels) -> float:
@@ -64,8 +64,7 @@ def nll(probs, labels) -> float:
     :func:`nll_from_logits`, which is exact.
     """
     p, y = check_probs_labels(probs, labels)
-    py = p[np.arange(p.shape[0]), y].astype(np.float64)
-    return float(-np.mean(np.log(np.maximum(py, _TINY))))
+    return float(np.mean(_nll_terms(p, y)))
 
 
 def nll_from_logits(logits, labels) -> float:
@@ -82,10 +81,23 @@ def brier(probs, labels) -> float:
     scores it is computed on [1 - p, p], i.e. twice scikit-learn's brier_score_loss.
     """
     p, y = check_probs_labels(probs, labels)
+    return float(np.mean(_brier_terms(p, y)))
+
+
+# Per-sample terms: the one definition that nll, brier, the bootstrap and the streaming
+# accumulator all sum (validated (n, k) probs and (n,) labels in, (n,) float64 out).
+def _nll_terms(p: np.ndarray, y: np.ndarray, log_probs=None) -> np.ndarray:
+    """-log p_{i, y_i}; exact from ``log_probs`` when given, else clipped at float64 tiny."""
+    rows = np.arange(p.shape[0])
+    if log_probs is not None:
+        return -log_probs[rows, y]
+    return -np.log(np.maximum(p[rows, y].astype(np.float64), _TINY))
+
+
+def _brier_terms(p: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """sum_j (p_ij - [y_i = j])^2 = sum_j p_ij^2 - 2 p_{i, y_i} + 1, in float64."""
     p64 = p.astype(np.float64, copy=False)
-    py = p64[np.arange(p.shape[0]), y]
-    sq = np.einsum("ij,ij->i", p64, p64)
-    return float(np.mean(sq - 2.0 * py + 1.0))
+    return np.einsum("ij,ij->i", p64, p64) - 2.0 * p64[np.arange(p.shape[0]), y] + 1.0
 
 
 # ------------------------------------------------------------------ binned metrics
@@ -209,22 +221,30 @@ def ece(
     return float(per_class.max())
 
 
-def classwise_sums(p: np.ndarray, y: np.ndarray, n_bins: int, binning: str, weights=None):
-    """Per-class, per-bin sums: three (k, n_bins) float64 arrays (count, conf, correct)."""
+def classwise_sums(p: np.ndarray, y: np.ndarray, n_bins: int, binning: str, weights=None, edges=None):
+    """Per-class, per-bin sums: three (k, n_bins) float64 arrays (count, conf, correct).
+
+    Each class j bins p[:, j] against [y = j]: with ``edges`` given (shared by all
+    classes), else equal-width edges or each class's own equal-mass edges.
+    """
     n, k = p.shape
-    if binning == "width":
-        edges = _binning.equal_width_edges(n_bins)
-        idx = _binning.bin_index(p, edges)
-    else:
-        idx = np.empty(p.shape, dtype=np.intp)
-        for j in range(k):
-            idx[:, j] = _binning.bin_index(p[:, j], _binning.equal_mass_edges(p[:, j], n_bins))
+    idx = classwise_bin_index(p, n_bins, binning, edges)
     flat = (idx + np.arange(k) * n_bins).ravel()
     onehot = np.zeros((n, k), dtype=np.float64)
     onehot[np.arange(n), y] = 1.0
     w = None if weights is None else np.repeat(np.asarray(weights, np.float64), k)
     count, s_conf, s_corr = _binning.bin_sums(flat, p.ravel(), onehot.ravel(), n_bins * k, w)
     return count.reshape(k, n_bins), s_conf.reshape(k, n_bins), s_corr.reshape(k, n_bins)
+
+
+def classwise_bin_index(p: np.ndarray, n_bins: int, binning: str = "width", edges=None) -> np.ndarray:
+    """(n, k) int: the bin of each p_ij within class j (see :func:`classwise_sums`)."""
+    if edges is not None or binning == "width":
+        return _binning.bin_index(p, _binning.equal_width_edges(n_bins) if edges is None else edges)
+    idx = np.empty(p.shape, dtype=np.intp)
+    for j in range(p.shape[1]):
+        idx[:, j] = _binning.bin_index(p[:, j], _binning.equal_mass_edges(p[:, j], n_bins))
+    return idx
 
 
 def mce(probs, labels, n_bins: int = 15, *, binning: str = "width") -> float:

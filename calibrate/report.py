@@ -38,10 +38,14 @@ def evaluate_with_ci(log_probs: np.ndarray, labels: np.ndarray, n_bins: int = 15
     p = np.exp(lp)
     out = {}
     for key in METRIC_KEYS:
-        kw = {} if key in ("accuracy", "nll", "brier") else {"n_bins": n_bins}
-        ci = bootstrap_ci(key, p, labels, n_resamples, confidence, seed, log_probs=lp, **kw)
+        ci = bootstrap_ci(key, p, labels, n_resamples, confidence, seed, log_probs=lp, **_bins_kw(key, n_bins))
         out[key] = ci.to_dict()
     return out
+
+
+def _bins_kw(key: str, n_bins: int) -> dict:
+    """The binned metrics take n_bins; accuracy, NLL and Brier do not."""
+    return {} if key in ("accuracy", "nll", "brier") else {"n_bins": n_bins}
 
 
 def paired_differences(ref_log_probs, log_probs, labels, n_bins: int = 15, n_resamples: int = 1000,
@@ -51,9 +55,8 @@ def paired_differences(ref_log_probs, log_probs, labels, n_bins: int = 15, n_res
     pa, pb = np.exp(la), np.exp(lb)
     out = {}
     for key in keys:
-        kw = {} if key in ("accuracy", "nll", "brier") else {"n_bins": n_bins}
         ci = paired_bootstrap_ci(key, pa, pb, labels, n_resamples, confidence, seed,
-                                 log_probs_a=la, log_probs_b=lb, **kw)
+                                 log_probs_a=la, log_probs_b=lb, **_bins_kw(key, n_bins))
         out[key] = ci.to_dict()
     return out
 

@@ -24,7 +24,7 @@ from scipy.special import log_softmax
 
 from . import _binning
 from ._validation import InputError, check_labels, check_n_bins, check_scores
-from .metrics import _group_errors
+from .metrics import _brier_terms, _group_errors, _nll_terms, _top_label, classwise_sums
 
 _KEYS = ("count", "conf", "correct", "cw_count", "cw_conf", "cw_correct", "totals")
 
@@ -68,29 +68,18 @@ class CalibrationAccumulator:
         if p.shape[1] != self.n_classes:
             raise InputError(f"probs: expected {self.n_classes} classes, got {p.shape[1]}")
         y = check_labels(labels, p.shape[0], self.n_classes)
-        n = p.shape[0]
-        rows = np.arange(n)
-        pred = p.argmax(1)
-        conf = p[rows, pred]
-        hit = (pred == y).astype(np.float64)
-        idx = _binning.bin_index(conf, self.edges)
+        conf, ok = _top_label(p, y)
         b = self.n_bins
-        self.count += np.bincount(idx, minlength=b)
-        self.conf += np.bincount(idx, weights=conf, minlength=b)
-        self.correct += np.bincount(idx, weights=hit, minlength=b)
+        count, s_conf, s_corr = _binning.bin_sums(_binning.bin_index(conf, self.edges), conf, ok, b)
+        self.count += count
+        self.conf += s_conf
+        self.correct += s_corr
         if self.classwise:
-            k = self.n_classes
-            cidx = (_binning.bin_index(p, self.edges) + np.arange(k) * b).ravel()
-            onehot = np.zeros((n, k))
-            onehot[rows, y] = 1.0
-            self.cw_count += np.bincount(cidx, minlength=k * b).reshape(k, b)
-            self.cw_conf += np.bincount(cidx, weights=p.ravel(), minlength=k * b).reshape(k, b)
-            self.cw_correct += np.bincount(cidx, weights=onehot.ravel(), minlength=k * b).reshape(k, b)
-        p64 = p.astype(np.float64, copy=False)
-        py = p64[rows, y]
-        nll = -lp[rows, y] if lp is not None else -np.log(np.maximum(py, np.finfo(np.float64).tiny))
-        brier = np.einsum("ij,ij->i", p64, p64) - 2 * py + 1
-        self.totals += [n, nll.sum(), brier.sum(), hit.sum()]
+            count, s_conf, s_corr = classwise_sums(p, y, b, "width", edges=self.edges)
+            self.cw_count += count
+            self.cw_conf += s_conf
+            self.cw_correct += s_corr
+        self.totals += [p.shape[0], _nll_terms(p, y, lp).sum(), _brier_terms(p, y).sum(), ok.sum()]
         return self
 
     def merge(self, other: CalibrationAccumulator):
