@@ -11,7 +11,10 @@ from . import metrics
 from ._validation import InputError
 from .calibrators import (
     BBQ,
+    BetaCalibration,
     Calibrator,
+    DirichletCalibration,
+    EnsembleTemperatureScaling,
     HistogramBinning,
     IsotonicCalibration,
     MatrixScaling,
@@ -26,7 +29,10 @@ from .metrics import log_softmax, softmax
 
 __all__ = [
     "BBQ",
+    "BetaCalibration",
     "Calibrator",
+    "DirichletCalibration",
+    "EnsembleTemperatureScaling",
     "HistogramBinning",
     "InputError",
     "IsotonicCalibration",

@@ -94,6 +94,9 @@ class Calibrator:
                 f"{type(self).__name__} is not fitted yet: call fit(logits, labels) first"
             )
 
+    def _validate_state(self, source: str) -> None:
+        """Check a loaded state (shapes, finite values); raise InputError naming ``source``."""
+
     def summary(self) -> dict:
         """The few fitted numbers worth printing (overridden by subclasses)."""
         return {}
@@ -134,6 +137,7 @@ class Calibrator:
             raise InputError(f"{source}: malformed calibrator file ({e})") from None
         if not obj.is_fitted():
             raise InputError(f"{source}: field 'state.n_classes_' is missing")
+        obj._validate_state(source)
         return obj
 
     def save(self, path) -> None:
