@@ -156,15 +156,20 @@ class BetaCalibration(Calibrator):
 
     @property
     def m_(self) -> np.ndarray:
-        """The score m with q(m) = 1/2 for each fitted map (NaN when a = b = 0)."""
+        """The score m with q(m) = 1/2 for each fitted map (NaN when q never crosses 1/2)."""
         from scipy.optimize import brentq
 
+        if self.parameters == "ab":
+            return np.full(self.a_.shape, 0.5)
+        if self.parameters == "am":
+            with np.errstate(divide="ignore", over="ignore"):
+                return 1.0 / (1.0 + np.exp(self.c_ / self.a_))
         out = []
         for a, b, c in zip(self.a_, self.b_, self.c_):
             def eta(m, a=a, b=b, c=c):
                 return a * math.log(m) - b * math.log1p(-m) + c
             lo, hi = 1e-300, 1 - 1e-16
-            out.append(brentq(eta, lo, hi, xtol=1e-15) if eta(lo) < 0 < eta(hi) else float("nan"))
+            out.append(brentq(eta, lo, hi, xtol=1e-15) if eta(lo) * eta(hi) < 0 else float("nan"))
         return np.array(out)
 
     def summary(self):

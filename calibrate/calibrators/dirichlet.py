@@ -36,7 +36,6 @@ import warnings
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import log_softmax as _log_softmax
-from scipy.special import logsumexp
 
 from .._validation import InputError, check_choice
 from ._state import check_state_array, check_state_classes, check_state_number
