@@ -46,15 +46,27 @@ def _brier_at(z, y, t):
     return tot / z.shape[0]
 
 
-def fit_temperature_brier(z, y, bounds=(0.05, 100.0)):
-    """T in ``bounds`` minimising the Brier score of softmax(z / T) (grid, then bounded search)."""
+def _nll_at(z, y, t):
+    tot = 0.0
+    for s, e in _blocks(*z.shape):
+        tot -= float(np.sum(log_softmax64(z[s:e] / t)[np.arange(e - s), y[s:e]]))
+    return tot / z.shape[0]
+
+
+def _fit_temperature_search(z, y, bounds, fn):
     grid = np.linspace(math.log(bounds[0]), math.log(bounds[1]), 60)
-    vals = [_brier_at(z, y, math.exp(g)) for g in grid]
+    vals = [fn(z, y, math.exp(g)) for g in grid]
     i = int(np.argmin(vals))
     a, b = grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]
-    res = minimize_scalar(lambda g: _brier_at(z, y, math.exp(g)), bounds=(a, b), method="bounded",
+    res = minimize_scalar(lambda g: fn(z, y, math.exp(g)), bounds=(a, b), method="bounded",
                           options={"xatol": 1e-10})
     return math.exp(res.x) if res.fun <= vals[i] else math.exp(grid[i])
+
+
+def fit_temperature_brier(z, y, bounds=(0.05, 100.0)):
+    """T in ``bounds`` minimising the Brier score of softmax(z / T) (a log-spaced grid of 60,
+    then a bounded scalar search around its best point)."""
+    return _fit_temperature_search(z, y, bounds, _brier_at)
 
 
 def _components(z, t, s, e):
@@ -184,7 +196,13 @@ class EnsembleTemperatureScaling(Calibrator):
             raise InputError(f"bounds: expected 0 < low < high, got {self.bounds!r}")
         n, k = z.shape
         if self.loss == "nll":
-            t, _ = fit_temperature_nll(z, y, (lo, hi))
+            try:
+                t, _ = fit_temperature_nll(z, y, (lo, hi))
+            except RuntimeError:
+                # fit_temperature_nll's Newton crawls when the optimum is at a bound on
+                # separable data (NLL ~ exp(-m / T)); the convex 1-d problem is then solved
+                # by the bounded search used for the Brier score
+                t = _fit_temperature_search(z, y, (lo, hi), _nll_at)
         else:
             t = fit_temperature_brier(z, y, (lo, hi))
         gram = np.zeros((3, 3))
