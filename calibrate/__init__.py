@@ -7,7 +7,7 @@ need it (training, uncertainty sampling, reading .pt files).
 
 __version__ = "0.1.0"
 
-from . import metrics
+from . import conformal, decomposition, metrics, ood, selective, smooth
 from ._validation import InputError
 from .calibrators import (
     BBQ,
@@ -35,9 +35,14 @@ __all__ = [
     "PlattScaling",
     "TemperatureScaling",
     "VectorScaling",
+    "conformal",
+    "decomposition",
     "get_calibrator",
     "load",
     "log_softmax",
     "metrics",
+    "ood",
+    "selective",
+    "smooth",
     "softmax",
 ]
