@@ -223,6 +223,14 @@ class _SplitConformal:
             },
         }
 
+    def save(self, path) -> None:
+        """Write the fitted predictor as JSON (atomically), like the calibrators."""
+        import json
+
+        from .io import atomic_write_text
+
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n")
+
     @staticmethod
     def from_dict(d: dict, source: str = "conformal") -> _SplitConformal:
         """Rebuild a fitted predictor from :meth:`to_dict` output (validated)."""
@@ -340,6 +348,13 @@ _CLASSES = {"LAC": LAC, "APS": APS, "RAPS": RAPS}
 def from_dict(d: dict, source: str = "conformal") -> _SplitConformal:
     """Rebuild a fitted LAC / APS / RAPS from its :meth:`to_dict` output."""
     return _SplitConformal.from_dict(d, source)
+
+
+def load(path) -> _SplitConformal:
+    """Load a predictor saved with ``save`` (plain JSON, validated; nothing is executed)."""
+    from .io import read_json
+
+    return _SplitConformal.from_dict(read_json(path), str(path))
 
 
 # --------------------------------------------------------------------- set metrics

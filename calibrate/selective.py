@@ -65,20 +65,18 @@ def _groups(c: np.ndarray, ok: np.ndarray) -> _Groups:
 class RiskCoverage(NamedTuple):
     coverage: np.ndarray  # (m,) increasing, ending at 1
     risk: np.ndarray  # (m,) error rate among the accepted rows
-    threshold: np.ndarray  # (m,) the score t: rows with score >= t are accepted
 
 
 def risk_coverage(confidence, correct) -> RiskCoverage:
-    """Risk-coverage curve: one point per distinct confidence value t (decreasing).
+    """Risk-coverage curve: one point per distinct confidence value t, t decreasing.
 
     coverage(t) = #{i: c_i >= t} / n, risk(t) = #{i: c_i >= t, wrong} / #{i: c_i >= t}.
-    Returns (coverage, risk, threshold), each (m,) float64 for m distinct scores; it
-    unpacks as ``coverage, risk, _``.
+    Returns (coverage, risk), each (m,) float64 for the m distinct scores; the
+    thresholds are ``np.unique(confidence)[::-1]``.
     """
     c, ok = _check_conf_correct(confidence, correct)
     g = _groups(c, ok)
-    order = np.sort(np.unique(c))[::-1]
-    return RiskCoverage(g.accepted / g.n, g.errors / g.accepted, order)
+    return RiskCoverage(g.accepted / g.n, g.errors / g.accepted)
 
 
 def aurc(confidence, correct) -> float:

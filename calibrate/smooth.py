@@ -28,6 +28,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+
 from ._validation import InputError, check_probs_labels, to_numpy
 from .metrics import _top_label
 

@@ -150,6 +150,20 @@ def test_alpha_too_small_gives_full_sets_with_warning():
     assert sets[:, 1:].all()
 
 
+def test_save_load(tmp_path):
+    z, y = draw(300, seed=10)
+    cp = conformal.RAPS(mondrian=True, random_state=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", conformal.ConformalWarning)
+        cp.fit(z[:200], y[:200], 0.05)
+    cp.save(tmp_path / "cp.json")
+    back = conformal.load(tmp_path / "cp.json")
+    np.testing.assert_array_equal(back.predict_sets(z[200:]), cp.predict_sets(z[200:]))
+    (tmp_path / "bad.json").write_text('{"format": "calibrate.conformal", "version": 1, "class": "LAC"}')
+    with pytest.raises(InputError, match="malformed"):
+        conformal.load(tmp_path / "bad.json")
+
+
 def test_json_round_trip_and_errors():
     z, y = draw(300, seed=4)
     for cp in (conformal.LAC(), conformal.APS(random_state=None), conformal.RAPS(lam=0.1, k_reg=1),

@@ -197,3 +197,14 @@ def test_ks_closed_form():
     assert decomposition.ks_calibration_error(p, y) == pytest.approx(0.2)
     assert decomposition.kuiper_calibration_error(p, y) == pytest.approx(0.2)
     assert decomposition.ks_calibration_error(np.array([[1.0, 0.0]]), [0]) == 0.0
+
+
+def test_torch_inputs():
+    torch = pytest.importorskip("torch")
+    z, p, y = make(n=400, seed=9)
+    tp, ty = torch.tensor(p), torch.tensor(y)
+    assert decomposition.brier_decomposition(tp, ty) == decomposition.brier_decomposition(p, y)
+    assert decomposition.ece_over_under(tp, ty) == decomposition.ece_over_under(p, y)
+    assert decomposition.ks_calibration_error(tp, ty) == decomposition.ks_calibration_error(p, y)
+    assert decomposition.log_loss_decomposition(torch.tensor(z), ty)["nll"] == pytest.approx(
+        decomposition.log_loss_decomposition(z, y)["nll"], abs=0)

@@ -38,11 +38,10 @@ def data(n=300, seed=0, ties=True):
 @pytest.mark.parametrize("ties", [True, False])
 def test_curve_and_areas_match_brute_force(ties):
     c, ok = data(ties=ties)
-    cov, risk, thr = selective.risk_coverage(c, ok)
+    cov, risk = selective.risk_coverage(c, ok)
     pts = brute_curve(c, ok)
     np.testing.assert_allclose(cov, [p[0] for p in pts], rtol=0, atol=1e-15)
     np.testing.assert_allclose(risk, [p[1] for p in pts], rtol=0, atol=1e-15)
-    assert np.all(np.diff(thr) < 0)
     assert selective.aurc(c, ok) == pytest.approx(brute_aurc(c, ok), abs=1e-14)
     # AUGRC: trapezoid on the generalized risk curve from (0, 0), by a loop
     x, y, area = 0.0, 0.0, 0.0
@@ -88,8 +87,8 @@ def test_permutation_invariance_among_ties(seed, n):
     for f in (selective.aurc, selective.eaurc, selective.augrc):
         assert f(c, ok) == pytest.approx(f(c[perm], ok[perm]), abs=1e-14)
     assert selective.aurc(c, ok) == pytest.approx(brute_aurc(c, ok), abs=1e-14)
-    cov, risk, _ = selective.risk_coverage(c[perm], ok[perm])
-    cov0, risk0, _ = selective.risk_coverage(c, ok)
+    cov, risk = selective.risk_coverage(c[perm], ok[perm])
+    cov0, risk0 = selective.risk_coverage(c, ok)
     np.testing.assert_array_equal(cov, cov0)
     np.testing.assert_allclose(risk, risk0, atol=1e-15)
 
@@ -113,7 +112,7 @@ def test_edge_cases():
     assert selective.eaurc([0.3], [False]) == 0.0
     c = np.ones(10)
     ok = np.arange(10) < 7
-    cov, risk, _ = selective.risk_coverage(c, ok)
+    cov, risk = selective.risk_coverage(c, ok)
     assert cov.tolist() == [1.0] and risk[0] == pytest.approx(0.3)
     assert selective.aurc(c, ok) == pytest.approx(0.3)
     assert selective.augrc(c, ok) == pytest.approx(0.5 * 0.3)
