@@ -164,7 +164,7 @@ def doctor(logits, temperature: float = 1.0, version: str = "alpha") -> np.ndarr
     """(n,) DOCTOR score (Granese et al. 2021), negated so that higher = more likely correct.
 
     With p = softmax(z / T) and g = sum_j p_j^2:
-      alpha: -(1 - g) / g      (the paper's D_alpha with alpha = 2)
+      alpha: -(1 - g) / g          (the paper's D_alpha = (1 - g) / g)
       beta:  -(1 - max p) / max p   (D_beta)
     The paper rejects a row when D > gamma; here a row is accepted when the score is high.
     """
