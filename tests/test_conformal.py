@@ -4,6 +4,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.special import softmax
 
 from calibrate import InputError, NotFittedError, conformal
@@ -257,3 +259,18 @@ def test_same_lac_sets_as_mapie():
         _, mapie_sets = m.predict_set(z[1000:])
         ours = conformal.LAC().fit(z[:1000], y[:1000], alpha).predict_sets(z[1000:])
         np.testing.assert_array_equal(ours, mapie_sets[:, :, 0])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000), st.sampled_from(["LAC", "APS", "RAPS"]), st.booleans())
+def test_sets_nested_in_alpha_and_prefixes_of_the_ranking(seed, cls, mondrian):
+    z, y = draw(120, k=4, seed=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", conformal.ConformalWarning)
+        small = getattr(conformal, cls)(mondrian=mondrian).fit(z[:80], y[:80], 0.05).predict_sets(z[80:])
+        large = getattr(conformal, cls)(mondrian=mondrian).fit(z[:80], y[:80], 0.3).predict_sets(z[80:])
+    assert np.all(large <= small)  # a smaller alpha never removes a class
+    if not mondrian:  # one threshold: each set is a top-m of the ranking by probability
+        order = np.argsort(-softmax(z[80:], 1), axis=1, kind="stable")
+        ranked = np.take_along_axis(small, order, axis=1)
+        assert np.all(ranked[:, 1:] <= ranked[:, :-1])
