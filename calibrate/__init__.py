@@ -12,7 +12,19 @@ __version__ = "0.1.0"
 
 import importlib as _importlib
 
-from . import bootstrap, calibrators, io, metrics, streaming, uncertainty
+from . import (
+    bootstrap,
+    calibrators,
+    conformal,
+    decomposition,
+    io,
+    metrics,
+    ood,
+    selective,
+    smooth,
+    streaming,
+    uncertainty,
+)
 from ._validation import InputError
 from .bootstrap import bootstrap_ci, paired_bootstrap_ci
 from .calibrators import (
@@ -59,12 +71,17 @@ __all__ = [
     "bootstrap",
     "bootstrap_ci",
     "calibrators",
+    "conformal",
+    "decomposition",
     "get_calibrator",
     "io",
     "load",
     "log_softmax",
     "metrics",
+    "ood",
     "paired_bootstrap_ci",
+    "selective",
+    "smooth",
     "softmax",
     "streaming",
     "uncertainty",
