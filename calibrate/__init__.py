@@ -1,14 +1,32 @@
 """calibrate: honest classifier probabilities.
 
-Measure miscalibration (:mod:`calibrate.metrics`), fix it after training
-(:mod:`calibrate.calibrators`), and report it. torch is imported only by the modules that
-need it (training, uncertainty sampling, reading .pt files).
+The numpy core is imported here: :mod:`calibrate.metrics`, :mod:`calibrate.calibrators`,
+:mod:`calibrate.bootstrap`, :mod:`calibrate.streaming`, :mod:`calibrate.uncertainty`,
+:mod:`calibrate.io`. The parts with heavier dependencies are imported on first use:
+:mod:`calibrate.report` (matplotlib, Jinja2), :mod:`calibrate.torch` (torch: sampling from
+any ``nn.Module``, losses, calibrated-model wrapper), :mod:`calibrate.cifar10` (the CIFAR-10
+study, an application of the library) and :mod:`calibrate.cli`.
 """
 
 __version__ = "0.1.0"
 
-from . import metrics
+import importlib as _importlib
+
+from . import (
+    bootstrap,
+    calibrators,
+    conformal,
+    decomposition,
+    io,
+    metrics,
+    ood,
+    selective,
+    smooth,
+    streaming,
+    uncertainty,
+)
 from ._validation import InputError
+from .bootstrap import bootstrap_ci, paired_bootstrap_ci
 from .calibrators import (
     BBQ,
     BetaCalibration,
@@ -27,6 +45,21 @@ from .calibrators import (
 )
 from .metrics import log_softmax, softmax
 
+_LAZY_SUBMODULES = ("report", "torch", "cifar10", "cli")
+
+
+def __getattr__(name):
+    # PEP 562: `calibrate.torch` etc. import on first access, so `import calibrate` needs
+    # neither torch nor matplotlib.
+    if name in _LAZY_SUBMODULES:
+        return _importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'calibrate' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY_SUBMODULES))
+
+
 __all__ = [
     "BBQ",
     "BetaCalibration",
@@ -41,9 +74,21 @@ __all__ = [
     "PlattScaling",
     "TemperatureScaling",
     "VectorScaling",
+    "bootstrap",
+    "bootstrap_ci",
+    "calibrators",
+    "conformal",
+    "decomposition",
     "get_calibrator",
+    "io",
     "load",
     "log_softmax",
     "metrics",
+    "ood",
+    "paired_bootstrap_ci",
+    "selective",
+    "smooth",
     "softmax",
+    "streaming",
+    "uncertainty",
 ]

@@ -133,7 +133,7 @@ def cmd_report(args) -> int:
 
     from .calibrators import get_calibrator, load
     from .io import check_writable
-    from .report import calibration_report, write_report
+    from .report.html import calibration_report, write_report
 
     t0 = time.time()
     check_writable(args.output)
@@ -176,8 +176,8 @@ def cmd_report(args) -> int:
 def cmd_experiment(args) -> int:
     from pathlib import Path
 
-    from .data import detect_layout
-    from .experiment import run_experiment
+    from .cifar10.data import detect_layout
+    from .cifar10.runner import run_experiment
 
     detect_layout(args.data)  # a clear error before anything heavy is imported
     args.out = args.out or f"out/cifar10-{args.preset}"

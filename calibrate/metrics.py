@@ -315,7 +315,3 @@ METRIC_NAMES = {
     "nll": "NLL",
     "brier": "Brier",
 }
-
-
-# Bootstrap intervals live in their own module; exported here as promised in the API.
-from .bootstrap import Interval, PairedInterval, bootstrap_ci, paired_bootstrap_ci  # noqa: E402,F401

@@ -7,8 +7,8 @@ For samples p_s (s = 1..S) of a row's class probabilities, with H the entropy in
   predictive entropy   H[mean_s p_s]               total uncertainty
   expected entropy     mean_s H[p_s]               aleatoric (data) part
   mutual information   H[mean_s p_s] - mean_s H[p_s] >= 0   epistemic (model) part
-(Depeweg et al. 2018; Smith & Gal 2018). The entropy functions are numpy; sampling
-imports torch.
+(Depeweg et al. 2018; Smith & Gal 2018). numpy only; the samples come from
+:mod:`calibrate.torch` (any model) or from saved logits.
 """
 
 from __future__ import annotations
@@ -86,52 +86,3 @@ def calibrate_members_then_pool(make_calibrator, val_samples, val_labels, test_s
         raise InputError(f"val_samples and test_samples: expected the same members, got {v.shape[0]} and {t.shape[0]}")
     cal_lp = np.stack([make_calibrator().fit(v[m], val_labels).predict_log_proba(t[m]) for m in range(v.shape[0])])
     return logsumexp(cal_lp, axis=0) - np.log(cal_lp.shape[0])
-
-
-# ---------------------------------------------------------------------- sampling (torch)
-def mc_dropout_logits(model, x_uint8, n_samples: int = 20, seed: int = 0, batch_size: int = 1000,
-                      bf16: bool = True) -> np.ndarray:
-    """(S, n, k) float32 logits from S stochastic passes: dropout active, batch norm in eval mode.
-
-    If the model is a :class:`calibrate.models.ResNet9` (its only dropout sits before the
-    head), the features are computed once and only dropout + head are sampled: the same
-    distribution as S full passes, at the cost of one.
-    """
-    import torch
-
-    from .models import ResNet9
-    from .training import to_tensor
-
-    torch.manual_seed(seed)
-    model.eval()
-    drops = [m for m in model.modules() if isinstance(m, torch.nn.Dropout)]
-    if not drops:
-        raise InputError("model: MC dropout needs a model with dropout layers")
-    head_only = isinstance(model, ResNet9) and not any(isinstance(m, torch.nn.Dropout) for m in model.features.modules())
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(x_uint8), batch_size):
-            xb = to_tensor(x_uint8[i:i + batch_size])
-            if head_only:
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                    f = model.features(xb)
-                f = f.float()
-                model.dropout.train()
-                s = torch.stack([model.head(model.dropout(f)) * model.scale for _ in range(n_samples)])
-                model.dropout.eval()
-            else:
-                for d in drops:
-                    d.train()
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                    s = torch.stack([model(xb).float() for _ in range(n_samples)])
-                for d in drops:
-                    d.eval()
-            out.append(s.float())
-    return torch.cat(out, dim=1).numpy()
-
-
-def ensemble_logits(models, x_uint8, batch_size: int = 1000, bf16: bool = True) -> np.ndarray:
-    """(M, n, k) float32 logits of M models in eval mode."""
-    from .training import predict_logits
-
-    return np.stack([predict_logits(m, x_uint8, batch_size, bf16) for m in models])

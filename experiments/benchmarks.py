@@ -20,10 +20,11 @@ import tracemalloc
 
 import numpy as np
 
+import calibrate
 from calibrate import metrics
 from calibrate.calibrators.scaling import fit_temperature_nll
 from calibrate.examples import simulated_logits
-from calibrate.report import environment
+from calibrate.report.html import environment
 
 
 def timeit(fn, repeat=5, warmup=1):
@@ -173,7 +174,7 @@ def bench_temperature(n, k, rows, repeat):
 def bench_bootstrap(n, rows, repeat):
     p, y = make_probs(n, 10, seed=3)
     label = f"bootstrap 95 % CI of ECE, n = {n:,}, 1000 resamples"
-    t, ci = timeit(lambda: metrics.bootstrap_ci("ece", p, y, n_resamples=1000), repeat)
+    t, ci = timeit(lambda: calibrate.bootstrap_ci("ece", p, y, n_resamples=1000), repeat)
     rows.append((label, "calibrate (vectorised)", t, None, f"[{ci.low:.4f}, {ci.high:.4f}]"))
     if have("calibration"):
         import calibration as unc

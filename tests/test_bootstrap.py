@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import make_logits
 
-from calibrate import metrics, softmax
+from calibrate import bootstrap_ci, metrics, paired_bootstrap_ci, softmax
 from calibrate.bootstrap import _count_chunks, _evaluator, bootstrap_distribution
 
 NAMES = ["accuracy", "nll", "brier", "ece", "ece_mass", "ece_l2", "ece_debiased", "mce", "classwise_ece"]
@@ -38,7 +38,7 @@ def test_a_resample_is_a_multiset_of_the_rows(pred):
 
 def test_interval_unpacks_and_contains_the_estimate_for_accuracy(pred):
     p, y = pred
-    ci = metrics.bootstrap_ci(metrics.accuracy, p, y, n_resamples=500)
+    ci = bootstrap_ci(metrics.accuracy, p, y, n_resamples=500)
     low, high = ci
     assert low == ci.low and high == ci.high
     assert low <= ci.estimate <= high
@@ -47,7 +47,7 @@ def test_interval_unpacks_and_contains_the_estimate_for_accuracy(pred):
 
 def test_interval_width_matches_binomial_theory_for_accuracy(pred):
     p, y = pred
-    ci = metrics.bootstrap_ci("accuracy", p, y, n_resamples=4000)
+    ci = bootstrap_ci("accuracy", p, y, n_resamples=4000)
     a = ci.estimate
     se = np.sqrt(a * (1 - a) / len(y))
     assert (ci.high - ci.low) == pytest.approx(2 * 1.96 * se, rel=0.1)
@@ -55,9 +55,9 @@ def test_interval_width_matches_binomial_theory_for_accuracy(pred):
 
 def test_same_seed_same_interval_other_seed_other(pred):
     p, y = pred
-    a = metrics.bootstrap_ci("ece", p, y, seed=1)
-    assert a == metrics.bootstrap_ci("ece", p, y, seed=1)
-    assert a != metrics.bootstrap_ci("ece", p, y, seed=2)
+    a = bootstrap_ci("ece", p, y, seed=1)
+    assert a == bootstrap_ci("ece", p, y, seed=1)
+    assert a != bootstrap_ci("ece", p, y, seed=2)
 
 
 def test_custom_callable_falls_back_to_a_loop(pred):
@@ -66,20 +66,20 @@ def test_custom_callable_falls_back_to_a_loop(pred):
     def top1_error(probs, labels):
         return 1 - metrics.accuracy(probs, labels)
 
-    ci = metrics.bootstrap_ci(top1_error, p, y, n_resamples=100, seed=3)
-    ref = metrics.bootstrap_ci("accuracy", p, y, n_resamples=100, seed=3)
+    ci = bootstrap_ci(top1_error, p, y, n_resamples=100, seed=3)
+    ref = bootstrap_ci("accuracy", p, y, n_resamples=100, seed=3)
     assert ci.low == pytest.approx(1 - ref.high) and ci.high == pytest.approx(1 - ref.low)
 
 
 def test_paired_interval_of_identical_predictions_is_zero(pred):
     p, y = pred
-    d = metrics.paired_bootstrap_ci("ece", p, p, y, n_resamples=200)
+    d = paired_bootstrap_ci("ece", p, p, y, n_resamples=200)
     assert d.low == d.high == d.estimate == 0.0
 
 
 def test_paired_interval_detects_a_real_improvement():
     z, y = make_logits(n=3000, k=5, temperature=3.0, seed=5)
-    d = metrics.paired_bootstrap_ci("nll", softmax(z), softmax(z / 3.0), y)
+    d = paired_bootstrap_ci("nll", softmax(z), softmax(z / 3.0), y)
     assert d.high < 0 and d.p_value <= 0.01
     dist_a = bootstrap_distribution("nll", softmax(z), y, 300)
     dist_b = bootstrap_distribution("nll", softmax(z / 3.0), y, 300)
@@ -91,13 +91,13 @@ def test_nll_uses_exact_log_probs_when_given():
     z = np.array([[800.0, 0.0], [0.0, 1.0]])
     y = np.array([1, 1])
     lp = metrics.log_softmax(z)
-    ci = metrics.bootstrap_ci("nll", np.exp(lp), y, n_resamples=50, log_probs=lp)
+    ci = bootstrap_ci("nll", np.exp(lp), y, n_resamples=50, log_probs=lp)
     assert ci.estimate == pytest.approx(metrics.nll_from_logits(z, y))
 
 
 def test_bad_arguments(pred):
     p, y = pred
     with pytest.raises(ValueError, match="confidence"):
-        metrics.bootstrap_ci("ece", p, y, confidence=1.5)
+        bootstrap_ci("ece", p, y, confidence=1.5)
     with pytest.raises(ValueError, match="metric"):
-        metrics.bootstrap_ci("nope", p, y)
+        bootstrap_ci("nope", p, y)

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from calibrate import data
 from calibrate._validation import InputError
+from calibrate.cifar10 import data
 
 
 def _batch(n, seed):

@@ -7,7 +7,7 @@ from conftest import make_logits
 from matplotlib.figure import Figure
 
 from calibrate import metrics, softmax
-from calibrate.plotting import (
+from calibrate.report.figures import (
     classwise_reliability_figure,
     figure_to_png,
     plot_reliability,

@@ -5,9 +5,15 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from calibrate import uncertainty  # noqa: E402
-from calibrate.losses import LabelSmoothingLoss, label_smoothing_cross_entropy  # noqa: E402
-from calibrate.training import TrainConfig, augment_batch, build_model, predict_logits, train  # noqa: E402
+from calibrate.cifar10 import sampling  # noqa: E402
+from calibrate.cifar10.training import (  # noqa: E402
+    TrainConfig,
+    augment_batch,
+    build_model,
+    predict_logits,
+    train,
+)
+from calibrate.torch.losses import LabelSmoothingLoss, label_smoothing_cross_entropy  # noqa: E402
 
 
 @pytest.mark.parametrize("eps", [0.0, 0.05, 0.1, 0.3])
@@ -52,7 +58,7 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch):
     x, y = _tiny()
     full = train(CFG, x, y, tmp_path / "full", progress=False)
     # interrupt after the first epoch: the save of epoch 2 raises
-    import calibrate.training as tr
+    import calibrate.cifar10.training as tr
 
     real_save = tr._atomic_torch_save
     calls = {"n": 0}
@@ -94,7 +100,7 @@ def test_mc_dropout_samples_vary_and_keep_batch_norm_frozen():
     model = build_model(TrainConfig(widths=(8, 16, 16), dropout=0.5))
     bn = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)][0]
     before = bn.running_mean.clone()
-    s = uncertainty.mc_dropout_logits(model, x, n_samples=6, seed=0)
+    s = sampling.mc_dropout_logits(model, x, n_samples=6, seed=0)
     assert s.shape == (6, 50, 10)
     assert np.std(s, axis=0).mean() > 0
     torch.testing.assert_close(bn.running_mean, before)
@@ -104,5 +110,5 @@ def test_mc_dropout_samples_vary_and_keep_batch_norm_frozen():
 def test_mc_dropout_head_only_shortcut_matches_full_passes_in_distribution():
     x, _ = _tiny(40)
     model = build_model(TrainConfig(widths=(8, 16, 16), dropout=0.0))
-    s = uncertainty.mc_dropout_logits(model, x, n_samples=3)
+    s = sampling.mc_dropout_logits(model, x, n_samples=3)
     np.testing.assert_allclose(s[0], predict_logits(model, x), rtol=1e-5, atol=1e-5)

@@ -142,7 +142,7 @@ class TemperatureScaling(Calibrator):
     def to_torch(self):
         """A torch.nn.Module that divides logits by the fitted temperature."""
         self._check_fitted()
-        from ..torch_modules import TemperatureModule
+        from ..torch.modules import TemperatureModule
 
         return TemperatureModule(self.temperature_)
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .plotting import classwise_reliability_figure, reliability_figure
-from .report import _png, render_html
+from ..report.figures import classwise_reliability_figure, reliability_figure
+from ..report.html import _png, render_html
 
 MODEL_TITLES = {
     "baseline": "baseline (standard recipe: crop + flip, weight decay)",

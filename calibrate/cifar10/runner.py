@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import metrics
-from .calibrators import get_calibrator
-from .io import atomic_save_npz, atomic_write_text
-from .report import environment, evaluate_with_ci, paired_differences
+from .. import metrics
+from ..calibrators import get_calibrator
+from ..io import atomic_save_npz, atomic_write_text
+from ..report.html import environment, evaluate_with_ci, paired_differences
 
 CALIBRATORS = ["none", "temperature", "vector", "matrix", "platt", "isotonic", "histogram", "bbq"]
 ANCHORS_GUO = {  # Guo et al. 2017, Table 1, CIFAR-10, ECE % (../shared/docs/anchors.md)
@@ -99,14 +99,14 @@ def run_experiment(preset: str, data_dir, out_dir, work_dir=None, cache_dir=None
     """Run (or resume) the experiment; returns the metrics dict written to OUT/metrics.json."""
     import torch
 
-    from .data import CLASSES, load_cifar10, split_train_val
-    from .training import TrainConfig, predict_logits, train
-    from .uncertainty import (
+    from ..uncertainty import (
         calibrate_members_then_pool,
-        mc_dropout_logits,
         pooled_log_probs,
         uncertainty_decomposition,
     )
+    from .data import CLASSES, load_cifar10, split_train_val
+    from .sampling import mc_dropout_logits
+    from .training import TrainConfig, predict_logits, train
 
     t_start = time.time()
     p = PRESETS[preset]
@@ -240,7 +240,7 @@ def run_experiment(preset: str, data_dir, out_dir, work_dir=None, cache_dir=None
     }
     atomic_write_text(out / "metrics.json", json.dumps(_clean(data), indent=1, allow_nan=False) + "\n")
     log("writing report.html")
-    from .experiment_report import experiment_report
+    from .report import experiment_report
 
     html = experiment_report(data, test_probs, y_test, list(CLASSES), ANCHORS_GUO)
     atomic_write_text(out / "report.html", html)
@@ -280,12 +280,12 @@ def _data_note(root):
 
 
 def _command():
-    from .report import command_line
+    from ..report.html import command_line
 
     return command_line()
 
 
 def _clean(x):
-    from .report import _jsonable
+    from ..report.html import _jsonable
 
     return _jsonable(x)

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._validation import InputError
-from .io import atomic_save_npz
+from .._validation import InputError
+from ..io import atomic_save_npz
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .losses import label_smoothing_cross_entropy
-from .models import ResNet9
+from ..torch.losses import label_smoothing_cross_entropy
+from .model import ResNet9
 
 MEAN = torch.tensor([0.4914, 0.4822, 0.4465]).view(1, 3, 1, 1)
 STD = torch.tensor([0.2470, 0.2435, 0.2616]).view(1, 3, 1, 1)

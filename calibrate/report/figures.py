@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib.figure import Figure
 
-from . import metrics
+from .. import metrics
 
 BAR = "#4C72B0"
 GAP = "#DD8452"

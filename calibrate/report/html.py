@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import metrics
-from .bootstrap import bootstrap_ci, paired_bootstrap_ci
-from .plotting import classwise_reliability_figure, figure_to_png, reliability_figure
+from .. import metrics
+from ..bootstrap import bootstrap_ci, paired_bootstrap_ci
+from .figures import classwise_reliability_figure, figure_to_png, reliability_figure
 
 METRIC_KEYS = list(metrics.METRIC_NAMES)
 HIGHER_IS_BETTER = {"accuracy"}
@@ -162,7 +162,7 @@ def paired_table(diffs: dict, reference: str, keys=PAIRED_KEYS) -> dict:
 def render_html(title: str, sections: list, subtitle: str = "") -> str:
     from jinja2 import Environment, PackageLoader, select_autoescape
 
-    env = Environment(loader=PackageLoader("calibrate", "templates"), autoescape=select_autoescape(["html"]))
+    env = Environment(loader=PackageLoader("calibrate.report", "templates"), autoescape=select_autoescape(["html"]))
     for s in sections:
         for key in ("paragraphs", "tables", "figures", "summary"):
             s.setdefault(key, [])
@@ -172,7 +172,7 @@ def render_html(title: str, sections: list, subtitle: str = "") -> str:
 
 def write_report(html_path, html: str, data: dict) -> Path:
     """Write the HTML and ``<name>.json`` beside it, each atomically. Returns the JSON path."""
-    from .io import atomic_write_text
+    from ..io import atomic_write_text
 
     html_path = Path(html_path)
     json_path = html_path.with_suffix(".json")
