@@ -164,3 +164,12 @@ def test_platt_bayesian_prior_targets_match_sklearn_sigmoid_calibration_tightly(
     np.testing.assert_allclose(cal.predict_proba(z)[:, 1], expit(-(a * s + b)), atol=1e-5)
     hard = calibrate.PlattScaling(platt_targets=False).fit(z, y)
     assert not np.allclose(hard.predict_proba(z), cal.predict_proba(z), atol=1e-7)
+
+
+def test_multiclass_with_a_class_absent_from_the_fitting_data():
+    z, y = make_logits(n=600, k=4, temperature=1.0, seed=12)
+    y[y == 3] = 0
+    cal = BetaCalibration().fit(z, y)
+    assert np.all(np.isfinite(np.concatenate([cal.a_, cal.b_, cal.c_])))
+    p = cal.predict_proba(np.array([[-1e4, -1e4, -1e4, 1e4], [1e4, 1e4, 1e4, 1e4]]))
+    assert np.all(np.isfinite(p)) and np.allclose(p.sum(1), 1)

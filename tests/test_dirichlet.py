@@ -214,3 +214,23 @@ def test_loading_checks_shapes_and_finiteness(tmp_path, field, value, match):
 def test_unfitted_use_is_a_clear_error():
     with pytest.raises(calibrate.NotFittedError, match="fit"):
         DirichletCalibration().predict_proba(np.zeros((2, 3)))
+
+
+# ----------------------------------------------------------------------------- invariants (hypothesis)
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=6, deadline=None)
+@given(st.integers(0, 10_000))
+def test_equivariant_to_class_order_and_invariant_to_a_row_shift(seed):
+    z, y = make_logits(n=300, k=4, temperature=2.0, seed=seed)
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(4)
+    inv = np.argsort(perm)
+    a = DirichletCalibration(reg_lambda=0.05, reg_mu=0.05).fit(z, y).predict_proba(z)
+    b = DirichletCalibration(reg_lambda=0.05, reg_mu=0.05).fit(z[:, perm], inv[y]).predict_proba(z[:, perm])
+    np.testing.assert_allclose(b, a[:, perm], atol=1e-8)
+    shift = rng.normal(size=(300, 1)) * 30
+    c = DirichletCalibration(reg_lambda=0.05, reg_mu=0.05).fit(z + shift, y).predict_proba(z + shift)
+    np.testing.assert_allclose(c, a, atol=1e-8)

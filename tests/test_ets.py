@@ -193,3 +193,21 @@ def test_uses_log_space_so_tiny_probabilities_stay_finite():
     assert np.allclose(np.exp(lp).sum(), 1)
     if cal.weights_[2] > 0:  # class 1's probability is the uniform share alone
         assert lp[0, 1] == pytest.approx(np.log(cal.weights_[2] / 3), rel=1e-12)
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.sampled_from(["ets", "beta"]), st.integers(0, 10_000))
+def test_ets_and_beta_ignore_a_per_row_shift_and_follow_class_order(method, seed):
+    z, y = make_logits(n=300, k=4, temperature=2.0, seed=seed)
+    rng = np.random.default_rng(seed)
+    shift = rng.normal(size=(300, 1)) * 50
+    a = get_calibrator(method).fit(z, y).predict_proba(z)
+    b = get_calibrator(method).fit(z + shift, y).predict_proba(z + shift)
+    np.testing.assert_allclose(a, b, atol=1e-7)
+    perm = rng.permutation(4)
+    c = get_calibrator(method).fit(z[:, perm], np.argsort(perm)[y]).predict_proba(z[:, perm])
+    np.testing.assert_allclose(c, a[:, perm], atol=1e-7)
