@@ -14,13 +14,16 @@ fitted by minimising the mean validation NLL plus a penalty:
 
 lambda and mu (or lambda alone for "l2") are chosen by stratified K-fold
 cross-validation on the fitting data (seeded), scored by the held-out NLL, unless given.
-Fits are L-BFGS-B in float64 with the analytic gradient, started at W = I, b = 0 (the
-identity map: q = softmax(log p) = p).
+Fits are in float64, started at W = I, b = 0 (the identity map: q = softmax(log p) = p):
+Newton's method with the exact Hessian for k <= 25, L-BFGS-B with the analytic gradient
+beyond (and as a fallback); see :func:`fit_dirichlet`.
 
 Every parameter is boxed to [-max_weight, max_weight]: the ODIR penalty leaves the
 diagonal of W free, so on separable data, or with a class absent from the fitting data,
 the NLL keeps decreasing along W = c I (c -> inf) and an unboxed fit would diverge. A
-fit that ends on the box reports ``at_bound_ = True``.
+fit that ends on the box reports ``at_bound_ = True``. The default box (1e4) is wide:
+on the committed CIFAR-10 logits a strongly ODIR-penalised fit has diagonal entries near
+800 at its (finite) optimum.
 
 Memory: the log-probabilities are computed in row blocks of about 2^21 values (16 MiB
 of float64); only when all rows fit in one block are they cached between objective
@@ -43,9 +46,9 @@ from .base import Calibrator
 
 BLOCK_VALUES = 1 << 21  # float64 values per row block (16 MiB)
 
-# The grid of the authors' neural-network experiments (dirichletcal/experiments_neurips,
-# as ported in tiagosalvador/calibration-baselines for 10 classes): lambda in
-# {1, 0.25, 0.5} x 10^i and mu in 10^i, i = -4 ... 3.
+# The grid of ports of the authors' neural-network experiment code for 10 classes:
+# lambda in {1, 0.25, 0.5} x 10^i and mu in 10^i, i = -4 ... 3 (some versions extend
+# both up to 10^6; pass lambdas= and mus= for another grid).
 _POWERS = [10.0**i for i in range(-4, 4)]
 DEFAULT_LAMBDAS = tuple(sorted(v * f for v in _POWERS for f in (1.0, 0.25, 0.5)))
 DEFAULT_MUS = tuple(_POWERS)
@@ -214,11 +217,12 @@ def fit_dirichlet(data: _LogProbs, regularization: str, lam: float, mu: float, t
     For k (k + 1) <= NEWTON_MAX_PARAMS, Newton's method with the exact Hessian (as the
     authors' code does for k <= 36), typically 5 to 15 steps to |grad| <= tol. It hands
     over to L-BFGS-B when it would leave the box or does not converge, and L-BFGS-B is
-    the only method for more classes. L-BFGS-B runs on the rescaled columns x' = x / s, s the root mean square of each
-    column (the same model, better conditioned: log-probabilities of unlikely classes
-    reach -50 and below): W = W' / s per column; the objective and the box are the ones
-    on (W, b), mapped through this change of variables. (Centring the columns as well
-    couples b to W' and slows the strongly penalised fits.)
+    the only method for more classes. L-BFGS-B runs on the rescaled columns x' = x / s,
+    s the root mean square of each column (the same model, better conditioned:
+    log-probabilities of unlikely classes reach -50 and below): W = W' / s per column;
+    the objective and the box are the ones on (W, b), mapped through this change of
+    variables. (Centring the columns as well couples b to W' and slows the strongly
+    penalised fits.)
     """
     k = data.k
     sd = _column_scales(data)
