@@ -468,3 +468,12 @@ def test_cache_needs_a_directory(synth, tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(InputError, match="is not a directory"):
         C.corrupted_test_set(synth, "contrast", 1, tmp_path / "file")
+
+
+def test_iterating_all_sets(synth, tmp_path):
+    got = [(n, s) for n, s, x in C.corrupted_test_sets(synth[:2], tmp_path, names=["contrast", "pixelate"],
+                                                      severities=(1, 5))]
+    assert got == [("contrast", 1), ("contrast", 5), ("pixelate", 1), ("pixelate", 5)]
+    assert len(list(tmp_path.iterdir())) == 4
+    with pytest.raises(InputError, match="severity"):
+        list(C.corrupted_test_sets(synth[:2], tmp_path, severities=(0,)))

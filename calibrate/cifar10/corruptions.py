@@ -167,15 +167,14 @@ def rgb_to_hsv(rgb: np.ndarray) -> np.ndarray:
 
 
 def hsv_to_rgb(hsv: np.ndarray) -> np.ndarray:
-    """(..., 3) HSV in [0, 1] -> (..., 3) RGB in [0, 1] (inverse of :func:`rgb_to_hsv`)."""
-    h, s, v = hsv[..., 0], hsv[..., 1], hsv[..., 2]
-    i = np.floor(h * 6.0)
-    f = h * 6.0 - i
-    i = i.astype(np.int64) % 6
-    p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
-    table = np.stack([np.stack(c, -1) for c in
-                      ((v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q))])
-    return np.take_along_axis(table, i[None, ..., None].repeat(3, -1), 0)[0]
+    """(..., 3) HSV in [0, 1] -> (..., 3) RGB in [0, 1], the inverse of :func:`rgb_to_hsv`.
+
+    Channel n in (5, 3, 1) for (R, G, B): ``V - V S clip(min(k, 4 - k), 0, 1)`` with
+    ``k = (n + 6 H) mod 6`` (the piecewise-linear form of the usual six-sector formula).
+    """
+    h, s, v = (hsv[..., i, None] for i in range(3))
+    k = (np.array([5.0, 3.0, 1.0]) + 6.0 * h) % 6.0
+    return v - v * s * np.clip(np.minimum(k, 4.0 - k), 0.0, 1.0)
 
 
 def _brightness(x, c, rngs):
@@ -386,3 +385,13 @@ def corrupted_test_set(images, name: str, severity: int, cache_dir, seed: int = 
     np.save(buf, out, allow_pickle=False)
     atomic_write_bytes(path, buf.getvalue())
     return out
+
+
+def corrupted_test_sets(images, cache_dir, names=None, severities=SEVERITIES, seed: int = 0):
+    """Yield ``(name, severity, images)`` for every corruption in ``names`` (default: all)
+    at every severity, each through :func:`corrupted_test_set` (cached under ``cache_dir``)."""
+    names = list(CORRUPTIONS) if names is None else [_check_name(n) for n in names]
+    severities = [_check_severity(s) for s in severities]
+    for name in names:
+        for severity in severities:
+            yield name, severity, corrupted_test_set(images, name, severity, cache_dir, seed)
