@@ -5,6 +5,7 @@ libraries the paper's script used (scikit-image, OpenCV), run on the same inputs
 """
 
 import io
+import sys
 import zlib
 from pathlib import Path
 
@@ -86,10 +87,29 @@ def test_empty_and_single_image(name, synth):
     assert C.corrupt(synth[:1], name, 5).shape == (1, 32, 32, 3)
 
 
-def test_torch_tensor_accepted(synth):
-    torch = pytest.importorskip("torch")
-    out = C.corrupt(torch.from_numpy(synth), "contrast", 2)
-    np.testing.assert_array_equal(out, C.corrupt(synth, "contrast", 2))
+class _FakeTensor:
+    """Duck-typed like a torch tensor (what _validation.to_numpy looks for), without importing torch."""
+
+    def __init__(self, a):
+        self.a = a
+
+    def detach(self):
+        return self
+
+    def cpu(self):
+        return self
+
+    def numpy(self):
+        return self.a
+
+    dtype = "torch.uint8"
+
+
+def test_tensors_accepted(synth):
+    np.testing.assert_array_equal(C.corrupt(_FakeTensor(synth), "contrast", 2), C.corrupt(synth, "contrast", 2))
+    if "torch" in sys.modules:  # the real thing, when another test has paid for the import
+        torch = sys.modules["torch"]
+        np.testing.assert_array_equal(C.corrupt(torch.from_numpy(synth), "contrast", 2), C.corrupt(synth, "contrast", 2))
 
 
 # ------------------------------------------------------------------ seeding
@@ -136,7 +156,7 @@ def test_elastic_severity_is_not_monotone_in_pixel_distance(real):
     dominates the pixel distance; the elastic field grows with severity instead."""
     d = [np.abs(C.corrupt(real, "elastic_transform", s, 0).astype(np.float64) - real).mean() for s in C.SEVERITIES]
     assert d[0] > d[-1]
-    ramp = _ramp(60)
+    ramp = _ramp(30)
     resid = [_plane_residual(C.corrupt(ramp, "elastic_transform", s, 0)) for s in C.SEVERITIES]
     # severity 1 is a pure affine: a linear ramp stays a plane, up to rounding (0.5) and the fit
     assert resid[0] < 0.75, resid
@@ -477,3 +497,9 @@ def test_iterating_all_sets(synth, tmp_path):
     assert len(list(tmp_path.iterdir())) == 4
     with pytest.raises(InputError, match="severity"):
         list(C.corrupted_test_sets(synth[:2], tmp_path, severities=(0,)))
+
+
+def test_strided_input_same_as_contiguous(synth):
+    view = synth[:4, ::-1]
+    for name in C.CORRUPTIONS:
+        np.testing.assert_array_equal(C.corrupt(view, name, 2, 1), C.corrupt(np.ascontiguousarray(view), name, 2, 1))
