@@ -60,7 +60,7 @@ def _grey(n, v=128):
 # ------------------------------------------------------------------ contracts
 def test_registry_and_parameters():
     required = {"gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "gaussian_blur", "contrast",
-                "brightness", "jpeg_compression", "pixelate", "elastic_transform"}
+                "brightness", "jpeg_compression", "pixelate", "elastic_transform", "zoom_blur", "fog"}
     assert required <= set(C.CORRUPTIONS)
     assert set(C.PARAMS) == set(C.CORRUPTIONS)
     for name, fn in C.CORRUPTIONS.items():
@@ -170,7 +170,7 @@ def test_bad_severity_refused(severity, synth):
         C.corrupt(synth, "contrast", severity)
 
 
-@pytest.mark.parametrize("name", ["fog", "Gaussian Noise", "", None, 3])
+@pytest.mark.parametrize("name", ["frost", "Gaussian Noise", "", None, 3])
 def test_unknown_corruption_refused(name, synth):
     with pytest.raises(InputError, match=r"corruption: expected one of gaussian_noise, .*got"):
         C.corrupt(synth, name, 1)
@@ -383,6 +383,54 @@ def test_elastic_is_geometric(severity):
     np.testing.assert_array_equal(C.elastic_transform(_grey(3, 77), severity), _grey(3, 77))
     out = C.elastic_transform(_ramp(3), severity)
     np.testing.assert_array_equal(out[..., 0], out[..., 2])
+
+
+def test_zoom_blur_factors_and_scipy_zoom():
+    """The script's np.arange end points give 7, 12, 16, 21, 26 factors; each clipped zoom
+    equals scipy.ndimage.zoom(order=1) of the central crop, trimmed to 32 x 32."""
+    from scipy.ndimage import zoom
+
+    assert [len(z) for z in C.PARAMS["zoom_blur"]] == [7, 12, 16, 21, 26]
+    x = np.random.default_rng(0).random((2, 32, 32, 3))
+    for z in (1.0, 1.03, 1.1, 1.17, 1.25):
+        ch = int(np.ceil(32 / z))
+        top = (32 - ch) // 2
+        for im, got in zip(x, C._clipped_zoom(x, z)):
+            big = zoom(im[top:top + ch, top:top + ch], (z, z, 1), order=1)
+            t = (big.shape[0] - 32) // 2
+            np.testing.assert_allclose(got, big[t:t + 32, t:t + 32], atol=1e-12)
+
+
+def test_zoom_blur_is_the_mean_of_the_zooms(synth):
+    zooms = C.PARAMS["zoom_blur"][1]
+    x = synth / 255.0
+    want = (x + sum(C._clipped_zoom(x, z) for z in zooms)) / (len(zooms) + 1)
+    _assert_close_uint8(C.zoom_blur(synth, 2), _round(want))
+    np.testing.assert_array_equal(C.zoom_blur(_grey(2, 90), 5), _grey(2, 90))
+
+
+def test_plasma_fractal_maps():
+    rngs = C._rngs("fog", 3, 0, 4)
+    p = C.plasma_fractal(rngs, 2.5)
+    assert p.shape == (4, 32, 32)
+    np.testing.assert_allclose(p.min(axis=(1, 2)), 0)
+    np.testing.assert_allclose(p.max(axis=(1, 2)), 1)
+    np.testing.assert_array_equal(p, C.plasma_fractal(C._rngs("fog", 3, 0, 4), 2.5))
+    # a faster decay leaves less fine detail: smaller neighbour differences relative to the range
+    rough = np.abs(np.diff(C.plasma_fractal(C._rngs("fog", 3, 0, 50), 1.75), axis=2)).mean()
+    smooth = np.abs(np.diff(C.plasma_fractal(C._rngs("fog", 3, 0, 50), 3.0), axis=2)).mean()
+    assert smooth < rough
+
+
+@pytest.mark.parametrize("severity", C.SEVERITIES)
+def test_fog_formula_on_the_same_draws(severity, synth):
+    """(x + s p) max(x) / (max(x) + s) with p the image's plasma map; black stays black."""
+    s, decay = C.PARAMS["fog"][severity - 1]
+    x = synth / 255.0
+    p = C.plasma_fractal(C._rngs("fog", severity, 2, len(x)), decay)[..., None]
+    top = x.max(axis=(1, 2, 3), keepdims=True)
+    _assert_close_uint8(C.fog(synth, severity, seed=2), _round((x + s * p) * top / (top + s)))
+    np.testing.assert_array_equal(C.fog(_grey(2, 0), severity), _grey(2, 0))
 
 
 # ------------------------------------------------------------------ the paper's own libraries
