@@ -98,6 +98,7 @@ def cmd_apply(args) -> int:
 def evaluate_predictions(data, calibrator_path=None, n_bins=15) -> dict:
     from . import metrics
     from .calibrators import load
+    from .summary import summary_metrics
 
     y = data.require_labels()
     logits = data.logits
@@ -105,12 +106,12 @@ def evaluate_predictions(data, calibrator_path=None, n_bins=15) -> dict:
         logits = load(calibrator_path).predict_log_proba(logits)
     probs = metrics.softmax(logits)
     out = {"n": data.n, "k": data.k, "bins": n_bins}
-    out.update(metrics.all_metrics(probs, y, n_bins, logits=logits))
+    out.update(summary_metrics(probs, y, n_bins, logits=logits))
     return out
 
 
 def cmd_evaluate(args) -> int:
-    from .metrics import METRIC_NAMES
+    from .summary import SUMMARY_NAMES
 
     data = _read(args)
     res = evaluate_predictions(data, args.calibrator, args.bins)
@@ -121,7 +122,7 @@ def cmd_evaluate(args) -> int:
         print(json.dumps(res))
         return 0
     print(f"data        {data.path} (n = {data.n}, k = {data.k})" + (f", calibrated by {args.calibrator}" if args.calibrator else ""))
-    for key, label in METRIC_NAMES.items():
+    for key, label in SUMMARY_NAMES.items():
         print(f"{label:<24}{res[key]:.4f}")
     return 0
 
