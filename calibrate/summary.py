@@ -170,3 +170,31 @@ def selective_intervals(confidence, correct, *, coverages=(0.8, 0.9), grid=None,
     lo, hi = np.quantile(curves, [a, 1.0 - a], axis=0)
     out["curve"] = {"coverage": rs.grid, "estimate": est["curve"], "low": lo, "high": hi}
     return out
+
+
+def smooth_ece_interval(probs, labels, *, n_resamples: int = 200, confidence_level: float = 0.95, seed: int = 0,
+                        sigma: float | None = None) -> dict:
+    """Top-label smooth ECE with a percentile bootstrap interval at a FIXED bandwidth.
+
+    The bandwidth is ``sigma`` or the automatic one of the full sample; each resample
+    (rows ``default_rng(seed).integers(0, n, n)``) recomputes
+    :func:`calibrate.smooth.smooth_ece` at that bandwidth (as the band of
+    :func:`calibrate.smooth.smooth_reliability` does). probs: (n, k); labels: (n,) int.
+    Returns dict(estimate, low, high, confidence, sigma).
+    """
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
+        raise InputError(f"n_resamples: expected a positive integer, got {n_resamples!r}")
+    if not 0.0 < float(confidence_level) < 1.0:
+        raise InputError(f"confidence_level: expected a number in (0, 1), got {confidence_level!r}")
+    p, y = check_probs_labels(probs, labels)
+    conf, ok = metrics._top_label(p, y)
+    f, o = conf.astype(np.float64), ok.astype(np.float64)
+    est, s = smooth.smooth_ece(f, o, sigma, return_sigma=True)
+    rng = np.random.default_rng(seed)
+    draws = np.empty(n_resamples)
+    for b in range(n_resamples):
+        idx = rng.integers(0, f.size, f.size)
+        draws[b] = smooth.smooth_ece(f[idx], o[idx], s)
+    a = (1.0 - float(confidence_level)) / 2.0
+    lo, hi = np.quantile(draws, [a, 1.0 - a])
+    return {"estimate": est, "low": float(lo), "high": float(hi), "confidence": float(confidence_level), "sigma": s}
