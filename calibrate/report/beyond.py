@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import conformal, decomposition, metrics, ood
+from ..summary import detection_intervals
 from .figures import (
     SMOOTH_MIN_ROWS,
     binned_and_smooth_figure,
@@ -26,6 +27,7 @@ from .figures import (
 
 COVERAGES = (0.8, 0.9)
 SMOOTH_MAX_RESAMPLES = 200  # the smoothed band re-smooths every resample: cap it
+OOD_MAX_RESAMPLES = 200  # each detection resample is a few passes over n_in + n_out groups
 
 
 def _f(x, digits=4):
@@ -161,25 +163,32 @@ def calibrated_scores(log_probs) -> dict:
             "DOCTOR": ood.doctor(log_probs)}
 
 
-def ood_section(test_logits, ood_logits, calibrators: dict, ood_name: str = ""):
+def ood_section(test_logits, ood_logits, calibrators: dict, ood_name: str = "", n_resamples: int = 200,
+                seed: int = 0):
     """Detection of OOD rows: (json, section). Uncalibrated: all five scores; each calibrator:
-    the scores that depend on its probabilities (max logit and energy do not)."""
+    the scores that depend on its probabilities (max logit and energy do not). Intervals:
+    :func:`calibrate.summary.detection_intervals` with min(n_resamples, OOD_MAX_RESAMPLES)."""
     s_in = {"uncalibrated": ood_scores(test_logits)}
     s_out = {"uncalibrated": ood_scores(ood_logits)}
     for name, cal in calibrators.items():
         s_in[name] = calibrated_scores(cal.predict_log_proba(test_logits))
         s_out[name] = calibrated_scores(cal.predict_log_proba(ood_logits))
-    js = {pred: {sc: ood.detection_metrics(s_in[pred][sc], s_out[pred][sc]) for sc in s_in[pred]} for pred in s_in}
+    r = min(int(n_resamples), OOD_MAX_RESAMPLES)
+    js = {pred: {sc: detection_intervals(s_in[pred][sc], s_out[pred][sc], n_resamples=r, seed=seed)
+                 for sc in s_in[pred]} for pred in s_in}
     cols = [("auroc", "AUROC", False), ("aupr_in", "AUPR-in", False), ("aupr_out", "AUPR-out", False),
             ("fpr_at_95tpr", "FPR at 95 % TPR", True)]
     flat = {(p, s): m for p, d in js.items() for s, m in d.items()}
-    best = {k: _best_cls({ps: m[k] for ps, m in flat.items()}, low) for k, _, low in cols}
-    rows = [{"cells": [{"text": p}, {"text": s}] + [{"text": _f(m[k]), "cls": best[k][(p, s)]} for k, _, _ in cols]}
+    best = {k: _best_cls({ps: m[k]["estimate"] for ps, m in flat.items()}, low) for k, _, low in cols}
+    rows = [{"cells": [{"text": p}, {"text": s}] + [{"text": _f(m[k]["estimate"]), "ci": _ci(m[k]),
+                                                      "cls": best[k][(p, s)]} for k, _, _ in cols]}
             for (p, s), m in flat.items()]
     table = {"header": ["prediction", "score"] + [h for _, h, _ in cols], "rows": rows,
              "caption": "In-distribution (the test rows) is the positive class; every score is oriented so that "
                         "higher means more in-distribution. Max logit and energy do not depend on a calibrator; "
-                        "MSP, entropy and DOCTOR are recomputed from each calibrator's probabilities."}
+                        "MSP, entropy and DOCTOR are recomputed from each calibrator's probabilities. Intervals: "
+                        f"95 % percentile bootstrap ({r} resamples, in and out rows resampled separately); green: "
+                        "the best estimate in each column."}
     hists = [score_histogram_data(s_in["uncalibrated"][sc], s_out["uncalibrated"][sc], label=sc)
              for sc in s_in["uncalibrated"]]
     fig = _png(score_histogram_figure(hists), "OOD score histograms",
@@ -190,7 +199,7 @@ def ood_section(test_logits, ood_logits, calibrators: dict, ood_name: str = ""):
                "paragraphs": [f"OOD rows: {ood_name or 'given'} (n = {n_out:,}); in-distribution rows: the test data."],
                "tables": [table], "figures": [fig]}
     return {"data": ood_name or None, "n_in": int(np.asarray(test_logits).shape[0]), "n_out": n_out,
-            "predictions": js}, section
+            "n_resamples": r, "interval": "percentile", "predictions": js}, section
 
 
 # ------------------------------------------------------------------------ conformal
@@ -288,7 +297,8 @@ def beyond_report(preds: dict, labels, test_logits, calibrators: dict, *, n_bins
     data["smooth"], sections["smooth"] = smooth_section(probs, labels, n_bins, n_resamples, seed)
     data["selective"], sections["selective"] = selective_section(probs, labels, n_resamples, seed)
     if ood_logits is not None:
-        data["ood"], sections["ood"] = ood_section(test_logits, ood_logits, calibrators, ood_name)
+        data["ood"], sections["ood"] = ood_section(test_logits, ood_logits, calibrators, ood_name, n_resamples,
+                                                   seed)
     if conformal_alpha is not None:
         data["conformal"], sections["conformal"] = conformal_section(
             test_logits, labels, calibrators, conformal_alpha, fit_logits=fit_logits, fit_labels=fit_labels,
