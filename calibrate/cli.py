@@ -143,6 +143,8 @@ def cmd_report(args) -> int:
         raise CLIError("give either --calibrator or --fit-on, not both")
     if args.methods and not args.fit_on:
         raise CLIError("--methods needs --fit-on VAL (the data to fit the calibrators on)")
+    if args.conformal is not None and not 0.0 < args.conformal < 1.0:
+        raise CLIError(f"--conformal: expected a miscoverage ALPHA in (0, 1), got {args.conformal:g}")
     test = _read(args)
     y = test.require_labels()
     cals = {}
@@ -165,8 +167,6 @@ def cmd_report(args) -> int:
         ood = _read(args, path=args.ood, require_labels=False)
         if ood.k != test.k:
             raise CLIError(f"{args.ood}: has {ood.k} classes, {args.data} has {test.k}")
-    if args.conformal is not None and not 0.0 < args.conformal < 1.0:
-        raise CLIError(f"--conformal: expected a miscoverage ALPHA in (0, 1), got {args.conformal:g}")
     print(f"bootstrapping {args.resamples} resamples for {1 + len(cals)} predictions", file=sys.stderr)
     html, data = calibration_report(test.logits, y, cals, data_name=test.path, fit_name=fit_name,
                                     n_bins=args.bins, n_resamples=args.resamples, seed=args.seed,
