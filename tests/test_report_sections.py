@@ -325,3 +325,19 @@ def test_report_bad_new_options_are_clean_errors(files, tmp_path, args, fragment
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("calibrate: error: ") and fragment in lines[0], r.stderr
     assert not (tmp_path / "x.html").exists()
+
+
+def test_expected_coverage_range_matches_a_simulation(files, report):
+    from calibrate.report.beyond import expected_coverage_range
+
+    rng = np.random.default_rng(0)
+    # a small calibration set: far wider than the binomial range of the evaluation rows alone
+    # ([0.855, 0.94] here), so the calibration draw must be in the law
+    n_cal, n_eval, alpha = 19, 200, 0.1
+    cov = [np.mean(rng.random(n_eval) <= conformal.conformal_quantile(rng.random(n_cal), alpha))
+           for _ in range(4000)]
+    lo, hi = expected_coverage_range(n_cal, n_eval, alpha)
+    ref = np.quantile(cov, [0.025, 0.975])
+    assert abs(lo - ref[0]) <= 2.0 / n_eval and abs(hi - ref[1]) <= 2.0 / n_eval
+    assert expected_coverage_range(5, 10, 0.01) == (1.0, 1.0)  # r > n: full sets
+    assert report[1]["conformal"]["expected_coverage_range"] == list(expected_coverage_range(600, 800, 0.1))

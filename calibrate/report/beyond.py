@@ -229,6 +229,20 @@ def conformal_numbers(cal_lp, cal_y, eval_lp, eval_y, alpha: float, seed: int = 
     return out
 
 
+def expected_coverage_range(n_cal: int, n_eval: int, alpha: float, level: float = 0.95):
+    """Central ``level`` range of the observed coverage of split conformal sets on n_eval
+    exchangeable rows, for continuous scores: coverage given the calibration rows is
+    Beta(r, n_cal + 1 - r), r = ceil((n_cal + 1)(1 - alpha)), so the count covered is
+    beta-binomial(n_eval, r, n_cal + 1 - r). Returns (low, high) as fractions; (1, 1) if r > n_cal."""
+    from scipy.stats import betabinom
+
+    r = conformal.conformal_rank(n_cal, alpha)
+    if r > n_cal:
+        return 1.0, 1.0
+    lo, hi = betabinom(n_eval, r, n_cal + 1 - r).ppf([(1 - level) / 2, (1 + level) / 2])
+    return float(lo / n_eval), float(hi / n_eval)
+
+
 def conformal_section(test_logits, test_labels, calibrators: dict, alpha: float, *, fit_logits=None,
                       fit_labels=None, fit_name: str = "", seed: int = 0):
     """Split conformal sets of every prediction: (json, section).
@@ -271,13 +285,16 @@ def conformal_section(test_logits, test_labels, calibrators: dict, alpha: float,
                         f"{100 * (1 - alpha):g} %), {how}; LAC: 1 − p_y; APS: randomised, seed {seed}. "
                         "Red: below the target (the marginal guarantee is on average over calibration "
                         "draws; the per-class and per-size rows have no guarantee)."}
-    notes = [f"{len(cal_y):,} calibration rows, {len(ev_y):,} evaluation rows."]
+    lo, hi = expected_coverage_range(len(cal_y), len(ev_y), alpha)
+    notes = [f"{len(cal_y):,} calibration rows, {len(ev_y):,} evaluation rows. If the rows are exchangeable and "
+             f"the scores have no ties, the observed coverage falls in [{lo:.4f}, {hi:.4f}] with probability "
+             "95 % (beta-binomial law of split conformal coverage; Vovk 2012, Angelopoulos & Bates 2021)."]
     if fit_logits is not None and calibrators:
         notes.append("The calibrators were fitted on the same data as the conformal thresholds, so for the "
                      "calibrated rows the guarantee is approximate (the score depends on the calibration data).")
     section = {"id": "conformal", "title": "Conformal prediction sets", "paragraphs": notes, "tables": [table]}
     return {"alpha": alpha, **split, "n_calibration": int(len(cal_y)), "n_evaluation": int(len(ev_y)),
-            "predictions": res}, section
+            "expected_coverage_range": [lo, hi], "predictions": res}, section
 
 
 # ------------------------------------------------------------------------ all of them
