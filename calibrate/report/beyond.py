@@ -272,20 +272,20 @@ def conformal_section(test_logits, test_labels, calibrators: dict, alpha: float,
     cols = [("coverage", "coverage"), ("mean_set_size", "mean set size"),
             ("worst_class_coverage", "worst-class coverage"), ("empty_fraction", "empty sets"),
             ("worst_size_coverage", "worst coverage by set size (non-empty)")]
+    lo, hi = expected_coverage_range(len(cal_y), len(ev_y), alpha)
     rows = []
     for pred, d in res.items():
         for method, m in d.items():
             cells = [{"text": pred}, {"text": method.upper()}]
             for k, _ in cols:
-                cls = ("worse" if m[k] < 1 - alpha else "") if k.endswith("coverage") else ""
+                cls = ("worse" if m[k] < lo else "") if k == "coverage" else ""
                 cells.append({"text": _f(m[k], 3 if k == "mean_set_size" else 4), "cls": cls})
             rows.append({"cells": cells})
     table = {"header": ["prediction", "sets"] + [h for _, h in cols], "rows": rows,
              "caption": f"Split conformal prediction sets for miscoverage α = {alpha:g} (target coverage "
                         f"{100 * (1 - alpha):g} %), {how}; LAC: 1 − p_y; APS: randomised, seed {seed}. "
-                        "Red: below the target (the marginal guarantee is on average over calibration "
-                        "draws; the per-class and per-size rows have no guarantee)."}
-    lo, hi = expected_coverage_range(len(cal_y), len(ev_y), alpha)
+                        "Red: a coverage below the 95 % range expected under exchangeability (see above); "
+                        "the guarantee is marginal only: the per-class and per-size columns have none."}
     notes = [f"{len(cal_y):,} calibration rows, {len(ev_y):,} evaluation rows. If the rows are exchangeable and "
              f"the scores have no ties, the observed coverage falls in [{lo:.4f}, {hi:.4f}] with probability "
              "95 % (beta-binomial law of split conformal coverage; Vovk 2012, Angelopoulos & Bates 2021)."]
