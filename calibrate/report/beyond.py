@@ -108,10 +108,11 @@ def selective_section(probs: dict, labels, n_resamples: int, seed: int):
                f"is accepted; shaded: pointwise 95 % percentile bootstrap band ({n_resamples} resamples). "
                "Tied confidences are accepted together (one step per distinct value).")
     section = {"id": "selective", "title": "Selective prediction: risk against coverage",
-               "paragraphs": ["A model that may abstain accepts a row only when its confidence is high enough. A "
-                              "calibrator that only rescales confidences monotonically (temperature) keeps the "
-                              "ranking and so the curve; one that merges or reorders confidences (isotonic, "
-                              "histogram) changes it."],
+               "paragraphs": ["A model that may abstain accepts a row only when its confidence is high enough. "
+                              "Calibration changes the curve only through the order of the rows' confidences: "
+                              "temperature scaling keeps each row's predicted class but can reorder rows with "
+                              "different logit profiles a little; binning calibrators (isotonic, histogram) "
+                              "also create ties, which are accepted together."],
                "tables": [table], "figures": [fig]}
     return {"score": "max probability", "n_resamples": n_resamples, "confidence": 0.95, "interval": "percentile",
             "predictions": js}, section
