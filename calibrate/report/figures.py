@@ -6,6 +6,12 @@ predictions side by side (the uncalibrated model and each calibrator), each with
 confidence histogram underneath, in the style of Guo et al. 2017 (accuracy bars, the gap
 to the diagonal shaded) and scikit-learn's CalibrationDisplay.
 
+Beyond ECE, in the same compute-then-draw pairs: risk-coverage curves with a bootstrap band
+(``risk_coverage_data`` / ``plot_risk_coverage``), smoothed reliability diagrams
+(``smooth_reliability_data`` / ``plot_smooth_reliability``, laid out under the binned ones by
+``binned_and_smooth_figure``) and in- vs out-of-distribution score histograms
+(``score_histogram_data`` / ``plot_score_histogram``).
+
 Nothing here touches matplotlib's global state (no pyplot, no rcParams changes) or
 saves a file: figures are ``matplotlib.figure.Figure`` objects the caller keeps or saves.
 """
