@@ -3,7 +3,7 @@
     calibrate fit DATA --method temperature -o CAL.json
     calibrate apply CAL.json DATA -o OUT.npz
     calibrate evaluate DATA [--calibrator CAL.json] [--bins 15] [--json]
-    calibrate report DATA [--calibrator CAL.json | --fit-on VAL --methods a,b] -o report.html
+    calibrate report DATA [--calibrator CAL.json | --fit-on VAL --methods a,b] [--ood OOD] [--conformal 0.1] -o report.html
     calibrate experiment --preset quick|cpu|full --data DIR --out DIR
 
 Bad input prints one line, ``calibrate: error: ...``, and exits with status 2; set
@@ -98,6 +98,7 @@ def cmd_apply(args) -> int:
 def evaluate_predictions(data, calibrator_path=None, n_bins=15) -> dict:
     from . import metrics
     from .calibrators import load
+    from .summary import summary_metrics
 
     y = data.require_labels()
     logits = data.logits
@@ -105,12 +106,12 @@ def evaluate_predictions(data, calibrator_path=None, n_bins=15) -> dict:
         logits = load(calibrator_path).predict_log_proba(logits)
     probs = metrics.softmax(logits)
     out = {"n": data.n, "k": data.k, "bins": n_bins}
-    out.update(metrics.all_metrics(probs, y, n_bins, logits=logits))
+    out.update(summary_metrics(probs, y, n_bins, logits=logits))
     return out
 
 
 def cmd_evaluate(args) -> int:
-    from .metrics import METRIC_NAMES
+    from .summary import SUMMARY_NAMES
 
     data = _read(args)
     res = evaluate_predictions(data, args.calibrator, args.bins)
@@ -121,7 +122,7 @@ def cmd_evaluate(args) -> int:
         print(json.dumps(res))
         return 0
     print(f"data        {data.path} (n = {data.n}, k = {data.k})" + (f", calibrated by {args.calibrator}" if args.calibrator else ""))
-    for key, label in METRIC_NAMES.items():
+    for key, label in SUMMARY_NAMES.items():
         print(f"{label:<24}{res[key]:.4f}")
     return 0
 
@@ -142,6 +143,8 @@ def cmd_report(args) -> int:
         raise CLIError("give either --calibrator or --fit-on, not both")
     if args.methods and not args.fit_on:
         raise CLIError("--methods needs --fit-on VAL (the data to fit the calibrators on)")
+    if args.conformal is not None and not 0.0 < args.conformal < 1.0:
+        raise CLIError(f"--conformal: expected a miscoverage ALPHA in (0, 1), got {args.conformal:g}")
     test = _read(args)
     y = test.require_labels()
     cals = {}
@@ -159,10 +162,19 @@ def cmd_report(args) -> int:
             print(f"fitting {m} on {args.fit_on}", file=sys.stderr)
             cals[m] = get_calibrator(m).fit(val.logits, val.require_labels())
         fit_name = args.fit_on
+    ood = None
+    if args.ood:
+        ood = _read(args, path=args.ood, require_labels=False)
+        if ood.k != test.k:
+            raise CLIError(f"{args.ood}: has {ood.k} classes, {args.data} has {test.k}")
     print(f"bootstrapping {args.resamples} resamples for {1 + len(cals)} predictions", file=sys.stderr)
     html, data = calibration_report(test.logits, y, cals, data_name=test.path, fit_name=fit_name,
                                     n_bins=args.bins, n_resamples=args.resamples, seed=args.seed,
-                                    title=args.title, started=t0)
+                                    title=args.title, started=t0,
+                                    ood_logits=ood.logits if ood else None, ood_name=ood.path if ood else "",
+                                    conformal_alpha=args.conformal,
+                                    fit_logits=val.logits if args.fit_on else None,
+                                    fit_labels=val.require_labels() if args.fit_on else None)
     json_path = write_report(args.output, html, data)
     m = data["metrics"]
     for name, r in m.items():
@@ -228,6 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--title", default="Calibration report")
+    p.add_argument("--ood", metavar="FILE", help="logits of out-of-distribution inputs (read like DATA, no labels "
+                   "needed): adds OOD detection metrics and score histograms")
+    p.add_argument("--conformal", type=float, metavar="ALPHA", help="add split conformal sets (LAC, APS) for "
+                   "miscoverage ALPHA, calibrated on --fit-on data, else on a seeded half of DATA")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("experiment", help="the CIFAR-10 experiment: train, sample, calibrate, report")

@@ -6,6 +6,12 @@ predictions side by side (the uncalibrated model and each calibrator), each with
 confidence histogram underneath, in the style of Guo et al. 2017 (accuracy bars, the gap
 to the diagonal shaded) and scikit-learn's CalibrationDisplay.
 
+Beyond ECE, in the same compute-then-draw pairs: risk-coverage curves with a bootstrap band
+(``risk_coverage_data`` / ``plot_risk_coverage``), smoothed reliability diagrams
+(``smooth_reliability_data`` / ``plot_smooth_reliability``, laid out under the binned ones by
+``binned_and_smooth_figure``) and in- vs out-of-distribution score histograms
+(``score_histogram_data`` / ``plot_score_histogram``).
+
 Nothing here touches matplotlib's global state (no pyplot, no rcParams changes) or
 saves a file: figures are ``matplotlib.figure.Figure`` objects the caller keeps or saves.
 """
@@ -160,3 +166,235 @@ def figure_to_png(fig: Figure, dpi: int = 110) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()
+
+
+# ------------------------------------------------------------ risk-coverage curves
+CURVE_COLORS = ("#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C")
+
+
+@dataclass
+class RiskCoverageData:
+    """One risk-coverage curve (:func:`calibrate.selective.risk_coverage`) and its band.
+
+    coverage, risk: (m,) one point per distinct confidence; grid, low, high: (g,) the
+    pointwise bootstrap band on a coverage grid (None without a bootstrap); intervals:
+    the table numbers of :func:`calibrate.summary.selective_intervals` (or None).
+    """
+
+    coverage: np.ndarray
+    risk: np.ndarray
+    aurc: float
+    label: str = ""
+    grid: np.ndarray | None = None
+    low: np.ndarray | None = None
+    high: np.ndarray | None = None
+    intervals: dict | None = None
+
+
+def risk_coverage_data(confidence, correct, *, label: str = "", n_resamples: int = 0, seed: int = 0,
+                       coverages=(0.8, 0.9)) -> RiskCoverageData:
+    """Curve of (n,) confidence scores and (n,) correctness, with a bootstrap band if n_resamples > 0."""
+    from .. import selective, summary
+
+    cov, risk = selective.risk_coverage(confidence, correct)
+    if not n_resamples:
+        return RiskCoverageData(cov, risk, selective.aurc(confidence, correct), label)
+    iv = summary.selective_intervals(confidence, correct, coverages=coverages, n_resamples=n_resamples, seed=seed)
+    c = iv["curve"]
+    return RiskCoverageData(cov, risk, iv["aurc"]["estimate"], label, c["coverage"], c["low"], c["high"], iv)
+
+
+def plot_risk_coverage(curves, ax, *, marks=(0.8, 0.9)):
+    """Draw risk-coverage curves (a list of RiskCoverageData) on ``ax``, bands shaded. Returns ax."""
+    for i, d in enumerate(curves):
+        color = CURVE_COLORS[i % len(CURVE_COLORS)]
+        style = ("-", "--", "-.", ":")[i % 4]
+        if d.grid is not None:
+            ax.fill_between(d.grid, d.low, d.high, color=color, alpha=0.18, linewidth=0, zorder=2)
+        ax.plot(np.concatenate([[0.0], d.coverage]), np.concatenate([[d.risk[0]], d.risk]), color=color,
+                linewidth=1.4, linestyle=style, drawstyle="steps-pre", label=f"{d.label}  (AURC {100 * d.aurc:.2f} %)", zorder=3)
+    for m in marks:
+        ax.axvline(m, color=DIAG, linestyle=":", linewidth=0.9, zorder=1)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("coverage (fraction of rows accepted, most confident first)")
+    ax.set_ylabel("selective risk (error rate among accepted)")
+    ax.grid(True, color="#dddddd", linewidth=0.6, zorder=0)
+    ax.set_axisbelow(True)
+    ax.legend(loc="upper left", fontsize=8, frameon=True)
+    return ax
+
+
+def risk_coverage_figure(curves, *, size=(6.4, 4.4), suptitle: str | None = None) -> Figure:
+    """One axes with every curve (a list of RiskCoverageData)."""
+    fig = Figure(figsize=size, layout="constrained")
+    plot_risk_coverage(curves, fig.add_subplot(1, 1, 1))
+    if suptitle:
+        fig.suptitle(suptitle)
+    return fig
+
+
+# ------------------------------------------------------------ smoothed reliability
+@dataclass
+class SmoothReliabilityData:
+    """A smoothed reliability diagram (:func:`calibrate.smooth.smooth_reliability`).
+
+    x, y, density: (g,); lower, upper: (g,) bootstrap band or None; smece and its
+    interval (smece_low, smece_high, NaN without a bootstrap) at the bandwidth sigma.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    density: np.ndarray
+    sigma: float
+    smece: float
+    lower: np.ndarray | None = None
+    upper: np.ndarray | None = None
+    smece_low: float = float("nan")
+    smece_high: float = float("nan")
+    n: int = 0
+    label: str = ""
+
+
+def smooth_reliability_data(probs, labels, *, label: str = "", n_resamples: int = 0, seed: int = 0,
+                            n_grid: int = 200) -> SmoothReliabilityData:
+    """Top-label smoothed curve of probs (n, k) and labels (n,), with band and smECE interval."""
+    from .. import smooth, summary
+
+    r = smooth.smooth_reliability(probs, labels, n_grid=n_grid, n_bootstrap=n_resamples, seed=seed)
+    lo = hi = float("nan")
+    if n_resamples:
+        iv = summary.smooth_ece_interval(probs, labels, n_resamples=n_resamples, seed=seed, sigma=r.sigma)
+        lo, hi = iv["low"], iv["high"]
+    return SmoothReliabilityData(r.x, r.y, r.density, r.sigma, r.smece, r.lower, r.upper, lo, hi,
+                                 int(np.asarray(labels).shape[0]), label)
+
+
+SMOOTH_MIN_ROWS = 10  # the curve is drawn solid where at least this many rows lie within the kernel
+
+
+def effective_rows(data: SmoothReliabilityData) -> np.ndarray:
+    """(g,) about how many rows the kernel averages at each x: n density(x) sqrt(2 pi) sigma."""
+    return data.n * np.asarray(data.density) * np.sqrt(2.0 * np.pi) * data.sigma
+
+
+def plot_smooth_reliability(data: SmoothReliabilityData, ax, hist_ax=None):
+    """Draw the smoothed curve and its band on ``ax`` (solid where the kernel holds at least
+    SMOOTH_MIN_ROWS rows, dotted elsewhere), and the density of the confidences on
+    ``hist_ax``. Returns ax."""
+    ax.plot([0, 1], [0, 1], linestyle="--", color=DIAG, linewidth=1.2, label="perfect calibration", zorder=4)
+    ok = effective_rows(data) >= SMOOTH_MIN_ROWS
+    if data.lower is not None:
+        ax.fill_between(data.x, data.lower, data.upper, where=ok, color=BAR, alpha=0.25, linewidth=0,
+                        label="95 % band", zorder=2)
+    ax.plot(data.x, np.where(ok, np.nan, data.y), color=BAR, linewidth=1.0, linestyle=":", zorder=3)
+    ax.plot(data.x, np.where(ok, data.y, np.nan), color=BAR, linewidth=1.8, label="smoothed accuracy", zorder=3)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_aspect("equal", adjustable="box")
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("accuracy (kernel-smoothed)")
+    ax.grid(True, color="#dddddd", linewidth=0.6, zorder=0)
+    ax.set_axisbelow(True)
+    if data.label:
+        ax.set_title(data.label)
+    txt = f"smECE = {100 * data.smece:.2f} %"
+    if np.isfinite(data.smece_low):
+        txt += f"\n[{100 * data.smece_low:.2f}, {100 * data.smece_high:.2f}] %"
+    txt += f"\nσ = {data.sigma:.3f}"
+    ax.text(0.04, 0.96, txt, transform=ax.transAxes, va="top", ha="left", fontsize=9,
+            bbox=dict(boxstyle="round,pad=0.3", facecolor="white", edgecolor="#999999"))
+    ax.legend(loc="lower right", fontsize=7, frameon=True)
+    if hist_ax is not None:
+        hist_ax.fill_between(data.x, 0, data.density, color="#8C8C8C", alpha=0.6, linewidth=0)
+        hist_ax.plot(data.x, data.density, color="black", linewidth=0.6)
+        hist_ax.set_xlim(0, 1)
+        hist_ax.set_ylim(bottom=0)
+        hist_ax.set_xlabel("confidence")
+        hist_ax.set_ylabel("density")
+        hist_ax.grid(True, axis="y", color="#dddddd", linewidth=0.6)
+        hist_ax.set_axisbelow(True)
+        ax.set_xlabel("")
+    return ax
+
+
+def binned_and_smooth_figure(binned, smoothed, *, panel_size: float = 3.4, suptitle: str | None = None) -> Figure:
+    """One column per prediction: the binned diagram (ReliabilityData) above its smoothed
+    one (SmoothReliabilityData), the density of the confidences at the bottom."""
+    fig = Figure(figsize=(panel_size * len(binned), panel_size * 2.35), layout="constrained")
+    grid = fig.add_gridspec(3, len(binned), height_ratios=[3, 3, 0.9])
+    for j, (b, s) in enumerate(zip(binned, smoothed)):
+        ax = fig.add_subplot(grid[0, j])
+        plot_reliability(b, ax)
+        ax2 = fig.add_subplot(grid[1, j])
+        hax = fig.add_subplot(grid[2, j], sharex=ax2)
+        plot_smooth_reliability(s, ax2, hax)
+        ax2.set_title("")
+        if j:
+            ax.set_ylabel("")
+            ax2.set_ylabel("")
+            hax.set_ylabel("")
+    if suptitle:
+        fig.suptitle(suptitle)
+    return fig
+
+
+# ------------------------------------------------------------ OOD score histograms
+@dataclass
+class ScoreHistogramData:
+    """Histograms of one detection score, in- vs out-of-distribution (densities on shared edges)."""
+
+    edges: np.ndarray
+    density_in: np.ndarray
+    density_out: np.ndarray
+    n_in: int
+    n_out: int
+    label: str = ""
+    auroc: float = float("nan")
+
+
+def score_histogram_data(scores_in, scores_out, *, label: str = "", n_bins: int = 50) -> ScoreHistogramData:
+    """Shared equal-width edges over both (n_in,) and (n_out,) score arrays; densities integrate to 1."""
+    from .. import ood
+
+    s_in = np.asarray(scores_in, dtype=np.float64)
+    s_out = np.asarray(scores_out, dtype=np.float64)
+    lo = float(min(s_in.min(), s_out.min()))
+    hi = float(max(s_in.max(), s_out.max()))
+    if hi <= lo:
+        hi = lo + 1.0
+    edges = np.linspace(lo, hi, n_bins + 1)
+    d_in, _ = np.histogram(s_in, edges, density=True)
+    d_out, _ = np.histogram(s_out, edges, density=True)
+    auroc = ood.detection_metrics(s_in, s_out)["auroc"]
+    return ScoreHistogramData(edges, d_in, d_out, s_in.size, s_out.size, label, auroc)
+
+
+def plot_score_histogram(data: ScoreHistogramData, ax):
+    """Step histograms of in (blue) and out (orange) scores on ``ax``. Returns ax."""
+    for d, color, name, n in ((data.density_in, BAR, "in-distribution", data.n_in),
+                              (data.density_out, GAP, "out-of-distribution", data.n_out)):
+        ax.stairs(d, data.edges, fill=True, color=color, alpha=0.35)
+        ax.stairs(d, data.edges, color=color, linewidth=1.2, label=f"{name} (n = {n:,})")
+    ax.set_xlabel(f"{data.label} (higher = more in-distribution)" if data.label else "score")
+    ax.set_ylabel("density")
+    if np.isfinite(data.auroc):
+        ax.set_title(f"{data.label}: AUROC {100 * data.auroc:.1f} %", fontsize=10)
+    ax.grid(True, axis="y", color="#dddddd", linewidth=0.6)
+    ax.set_axisbelow(True)
+    ax.legend(loc="best", fontsize=7, frameon=False)
+    return ax
+
+
+def score_histogram_figure(histograms, *, ncols: int = 3, panel_size=(3.6, 2.7),
+                           suptitle: str | None = None) -> Figure:
+    """One panel per score (a list of ScoreHistogramData)."""
+    k = len(histograms)
+    cols = min(k, ncols)
+    rows = int(np.ceil(k / cols))
+    fig = Figure(figsize=(panel_size[0] * cols, panel_size[1] * rows), layout="constrained")
+    for i, h in enumerate(histograms):
+        plot_score_histogram(h, fig.add_subplot(rows, cols, i + 1))
+    if suptitle:
+        fig.suptitle(suptitle)
+    return fig

@@ -20,6 +20,7 @@ import numpy as np
 
 from .. import metrics
 from ..bootstrap import bootstrap_ci, paired_bootstrap_ci
+from .beyond import beyond_report
 from .figures import classwise_reliability_figure, figure_to_png, reliability_figure
 
 METRIC_KEYS = list(metrics.METRIC_NAMES)
@@ -202,9 +203,15 @@ def _chunks(items, size):
 # ------------------------------------------------------------------------ the report
 def calibration_report(test_logits, test_labels, calibrators: dict, *, data_name: str = "", fit_name: str = "",
                        n_bins: int = 15, n_resamples: int = 1000, seed: int = 0, class_names=None,
-                       title: str = "Calibration report", started: float | None = None):
+                       title: str = "Calibration report", started: float | None = None,
+                       ood_logits=None, ood_name: str = "", conformal_alpha: float | None = None,
+                       fit_logits=None, fit_labels=None):
     """Build the report of ``calibrators`` ({name: fitted Calibrator}) on test logits.
 
+    ood_logits: (m, k) logits of out-of-distribution inputs (adds the detection section);
+    conformal_alpha: miscoverage of the conformal sets section, calibrated on
+    (fit_logits, fit_labels) when given, else on a seeded half of the test rows
+    (see :mod:`calibrate.report.beyond`).
     Returns (html, data): the HTML text and the JSON-able dict of the same numbers.
     """
     import time
@@ -221,6 +228,10 @@ def calibration_report(test_logits, test_labels, calibrators: dict, *, data_name
              for name, lp in preds.items() if name != "uncalibrated"}
     classes = per_class_table(probs, y, n_bins)
     params = {name: {"method": cal.name, **cal.get_params(), **cal.summary()} for name, cal in calibrators.items()}
+    beyond, decomposition_table, beyond_sections = beyond_report(
+        preds, y, test_logits, calibrators, n_bins=n_bins, n_resamples=n_resamples, seed=seed,
+        ood_logits=ood_logits, ood_name=ood_name, conformal_alpha=conformal_alpha, fit_logits=fit_logits,
+        fit_labels=fit_labels, fit_name=fit_name)
 
     data = {
         "title": title,
@@ -230,6 +241,7 @@ def calibration_report(test_logits, test_labels, calibrators: dict, *, data_name
         "metrics": table, "paired_differences_vs_uncalibrated": diffs, "per_class": classes,
         "calibrators": params, "command": command_line(), "environment": environment(),
     }
+    data.update(beyond)
 
     names = list(preds)
     figs = [_png(reliability_figure({nm: probs[nm] for nm in group}, y, n_bins),
@@ -273,9 +285,12 @@ def calibration_report(test_logits, test_labels, calibrators: dict, *, data_name
                         "upward by the noise in each bin, so for a well-calibrated prediction its interval can sit "
                         "mostly above the estimate; the debiased column and the paired differences below are the "
                         "better guide when ECE is small."],
-         "tables": [metrics_table(table, caption="Lower is better except accuracy; green marks the best in each column.")]},
+         "tables": [metrics_table(table, caption="Lower is better except accuracy; green marks the best in each column."),
+                    decomposition_table]},
         {"id": "paired", "title": "Is the improvement larger than the noise?", "tables": [paired_table(diffs, "uncalibrated")]} if diffs else None,
         {"id": "reliability", "title": "Reliability diagrams", "figures": figs},
+        beyond_sections.get("smooth"), beyond_sections.get("selective"), beyond_sections.get("ood"),
+        beyond_sections.get("conformal"),
         {"id": "classes", "title": "Per class", "tables": [class_table], "figures": figs_cw},
         {"id": "calibrators", "title": "Fitted calibrators",
          "tables": [{"header": ["name", "method", "parameters"], "rows": param_rows}]} if params else None,

@@ -1,0 +1,294 @@
+"""The summary numbers of one prediction beyond the ECE family, and cheap intervals for them.
+
+:func:`summary_metrics` is what ``calibrate evaluate`` prints: every metric of
+:func:`calibrate.metrics.all_metrics` plus
+
+  aurc, augrc              risk-coverage areas of the max probability (:mod:`calibrate.selective`)
+  smooth_ece               smooth ECE, automatic bandwidth (:mod:`calibrate.smooth`)
+  brier_calibration        REL of Murphy's Brier decomposition, binned one-vs-rest with the
+                           ECE's bins (:func:`calibrate.decomposition.brier_decomposition`)
+  brier_refinement         Brier - brier_calibration (= UNC - RES + WBV - 2 WBC), so the
+                           two add up to the Brier score exactly
+  overconfidence,          the signed split of the top-label ECE
+  underconfidence          (:func:`calibrate.decomposition.ece_over_under`); they sum to ``ece``
+
+One sort of the confidences serves both risk-coverage areas; the rest is O(n k).
+
+:class:`SelectiveResampler` bootstraps the risk-coverage numbers (AURC, E-AURC, AUGRC,
+risk at given coverages, the curve on a coverage grid) without re-sorting: the rows are
+sorted and grouped by distinct confidence once, and a resample only changes how many
+rows (and errors) each group holds, so each resample is two ``bincount`` calls, O(n).
+
+Shapes: ``probs`` (n, k) float, ``labels`` (n,) int, ``confidence`` (n,) float,
+``correct`` (n,) 0/1 or bool.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import decomposition, metrics, selective, smooth
+from ._validation import InputError, check_probs_labels
+from .selective import _aurc, _aurc_optimal, _check_conf_correct, _groups
+
+#: the keys summary_metrics adds to metrics.all_metrics, with their labels for printing
+BEYOND_NAMES = {
+    "aurc": "AURC (max prob.)",
+    "augrc": "AUGRC (max prob.)",
+    "smooth_ece": "smooth ECE",
+    "brier_calibration": "Brier calibration (REL)",
+    "brier_refinement": "Brier refinement",
+    "overconfidence": "ECE overconfidence",
+    "underconfidence": "ECE underconfidence",
+}
+SUMMARY_NAMES = {**metrics.METRIC_NAMES, **BEYOND_NAMES}
+
+
+def _augrc(g) -> float:
+    """AUGRC from sorted groups: the trapezoid rule of selective.augrc."""
+    cov = np.concatenate([[0.0], g.accepted / g.n])
+    gr = np.concatenate([[0.0], g.errors / g.n])
+    return float(np.sum(np.diff(cov) * (gr[1:] + gr[:-1]) / 2.0))
+
+
+def summary_metrics(probs, labels, n_bins: int = 15, *, logits=None) -> dict:
+    """All of :func:`calibrate.metrics.all_metrics` and the keys of ``BEYOND_NAMES``.
+
+    probs: (n, k) probabilities; labels: (n,) int; logits: optional (n, k) for an exact NLL.
+    The risk-coverage areas use the max probability as the confidence score. Returns a
+    dict of floats.
+    """
+    p, y = check_probs_labels(probs, labels)
+    out = metrics.all_metrics(p, y, n_bins, logits=logits)
+    conf, ok = metrics._top_label(p, y)
+    g = _groups(conf.astype(np.float64), ok.astype(np.float64))
+    bd = decomposition.brier_decomposition(p, y, n_bins)
+    ou = decomposition.ece_over_under(p, y, n_bins)
+    out.update({
+        "aurc": _aurc(g),
+        "augrc": _augrc(g),
+        "smooth_ece": smooth.smooth_ece(p, y),
+        "brier_calibration": bd["reliability"],
+        "brier_refinement": bd["brier"] - bd["reliability"],
+        "overconfidence": ou["overconfidence"],
+        "underconfidence": ou["underconfidence"],
+    })
+    return out
+
+
+# ------------------------------------------------------------------ selective bootstrap
+class SelectiveResampler:
+    """Risk-coverage numbers of (confidence, correct) on bootstrap resamples, O(n) each.
+
+    ``values(rows)`` gives the numbers of the resample ``confidence[rows], correct[rows]``
+    (rows: (n,) int indices, drawn with replacement), equal to the functions of
+    :mod:`calibrate.selective` on the resampled arrays: aurc, eaurc, augrc,
+    risk@<c> for each coverage c, and ``curve``, the risk at each coverage of ``grid``
+    (the :func:`calibrate.selective.risk_at_coverage` rule: the smallest achievable
+    coverage >= the one asked).
+    """
+
+    def __init__(self, confidence, correct, coverages=(0.8, 0.9), grid=None):
+        c, ok = _check_conf_correct(confidence, correct)
+        self.coverages = tuple(selective._check_fraction(v, "coverage", low_open=True) for v in coverages)
+        self.grid = np.linspace(0.05, 1.0, 96) if grid is None else np.asarray(grid, dtype=np.float64)
+        if self.grid.ndim != 1 or self.grid.size == 0 or self.grid.min() <= 0 or self.grid.max() > 1:
+            raise InputError("grid: expected a 1-d array of coverages in (0, 1]")
+        order = np.argsort(-c, kind="stable")
+        cs = c[order]
+        starts = np.concatenate([[True], cs[1:] != cs[:-1]])
+        gid_sorted = np.cumsum(starts) - 1
+        self.gid = np.empty(c.size, dtype=np.intp)
+        self.gid[order] = gid_sorted  # group of each row, 0 = most confident
+        self.wrong = 1.0 - ok
+        self.m = int(gid_sorted[-1]) + 1
+        self.n = c.size
+
+    def _numbers(self, cnt: np.ndarray, err: np.ndarray) -> dict:
+        n = self.n
+        acc = np.cumsum(cnt)
+        errs = np.cumsum(err)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            risk = np.where(acc > 0, errs / np.maximum(acc, 1.0), 0.0)
+        cov = acc / n
+        aurc = float(np.sum(cnt / n * risk))
+        gr = np.concatenate([[0.0], errs / n])
+        augrc = float(np.sum(cnt / n * (gr[1:] + gr[:-1]) / 2.0))
+        out = {"aurc": aurc, "eaurc": aurc - _aurc_optimal(int(round(n - errs[-1])), n), "augrc": augrc}
+
+        def at(targets):
+            t = np.asarray(targets, dtype=np.float64)
+            j = np.minimum(np.searchsorted(cov, t - 1e-12 * t, side="left"), cov.size - 1)
+            return risk[j]
+
+        for c, r in zip(self.coverages, at(self.coverages)):
+            out[f"risk@{c:g}"] = float(r)
+        out["curve"] = at(self.grid)
+        return out
+
+    def estimate(self) -> dict:
+        """The numbers on the full sample."""
+        return self._numbers(np.bincount(self.gid, minlength=self.m).astype(np.float64),
+                             np.bincount(self.gid, weights=self.wrong, minlength=self.m))
+
+    def values(self, rows) -> dict:
+        """The numbers on the resample ``rows`` ((n,) int indices)."""
+        r = np.asarray(rows)
+        g = self.gid[r]
+        return self._numbers(np.bincount(g, minlength=self.m).astype(np.float64),
+                             np.bincount(g, weights=self.wrong[r], minlength=self.m))
+
+
+def selective_intervals(confidence, correct, *, coverages=(0.8, 0.9), grid=None, n_resamples: int = 1000,
+                        confidence_level: float = 0.95, seed: int = 0) -> dict:
+    """Risk-coverage numbers with percentile bootstrap intervals.
+
+    Returns {"aurc" | "eaurc" | "augrc" | "risk@<c>": {"estimate", "low", "high",
+    "confidence"}, "curve": {"coverage" (g,), "estimate" (g,), "low" (g,), "high" (g,)}}.
+    Resample b uses rows ``default_rng(seed).integers(0, n, n)`` (the b-th draw).
+    """
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
+        raise InputError(f"n_resamples: expected a positive integer, got {n_resamples!r}")
+    if not 0.0 < float(confidence_level) < 1.0:
+        raise InputError(f"confidence_level: expected a number in (0, 1), got {confidence_level!r}")
+    rs = SelectiveResampler(confidence, correct, coverages, grid)
+    est = rs.estimate()
+    rng = np.random.default_rng(seed)
+    keys = [k for k in est if k != "curve"]
+    draws = {k: np.empty(n_resamples) for k in keys}
+    curves = np.empty((n_resamples, rs.grid.size))
+    for b in range(n_resamples):
+        v = rs.values(rng.integers(0, rs.n, rs.n))
+        for k in keys:
+            draws[k][b] = v[k]
+        curves[b] = v["curve"]
+    a = (1.0 - float(confidence_level)) / 2.0
+    out = {}
+    for k in keys:
+        lo, hi = np.quantile(draws[k], [a, 1.0 - a])
+        out[k] = {"estimate": est[k], "low": float(lo), "high": float(hi), "confidence": float(confidence_level)}
+    lo, hi = np.quantile(curves, [a, 1.0 - a], axis=0)
+    out["curve"] = {"coverage": rs.grid, "estimate": est["curve"], "low": lo, "high": hi}
+    return out
+
+
+def smooth_ece_interval(probs, labels, *, n_resamples: int = 200, confidence_level: float = 0.95, seed: int = 0,
+                        sigma: float | None = None) -> dict:
+    """Top-label smooth ECE with a percentile bootstrap interval at a FIXED bandwidth.
+
+    The bandwidth is ``sigma`` or the automatic one of the full sample; each resample
+    (rows ``default_rng(seed).integers(0, n, n)``) recomputes
+    :func:`calibrate.smooth.smooth_ece` at that bandwidth (as the band of
+    :func:`calibrate.smooth.smooth_reliability` does). probs: (n, k); labels: (n,) int.
+    Returns dict(estimate, low, high, confidence, sigma).
+    """
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
+        raise InputError(f"n_resamples: expected a positive integer, got {n_resamples!r}")
+    if not 0.0 < float(confidence_level) < 1.0:
+        raise InputError(f"confidence_level: expected a number in (0, 1), got {confidence_level!r}")
+    p, y = check_probs_labels(probs, labels)
+    conf, ok = metrics._top_label(p, y)
+    f, o = conf.astype(np.float64), ok.astype(np.float64)
+    est, s = smooth.smooth_ece(f, o, sigma, return_sigma=True)
+    rng = np.random.default_rng(seed)
+    draws = np.empty(n_resamples)
+    for b in range(n_resamples):
+        idx = rng.integers(0, f.size, f.size)
+        draws[b] = smooth.smooth_ece(f[idx], o[idx], s)
+    a = (1.0 - float(confidence_level)) / 2.0
+    lo, hi = np.quantile(draws, [a, 1.0 - a])
+    return {"estimate": est, "low": float(lo), "high": float(hi), "confidence": float(confidence_level), "sigma": s}
+
+
+# ------------------------------------------------------------------ detection bootstrap
+class DetectionResampler:
+    """:func:`calibrate.ood.detection_metrics` on bootstrap resamples, O(n) each.
+
+    The pooled scores are sorted and grouped by distinct value once; ``values(rows_in,
+    rows_out)`` gives the metrics of ``scores_in[rows_in]`` against ``scores_out[rows_out]``
+    (equal to detection_metrics on those arrays) from per-group counts.
+    scores_in: (n_in,), scores_out: (n_out,); higher = more in-distribution.
+    """
+
+    def __init__(self, scores_in, scores_out, tpr: float = 0.95):
+        from .ood import _check_1d_scores
+
+        s_in = _check_1d_scores(scores_in, "scores_in")
+        s_out = _check_1d_scores(scores_out, "scores_out")
+        if not 0.0 < float(tpr) <= 1.0:
+            raise InputError(f"tpr: expected a number in (0, 1], got {tpr!r}")
+        self.tpr = float(tpr)
+        s = np.concatenate([s_in, s_out])
+        order = np.argsort(-s, kind="stable")
+        ss = s[order]
+        gid = np.empty(s.size, dtype=np.intp)
+        gid[order] = np.cumsum(np.concatenate([[True], ss[1:] != ss[:-1]])) - 1
+        self.m = int(gid.max()) + 1
+        self.gid_in, self.gid_out = gid[: s_in.size], gid[s_in.size:]
+        self.n_in, self.n_out = s_in.size, s_out.size
+
+    @staticmethod
+    def _ap(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
+        tp = np.cumsum(pos, axis=-1)
+        seen = tp + np.cumsum(neg, axis=-1)  # >= 1 wherever pos > 0
+        return np.sum(pos * tp / np.maximum(seen, 1.0), axis=-1) / tp[..., -1]
+
+    def _numbers(self, pos: np.ndarray, neg: np.ndarray) -> dict:
+        """Metrics of per-group counts pos, neg: (m,) -> floats, or (r, m) -> (r,) arrays."""
+        tp, fp = np.cumsum(pos, axis=-1), np.cumsum(neg, axis=-1)
+        tpr_pts, fpr_pts = tp / self.n_in, fp / self.n_out
+        prev = np.concatenate([np.zeros(tpr_pts.shape[:-1] + (1,)), tpr_pts[..., :-1]], axis=-1)
+        auroc = np.sum(neg / self.n_out * (tpr_pts + prev) / 2.0, axis=-1)
+        j = np.argmax(tpr_pts >= self.tpr - 1e-12, axis=-1)
+        fpr = np.take_along_axis(fpr_pts, np.asarray(j)[..., None], axis=-1)[..., 0]
+        out = {"auroc": auroc, "aupr_in": self._ap(pos, neg), "aupr_out": self._ap(neg[..., ::-1], pos[..., ::-1]),
+               "fpr_at_95tpr": fpr}
+        return {k: float(v) for k, v in out.items()} if pos.ndim == 1 else out
+
+    def _counts(self, gid: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        r = np.atleast_2d(np.asarray(rows))
+        flat = (gid[r] + (np.arange(r.shape[0]) * self.m)[:, None]).ravel()
+        return np.bincount(flat, minlength=r.shape[0] * self.m).reshape(r.shape[0], self.m).astype(np.float64)
+
+    def estimate(self) -> dict:
+        return self._numbers(np.bincount(self.gid_in, minlength=self.m).astype(np.float64),
+                             np.bincount(self.gid_out, minlength=self.m).astype(np.float64))
+
+    def values(self, rows_in, rows_out) -> dict:
+        """Metrics of one resample (rows_in (n_in,), rows_out (n_out,) int) -> floats, or of
+        several at once ((r, n_in), (r, n_out)) -> (r,) arrays."""
+        one = np.asarray(rows_in).ndim == 1
+        v = self._numbers(self._counts(self.gid_in, rows_in), self._counts(self.gid_out, rows_out))
+        return {k: float(x[0]) for k, x in v.items()} if one else v
+
+
+def detection_intervals(scores_in, scores_out, *, n_resamples: int = 1000, confidence_level: float = 0.95,
+                        seed: int = 0) -> dict:
+    """Detection metrics with percentile bootstrap intervals, in- and out-of-distribution rows
+    resampled separately (resample b: ``integers(0, n_in, n_in)`` then ``integers(0, n_out,
+    n_out)`` from ``default_rng(seed)``). Returns {metric: {estimate, low, high, confidence}}."""
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
+        raise InputError(f"n_resamples: expected a positive integer, got {n_resamples!r}")
+    if not 0.0 < float(confidence_level) < 1.0:
+        raise InputError(f"confidence_level: expected a number in (0, 1), got {confidence_level!r}")
+    rs = DetectionResampler(scores_in, scores_out)
+    est = rs.estimate()
+    rng = np.random.default_rng(seed)
+    draws = {k: np.empty(n_resamples) for k in est}
+    chunk = max(1, 2_000_000 // (rs.n_in + rs.n_out + rs.m))
+    for b0 in range(0, n_resamples, chunk):
+        r = min(chunk, n_resamples - b0)
+        rows_in = np.empty((r, rs.n_in), dtype=np.intp)
+        rows_out = np.empty((r, rs.n_out), dtype=np.intp)
+        for i in range(r):  # the documented draw order, one resample after the other
+            rows_in[i] = rng.integers(0, rs.n_in, rs.n_in)
+            rows_out[i] = rng.integers(0, rs.n_out, rs.n_out)
+        v = rs.values(rows_in, rows_out)
+        for k in est:
+            draws[k][b0:b0 + r] = v[k]
+    a = (1.0 - float(confidence_level)) / 2.0
+    out = {}
+    for k in est:
+        lo, hi = np.quantile(draws[k], [a, 1.0 - a])
+        out[k] = {"estimate": est[k], "low": float(lo), "high": float(hi), "confidence": float(confidence_level)}
+    return out
