@@ -198,3 +198,17 @@ def test_prefit_rejects_unknown_labels(binary):
     est = LogisticRegression().fit(X, y)
     with pytest.raises(calibrate.InputError, match="not one of the fitted classifier's classes_"):
         CalibratedClassifier(est, cv="prefit").fit(X, y + 5)
+
+
+def test_the_readme_example_runs():
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text.split("### scikit-learn", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    env = {}
+    exec(compile(code, "README.md", "exec"), env)
+    clf, X = env["clf"], env["X"]
+    p = clf.predict_proba(X[:3])
+    assert p.shape == (3, 10) and np.allclose(p.sum(1), 1)
