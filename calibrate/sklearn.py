@@ -8,9 +8,12 @@ works in ``Pipeline``, ``GridSearchCV`` and ``cross_val_score(scoring="neg_log_l
 and ``sklearn.base.clone``.
 
 Logits: ``decision_function`` when the classifier has one (binary scores s of shape (n,)
-become logits [0, s]), else the log of ``predict_proba`` (float64, probabilities clipped
-below at the smallest positive float64, so log 0 becomes -708 instead of -inf). The order
-mirrors scikit-learn's ``CalibratedClassifierCV``; ``response=`` picks one explicitly.
+become logits [0, s]), else the log of ``predict_proba`` (float64, from
+``predict_log_proba`` where the classifier has it; probabilities clipped below at the
+smallest positive float64, so log 0 becomes -708 instead of -inf). The order mirrors
+scikit-learn's ``CalibratedClassifierCV``; ``response=`` picks one explicitly. A classifier
+whose probabilities are often exactly 0 (a random forest) is a poor match for the scaling
+calibrators on log-probabilities; ``method="isotonic"`` works on the probabilities.
 
 Cross-fitting (``cv`` an int, None (= 5), a splitter or an iterable of (train, test)):
 
@@ -35,13 +38,15 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.model_selection import check_cv
-from sklearn.utils import _safe_indexing
-from sklearn.utils.validation import _num_samples, check_is_fitted
+from sklearn.utils import _safe_indexing, get_tags
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import _num_samples, check_is_fitted, column_or_1d, indexable
 
 from ._validation import InputError, check_choice
 from .calibrators.base import _REGISTRY, Calibrator, NotFittedError, get_calibrator
 
 _TINY = np.finfo(np.float64).tiny
+_LOG_TINY = float(np.log(_TINY))  # -708.4
 RESPONSES = ("auto", "decision_function", "predict_proba")
 
 
@@ -49,7 +54,9 @@ def classifier_logits(estimator, X, response: str = "auto") -> tuple[np.ndarray,
     """(logits (n, k) float64, the method used) of a fitted scikit-learn classifier.
 
     Columns follow ``estimator.classes_``. "auto": ``decision_function`` if the estimator
-    has it, else ``log(predict_proba)`` with probabilities clipped to >= 2.2e-308.
+    has it, else the log-probabilities: ``predict_log_proba`` where the classifier has it
+    (exact where predict_proba underflows, e.g. GaussianNB), else ``log(predict_proba)``;
+    either way probabilities are clipped below at the smallest positive float64 (log >= -708).
     """
     check_choice(response, "response", RESPONSES)
     k = len(estimator.classes_)
@@ -61,6 +68,13 @@ def classifier_logits(estimator, X, response: str = "auto") -> tuple[np.ndarray,
                 raise InputError(f"decision_function: returned (n,) scores for {k} classes; use response='predict_proba'")
             s = np.stack([np.zeros_like(s), s], axis=1)
         method = "decision_function"
+    elif hasattr(estimator, "predict_log_proba"):
+        # the log of predict_proba, computed by the classifier without underflow where it can
+        # (GaussianNB: exact; others take the log of predict_proba); -inf becomes log(tiny)
+        with np.errstate(divide="ignore"):
+            s = np.asarray(estimator.predict_log_proba(X), dtype=np.float64)
+        s = np.maximum(s, _LOG_TINY)
+        method = "predict_proba"
     else:
         if not hasattr(estimator, "predict_proba"):
             raise InputError(f"estimator: {type(estimator).__name__} has neither decision_function nor predict_proba")
@@ -113,9 +127,11 @@ class CalibratedClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         """
         check_choice(self.response, "response", RESPONSES)
         template = self._calibrator_template()
-        y = np.asarray(y)
-        if y.ndim != 1:
-            raise InputError(f"y: expected a 1-d array of labels, got shape {y.shape}")
+        if y is None:
+            raise InputError("y: CalibratedClassifier requires y to be passed, but the target y is None")
+        X, y = indexable(X, y)
+        y = column_or_1d(y, warn=True)
+        check_classification_targets(y)
         n = _num_samples(X)
         if y.shape[0] != n:
             raise InputError(f"y: expected {n} labels (one per row of X), got {y.shape[0]}")
@@ -124,7 +140,7 @@ class CalibratedClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         classes, y_idx = np.unique(y, return_inverse=True)
         y_idx = y_idx.reshape(-1)
         if classes.size < 2:
-            raise InputError(f"y: expected at least 2 classes, got {classes.size}: {classes[:1].tolist()}")
+            raise InputError(f"y: expected at least 2 classes, got 1 class: {classes[:1].tolist()}")
         self.classes_ = classes
         k = classes.size
         if self.cv is None or isinstance(self.cv, (int, np.integer)):
@@ -177,6 +193,16 @@ class CalibratedClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         self.calibrators_ = [clone(template).fit(z, pos)]
         self._set_n_features(est)
         return self
+
+    def __sklearn_tags__(self):
+        # what X may be (sparse, NaN, strings for a text pipeline) is the wrapped classifier's affair
+        tags = super().__sklearn_tags__()
+        inner = get_tags(self.estimator).input_tags
+        tags.input_tags.sparse = inner.sparse
+        tags.input_tags.allow_nan = inner.allow_nan
+        tags.input_tags.string = inner.string
+        tags.input_tags.categorical = inner.categorical
+        return tags
 
     def _check_fitted(self):
         if not hasattr(self, "calibrators_"):

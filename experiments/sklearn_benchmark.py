@@ -4,7 +4,7 @@
 
 Data shipped with scikit-learn (offline: covertype needs a download, so it is not used):
 digits (1797 x 64, 10 classes), breast_cancer (569 x 30, 2 classes) and a synthetic
-make_classification problem (3000 x 20, 5 classes). Each is split once, stratified,
+make_classification problem (2000 x 20, 5 classes). Each is split once, stratified,
 70 % train / 30 % held-out test (seed 0). Every calibrated model is fitted on the train
 part with the same 5-fold StratifiedKFold (shuffled, seed 0) and scored on the test part:
 NLL (sklearn.metrics.log_loss), top-label ECE (15 equal-width bins, calibrate.metrics.ece),
@@ -49,7 +49,7 @@ def datasets():
     yield "digits", X, y
     X, y = load_breast_cancer(return_X_y=True)
     yield "breast_cancer", X, y
-    X, y = make_classification(n_samples=3000, n_features=20, n_informative=8, n_redundant=4, n_classes=5,
+    X, y = make_classification(n_samples=2000, n_features=20, n_informative=8, n_redundant=4, n_classes=5,
                                n_clusters_per_class=2, flip_y=0.05, random_state=0)
     yield "synthetic (make_classification)", X, y
 
@@ -57,10 +57,10 @@ def datasets():
 def classifiers():
     return {
         "LinearSVC": make_pipeline(StandardScaler(), LinearSVC(C=0.1)),
-        "RandomForest": RandomForestClassifier(n_estimators=50, random_state=0),
+        "RandomForest": RandomForestClassifier(n_estimators=30, random_state=0),
         "GaussianNB": GaussianNB(),
-        "HistGradientBoosting": HistGradientBoostingClassifier(max_iter=100, random_state=0),
-        "MLP": make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(32,), max_iter=200, random_state=0)),
+        "HistGradientBoosting": HistGradientBoostingClassifier(max_iter=25, max_leaf_nodes=15, random_state=0),
+        "MLP": make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(32,), max_iter=100, random_state=0)),
     }
 
 

@@ -4,7 +4,7 @@ cross_val_predict + a calibrator by hand, and its Pipeline / GridSearchCV / scor
 import numpy as np
 import pytest
 import sklearn.exceptions
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.datasets import load_wine, make_classification
 from sklearn.linear_model import LogisticRegression
@@ -20,6 +20,7 @@ from sklearn.naive_bayes import GaussianNB
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
+from sklearn.tree import DecisionTreeClassifier
 
 import calibrate
 from calibrate import CalibratedClassifier
@@ -89,11 +90,42 @@ def test_prefit_equals_sklearn_on_a_frozen_estimator(binary):
 def test_predict_proba_only_classifier_uses_log_probabilities(wine):
     X, y = wine
     clf = CalibratedClassifier(GaussianNB(), cv=_cv()).fit(X, y)
-    p = cross_val_predict(GaussianNB(), X, y, cv=_cv(), method="predict_proba")
-    z = np.log(np.maximum(p, np.finfo(np.float64).tiny))
+    z = cross_val_predict(GaussianNB(), X, y, cv=_cv(), method="predict_log_proba")
+    z = np.maximum(z, np.log(np.finfo(np.float64).tiny))
     t = calibrate.TemperatureScaling().fit(z, y)
     assert clf.response_ == "predict_proba"
     assert clf.calibrators_[0].temperature_ == pytest.approx(t.temperature_, rel=1e-12)
+
+
+class ProbaOnly(ClassifierMixin, BaseEstimator):
+    """A decision tree with predict_proba only (no decision_function, no predict_log_proba)."""
+
+    def __init__(self, max_depth=None):
+        self.max_depth = max_depth
+
+    def fit(self, X, y):
+        self.tree_ = DecisionTreeClassifier(max_depth=self.max_depth, random_state=0).fit(X, y)
+        self.classes_ = self.tree_.classes_
+        return self
+
+    def predict_proba(self, X):
+        return self.tree_.predict_proba(X)
+
+    def predict(self, X):
+        return self.tree_.predict(X)
+
+
+def test_log_of_predict_proba_is_clipped_away_from_zero(wine):
+    X, y = wine
+    est = ProbaOnly(max_depth=3)  # leaves of one class: probabilities exactly 0
+    assert not hasattr(est, "decision_function") and not hasattr(est, "predict_log_proba")
+    clf = CalibratedClassifier(est, cv=_cv()).fit(X, y)
+    p = cross_val_predict(DecisionTreeClassifier(max_depth=3, random_state=0), X, y, cv=_cv(), method="predict_proba")
+    assert (p == 0).any()
+    z = np.log(np.maximum(p, np.finfo(np.float64).tiny))
+    t = calibrate.TemperatureScaling().fit(z, y)
+    assert clf.calibrators_[0].temperature_ == pytest.approx(t.temperature_, rel=1e-12)
+    assert np.isfinite(clf.predict_log_proba(X)).all()
 
 
 @pytest.mark.parametrize("method", available_methods())
@@ -212,3 +244,12 @@ def test_the_readme_example_runs():
     clf, X = env["clf"], env["X"]
     p = clf.predict_proba(X[:3])
     assert p.shape == (3, 10) and np.allclose(p.sum(1), 1)
+
+
+# scikit-learn's own estimator checks (input validation, clone, pickling, idempotent fit, ...)
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
+
+@parametrize_with_checks([CalibratedClassifier(LogisticRegression(), cv=2)])
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
