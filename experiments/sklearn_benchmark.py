@@ -134,6 +134,8 @@ def render(rows) -> str:
         "with its default `ensemble=False` (one calibrator on out-of-fold logits, the classifier refitted",
         "on all the training data). NLL: `sklearn.metrics.log_loss`; ECE: top-label, 15 equal-width bins;",
         "time: fit + predict_proba, seconds (wall; the machine was shared, so read times as rough).",
+        "Classifiers (small, to keep the run short): " + "; ".join(
+            f"{k} = `{v!r}`".replace("\n", " ") for k, v in classifiers().items()) + ".",
         "",
         "## Summary",
         "",

@@ -169,3 +169,19 @@ def test_platt_summary_names_the_binary_coefficients():
     assert cal.summary() == {"a": cal.a_[0], "b": cal.b_[0]}
     z, y = make_logits(n=400, k=3, temperature=2.0, seed=7)
     assert set(calibrate.PlattScaling().fit(z, y).summary()) == {"mean a", "mean b"}
+
+
+def test_out_of_range_integer_labels_keep_the_index_message(small):
+    y = small[1].copy()
+    y[y == 3] = 0
+    y[7] = 9  # four distinct values would be mapped; three plus an out-of-range index are not
+    y[y == 2] = 1
+    with pytest.raises(calibrate.InputError, match=r"class indices in \[0, 4\)"):
+        calibrate.TemperatureScaling().fit(small[0], y)
+
+
+def test_one_based_integer_labels_are_mapped_like_np_unique(small):
+    z, y = small
+    cal = calibrate.TemperatureScaling().fit(z, y + 1)
+    assert list(cal.classes_) == [1, 2, 3, 4]
+    assert cal.temperature_ == calibrate.TemperatureScaling().fit(z, y).temperature_

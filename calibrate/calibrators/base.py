@@ -10,9 +10,10 @@ Constructor arguments are hyperparameters only, stored unchanged; ``fit`` sets a
 ending in ``_`` and returns self. Calibrators are scikit-learn estimators
 (``sklearn.base.BaseEstimator``): ``get_params`` / ``set_params`` / ``sklearn.base.clone``
 work on every one, and unfitted use raises :class:`NotFittedError`, a subclass of
-``sklearn.exceptions.NotFittedError``. Labels may be any hashable values (strings too):
-``classes_`` holds them, column j of the logits stands for ``classes_[j]``. The JSON file holds the class name, the
-hyperparameters and every fitted attribute; arrays are stored as nested lists of
+``sklearn.exceptions.NotFittedError``. Labels may be any sortable values (strings too):
+``classes_`` holds them, column j of the logits stands for ``classes_[j]``.
+
+The JSON file holds the class name, the hyperparameters and every fitted attribute; arrays are stored as nested lists of
 float64 written with 17 significant digits, so a loaded calibrator predicts the same
 bits as the one saved.
 """
@@ -59,17 +60,21 @@ def encode_labels(labels, n: int, k: int, name: str = "labels"):
         raise InputError(f"{name}: expected a 1-d array of labels, got shape {arr.shape}")
     if arr.shape[0] != n:
         raise InputError(f"{name}: expected {n} labels (one per row), got {arr.shape[0]}")
+    index_error = None
     if arr.dtype.kind in "biuf":
         try:
             return np.arange(k), check_labels(arr, n, k, name)
-        except InputError:
+        except InputError as e:
             if arr.dtype.kind == "f" and not np.isfinite(arr).all():
                 raise
+            index_error = e
     try:
         classes, y = np.unique(arr, return_inverse=True)
     except TypeError as e:
         raise InputError(f"{name}: labels of mixed types cannot be sorted ({e})") from None
     if classes.size != k:
+        if index_error is not None:  # numbers that are neither indices 0..k-1 nor k labels
+            raise index_error
         raise InputError(
             f"{name}: expected {k} distinct labels, one per logit column (column j is the j-th "
             f"smallest label), got {classes.size}: {_preview(classes)}"
