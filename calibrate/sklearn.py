@@ -9,8 +9,9 @@ and ``sklearn.base.clone``.
 
 Logits: ``decision_function`` when the classifier has one (binary scores s of shape (n,)
 become logits [0, s]), else the log of ``predict_proba`` (float64, from
-``predict_log_proba`` where the classifier has it; probabilities clipped below at the
-smallest positive float64, so log 0 becomes -708 instead of -inf). The order mirrors
+``predict_log_proba`` where the classifier has it, which stays exact where probabilities
+underflow; a probability of exactly 0 is clipped to the smallest positive float64, so
+log 0 becomes -708 instead of -inf). The order mirrors
 scikit-learn's ``CalibratedClassifierCV``; ``response=`` picks one explicitly. A classifier
 whose probabilities are often exactly 0 (a random forest) is a poor match for the scaling
 calibrators on log-probabilities; ``method="isotonic"`` works on the probabilities.
@@ -55,8 +56,9 @@ def classifier_logits(estimator, X, response: str = "auto") -> tuple[np.ndarray,
 
     Columns follow ``estimator.classes_``. "auto": ``decision_function`` if the estimator
     has it, else the log-probabilities: ``predict_log_proba`` where the classifier has it
-    (exact where predict_proba underflows, e.g. GaussianNB), else ``log(predict_proba)``;
-    either way probabilities are clipped below at the smallest positive float64 (log >= -708).
+    (exact where predict_proba underflows, e.g. GaussianNB; -inf becomes log(tiny) = -708),
+    else ``log(predict_proba)`` with probabilities clipped below at the smallest positive
+    float64 (tiny = 2.2e-308).
     """
     check_choice(response, "response", RESPONSES)
     k = len(estimator.classes_)
@@ -70,10 +72,10 @@ def classifier_logits(estimator, X, response: str = "auto") -> tuple[np.ndarray,
         method = "decision_function"
     elif hasattr(estimator, "predict_log_proba"):
         # the log of predict_proba, computed by the classifier without underflow where it can
-        # (GaussianNB: exact; others take the log of predict_proba); -inf becomes log(tiny)
+        # (GaussianNB: exact, finite far below log(tiny); a forest: log 0 = -inf -> log(tiny))
         with np.errstate(divide="ignore"):
             s = np.asarray(estimator.predict_log_proba(X), dtype=np.float64)
-        s = np.maximum(s, _LOG_TINY)
+        s = np.where(s == -np.inf, _LOG_TINY, s)
         method = "predict_proba"
     else:
         if not hasattr(estimator, "predict_proba"):
