@@ -8,10 +8,8 @@ works in ``Pipeline``, ``GridSearchCV`` and ``cross_val_score(scoring="neg_log_l
 and ``sklearn.base.clone``.
 
 Logits: ``decision_function`` when the classifier has one (binary scores s of shape (n,)
-become logits [0, s]), else the log of ``predict_proba`` (float64, from
-``predict_log_proba`` where the classifier has it, which stays exact where probabilities
-underflow; a probability of exactly 0 is clipped to the smallest positive float64, so
-log 0 becomes -708 instead of -inf). The order mirrors
+become logits [0, s]), else the log of ``predict_proba`` (float64; a probability of
+exactly 0 is clipped to the smallest positive float64, so log 0 becomes -708, not -inf). The order mirrors
 scikit-learn's ``CalibratedClassifierCV``; ``response=`` picks one explicitly. A classifier
 whose probabilities are often exactly 0 (a random forest) is a poor match for the scaling
 calibrators on log-probabilities; ``method="isotonic"`` works on the probabilities.
@@ -47,7 +45,6 @@ from ._validation import InputError, check_choice
 from .calibrators.base import _REGISTRY, Calibrator, NotFittedError, get_calibrator
 
 _TINY = np.finfo(np.float64).tiny
-_LOG_TINY = float(np.log(_TINY))  # -708.4
 RESPONSES = ("auto", "decision_function", "predict_proba")
 
 
@@ -55,10 +52,8 @@ def classifier_logits(estimator, X, response: str = "auto") -> tuple[np.ndarray,
     """(logits (n, k) float64, the method used) of a fitted scikit-learn classifier.
 
     Columns follow ``estimator.classes_``. "auto": ``decision_function`` if the estimator
-    has it, else the log-probabilities: ``predict_log_proba`` where the classifier has it
-    (exact where predict_proba underflows, e.g. GaussianNB; -inf becomes log(tiny) = -708),
-    else ``log(predict_proba)`` with probabilities clipped below at the smallest positive
-    float64 (tiny = 2.2e-308).
+    has it, else ``log(predict_proba)`` in float64 with probabilities clipped below at the
+    smallest positive float64 (tiny = 2.2e-308, log tiny = -708).
     """
     check_choice(response, "response", RESPONSES)
     k = len(estimator.classes_)
@@ -70,13 +65,6 @@ def classifier_logits(estimator, X, response: str = "auto") -> tuple[np.ndarray,
                 raise InputError(f"decision_function: returned (n,) scores for {k} classes; use response='predict_proba'")
             s = np.stack([np.zeros_like(s), s], axis=1)
         method = "decision_function"
-    elif hasattr(estimator, "predict_log_proba"):
-        # the log of predict_proba, computed by the classifier without underflow where it can
-        # (GaussianNB: exact, finite far below log(tiny); a forest: log 0 = -inf -> log(tiny))
-        with np.errstate(divide="ignore"):
-            s = np.asarray(estimator.predict_log_proba(X), dtype=np.float64)
-        s = np.where(s == -np.inf, _LOG_TINY, s)
-        method = "predict_proba"
     else:
         if not hasattr(estimator, "predict_proba"):
             raise InputError(f"estimator: {type(estimator).__name__} has neither decision_function nor predict_proba")
