@@ -3,7 +3,8 @@
 The numpy core is imported here: :mod:`calibrate.metrics`, :mod:`calibrate.calibrators`,
 :mod:`calibrate.bootstrap`, :mod:`calibrate.streaming`, :mod:`calibrate.uncertainty`,
 :mod:`calibrate.io`. The parts with heavier dependencies are imported on first use:
-:mod:`calibrate.report` (matplotlib, Jinja2), :mod:`calibrate.torch` (torch: sampling from
+:mod:`calibrate.sklearn` (``calibrate.CalibratedClassifier``: any scikit-learn classifier,
+calibrated), :mod:`calibrate.report` (matplotlib, Jinja2), :mod:`calibrate.torch` (torch: sampling from
 any ``nn.Module``, losses, calibrated-model wrapper), :mod:`calibrate.cifar10` (the CIFAR-10
 study, an application of the library) and :mod:`calibrate.cli`.
 """
@@ -45,7 +46,8 @@ from .calibrators import (
 )
 from .metrics import log_softmax, softmax
 
-_LAZY_SUBMODULES = ("report", "torch", "cifar10", "cli")
+_LAZY_SUBMODULES = ("sklearn", "report", "torch", "cifar10", "cli")
+_LAZY_NAMES = {"CalibratedClassifier": "sklearn"}
 
 
 def __getattr__(name):
@@ -53,16 +55,19 @@ def __getattr__(name):
     # neither torch nor matplotlib.
     if name in _LAZY_SUBMODULES:
         return _importlib.import_module(f".{name}", __name__)
+    if name in _LAZY_NAMES:
+        return getattr(_importlib.import_module(f".{_LAZY_NAMES[name]}", __name__), name)
     raise AttributeError(f"module 'calibrate' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAZY_SUBMODULES))
+    return sorted(set(globals()) | set(_LAZY_SUBMODULES) | set(_LAZY_NAMES))
 
 
 __all__ = [
     "BBQ",
     "BetaCalibration",
+    "CalibratedClassifier",
     "Calibrator",
     "DirichletCalibration",
     "EnsembleTemperatureScaling",

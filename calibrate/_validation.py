@@ -93,6 +93,11 @@ def _raise_not_finite(arr, name, kind):
 
 def check_labels(y, n: int | None, k: int | None, name: str = "labels") -> np.ndarray:
     """Validate class labels: (n,) integers in [0, k). Integral floats are accepted."""
+    if not hasattr(y, "detach") and np.asarray(y).dtype.kind in "OSU":
+        raise InputError(
+            f"{name}: expected integer class indices 0..k-1, got labels of dtype {np.asarray(y).dtype} "
+            "(e.g. strings); map them to 0..k-1 first (np.unique(labels, return_inverse=True))"
+        )
     arr = to_numpy(y, name)
     if arr.ndim != 1:
         raise InputError(f"{name}: expected a 1-d array of class indices, got shape {arr.shape}")

@@ -69,7 +69,7 @@ _NAMED = {
     "ece": (metrics.ece, {}),
     "ece_mass": (metrics.ece, {"binning": "mass"}),
     "ece_l2": (metrics.ece, {"norm": "l2"}),
-    "ece_debiased": (metrics.ece, {"norm": "l2", "debiased": True}),
+    "ece_l2_debiased": (metrics.ece, {"norm": "l2", "debiased": True}),
     "mce": (metrics.ece, {"norm": "max"}),
     "classwise_ece": (metrics.ece, {"classwise": True}),
 }

@@ -6,6 +6,9 @@
     calibrate report DATA [--calibrator CAL.json | --fit-on VAL --methods a,b] [--ood OOD] [--conformal 0.1] -o report.html
     calibrate experiment --preset quick|cpu|full --data DIR --out DIR
 
+Labels on the command line are class indices, integers 0..k-1 (column j of the logits is
+class j); the Python API also takes other labels (strings) through ``classes_``.
+
 Bad input prints one line, ``calibrate: error: ...``, and exits with status 2; set
 CALIBRATE_DEBUG=1 to see the traceback.
 """
@@ -30,8 +33,9 @@ def _add_data_args(p: argparse.ArgumentParser, name="DATA"):
     p.add_argument("data", metavar=name, help="saved predictions: .npz, .npy (+ --labels), .pt or .csv")
     p.add_argument("--probs", action="store_true", help="the file holds probabilities, not logits")
     p.add_argument("--logits-key", default=None, help="array name of the logits (default: logits, or probs with --probs)")
-    p.add_argument("--labels-key", default="labels", help="array/column name of the labels (default: labels)")
-    p.add_argument("--labels", default=None, metavar="FILE.npy", help="labels in a separate .npy file")
+    p.add_argument("--labels-key", default="labels",
+                   help="array/column name of the labels, integers 0..k-1 (default: labels)")
+    p.add_argument("--labels", default=None, metavar="FILE.npy", help="labels (integers 0..k-1) in a separate .npy file")
 
 
 def _read(args, path=None, require_labels=True):
@@ -113,6 +117,10 @@ def evaluate_predictions(data, calibrator_path=None, n_bins=15) -> dict:
 def cmd_evaluate(args) -> int:
     from .summary import SUMMARY_NAMES
 
+    if args.calibrator and len(args.calibrator) > 1:
+        raise CLIError(f"evaluate takes one --calibrator, got {len(args.calibrator)}; "
+                       "to compare several, use calibrate report DATA --calibrator A --calibrator B")
+    args.calibrator = args.calibrator[0] if args.calibrator else None
     data = _read(args)
     res = evaluate_predictions(data, args.calibrator, args.bins)
     res["data"] = data.path
@@ -188,6 +196,9 @@ def cmd_report(args) -> int:
 def cmd_experiment(args) -> int:
     from pathlib import Path
 
+    from ._optional import require_torch
+
+    require_torch("calibrate experiment")  # before anything imports it
     from .cifar10.data import detect_layout
     from .cifar10.runner import run_experiment
 
@@ -225,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="accuracy, ECE and its variants, NLL, Brier")
     _add_data_args(p)
-    p.add_argument("--calibrator", default=None, metavar="CAL.json")
+    p.add_argument("--calibrator", action="append", metavar="CAL.json", help="a fitted calibrator (at most one)")
     p.add_argument("--bins", type=int, default=15)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_evaluate)

@@ -87,8 +87,9 @@ def _load_npy(path):
 def _load_pt(path, logits_key, labels_key):
     import pickle
 
-    import torch
+    from ._optional import require_torch
 
+    torch = require_torch(f"{path}: reading a .pt file")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -129,6 +130,11 @@ def _load_csv(path, labels_key):
         try:
             data[i] = [float(v) for v in r]
         except ValueError:
+            try:
+                float(r[lab])
+            except ValueError:
+                _fail(path, f"line {i + 2}: the label {r[lab].strip()!r} is not a number; "
+                            "labels must be integers 0..k-1 (column j of the scores is class j)")
             _fail(path, f"line {i + 2} holds a value that is not a number")
     y = data[:, lab]
     z = np.delete(data, lab, axis=1)

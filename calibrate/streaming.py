@@ -110,7 +110,7 @@ class CalibrationAccumulator:
             "accuracy": float(self.totals[3] / n),
             "ece": float(_group_errors(*s, "l1", False)[0]),
             "ece_l2": float(_group_errors(*s, "l2", False)[0]),
-            "ece_debiased": float(_group_errors(*s, "l2", True)[0]),
+            "ece_l2_debiased": float(_group_errors(*s, "l2", True)[0]),
             "mce": float(_group_errors(*s, "max", False)[0]),
             "nll": float(self.totals[1] / n),
             "brier": float(self.totals[2] / n),

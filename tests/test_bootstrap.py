@@ -7,7 +7,7 @@ from conftest import make_logits
 from calibrate import bootstrap_ci, metrics, paired_bootstrap_ci, softmax
 from calibrate.bootstrap import _count_chunks, _evaluator, bootstrap_distribution
 
-NAMES = ["accuracy", "nll", "brier", "ece", "ece_mass", "ece_l2", "ece_debiased", "mce", "classwise_ece"]
+NAMES = ["accuracy", "nll", "brier", "ece", "ece_mass", "ece_l2", "ece_l2_debiased", "mce", "classwise_ece"]
 
 
 @pytest.fixture(scope="module")

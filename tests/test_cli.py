@@ -76,7 +76,7 @@ def test_evaluate_json_has_the_promised_keys_and_values(data):
     p = calibrate.softmax(f["logits"])
     assert res["ece"] == pytest.approx(calibrate.metrics.ece(p, f["labels"], 10))
     assert res["nll"] == pytest.approx(calibrate.metrics.nll_from_logits(f["logits"], f["labels"]))
-    for key in ("accuracy", "ece", "nll", "brier", "mce", "classwise_ece", "ece_mass", "ece_debiased"):
+    for key in ("accuracy", "ece", "nll", "brier", "mce", "classwise_ece", "ece_mass", "ece_l2_debiased"):
         assert key in res
 
 

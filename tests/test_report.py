@@ -56,7 +56,7 @@ def test_json_numbers_are_the_metrics(report):
     assert set(m) == {"uncalibrated", "temperature", "isotonic"}
     assert m["temperature"]["ece"]["estimate"] == pytest.approx(metrics.ece(p, f["labels"]), abs=1e-12)
     assert m["uncalibrated"]["nll"]["estimate"] == pytest.approx(metrics.nll_from_logits(f["logits"], f["labels"]))
-    for key in ("ece", "ece_mass", "ece_l2", "ece_debiased", "mce", "classwise_ece", "nll", "brier", "accuracy"):
+    for key in ("ece", "ece_mass", "ece_l2", "ece_l2_debiased", "mce", "classwise_ece", "nll", "brier", "accuracy"):
         c = m["temperature"][key]
         assert c["low"] <= c["high"]
     assert set(data["paired_differences_vs_uncalibrated"]) == {"temperature", "isotonic"}

@@ -17,7 +17,7 @@ Z, Y = make_logits(n=3000, k=7, temperature=2.0, seed=12)
 P = metrics.softmax(Z)
 ONE_SHOT = {
     "ece": metrics.ece(P, Y), "ece_l2": metrics.ece(P, Y, norm="l2"), "mce": metrics.mce(P, Y),
-    "ece_debiased": metrics.ece(P, Y, norm="l2", debiased=True), "classwise_ece": metrics.classwise_ece(P, Y),
+    "ece_l2_debiased": metrics.ece(P, Y, norm="l2", debiased=True), "classwise_ece": metrics.classwise_ece(P, Y),
     "nll": metrics.nll_from_logits(Z, Y), "brier": metrics.brier(P, Y), "accuracy": metrics.accuracy(P, Y),
 }
 

@@ -6,9 +6,14 @@ A calibrator maps logits (n, k) to calibrated probabilities (n, k):
     probs = cal.predict_proba(test_logits)
     cal.save("cal.json");  cal = calibrate.load("cal.json")
 
-Constructor arguments are hyperparameters only; ``fit`` sets attributes ending in ``_``
-and returns self (scikit-learn's convention). The JSON file holds the class name, the
-hyperparameters and every fitted attribute; arrays are stored as nested lists of
+Constructor arguments are hyperparameters only, stored unchanged; ``fit`` sets attributes
+ending in ``_`` and returns self. Calibrators are scikit-learn estimators
+(``sklearn.base.BaseEstimator``): ``get_params`` / ``set_params`` / ``sklearn.base.clone``
+work on every one, and unfitted use raises :class:`NotFittedError`, a subclass of
+``sklearn.exceptions.NotFittedError``. Labels may be any sortable values (strings too):
+``classes_`` holds them, column j of the logits stands for ``classes_[j]``.
+
+The JSON file holds the class name, the hyperparameters and every fitted attribute; arrays are stored as nested lists of
 float64 written with 17 significant digits, so a loaded calibrator predicts the same
 bits as the one saved.
 """
@@ -21,22 +26,73 @@ import math
 
 import numpy as np
 from scipy.special import log_softmax as _log_softmax
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
 
-from .._validation import InputError, check_logits_labels, check_scores
+from .._validation import InputError, check_labels, check_scores, to_numpy
 
 FORMAT = "calibrate.calibrator"
 FORMAT_VERSION = 1
 _REGISTRY: dict[str, type] = {}
 
 
-class NotFittedError(RuntimeError):
-    """The calibrator was used before ``fit``."""
+class NotFittedError(_SklearnNotFittedError, RuntimeError):
+    """The calibrator was used before ``fit``.
+
+    A ``sklearn.exceptions.NotFittedError`` (so scikit-learn code that catches it works),
+    and still a ``RuntimeError`` as before.
+    """
 
 
-class Calibrator:
+def encode_labels(labels, n: int, k: int, name: str = "labels"):
+    """(classes (k,), y (n,) int64 in [0, k)) from labels (n,) of any kind.
+
+    Integer class indices in [0, k) (also integral floats and booleans) are kept as they
+    are, classes = 0..k-1, so a class absent from the data keeps its column. Any other
+    labels (strings, {-1, 1}, {1, 2}, ...) are mapped as ``np.unique`` sorts them: the
+    j-th smallest distinct label is column j; then exactly k distinct labels are needed.
+    """
+    if hasattr(labels, "detach"):
+        arr = to_numpy(labels, name)
+    else:
+        arr = np.asarray(labels)
+    if arr.ndim != 1:
+        raise InputError(f"{name}: expected a 1-d array of labels, got shape {arr.shape}")
+    if arr.shape[0] != n:
+        raise InputError(f"{name}: expected {n} labels (one per row), got {arr.shape[0]}")
+    index_error = None
+    if arr.dtype.kind in "biuf":
+        try:
+            return np.arange(k), check_labels(arr, n, k, name)
+        except InputError as e:
+            if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+                raise
+            index_error = e
+    try:
+        classes, y = np.unique(arr, return_inverse=True)
+    except TypeError as e:
+        raise InputError(f"{name}: labels of mixed types cannot be sorted ({e})") from None
+    if classes.size != k:
+        if index_error is not None:  # numbers that are neither indices 0..k-1 nor k labels
+            raise index_error
+        raise InputError(
+            f"{name}: expected {k} distinct labels, one per logit column (column j is the j-th "
+            f"smallest label), got {classes.size}: {_preview(classes)}"
+        )
+    return classes, y.reshape(-1).astype(np.int64)
+
+
+def _preview(values, limit=6):
+    items = [repr(v.item() if isinstance(v, np.generic) else v) for v in values[:limit]]
+    return ", ".join(items) + (", ..." if len(values) > limit else "")
+
+
+class Calibrator(BaseEstimator):
     """Base class: subclasses implement ``_fit(z, y)`` and ``_log_proba(z)``.
 
-    ``z`` is (n, k) float64 logits and ``y`` (n,) int64 labels, already validated.
+    ``z`` is (n, k) float64 logits and ``y`` (n,) int64 labels in [0, k), already
+    validated. Hyperparameters are the arguments of ``__init__``, which stores them
+    unchanged (scikit-learn's rule; ``get_params`` reads them back from the signature).
     """
 
     name: str = ""  # the command line's --method name
@@ -48,12 +104,18 @@ class Calibrator:
 
     # -------------------------------------------------------------- public API
     def fit(self, logits, labels):
-        """Fit on validation logits (n, k) and labels (n,). Returns self."""
-        z, y = check_logits_labels(logits, labels)
+        """Fit on validation logits (n, k) float and labels (n,). Returns self.
+
+        labels: class indices 0..k-1, or any k distinct values (strings too), mapped to
+        columns in sorted order (see :func:`encode_labels`); ``classes_`` keeps them.
+        """
+        z = check_scores(logits, "logits", kind="logits")
         if z.shape[1] < 2:
             raise InputError(f"logits: a calibrator needs at least 2 classes, got shape {z.shape}")
-        self.n_classes_ = int(z.shape[1])
+        classes, y = encode_labels(labels, z.shape[0], z.shape[1])
         self._fit(z.astype(np.float64, copy=False), y)
+        self.classes_ = classes
+        self.n_classes_ = int(z.shape[1])
         return self
 
     def predict_log_proba(self, logits) -> np.ndarray:
@@ -70,23 +132,37 @@ class Calibrator:
         """(n, k) float64 calibrated probabilities; each row sums to 1."""
         return np.exp(self.predict_log_proba(logits))
 
+    def predict(self, logits) -> np.ndarray:
+        """(n,) the most probable class of each row, as a label from ``classes_``."""
+        classes = getattr(self, "classes_", None)
+        idx = self.predict_log_proba(logits).argmax(axis=1)
+        return idx if classes is None else np.asarray(classes)[idx]
+
     def fit_predict_proba(self, logits, labels) -> np.ndarray:
         return self.fit(logits, labels).predict_proba(logits)
 
     # -------------------------------------------------------------- params & state
     @classmethod
     def _param_names(cls) -> list[str]:
-        sig = inspect.signature(cls.__init__)
-        return [p for p in sig.parameters if p != "self"]
+        return list(cls._get_param_names())
 
-    def get_params(self) -> dict:
-        return {p: getattr(self, p) for p in self._param_names()}
+    @classmethod
+    def _get_param_names(cls):
+        # scikit-learn's rule (the explicit arguments of __init__, sorted), with a clear
+        # error for a subclass that takes *args.
+        params = inspect.signature(cls.__init__).parameters.values()
+        if any(p.kind == p.VAR_POSITIONAL for p in params):
+            raise TypeError(f"{cls.__name__}.__init__ must not take *args (scikit-learn's rule)")
+        return sorted(p.name for p in params if p.name != "self" and p.kind != p.VAR_KEYWORD)
 
     def fitted_state(self) -> dict:
         return {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")}
 
     def is_fitted(self) -> bool:
         return hasattr(self, "n_classes_")
+
+    def __sklearn_is_fitted__(self) -> bool:  # read by sklearn.utils.validation.check_is_fitted
+        return self.is_fitted()
 
     def _check_fitted(self):
         if not self.is_fitted():
@@ -101,8 +177,8 @@ class Calibrator:
         """The few fitted numbers worth printing (overridden by subclasses)."""
         return {}
 
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+    def __repr__(self, N_CHAR_MAX=700):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params(deep=False).items())
         return f"{type(self).__name__}({args})"
 
     # -------------------------------------------------------------- JSON
@@ -113,7 +189,7 @@ class Calibrator:
             "version": FORMAT_VERSION,
             "class": type(self).__name__,
             "method": self.name,
-            "params": _encode(self.get_params()),
+            "params": _encode(self.get_params(deep=False)),
             "state": _encode(self.fitted_state()),
         }
 
@@ -166,6 +242,10 @@ def get_calibrator(method: str, **params) -> Calibrator:
 
 def _encode(x):
     if isinstance(x, np.ndarray):
+        if x.dtype.kind in "US":  # string class labels (classes_)
+            return {"__ndarray__": x.astype(str).tolist(), "dtype": "str"}
+        if x.dtype.kind == "O":
+            raise InputError("save: labels of Python objects cannot be saved as JSON; use strings or integers")
         if x.dtype.kind in "iub":
             return {"__ndarray__": x.tolist(), "dtype": "int64" if x.dtype.kind != "b" else "bool"}
         return {"__ndarray__": x.astype(np.float64).tolist(), "dtype": "float64"}

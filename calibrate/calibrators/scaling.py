@@ -324,4 +324,6 @@ class PlattScaling(Calibrator):
         return log_softmax64(lq)
 
     def summary(self):
+        if self.a_.size == 1:  # binary: one fit, its two numbers
+            return {"a": float(self.a_[0]), "b": float(self.b_[0])}
         return {"mean a": float(np.mean(self.a_)), "mean b": float(np.mean(self.b_))}

@@ -105,7 +105,7 @@ def experiment_report(data: dict, test_probs: dict, y_test, class_names, anchors
             {"text": r["model"]}, {"text": r["calibrator"]},
             {"text": _pct(r["accuracy"])},
             {"text": _pct(r["ece"]), "ci": _ci_pct(r, "ece")},
-            {"text": _pct(r["ece_debiased"])},
+            {"text": _pct(r["ece_l2_debiased"])},
             {"text": _pct(r["classwise_ece"]), "ci": _ci_pct(r, "classwise_ece")},
             {"text": _pct(r["mce"])},
             {"text": f"{r['nll']:.4f}", "ci": f"[{r['ci']['nll']['low']:.4f}, {r['ci']['nll']['high']:.4f}]"},

@@ -25,7 +25,7 @@ from .figures import classwise_reliability_figure, figure_to_png, reliability_fi
 
 METRIC_KEYS = list(metrics.METRIC_NAMES)
 HIGHER_IS_BETTER = {"accuracy"}
-PAIRED_KEYS = ("ece", "ece_debiased", "classwise_ece", "nll", "brier")
+PAIRED_KEYS = ("ece", "ece_l2_debiased", "classwise_ece", "nll", "brier")
 
 
 # ------------------------------------------------------------------------ numbers
@@ -104,6 +104,17 @@ def environment() -> dict:
         "bits": struct.calcsize("P") * 8,
         "packages": {p: version(p) for p in ("calibrate", "numpy", "scipy", "scikit-learn", "matplotlib", "torch", "jinja2")},
     }
+
+
+def display_path(name: str) -> str:
+    """A path as given, except an absolute one under the working directory, shown relative to it."""
+    if not name or not os.path.isabs(name):
+        return name
+    try:
+        rel = Path(name).resolve().relative_to(Path.cwd().resolve())
+    except (ValueError, OSError):
+        return name
+    return str(rel)
 
 
 def command_line() -> str:
@@ -217,6 +228,8 @@ def calibration_report(test_logits, test_labels, calibrators: dict, *, data_name
     import time
 
     t0 = started if started is not None else time.time()
+    data_name = display_path(data_name)
+    fit_name = ", ".join(display_path(part) for part in fit_name.split(", ")) if fit_name else fit_name
     y = np.asarray(test_labels)
     preds = {"uncalibrated": metrics.log_softmax(test_logits)}
     for name, cal in calibrators.items():
