@@ -120,7 +120,7 @@ def check_labels(y, n: int | None, k: int | None, name: str = "labels") -> np.nd
         frac = arr != np.round(arr)
         if frac.any():
             i = int(np.argmax(frac))
-            raise InputError(f"{name}: expected integer class indices, got {arr[i]!r} at row {i}")
+            raise InputError(f"{name}: expected integer class indices, got {float(arr[i])!r} at row {i}")
         big = np.abs(arr) >= (k if k is not None else 2.0**53)
         if big.any():  # checked before the cast: 1e20 would wrap around in int64
             i = int(np.argmax(big))
@@ -277,7 +277,10 @@ def available_memory() -> int | None:
 
 
 def _gb(nbytes: float) -> str:
-    return f"{nbytes / 1e9:.3g} GB" if nbytes >= 1e8 else f"{nbytes / 1e6:.3g} MB"
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if nbytes >= size:
+            return f"{nbytes / size:.3g} {unit}"
+    return f"{int(nbytes)} bytes"
 
 
 def check_allocation(nbytes: float, name: str, what: str) -> None:

@@ -213,6 +213,11 @@ def cmd_experiment(args) -> int:
 
     detect_layout(args.data)  # a clear error before anything heavy is imported
     args.out = args.out or f"out/cifar10-{args.preset}"
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise CLIError(f"{args.out}: --out is an existing file, expected a directory (report.html, metrics.json "
+                       "and logits/ go into it); give a directory name")
+    if os.path.isdir(args.out) and os.path.samefile(args.out, args.data):
+        raise CLIError(f"{args.out}: --out is the data folder --data; give another directory for the outputs")
     Path(args.out).mkdir(parents=True, exist_ok=True)
     run_experiment(args.preset, args.data, args.out, work_dir=args.work, cache_dir=args.cache, progress=not args.quiet,
                    device=args.device)

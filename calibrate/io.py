@@ -127,6 +127,8 @@ def _load_npy(path):
         with open(path, "rb") as fh:
             _check_header(path, "", fh, total_size=os.fstat(fh.fileno()).st_size)
         return np.load(path, allow_pickle=False)
+    except InputError:
+        raise
     except ValueError as e:
         if "allow_pickle" in str(e):
             _fail(path, "holds Python objects (pickled); refusing to load it: save a numeric array")
@@ -136,19 +138,22 @@ def _load_npy(path):
 
 
 # ------------------------------------------------------------------ torch
-_UNSAFE_ADVICE = re.compile(r"weights_only\s*=\s*False|weights_only=False|unsafe|trust the source", re.I)
+_TORCH_CAUSE = re.compile(
+    r"(Unsupported global: GLOBAL [\w.]+|unsupported GLOBAL [\w.]+|Unsupported operand \d+|"
+    r"[\w.]+ was not an allowed global|Trying to call reduce for [\w.]+)", re.I)
 
 
 def _torch_reason(e: BaseException) -> str:
-    """torch's message without its advice to load unsafely (which would run a pickle)."""
+    """The cause in torch's message, without its advice to load unsafely (``weights_only``
+    set to False would run the pickle: calibrate never suggests it)."""
     text = " ".join(str(e).split())
-    m = re.search(r"(Unsupported global: GLOBAL [\w.]+|Unsupported operand \d+|[\w.]+ was not an allowed global)", text)
+    m = _TORCH_CAUSE.search(text)
     if m:
         return m.group(1)
-    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    if _UNSAFE_ADVICE.search(first):
+    if "weights_only" in text or "trusted source" in text:
         return "it holds Python objects that are not tensors"
-    return first
+    first = re.split(r"(?<=[.!?]) ", text, maxsplit=1)[0] if text else type(e).__name__
+    return first[:200]
 
 
 def torch_load_tensors(path):
@@ -279,8 +284,8 @@ def _load_csv(path, labels_key=None, index_col=None, class_columns=None):
             i += 1
     y = data[:, lab]
     z = data[:, cols]
-    if class_columns is None and z.shape[1] > 1:
-        _refuse_counter_columns(path, z, [names[j] for j in cols])
+    if class_columns is None:
+        _refuse_non_class_columns(path, z, y, [names[j] for j in cols])
     return z, y
 
 
@@ -298,17 +303,40 @@ def _csv_label_column(path, names, labels_key):
     return names.index(found[0])
 
 
-def _refuse_counter_columns(path, z, names):
-    """A column 0, 1, 2, ... (or 1, 2, 3, ...) is a row index saved by mistake, not a class score."""
-    n = z.shape[0]
+NON_CLASS_NAMES = {"weight", "weights", "sample_weight", "pred", "prediction", "predicted", "argmax",
+                   "split", "fold", "file", "filename", "path", "image", "name", "confidence", "conf"}
+LABEL_LIKE_NAMES = {"target", "targets", "y", "class", "true", "truth", "gt", "y_true", "ground_truth"}
+
+
+def _refuse_non_class_columns(path, z, y, names):
+    """Without --class-columns every column but the label (and index) is a class. Refuse the
+    columns that plainly are not: a row counter, a known non-class name, a copy of the
+    labels, or the predicted class (the arg-max of the other columns)."""
+    hint = "list the class columns with --class-columns"
+    for name in names:
+        low = name.lower()
+        if low in LABEL_LIKE_NAMES:
+            _fail(path, f"column '{name}' looks like the labels, not a class; name the label column with "
+                        f"--labels-key '{name}', or {hint}")
+        if low in NON_CLASS_NAMES:
+            _fail(path, f"column '{name}' is not a class score (every column but the label and --index-col is "
+                        f"taken as a class); remove it, or {hint}")
+    n, c = z.shape
     if n < 3:
         return
     r = np.arange(n, dtype=np.float64)
     for j, name in enumerate(names):
-        c = z[:, j]
-        if np.array_equal(c, r) or np.array_equal(c, r + 1):
-            _fail(path, f"column '{name}' counts the rows ({c[0]:g}, {c[1]:g}, {c[2]:g}, ...): it is an index, "
-                        f"not a class; skip it with --index-col '{name}'")
+        col = z[:, j]
+        if np.array_equal(col, r) or np.array_equal(col, r + 1):
+            _fail(path, f"column '{name}' counts the rows ({col[0]:g}, {col[1]:g}, {col[2]:g}, ...): it is an "
+                        f"index, not a class; skip it with --index-col '{name}'")
+        if np.array_equal(col, y):
+            _fail(path, f"column '{name}' is a copy of the label column, not a class score; remove it, or {hint}")
+        if c > 2 and np.all(col == np.round(col)):
+            others = np.delete(z, j, axis=1)
+            if np.array_equal(col, others.argmax(axis=1).astype(np.float64)):
+                _fail(path, f"column '{name}' holds the predicted class (the arg-max of the other columns), "
+                            f"not a class score; remove it, or {hint}")
 
 
 def read_predictions(

@@ -56,6 +56,8 @@ def _desc(v) -> str:
     if isinstance(v, dict):
         return "an object" if "__ndarray__" not in v else "an array"
     if isinstance(v, list):
+        if len(v) <= 4 and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+            return repr(v)
         return f"a list of {len(v)}"
     if isinstance(v, bool):
         return str(v).lower()

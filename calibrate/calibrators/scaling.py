@@ -189,9 +189,6 @@ class _AffineScaling(Calibrator):
     state_schema = {"weights_": Array(("k",)), "bias_": Array(("k",)), "loss_": Number(ge=0),
                     "max_abs_grad_": Number(ge=0), "n_iter_": Number(integer=True, ge=0),
                     "diverged_": Bool().optional()}
-    # warn when the weights grew this many times past the temperature start and the NLL
-    # still falls along their direction (no finite optimum: separable validation data)
-    divergence_ratio = 20.0
 
     def __init__(self, reg: float = 0.0, max_iter: int = 5000, tol: float = 1e-10):
         self.reg = reg
@@ -251,17 +248,18 @@ class _AffineScaling(Calibrator):
         """True (and a CalibrationWarning) when the unregularised fit has no finite optimum.
 
         On separable validation data the NLL keeps falling as the weights grow: L-BFGS
-        then stops at large weights only because the loss is flat, and the calibrator is
-        over-confident on new data. Detected as: the weights grew ``divergence_ratio``
-        times past the temperature start, and doubling (weights, bias) still lowers the NLL.
+        stops at large weights only because the loss has become flat, and the calibrator
+        is over-confident on new data. The NLL is convex, so at a true minimiser theta
+        f(2 theta) > f(theta); f(2 theta) < f(theta) means the minimum lies at infinity
+        along theta.
         """
+        if fun(2.0 * theta)[0] >= nll:
+            return False
         size = float(np.abs(theta).max())
         start = float(np.abs(w0).max())
-        if size <= self.divergence_ratio * start or fun(2.0 * theta)[0] >= nll:
-            return False
         warnings.warn(
             f"{type(self).__name__}: the fit diverges: the NLL on the fitting data keeps falling as the "
-            f"weights grow (max |weight| {size:.3g}, {size / start:.0f}x the temperature start, after "
+            f"weights grow (max |weight| {size:.3g}, {size / start:.3g}x the temperature start, after "
             f"{n_iter} iterations; NLL {nll:.3g} vs {nll_temperature:.3g} for temperature scaling): the "
             "data are (nearly) separable and the weights are unbounded; use reg > 0 (e.g. reg=1e-2), "
             "more validation data, or temperature scaling", CalibrationWarning, stacklevel=4)

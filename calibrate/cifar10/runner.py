@@ -195,8 +195,8 @@ def run_experiment(preset: str, data_dir, out_dir, work_dir=None, cache_dir=None
             if cal_name == "none":
                 lp, cal = ref, None
             else:
-                cal = get_calibrator(cal_name).fit(v.val, y_val)
-                lp = cal.predict_log_proba(v.test)
+                cal = get_calibrator(cal_name).fit(v.val, y_val, kind="logits")
+                lp = cal.predict_log_proba(v.test, kind="logits")
             row = _result_row(v.name, cal_name, lp, ref, y_test, p.n_resamples)
             if cal is not None:
                 row["params"] = cal.summary()

@@ -219,7 +219,7 @@ def calibration_report(test_logits, test_labels, calibrators: dict, *, data_name
     y = np.asarray(test_labels)
     preds = {"uncalibrated": metrics.log_softmax(test_logits)}
     for name, cal in calibrators.items():
-        preds[name] = cal.predict_log_proba(test_logits)
+        preds[name] = cal.predict_log_proba(test_logits, kind="logits")
     probs = {n: np.exp(lp) for n, lp in preds.items()}
     n, k = preds["uncalibrated"].shape
     table = {name: evaluate_with_ci(lp, y, n_bins, n_resamples, seed=seed) for name, lp in preds.items()}
