@@ -18,14 +18,16 @@ Rules, the same for the command line and for the Python API (``Calibrator.save``
       fsynced;
    c. every existing target is renamed to its backup ``.NAME.XXXXXXXX.old`` (phase 1), then
       every temporary is renamed to its target (phase 2), each directory fsynced;
-   d. the backups, then the journal, are removed.
+   d. the journal is rewritten as "committed" (the commit point), then the backups and
+      the journal are removed.
 
    SIGINT and SIGTERM are held during c and d (they take effect right after), and an
    error during c undoes it (the backups are renamed back). So at no moment is an old
    output beside a new one of the same set: a reader sees the old set, the new set, or
    an incomplete set with the journal beside it. After a hard kill (SIGKILL, power loss)
    the journal remains; the next write of the same set, or ``recover(journal)``, rolls
-   it back to the old set before anything else. A journal left by a live process is not
+   it back to the old set before anything else (or, past the commit point, only removes
+   the leftover backups). A journal left by a live process is not
    touched: that write is refused ("being written by process N").
    A single output needs no journal: one rename is atomic.
 

@@ -233,8 +233,10 @@ outputs.write_outputs({{{a!r}: "new html", {b!r}: "new json"}})
 """
 
 
-@pytest.mark.parametrize("after", [1, 2, 3])
+@pytest.mark.parametrize("after", [1, 2, 3, 4, 5])
 def test_a_hard_kill_between_renames_never_leaves_a_mixed_pair_and_is_rolled_back(tmp_path, after):
+    """Renames: 1-2 move the old pair aside, 3-4 put the new pair in, 5 marks the journal
+    committed. Killed before 5 the old pair comes back; after it the new pair stays."""
     a, b = _pair(tmp_path)
     code = _KILLER.format(root=ROOT, after=after, a=str(a), b=str(b))
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -244,7 +246,8 @@ def test_a_hard_kill_between_renames_never_leaves_a_mixed_pair_and_is_rolled_bac
     journal = tmp_path / ".r.html.calibrate-journal"
     assert journal.exists()  # the half-finished set is detectable
     assert outputs.recover(journal) is True
-    assert a.read_text() == "old html" and b.read_text() == "old json"
+    want = ("new html", "new json") if after == 5 else ("old html", "old json")
+    assert (a.read_text(), b.read_text()) == want
     assert listing(tmp_path) == ["r.html", "r.json"]
     # the next write of the set recovers by itself, then writes the new pair
     r = subprocess.run([sys.executable, "-c", code.replace("os._exit(9)", "pass")], capture_output=True, text=True)
