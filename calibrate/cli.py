@@ -85,6 +85,9 @@ def cmd_fit(args) -> int:
     check_outputs([args.output], _inputs(args))
     data = _read(args)
     y = data.require_labels()
+    if data.k < 2:
+        raise CLIError(f"{data.path}: has {data.k} class column; a calibrator needs at least 2 (binary scores "
+                       "may be one column of an .npz/.npy: (n,) logits of class 1)")
     cal = get_calibrator(args.method)
     cal.fit(data.logits, y)
     probs0 = metrics.softmax(data.logits)
@@ -170,6 +173,13 @@ def cmd_report(args) -> int:
         raise CLIError("give either --calibrator or --fit-on, not both")
     if args.methods and not args.fit_on:
         raise CLIError("--methods needs --fit-on VAL (the data to fit the calibrators on)")
+    methods = [m.strip() for m in (args.methods or ",".join(ALL_METHODS)).split(",") if m.strip()]
+    from .calibrators import available_methods
+
+    unknown = [m for m in methods if m not in available_methods()]
+    if unknown:
+        raise CLIError(f"--methods: expected a comma-separated list of {', '.join(available_methods())}, "
+                       f"got {unknown[0]!r}")
     test = _read(args)
     y = test.require_labels()
     cals = {}
@@ -184,7 +194,6 @@ def cmd_report(args) -> int:
         if val.k != test.k:
             raise CLIError(f"{args.fit_on}: has {val.k} classes, but {args.data} has {test.k}; fit and "
                            "report on predictions of the same classes")
-        methods = [m.strip() for m in (args.methods or ",".join(ALL_METHODS)).split(",") if m.strip()]
         for m in methods:
             print(f"fitting {m} on {args.fit_on}", file=sys.stderr)
             cals[m] = get_calibrator(m).fit(val.logits, val.require_labels(), kind="logits")
@@ -264,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", default=None, metavar="report.json", help="also write the numbers as JSON to this file")
     p.add_argument("--bins", type=_bins, default=15)
     p.add_argument("--resamples", type=_resamples, default=1000, help="bootstrap resamples (default 1000)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--title", default="Calibration report")
     p.set_defaults(func=cmd_report)
 
@@ -310,6 +319,16 @@ def _bins(text):
     from ._validation import check_n_bins
 
     return _int_arg(text, "--bins", check_n_bins)
+
+
+def _seed(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
 
 
 def _resamples(text):

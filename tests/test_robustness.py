@@ -734,6 +734,23 @@ def test_a_class_count_mismatch_names_both_files_and_both_counts(d, tmp_path):
     one_error(code, err, f"{tmp_path / 'k3.npz'}: has 3 classes, but {d / 'test.npz'} has 4")
 
 
+@pytest.mark.parametrize("args,message", [
+    (["report", "{test}", "--fit-on", "{val}", "--methods", "temperature,bogus", "-o", "{out}"],
+     "--methods: expected a comma-separated list of"),
+    (["report", "{test}", "--seed", "-1", "-o", "{out}"], "argument --seed: expected an integer >= 0, got -1"),
+    (["fit", "{k1}", "-o", "{out}"], "has 1 class column; a calibrator needs at least 2"),
+    (["fit", "{val}", "-o", ""], "output: empty file name"),
+    (["evaluate", "{val}", "--probs", "--log-probs"], "argument --log-probs: not allowed with argument --probs"),
+    (["evaluate", "{val}", "--index-col", "x"], "--index-col and --class-columns apply to .csv files only"),
+])
+def test_usage_mistakes_are_one_line_before_any_work(d, tmp_path, args, message):
+    np.savez(tmp_path / "k1.npz", logits=np.zeros((5, 1)), labels=np.zeros(5, int))
+    names = {"test": d / "test.npz", "val": d / "val.npz", "out": tmp_path / "o.html", "k1": tmp_path / "k1.npz"}
+    code, out, err = cli(*[a.format(**names) for a in args])
+    one_error(code, err, message)
+    assert listing(tmp_path) == ["k1.npz"]
+
+
 def test_python_api_class_mismatch_says_both_counts():
     cal = calibrate.TemperatureScaling().fit(*make_logits(n=100, k=4))
     with pytest.raises(InputError, match=r"logits: expected 4 columns \(this calibrator was fitted on 4 classes\), "
