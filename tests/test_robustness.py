@@ -636,6 +636,8 @@ def test_bins_are_checked_before_allocating(d, args, message):
 def test_resamples_are_limited(d, tmp_path):
     one_error(*cli("report", d / "test.npz", "--resamples", "1000000000", "-o", tmp_path / "r.html")[::2],
               "argument --resamples: expected at most 100,000 resamples (the limit), got 1,000,000,000")
+    with pytest.raises(InputError, match="n_resamples: expected at most 100,000 resamples"):
+        calibrate.bootstrap_ci("ece", np.full((3, 2), 0.5), np.zeros(3, int), n_resamples=10**9)
     with pytest.raises(InputError, match="n_bins: expected at most 10,000 bins"):
         calibrate.metrics.ece(np.full((3, 2), 0.5), np.zeros(3, int), 10**8)
 
