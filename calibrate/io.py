@@ -213,7 +213,7 @@ def _load_pt(path, logits_key, labels_key):
 def _load_csv(path, labels_key=None, index_col=None, class_columns=None):
     """(scores (n, c) float64, labels (n,) float64, class column names); rules in the module docstring."""
     try:
-        fh = open(path, newline="", encoding="utf-8")  # noqa: SIM115 (closed below)
+        fh = open(path, newline="", encoding="utf-8-sig")  # noqa: SIM115 (closed below); -sig: a BOM is dropped
     except OSError as e:
         _fail(path, f"not a readable CSV file ({e.strerror or e})")
     with fh:
@@ -233,6 +233,11 @@ def _load_csv(path, labels_key=None, index_col=None, class_columns=None):
         if header is None or not any(h.strip() for h in header):
             _fail(path, "empty CSV file; expected a header row naming the class columns and a 'label' column")
         names = [h.strip() for h in header]
+        if len(names) == 1:
+            sep = next((c for c in (";", "\t", "|") if c in names[0]), None)
+            if sep is not None:
+                _fail(path, f"the header is one column holding {sep!r}; expected comma-separated values: "
+                            f"save the file with ',' between the values")
         lab = _csv_label_column(path, names, labels_key)
         skip = {lab}
         if index_col is not None:

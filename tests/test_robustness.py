@@ -716,10 +716,17 @@ def test_csv_trailing_blank_lines_are_accepted_and_a_blank_line_inside_is_named(
     ("a,b,label\n", "1,2,cat\n", "line 2, column 'label': 'cat' is not a number"),
     ("a,b,label\n", "", "no data rows after the header"),
     ("", "", "empty CSV file"),
+    ("a;b;label\n", "1;2;0\n", "the header is one column holding ';'; expected comma-separated values"),
+    ("\ufeffa,b,label\n", "1,2,1\n1,2,0\n2,1,0\n", None),  # a byte-order mark is dropped
+    ("a,b,label\n", "1,nan,0\n", "'class columns': expected finite logits, got nan at row, column 0, 1"),
 ])
 def test_csv_rules_are_enforced_with_a_message(tmp_path, header, body, message):
-    (tmp_path / "x.csv").write_text(header + body)
-    one_error(*cli("evaluate", tmp_path / "x.csv")[::2], f"{tmp_path / 'x.csv'}: {message}")
+    (tmp_path / "x.csv").write_text(header + body, encoding="utf-8")
+    code, out, err = cli("evaluate", tmp_path / "x.csv", "--json")
+    if message is None:
+        assert code == 0 and json.loads(out)["n"] == 3, err
+    else:
+        one_error(code, err, f"{tmp_path / 'x.csv'}: {message}")
 
 
 def test_a_class_count_mismatch_names_both_files_and_both_counts(d, tmp_path):
