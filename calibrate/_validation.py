@@ -98,8 +98,12 @@ def check_scores(x, name: str = "logits", *, kind: str = "logits") -> np.ndarray
 def _raise_not_finite(arr, name, kind):
     bad = np.argwhere(~np.isfinite(arr))[0]
     raise InputError(
-        f"{name}: expected finite {kind}, got {arr[tuple(bad)]} at row, column {', '.join(map(str, bad))}"
+        f"{name}: expected finite {kind}, got {arr[tuple(bad)]} at row, column {', '.join(map(str, bad))}; "
+        "fix or drop that row"
     )
+
+
+_LABEL_FIX = "; labels are class indices 0..k-1, one per class column: check the label column"
 
 
 def check_labels(y, n: int | None, k: int | None, name: str = "labels") -> np.ndarray:
@@ -125,18 +129,18 @@ def check_labels(y, n: int | None, k: int | None, name: str = "labels") -> np.nd
         if big.any():  # checked before the cast: 1e20 would wrap around in int64
             i = int(np.argmax(big))
             want = f"in [0, {k}) for {k} classes" if k is not None else "below 2**53"
-            raise InputError(f"{name}: expected class indices {want}, got {arr[i]:g} at row {i}")
+            raise InputError(f"{name}: expected class indices {want}, got {arr[i]:g} at row {i}{_LABEL_FIX}")
         arr = arr.astype(np.int64)
     elif arr.dtype.kind not in "iu":
         raise TypeError(f"{name}: expected integer class indices, got dtype {arr.dtype}")
     lo, hi = int(arr.min()), int(arr.max())
     if lo < 0:
         i = int(np.argmin(arr))
-        raise InputError(f"{name}: expected class indices >= 0, got {lo} at row {i}")
+        raise InputError(f"{name}: expected class indices >= 0, got {lo} at row {i}{_LABEL_FIX}")
     if k is not None and hi >= k:
         i = int(np.argmax(arr))
         raise InputError(
-            f"{name}: expected class indices in [0, {k}) for {k} classes, got {hi} at row {i}"
+            f"{name}: expected class indices in [0, {k}) for {k} classes, got {hi} at row {i}{_LABEL_FIX}"
         )
     return arr.astype(np.int64, copy=False)
 
