@@ -818,3 +818,17 @@ def test_quickstart_script_names_its_json(tmp_path):
     assert "--json out/report.json" in text
 
 
+
+
+@pytest.mark.parametrize("exc,message", [
+    (MemoryError(), "out of memory running 'evaluate'; use smaller inputs (fewer rows, bins or resamples)"),
+    (RecursionError(), "input nested too deeply to process"),
+])
+def test_last_resort_errors_are_one_line(d, monkeypatch, exc, message):
+    import calibrate.cli as c
+
+    def boom(args):
+        raise exc
+
+    monkeypatch.setattr(c, "cmd_evaluate", boom)
+    assert one_error(*cli("evaluate", d / "test.npz")[::2]) == f"calibrate: error: {message}"
