@@ -89,11 +89,11 @@ def cmd_fit(args) -> int:
         raise CLIError(f"{data.path}: has {data.k} class column; a calibrator needs at least 2 (binary scores "
                        "may be one column of an .npz/.npy: (n,) logits of class 1)")
     cal = get_calibrator(args.method)
-    cal.fit(data.logits, y)
+    cal.fit(data.logits, y, kind="logits")  # data.logits are logits: what the file held was settled on reading
     probs0 = metrics.softmax(data.logits)
-    probs1 = cal.predict_proba(data.logits)
+    probs1 = cal.predict_proba(data.logits, kind="logits")
     nll0 = metrics.nll_from_logits(data.logits, y)
-    nll1 = metrics.nll_from_logits(cal.predict_log_proba(data.logits), y)
+    nll1 = metrics.nll_from_logits(cal.predict_log_proba(data.logits, kind="logits"), y)
     ece0 = metrics.ece(probs0, y, args.bins)
     ece1 = metrics.ece(probs1, y, args.bins)
     write_outputs({args.output: cal.to_json()}, _inputs(args))

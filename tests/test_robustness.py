@@ -523,6 +523,19 @@ def test_probabilities_passed_as_logits_warn_and_the_flag_settles_it(d, tmp_path
     assert json.loads(out)["nll"] == pytest.approx(calibrate.metrics.nll_from_logits(z, y))
     code, _, err = cli("evaluate", tmp_path / "p.npz", "--log-probs")
     one_error(code, err, "expected log-probabilities (each row's logsumexp 0)")
+    # once stated, every command runs without a warning (the log of probabilities is not re-guessed)
+    for method in ("temperature", "vector"):
+        code, _, err = cli("fit", tmp_path / "p.npz", "--probs", "--logits-key", "logits", "--method", method,
+                           "-o", tmp_path / "c.json")
+        assert code == 0 and err == "", err
+    for args in (["evaluate", tmp_path / "p.npz", "--calibrator", tmp_path / "c.json"],
+                 ["apply", tmp_path / "c.json", tmp_path / "p.npz", "-o", tmp_path / "o.npz"],
+                 ["report", tmp_path / "p.npz", "--calibrator", tmp_path / "c.json", "--resamples", "10",
+                  "-o", tmp_path / "r.html"],
+                 ["report", tmp_path / "p.npz", "--fit-on", tmp_path / "p.npz", "--methods", "temperature",
+                  "--resamples", "10", "-o", tmp_path / "r.html"]):
+        code, _, err = cli(*args, "--probs", "--logits-key", "logits")
+        assert code == 0 and "warning" not in err, err
 
 
 def test_the_python_api_warns_the_same_and_takes_kind():
