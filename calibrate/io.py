@@ -69,6 +69,25 @@ def _fail(path, msg):
     raise InputError(f"{path}: {msg}")
 
 
+def check_input_file(path, expected: str) -> None:
+    """Refuse an input that is missing or not a regular file (a FIFO or a device such as
+    /dev/zero would block or never end)."""
+    import stat
+
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        _fail(path, "no such file")
+    except OSError as e:
+        _fail(path, f"cannot be read ({e.strerror or e})")
+    if stat.S_ISDIR(st.st_mode):
+        _fail(path, f"is a directory, expected {expected}")
+    if not stat.S_ISREG(st.st_mode):
+        from .outputs import _kind
+
+        _fail(path, f"is {_kind(st.st_mode)}, not a regular file; expected {expected}")
+
+
 # ------------------------------------------------------------------ headers, before loading
 def _check_header(path, field, fh, total_size=None):
     """Read a .npy header from ``fh`` (not the data) and refuse what cannot be loaded.
@@ -370,10 +389,7 @@ def read_predictions(
         kind = "probs"
     if logits_key is None:
         logits_key = "probs" if kind == "probs" else "logits"
-    if not os.path.exists(path):
-        _fail(path, "no such file")
-    if os.path.isdir(path):
-        _fail(path, "is a directory, expected a .npz, .npy, .pt or .csv file")
+    check_input_file(path, "a .npz, .npy, .pt or .csv file")
     ext = Path(path).suffix.lower()
     field = logits_key
     lkey = labels_key or "labels"
@@ -402,8 +418,7 @@ def read_predictions(
         _fail(path, f"unknown file type '{ext}'; expected .npz, .npy, .pt or .csv")
     if labels_path is not None:
         lp = str(labels_path)
-        if not os.path.exists(lp):
-            _fail(lp, "no such file")
+        check_input_file(lp, "a .npy file of labels")
         y = _load_npy(lp) if lp.endswith(".npy") else _fail(lp, "expected a .npy file of labels")
         ylabel = f"{lp}"
     else:
@@ -420,10 +435,7 @@ def read_predictions(
 def read_json(path, max_bytes: int = MAX_JSON_BYTES) -> dict:
     """A JSON file, refused with one line when missing, too large, too deep or malformed."""
     path = str(path)
-    if not os.path.exists(path):
-        _fail(path, "no such file")
-    if os.path.isdir(path):
-        _fail(path, "is a directory, expected a JSON file")
+    check_input_file(path, "a JSON file")
     try:
         size = os.path.getsize(path)
     except OSError as e:

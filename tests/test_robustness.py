@@ -631,6 +631,21 @@ def test_an_npy_header_beyond_memory_is_refused(tmp_path, monkeypatch):
         calibrate.io.read_predictions(tmp_path / "z.npy", labels_path=tmp_path / "y.npy")
 
 
+@pytest.mark.parametrize("where", ["data", "calibrator", "labels"])
+def test_an_input_that_is_a_fifo_or_a_device_is_refused_instead_of_hanging(d, tmp_path, where):
+    fifo = tmp_path / "in.npz"
+    os.mkfifo(fifo)
+    if where == "data":
+        args, bad, want = ["evaluate", fifo], fifo, "is a FIFO (named pipe), not a regular file"
+    elif where == "calibrator":
+        args, bad, want = ["evaluate", d / "test.npz", "--calibrator", "/dev/zero"], "/dev/zero", \
+            "is a character device, not a regular file; expected a JSON file"
+    else:
+        args, bad, want = ["evaluate", d / "test.npz", "--labels", "/dev/zero"], "/dev/zero", \
+            "is a character device, not a regular file; expected a .npy file of labels"
+    one_error(*cli(*args)[::2], f"{bad}: {want}")
+
+
 def test_available_memory_is_a_positive_number():
     m = calibrate._validation.available_memory()
     assert m is None or m > 0
