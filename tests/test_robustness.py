@@ -860,3 +860,60 @@ def test_last_resort_errors_are_one_line(d, monkeypatch, exc, message):
 
     monkeypatch.setattr(c, "cmd_evaluate", boom)
     assert one_error(*cli("evaluate", d / "test.npz")[::2]) == f"calibrate: error: {message}"
+
+
+# --------------------------------------------------------------------------- property: any edit
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+def _leaves(x, path=()):
+    """Paths of every number in a decoded JSON document."""
+    if isinstance(x, dict):
+        for k, v in x.items():
+            yield from _leaves(v, path + (k,))
+    elif isinstance(x, list):
+        for i, v in enumerate(x):
+            yield from _leaves(v, path + (i,))
+    elif isinstance(x, (int, float)) and not isinstance(x, bool):
+        yield path
+
+
+_DOCS = {}
+
+
+def _doc(method):
+    if method not in _DOCS:
+        z, y = make_logits(n=300, k=3, seed=9)
+        _DOCS[method] = (json.loads(calibrate.get_calibrator(method).fit(z, y).to_json()), z)
+    return _DOCS[method]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(sorted(calibrate.calibrators.available_methods())), st.integers(0, 10**9),
+       st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**30, 10**30),
+                 st.sampled_from([0, -1, 1, 0.5, 1e308, -1e308, 5e-324, 2, 3, True, None, "1", [], {}])))
+def test_any_edit_of_a_number_is_refused_or_gives_valid_probabilities(method, pick, value):
+    """An attacker edits one number of a saved file: load refuses it with an InputError, or
+    the calibrator it gives predicts finite probabilities whose rows sum to 1 (never NaN,
+    never a crash)."""
+    import copy
+
+    doc, z = _doc(method)
+    doc = copy.deepcopy(doc)
+    paths = list(_leaves(doc))
+    path = paths[pick % len(paths)]
+    node = doc
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    try:
+        cal = calibrate.Calibrator.from_dict(doc, "edited.json")
+    except InputError:
+        return
+    try:
+        p = cal.predict_proba(z)
+    except InputError as e:
+        assert "overflow" in str(e)
+        return
+    assert np.isfinite(p).all() and np.allclose(p.sum(1), 1.0)

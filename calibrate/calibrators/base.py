@@ -85,7 +85,15 @@ class Calibrator:
                 f"logits: expected {self.n_classes_} columns (this calibrator was fitted on "
                 f"{self.n_classes_} classes), got shape {z.shape}"
             )
-        return self._log_proba(z.astype(np.float64, copy=False))
+        lp = self._log_proba(z.astype(np.float64, copy=False))
+        if not np.isfinite(lp).all():  # finite logits and valid parameters never give this
+            i = int(np.argwhere(~np.isfinite(lp))[0, 0])
+            raise InputError(
+                f"logits: the calibrated log-probabilities overflow at row {i} (max |logit| "
+                f"{float(np.abs(z[i]).max()):.3g}): the logits are too large for this calibrator's "
+                "parameters; check the logits' scale and the calibrator file"
+            )
+        return lp
 
     def predict_proba(self, logits, *, kind: str | None = None) -> np.ndarray:
         """(n, k) float64 calibrated probabilities; each row sums to 1."""
