@@ -78,7 +78,8 @@ def test_report_writes_only_the_files_named(d, tmp_path):
                        "-o", tmp_path / "r.html", "--json", tmp_path / "numbers.json")
     assert code == 0, err
     assert listing(tmp_path) == ["numbers.json", "r.html"]
-    assert set(json.loads((tmp_path / "numbers.json").read_text())["metrics"]) == {"uncalibrated", "temperature"}
+    numbers = json.loads((tmp_path / "numbers.json").read_text())
+    assert set(numbers["metrics"]) == {"uncalibrated", "temperature"} and numbers["html"] == "r.html"
 
 
 def test_the_report_json_never_replaces_the_calibrator_passed_in(d, tmp_path):

@@ -183,6 +183,7 @@ def write_report(html_path, html: str, data: dict | None = None, json_path=None,
     if json_path is not None:
         if data is None:
             raise ValueError("write_report: json_path given without data")
+        data = {**data, "html": os.path.basename(os.fspath(html_path))}  # which HTML these numbers belong to
         outputs[json_path] = json.dumps(_jsonable(data), indent=1, allow_nan=False) + "\n"
     return write_outputs(outputs, inputs)
 
