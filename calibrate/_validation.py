@@ -9,11 +9,22 @@ torch tensors are accepted anywhere an array is, without importing torch here.
 
 from __future__ import annotations
 
+import os
+import warnings
+
 import numpy as np
+
+MAX_BINS = 10_000  # n_bins / --bins: far above any useful binning, far below a memory problem
+MAX_RESAMPLES = 100_000  # bootstrap resamples: 1,000 to 10,000 is the useful range
+KINDS = ("logits", "probs", "log_probs")
 
 
 class InputError(ValueError):
     """A user's input is not what was expected. The message is one line, for people."""
+
+
+class CalibrationWarning(UserWarning):
+    """A result may be wrong although nothing failed (a guess the caller should settle)."""
 
 
 def to_numpy(x, name: str) -> np.ndarray:
@@ -87,8 +98,12 @@ def check_scores(x, name: str = "logits", *, kind: str = "logits") -> np.ndarray
 def _raise_not_finite(arr, name, kind):
     bad = np.argwhere(~np.isfinite(arr))[0]
     raise InputError(
-        f"{name}: expected finite {kind}, got {arr[tuple(bad)]} at row, column {', '.join(map(str, bad))}"
+        f"{name}: expected finite {kind}, got {arr[tuple(bad)]} at row, column {', '.join(map(str, bad))}; "
+        "fix or drop that row"
     )
+
+
+_LABEL_FIX = "; labels are class indices 0..k-1, one per class column: check the label column"
 
 
 def check_labels(y, n: int | None, k: int | None, name: str = "labels") -> np.ndarray:
@@ -109,22 +124,28 @@ def check_labels(y, n: int | None, k: int | None, name: str = "labels") -> np.nd
         arr = arr.astype(np.int64)
     elif arr.dtype.kind == "f":
         if not np.isfinite(arr).all():
-            raise InputError(f"{name}: expected integer class indices, got NaN or inf")
+            i = int(np.argmax(~np.isfinite(arr)))
+            raise InputError(f"{name}: expected integer class indices, got {arr[i]} at row {i}")
         frac = arr != np.round(arr)
         if frac.any():
             i = int(np.argmax(frac))
-            raise InputError(f"{name}: expected integer class indices, got {arr[i]!r} at row {i}")
+            raise InputError(f"{name}: expected integer class indices, got {float(arr[i])!r} at row {i}")
+        big = np.abs(arr) >= (k if k is not None else 2.0**53)
+        if big.any():  # checked before the cast: 1e20 would wrap around in int64
+            i = int(np.argmax(big))
+            want = f"in [0, {k}) for {k} classes" if k is not None else "below 2**53"
+            raise InputError(f"{name}: expected class indices {want}, got {arr[i]:g} at row {i}{_LABEL_FIX}")
         arr = arr.astype(np.int64)
     elif arr.dtype.kind not in "iu":
         raise TypeError(f"{name}: expected integer class indices, got dtype {arr.dtype}")
     lo, hi = int(arr.min()), int(arr.max())
     if lo < 0:
         i = int(np.argmin(arr))
-        raise InputError(f"{name}: expected class indices >= 0, got {lo} at row {i}")
+        raise InputError(f"{name}: expected class indices >= 0, got {lo} at row {i}{_LABEL_FIX}")
     if k is not None and hi >= k:
         i = int(np.argmax(arr))
         raise InputError(
-            f"{name}: expected class indices in [0, {k}) for {k} classes, got {hi} at row {i}"
+            f"{name}: expected class indices in [0, {k}) for {k} classes, got {hi} at row {i}{_LABEL_FIX}"
         )
     return arr.astype(np.int64, copy=False)
 
@@ -141,10 +162,145 @@ def check_logits_labels(logits, labels, logits_name="logits", labels_name="label
     return z, y
 
 
-def check_n_bins(n_bins) -> int:
+def check_n_bins(n_bins, name: str = "n_bins") -> int:
     if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
-        raise InputError(f"n_bins: expected a positive integer, got {n_bins!r}")
+        raise InputError(f"{name}: expected a positive integer, got {n_bins!r}")
+    if n_bins > MAX_BINS:
+        raise InputError(f"{name}: expected at most {MAX_BINS:,} bins (the limit), got {int(n_bins):,}; use fewer bins")
     return int(n_bins)
+
+
+def check_n_resamples(n_resamples, name: str = "n_resamples") -> int:
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
+        raise InputError(f"{name}: expected a positive integer, got {n_resamples!r}")
+    if n_resamples > MAX_RESAMPLES:
+        raise InputError(f"{name}: expected at most {MAX_RESAMPLES:,} resamples (the limit), got "
+                         f"{int(n_resamples):,}; 1,000 to 10,000 resamples give stable 95 % intervals")
+    return int(n_resamples)
+
+
+def check_sample_weight(w, n: int, name: str = "sample_weight") -> np.ndarray:
+    """(n,) float64 non-negative finite weights, not all zero."""
+    arr = to_numpy(w, name)
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"{name}: expected numeric weights, got dtype {arr.dtype}")
+    if arr.shape != (n,):
+        raise InputError(f"{name}: expected shape ({n},), one weight per row, got shape {arr.shape}")
+    arr = arr.astype(np.float64)
+    if not np.isfinite(arr).all() or (arr < 0).any():
+        i = int(np.argmax(~np.isfinite(arr) | (arr < 0)))
+        raise InputError(f"{name}: expected finite weights >= 0, got {arr[i]} at row {i}")
+    if not arr.any():
+        raise InputError(f"{name}: expected at least one positive weight, got all zeros")
+    return arr
+
+
+# ---------------------------------------------------------------------- logits or probabilities?
+def as_logits(x, name: str = "logits", kind: str | None = None) -> np.ndarray:
+    """Validated (n, k) logits from logits, probabilities or log-probabilities.
+
+    kind: "logits", "probs" (converted to log p, valid logits: softmax(log p) = p),
+    "log_probs" (rows with logsumexp 0, used as they are) or None: logits, with a
+    CalibrationWarning when the values look like probabilities (every row in [0, 1] and
+    summing to 1) or log-probabilities (every row's logsumexp is 0); the caller then
+    states the kind. The guess is never acted on.
+    """
+    if kind is not None:
+        check_choice(kind, "kind", KINDS)
+    if kind == "probs":
+        p = check_scores(x, name, kind="probs")
+        return np.log(np.maximum(p.astype(np.float64), np.finfo(np.float64).tiny))
+    z = check_scores(x, name, kind="logits")
+    if kind == "log_probs":
+        _check_log_probs(z, name)
+    elif kind is None:
+        looks = looks_like(z)
+        if looks:
+            what = {"probs": "probabilities (every row in [0, 1], summing to 1)",
+                    "log_probs": "log-probabilities (every row's logsumexp is 0)"}[looks]
+            flag = {"probs": "--probs / kind='probs'", "log_probs": "--log-probs / kind='log_probs'"}[looks]
+            warnings.warn(f"{name}: these look like {what}, not logits; say which they are: {flag}, "
+                          "or --logits / kind='logits' to keep them as logits", CalibrationWarning, stacklevel=3)
+    return z
+
+
+def looks_like(z: np.ndarray, sample: int = 10_000) -> str | None:
+    """"probs", "log_probs" or None for (n, k) scores, judged on up to ``sample`` evenly
+    strided rows (a guess for a warning, never for a decision)."""
+    n, k = z.shape
+    if k < 2:
+        return None
+    rows = z[:: max(1, n // sample)]
+    rows = rows.astype(np.float64)
+    tol = 1e-3 if z.dtype == np.float32 else 1e-6
+    lo, hi = rows.min(), rows.max()
+    if lo >= 0 and hi <= 1 and np.all(np.abs(rows.sum(axis=1) - 1) <= tol):
+        return "probs"
+    if hi <= tol:
+        m = rows.max(axis=1, keepdims=True)
+        lse = m[:, 0] + np.log(np.exp(rows - m).sum(axis=1))
+        if np.all(np.abs(lse) <= max(tol, 1e-5)):
+            return "log_probs"
+    return None
+
+
+def _check_log_probs(z, name):
+    m = z.max(axis=1, keepdims=True)
+    lse = m[:, 0] + np.log(np.exp(z - m).sum(axis=1))
+    tol = 1e-3 if z.dtype == np.float32 else 1e-6
+    off = np.abs(lse) > tol
+    if off.any():
+        i = int(np.argmax(off))
+        raise InputError(f"{name}: expected log-probabilities (each row's logsumexp 0), got row {i} with "
+                         f"logsumexp {lse[i]:.6g}; if these are logits, pass them as logits")
+
+
+# ---------------------------------------------------------------------- memory
+def available_memory() -> int | None:
+    """Bytes of memory this process can still use: MemAvailable, bounded by a cgroup limit."""
+    avail = None
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    avail = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError):
+        pass
+    if avail is None:
+        try:
+            avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            avail = None
+    try:
+        with open("/sys/fs/cgroup/memory.max") as fh:
+            limit = fh.read().strip()
+        if limit != "max":
+            with open("/sys/fs/cgroup/memory.current") as fh:
+                used = int(fh.read().strip())
+            room = int(limit) - used
+            avail = room if avail is None else min(avail, room)
+    except (OSError, ValueError):
+        pass
+    return avail
+
+
+def _gb(nbytes: float) -> str:
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if nbytes >= size:
+            return f"{nbytes / size:.3g} {unit}"
+    return f"{int(nbytes)} bytes"
+
+
+def check_allocation(nbytes: float, name: str, what: str) -> None:
+    """Refuse, before allocating, ``nbytes`` that the machine cannot hold.
+
+    name: the file and field; what: what is being allocated, for the message.
+    """
+    avail = available_memory()
+    if avail is not None and nbytes > avail:
+        raise InputError(f"{name}: {what} needs {_gb(nbytes)}, more than the {_gb(avail)} of memory "
+                         "available; use a smaller file (fewer rows) or a machine with more memory")
 
 
 def check_choice(value, name: str, choices) -> str:

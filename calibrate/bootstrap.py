@@ -20,7 +20,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _binning, metrics
-from ._validation import InputError, check_labels, check_probs_labels
+from ._validation import (
+    MAX_RESAMPLES,
+    InputError,
+    check_labels,
+    check_n_resamples,
+    check_probs_labels,
+)
 
 _CHUNK_ELEMENTS = 20_000_000  # resamples are drawn in chunks of at most this many counts
 
@@ -196,6 +202,8 @@ def _check_level(confidence, n_resamples):
         raise InputError(f"confidence: expected a value in (0, 1), got {confidence}")
     if int(n_resamples) < 1:
         raise InputError(f"n_resamples: expected a positive integer, got {n_resamples}")
+    if int(n_resamples) > MAX_RESAMPLES:
+        check_n_resamples(int(n_resamples))  # the one message for the limit
 
 
 def bootstrap_ci(metric, probs, labels, n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0,

@@ -3,14 +3,17 @@
     calibrate fit DATA --method temperature -o CAL.json
     calibrate apply CAL.json DATA -o OUT.npz
     calibrate evaluate DATA [--calibrator CAL.json] [--bins 15] [--json]
-    calibrate report DATA [--calibrator CAL.json | --fit-on VAL --methods a,b] [--ood OOD] [--conformal 0.1] -o report.html
+    calibrate report DATA [--calibrator CAL.json | --fit-on VAL --methods a,b] [--ood OOD] [--conformal 0.1] -o report.html [--json report.json]
     calibrate experiment --preset quick|cpu|full --data DIR --out DIR
 
 Labels on the command line are class indices, integers 0..k-1 (column j of the logits is
 class j); the Python API also takes other labels (strings) through ``classes_``.
 
 Bad input prints one line, ``calibrate: error: ...``, and exits with status 2; set
-CALIBRATE_DEBUG=1 to see the traceback.
+CALIBRATE_DEBUG=1 to see the traceback. Warnings print one line, ``calibrate: warning: ...``.
+Outputs follow :mod:`calibrate.outputs`: only the files named are written, never over an
+input, all outputs of one command as a unit; SIGINT exits 130 and SIGTERM 143, leaving
+no temporary file.
 """
 
 from __future__ import annotations
@@ -31,21 +34,47 @@ class CLIError(Exception):
 
 def _add_data_args(p: argparse.ArgumentParser, name="DATA"):
     p.add_argument("data", metavar=name, help="saved predictions: .npz, .npy (+ --labels), .pt or .csv")
-    p.add_argument("--probs", action="store_true", help="the file holds probabilities, not logits")
+    kind = p.add_mutually_exclusive_group()
+    kind.add_argument("--probs", dest="kind", action="store_const", const="probs",
+                      help="the file holds probabilities, not logits")
+    kind.add_argument("--log-probs", dest="kind", action="store_const", const="log_probs",
+                      help="the file holds log-probabilities (rows with logsumexp 0)")
+    kind.add_argument("--logits", dest="kind", action="store_const", const="logits",
+                      help="the file holds logits (the default; silences the warning when they look like probabilities)")
     p.add_argument("--logits-key", default=None, help="array name of the logits (default: logits, or probs with --probs)")
-    p.add_argument("--labels-key", default="labels",
-                   help="array/column name of the labels, integers 0..k-1 (default: labels)")
+    p.add_argument("--labels-key", default=None,
+                   help="array/column name of the labels, integers 0..k-1 (default: labels; label or labels in a CSV)")
     p.add_argument("--labels", default=None, metavar="FILE.npy", help="labels (integers 0..k-1) in a separate .npy file")
+    p.add_argument("--index-col", default=None, metavar="NAME", help="CSV: a column to skip (a row index)")
+    p.add_argument("--class-columns", default=None, metavar="A,B,...",
+                   help="CSV: the class columns, in order (any other column but the label and index is refused)")
 
 
 def _read(args, path=None, require_labels=True):
     from .io import read_predictions
 
+    cols = [c.strip() for c in args.class_columns.split(",")] if args.class_columns else None
     return read_predictions(
-        path or args.data, probs=args.probs, logits_key=args.logits_key,
+        path or args.data, kind=args.kind, logits_key=args.logits_key,
         labels_key=args.labels_key, labels_path=args.labels if path is None else None,
-        require_labels=require_labels,
+        require_labels=require_labels, index_col=args.index_col, class_columns=cols,
     )
+
+
+def _inputs(args) -> list:
+    """Every file the command reads: no output may be one of them."""
+    paths = [getattr(args, "data", None), getattr(args, "labels", None), getattr(args, "fit_on", None),
+             getattr(args, "ood", None)]
+    cal = getattr(args, "calibrator", None)
+    paths += cal if isinstance(cal, list) else [cal]
+    return [p for p in paths if p]
+
+
+def _check_classes(cal, cal_path, data) -> None:
+    if cal.n_classes_ != data.k:
+        raise CLIError(f"{data.path}: has {data.k} classes, but the calibrator {cal_path} was fitted on "
+                       f"{cal.n_classes_} classes; give predictions with {cal.n_classes_} class columns, or fit a "
+                       "calibrator on these")
 
 
 def _fmt(x):
@@ -56,20 +85,23 @@ def _fmt(x):
 def cmd_fit(args) -> int:
     from . import metrics
     from .calibrators import get_calibrator
-    from .io import check_writable
+    from .outputs import check_outputs, write_outputs
 
-    check_writable(args.output)
+    check_outputs([args.output], _inputs(args))
     data = _read(args)
     y = data.require_labels()
+    if data.k < 2:
+        raise CLIError(f"{data.path}: has {data.k} class column; a calibrator needs at least 2 (binary scores "
+                       "may be one column of an .npz/.npy: (n,) logits of class 1)")
     cal = get_calibrator(args.method)
-    cal.fit(data.logits, y)
+    cal.fit(data.logits, y, kind="logits")  # data.logits are logits: what the file held was settled on reading
     probs0 = metrics.softmax(data.logits)
-    probs1 = cal.predict_proba(data.logits)
+    probs1 = cal.predict_proba(data.logits, kind="logits")
     nll0 = metrics.nll_from_logits(data.logits, y)
-    nll1 = metrics.nll_from_logits(cal.predict_log_proba(data.logits), y)
+    nll1 = metrics.nll_from_logits(cal.predict_log_proba(data.logits, kind="logits"), y)
     ece0 = metrics.ece(probs0, y, args.bins)
     ece1 = metrics.ece(probs1, y, args.bins)
-    cal.save(args.output)
+    write_outputs({args.output: cal.to_json()}, _inputs(args))
     params = ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}" for k, v in cal.summary().items())
     print(f"method      {args.method}")
     if params:
@@ -84,16 +116,17 @@ def cmd_fit(args) -> int:
 # ----------------------------------------------------------------------------- apply
 def cmd_apply(args) -> int:
     from .calibrators import load
-    from .io import atomic_save_npz, check_writable
+    from .outputs import check_outputs, save_npz
 
-    check_writable(args.output)
+    check_outputs([args.output], _inputs(args))
     cal = load(args.calibrator)
     data = _read(args, require_labels=False)
-    probs = cal.predict_proba(data.logits)
+    _check_classes(cal, args.calibrator, data)
+    probs = cal.predict_proba(data.logits, kind="logits")
     out = {"probs": probs}
     if data.labels is not None:
         out["labels"] = data.labels
-    atomic_save_npz(args.output, **out)
+    save_npz(args.output, _inputs(args), **out)
     print(f"wrote {args.output}: probs {probs.shape}" + (" and labels" if data.labels is not None else ""))
     return 0
 
@@ -107,7 +140,9 @@ def evaluate_predictions(data, calibrator_path=None, n_bins=15) -> dict:
     y = data.require_labels()
     logits = data.logits
     if calibrator_path:
-        logits = load(calibrator_path).predict_log_proba(logits)
+        cal = load(calibrator_path)
+        _check_classes(cal, calibrator_path, data)
+        logits = cal.predict_log_proba(logits, kind="logits")
     probs = metrics.softmax(logits)
     out = {"n": data.n, "k": data.k, "bins": n_bins}
     out.update(summary_metrics(probs, y, n_bins, logits=logits))
@@ -138,37 +173,42 @@ def cmd_evaluate(args) -> int:
 # ----------------------------------------------------------------------------- report
 def cmd_report(args) -> int:
     import time
-    from pathlib import Path
 
     from .calibrators import get_calibrator, load
-    from .io import check_writable
-    from .report.html import calibration_report, write_report
+    from .outputs import check_outputs
 
     t0 = time.time()
-    check_writable(args.output)
-    check_writable(Path(args.output).with_suffix(".json"))
+    check_outputs([args.output, args.json], _inputs(args))
     if args.calibrator and args.fit_on:
         raise CLIError("give either --calibrator or --fit-on, not both")
     if args.methods and not args.fit_on:
         raise CLIError("--methods needs --fit-on VAL (the data to fit the calibrators on)")
     if args.conformal is not None and not 0.0 < args.conformal < 1.0:
         raise CLIError(f"--conformal: expected a miscoverage ALPHA in (0, 1), got {args.conformal:g}")
+    methods = [m.strip() for m in (args.methods or ",".join(ALL_METHODS)).split(",") if m.strip()]
+    from .calibrators import available_methods
+
+    unknown = [m for m in methods if m not in available_methods()]
+    if unknown:
+        raise CLIError(f"--methods: expected a comma-separated list of {', '.join(available_methods())}, "
+                       f"got {unknown[0]!r}")
     test = _read(args)
     y = test.require_labels()
     cals = {}
     for path in args.calibrator or []:
         cal = load(path)
+        _check_classes(cal, path, test)
         name = cal.name if cal.name not in cals else f"{cal.name} ({os.path.basename(path)})"
         cals[name] = cal
     fit_name = ", ".join(args.calibrator or [])
     if args.fit_on:
         val = _read(args, path=args.fit_on)
         if val.k != test.k:
-            raise CLIError(f"{args.fit_on}: has {val.k} classes, {args.data} has {test.k}")
-        methods = [m.strip() for m in (args.methods or ",".join(ALL_METHODS)).split(",") if m.strip()]
+            raise CLIError(f"{args.fit_on}: has {val.k} classes, but {args.data} has {test.k}; fit and "
+                           "report on predictions of the same classes")
         for m in methods:
             print(f"fitting {m} on {args.fit_on}", file=sys.stderr)
-            cals[m] = get_calibrator(m).fit(val.logits, val.require_labels())
+            cals[m] = get_calibrator(m).fit(val.logits, val.require_labels(), kind="logits")
         fit_name = args.fit_on
     ood = None
     if args.ood:
@@ -176,6 +216,8 @@ def cmd_report(args) -> int:
         if ood.k != test.k:
             raise CLIError(f"{args.ood}: has {ood.k} classes, {args.data} has {test.k}")
     print(f"bootstrapping {args.resamples} resamples for {1 + len(cals)} predictions", file=sys.stderr)
+    from .report.html import calibration_report, write_report
+
     html, data = calibration_report(test.logits, y, cals, data_name=test.path, fit_name=fit_name,
                                     n_bins=args.bins, n_resamples=args.resamples, seed=args.seed,
                                     title=args.title, started=t0,
@@ -183,12 +225,12 @@ def cmd_report(args) -> int:
                                     conformal_alpha=args.conformal,
                                     fit_logits=val.logits if args.fit_on else None,
                                     fit_labels=val.require_labels() if args.fit_on else None)
-    json_path = write_report(args.output, html, data)
+    write_report(args.output, html, data, json_path=args.json, inputs=_inputs(args))
     m = data["metrics"]
     for name, r in m.items():
         print(f"{name:<14} ECE {r['ece']['estimate']:.4f} [{r['ece']['low']:.4f}, {r['ece']['high']:.4f}]  "
               f"NLL {r['nll']['estimate']:.4f}  acc {r['accuracy']['estimate']:.4f}")
-    print(f"wrote {args.output} and {json_path}")
+    print(f"wrote {args.output}" + (f" and {args.json}" if args.json else ""))
     return 0
 
 
@@ -204,6 +246,11 @@ def cmd_experiment(args) -> int:
 
     detect_layout(args.data)  # a clear error before anything heavy is imported
     args.out = args.out or f"out/cifar10-{args.preset}"
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise CLIError(f"{args.out}: --out is an existing file, expected a directory (report.html, metrics.json "
+                       "and logits/ go into it); give a directory name")
+    if os.path.isdir(args.out) and os.path.samefile(args.out, args.data):
+        raise CLIError(f"{args.out}: --out is the data folder --data; give another directory for the outputs")
     Path(args.out).mkdir(parents=True, exist_ok=True)
     run_experiment(args.preset, args.data, args.out, work_dir=args.work, cache_dir=args.cache, progress=not args.quiet,
                    device=args.device)
@@ -217,7 +264,7 @@ ALL_METHODS = ["temperature", "vector", "matrix", "platt", "isotonic", "histogra
 def build_parser() -> argparse.ArgumentParser:
     from .calibrators import available_methods
 
-    parser = argparse.ArgumentParser(prog="calibrate", description="Measure and fix the calibration of classifier probabilities.")
+    parser = _Parser(prog="calibrate", description="Measure and fix the calibration of classifier probabilities.")
     parser.add_argument("--version", action="version", version=f"calibrate {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -225,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     p.add_argument("--method", default="temperature", choices=available_methods())
     p.add_argument("-o", "--output", required=True, metavar="CAL.json")
-    p.add_argument("--bins", type=int, default=15, help="bins of the ECE shown (default 15)")
+    p.add_argument("--bins", type=_bins, default=15, help="bins of the ECE shown (default 15)")
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("apply", help="write calibrated probabilities")
@@ -237,19 +284,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="accuracy, ECE and its variants, NLL, Brier")
     _add_data_args(p)
     p.add_argument("--calibrator", action="append", metavar="CAL.json", help="a fitted calibrator (at most one)")
-    p.add_argument("--bins", type=int, default=15)
+    p.add_argument("--bins", type=_bins, default=15)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("report", help="write a self-contained HTML reliability report (+ JSON)")
+    p = sub.add_parser("report", help="write a self-contained HTML reliability report (and JSON with --json)")
     _add_data_args(p)
     p.add_argument("--calibrator", action="append", metavar="CAL.json", help="a fitted calibrator (repeatable)")
     p.add_argument("--fit-on", metavar="VAL", help="fit calibrators on these validation predictions")
     p.add_argument("--methods", help=f"with --fit-on: comma-separated methods (default: all: {','.join(ALL_METHODS)})")
     p.add_argument("-o", "--output", required=True, metavar="report.html")
-    p.add_argument("--bins", type=int, default=15)
-    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", default=None, metavar="report.json", help="also write the numbers as JSON to this file")
+    p.add_argument("--bins", type=_bins, default=15)
+    p.add_argument("--resamples", type=_resamples, default=1000, help="bootstrap resamples (default 1000)")
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--title", default="Calibration report")
     p.add_argument("--ood", metavar="FILE", help="logits of out-of-distribution inputs (read like DATA, no labels "
                    "needed): adds OOD detection metrics and score histograms")
@@ -276,25 +324,94 @@ def _version():
     return __version__
 
 
+def _int_arg(text, name, check):
+    from ._validation import InputError
+
+    try:
+        value = int(text)
+    except ValueError:
+        try:
+            f = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+        if not f.is_integer():
+            raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+        value = int(f)
+    try:
+        return check(value, name)
+    except InputError as e:
+        raise argparse.ArgumentTypeError(str(e).split(": ", 1)[1]) from None
+
+
+def _bins(text):
+    from ._validation import check_n_bins
+
+    return _int_arg(text, "--bins", check_n_bins)
+
+
+def _seed(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def _resamples(text):
+    from ._validation import check_n_resamples
+
+    return _int_arg(text, "--resamples", check_n_resamples)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line (exit 2) like every other error."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"calibrate: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"calibrate: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+
 def main(argv=None) -> int:
+    import signal
+    import warnings
+
     from ._validation import InputError
     from .calibrators import NotFittedError
+    from .outputs import EXIT_SIGINT, Terminated
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "bins", 15) is not None and getattr(args, "bins", 15) < 1:
-        parser.error(f"--bins: expected a positive integer, got {args.bins}")
+    warnings.showwarning = _show_warning
+    old_term = signal.getsignal(signal.SIGTERM)
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        def on_term(signum, frame):
+            raise Terminated()
+        signal.signal(signal.SIGTERM, on_term)
     try:
         return args.func(args)
     except (InputError, NotFittedError, CLIError) as e:
         _die(e)
+    except MemoryError:
+        _die(f"out of memory running '{args.command}'; use smaller inputs (fewer rows, bins or resamples)")
+    except RecursionError:
+        _die("input nested too deeply to process")
     except (ValueError, TypeError, RuntimeError, OSError) as e:
         if os.environ.get("CALIBRATE_DEBUG"):
             raise
         _die(e)
     except KeyboardInterrupt:
         print("calibrate: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_SIGINT
+    except Terminated:
+        print("calibrate: terminated", file=sys.stderr)
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
 
 
 def _die(e):

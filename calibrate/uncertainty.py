@@ -84,5 +84,5 @@ def calibrate_members_then_pool(make_calibrator, val_samples, val_labels, test_s
     v, t = _check_samples(val_samples, "val_samples"), _check_samples(test_samples, "test_samples")
     if v.shape[0] != t.shape[0]:
         raise InputError(f"val_samples and test_samples: expected the same members, got {v.shape[0]} and {t.shape[0]}")
-    cal_lp = np.stack([make_calibrator().fit(v[m], val_labels).predict_log_proba(t[m]) for m in range(v.shape[0])])
+    cal_lp = np.stack([make_calibrator().fit(v[m], val_labels, kind="logits").predict_log_proba(t[m], kind="logits") for m in range(v.shape[0])])
     return logsumexp(cal_lp, axis=0) - np.log(cal_lp.shape[0])

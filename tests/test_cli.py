@@ -143,6 +143,8 @@ BAD_CASES = {
     "label out of range": (lambda z, y: dict(logits=z, labels=np.where(np.arange(y.size) == 5, 9, y)), ["'labels'", "[0, 5)"]),
     "negative label": (lambda z, y: dict(logits=z, labels=np.where(np.arange(y.size) == 5, -1, y)), ["'labels'", ">= 0"]),
     "fractional label": (lambda z, y: dict(logits=z, labels=y + 0.5), ["'labels'", "integer"]),
+    "label 1e20": (lambda z, y: dict(logits=z, labels=np.where(np.arange(y.size) == 4, 1e20, y)), ["'labels'", "got 1e+20 at row 4"]),
+    "object labels": (lambda z, y: dict(logits=z, labels=np.array([None] * y.size, dtype=object)), ["'labels'", "refusing"]),
     "length mismatch": (lambda z, y: dict(logits=z, labels=y[:-3]), ["'labels'", "expected 100 labels"]),
     "empty arrays": (lambda z, y: dict(logits=z[:0], labels=y[:0]), ["'logits'", "at least one"]),
     "missing key": (lambda z, y: dict(scores=z, labels=y), ["missing array 'logits'", "--logits-key"]),

@@ -53,7 +53,7 @@ def test_string_labels_on_the_command_line_say_integers(tmp_path):
     assert_clean_error(run("fit", tmp_path / "s.npz", "-o", tmp_path / "c.json"), "integer class indices 0..k-1")
     lines = ["c0,c1,c2,label"] + [f"{a},{b},{c},{'xyz'[t]}" for (a, b, c), t in zip(z, y)]
     (tmp_path / "s.csv").write_text("\n".join(lines) + "\n")
-    assert_clean_error(run("evaluate", tmp_path / "s.csv"), f"the label {'xyz'[y[0]]!r} is not a number",
+    assert_clean_error(run("evaluate", tmp_path / "s.csv"), f"column 'label': {'xyz'[y[0]]!r} is not a number",
                        "labels must be integers 0..k-1")
 
 

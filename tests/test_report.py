@@ -27,13 +27,14 @@ def report(tmp_path_factory):
     z2, y2 = make_logits(n=2000, k=4, temperature=2.5, seed=1)
     np.savez(d / "test.npz", logits=z2, labels=y2)
     r = subprocess.run([sys.executable, "-m", "calibrate.cli", "report", str(d / "test.npz"), "--fit-on", str(d / "val.npz"),
-                        "--methods", "temperature,isotonic", "--resamples", "200", "-o", str(d / "report.html")],
+                        "--methods", "temperature,isotonic", "--resamples", "200", "-o", str(d / "report.html"),
+                        "--json", str(d / "report.json")],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     return d
 
 
-def test_writes_html_and_json_beside_it(report):
+def test_writes_the_html_and_the_json_named(report):
     assert (report / "report.html").exists() and (report / "report.json").exists()
 
 
@@ -75,7 +76,7 @@ def test_report_with_saved_calibrator(report, tmp_path):
     subprocess.run([sys.executable, "-m", "calibrate.cli", "fit", str(report / "val.npz"), "-o", str(tmp_path / "c.json")], check=True,
                    capture_output=True)
     r = subprocess.run([sys.executable, "-m", "calibrate.cli", "report", str(report / "test.npz"), "--calibrator",
-                        str(tmp_path / "c.json"), "--resamples", "50", "-o", str(tmp_path / "r.html")], capture_output=True, text=True)
+                        str(tmp_path / "c.json"), "--resamples", "50", "-o", str(tmp_path / "r.html"), "--json", str(tmp_path / "r.json")], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert set(json.loads((tmp_path / "r.json").read_text())["metrics"]) == {"uncalibrated", "temperature"}
 

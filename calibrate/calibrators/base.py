@@ -29,11 +29,14 @@ from scipy.special import log_softmax as _log_softmax
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
 
-from .._validation import InputError, check_labels, check_scores, to_numpy
+from .._validation import InputError, as_logits, check_labels, to_numpy
+from ._schema import ClassLabels, Loc, Number, decode_fields
 
 FORMAT = "calibrate.calibrator"
 FORMAT_VERSION = 1
+MAX_CLASSES = 1_000_000
 _REGISTRY: dict[str, type] = {}
+_TOP_LEVEL = ("format", "version", "class", "method", "params", "state")
 
 
 class NotFittedError(_SklearnNotFittedError, RuntimeError):
@@ -96,6 +99,11 @@ class Calibrator(BaseEstimator):
     """
 
     name: str = ""  # the command line's --method name
+    # The file schema (calibrate.calibrators._schema): every hyperparameter and every
+    # fitted attribute a saved file may hold, with its type, shape and range. A subclass
+    # declares its own; ``n_classes_`` is added to every state schema.
+    param_schema: dict | None = None
+    state_schema: dict | None = None
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
@@ -103,43 +111,61 @@ class Calibrator(BaseEstimator):
             _REGISTRY[cls.name] = cls
 
     # -------------------------------------------------------------- public API
-    def fit(self, logits, labels):
-        """Fit on validation logits (n, k) float and labels (n,). Returns self.
+    def fit(self, logits, labels, *, kind: str | None = None):
+        """Fit on validation logits (n, k) and labels (n,). Returns self.
 
         labels: class indices 0..k-1, or any k distinct values (strings too), mapped to
         columns in sorted order (see :func:`encode_labels`); ``classes_`` keeps them.
+        kind: "logits", "probs" or "log_probs" (what ``logits`` holds); None means logits,
+        with a CalibrationWarning when they look like probabilities or log-probabilities.
+        A fit that fails leaves the calibrator as it was (fitted or not).
         """
-        z = check_scores(logits, "logits", kind="logits")
+        z = as_logits(logits, "logits", kind)
         if z.shape[1] < 2:
             raise InputError(f"logits: a calibrator needs at least 2 classes, got shape {z.shape}")
         classes, y = encode_labels(labels, z.shape[0], z.shape[1])
-        self._fit(z.astype(np.float64, copy=False), y)
-        self.classes_ = classes
-        self.n_classes_ = int(z.shape[1])
+        before = dict(vars(self))
+        try:
+            self.n_classes_ = int(z.shape[1])
+            self._fit(z.astype(np.float64, copy=False), y)
+            self.classes_ = classes
+        except BaseException:
+            vars(self).clear()
+            vars(self).update(before)
+            raise
         return self
 
-    def predict_log_proba(self, logits) -> np.ndarray:
-        """(n, k) float64 calibrated log-probabilities."""
+    def predict_log_proba(self, logits, *, kind: str | None = None) -> np.ndarray:
+        """(n, k) float64 calibrated log-probabilities. kind: as for ``fit``."""
         self._check_fitted()
-        z = check_scores(logits, "logits", kind="logits")
+        z = as_logits(logits, "logits", kind)
         if z.shape[1] != self.n_classes_:
             raise InputError(
-                f"logits: this calibrator was fitted on {self.n_classes_} classes, got {z.shape[1]}"
+                f"logits: expected {self.n_classes_} columns (this calibrator was fitted on "
+                f"{self.n_classes_} classes), got shape {z.shape}"
             )
-        return self._log_proba(z.astype(np.float64, copy=False))
+        lp = self._log_proba(z.astype(np.float64, copy=False))
+        if not np.isfinite(lp).all():  # finite logits and valid parameters never give this
+            i = int(np.argwhere(~np.isfinite(lp))[0, 0])
+            raise InputError(
+                f"logits: the calibrated log-probabilities overflow at row {i} (max |logit| "
+                f"{float(np.abs(z[i]).max()):.3g}): the logits are too large for this calibrator's "
+                "parameters; check the logits' scale and the calibrator file"
+            )
+        return lp
 
-    def predict_proba(self, logits) -> np.ndarray:
+    def predict_proba(self, logits, *, kind: str | None = None) -> np.ndarray:
         """(n, k) float64 calibrated probabilities; each row sums to 1."""
-        return np.exp(self.predict_log_proba(logits))
+        return np.exp(self.predict_log_proba(logits, kind=kind))
 
-    def predict(self, logits) -> np.ndarray:
+    def predict(self, logits, *, kind: str | None = None) -> np.ndarray:
         """(n,) the most probable class of each row, as a label from ``classes_``."""
         classes = getattr(self, "classes_", None)
-        idx = self.predict_log_proba(logits).argmax(axis=1)
+        idx = self.predict_log_proba(logits, kind=kind).argmax(axis=1)
         return idx if classes is None else np.asarray(classes)[idx]
 
-    def fit_predict_proba(self, logits, labels) -> np.ndarray:
-        return self.fit(logits, labels).predict_proba(logits)
+    def fit_predict_proba(self, logits, labels, *, kind: str | None = None) -> np.ndarray:
+        return self.fit(logits, labels, kind=kind).predict_proba(logits, kind=kind)
 
     # -------------------------------------------------------------- params & state
     @classmethod
@@ -193,38 +219,77 @@ class Calibrator(BaseEstimator):
             "state": _encode(self.fitted_state()),
         }
 
+    def to_json(self) -> str:
+        """The file ``save`` writes: JSON text, one line per field."""
+        return json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n"
+
+    @classmethod
+    def _state_dims(cls, n_classes: int) -> dict:
+        """Dimension names a state schema may use besides ``k`` (= n_classes)."""
+        return {"k": n_classes}
+
+    def _check_state(self, where: Loc) -> None:
+        """Cross-field rules on a loaded state (raise SchemaError); the fields are each valid."""
+
     @classmethod
     def from_dict(cls, d: dict, source: str = "calibrator") -> Calibrator:
+        """A fitted calibrator from a saved dict, checked against its class's schema first.
+
+        Refused (InputError naming ``source`` and the field): another format or version,
+        an unknown method, a class that does not match it, an unknown or missing field, a
+        value of the wrong type, shape or range. Attributes are set only from the fields
+        the schema declares, after every check has passed.
+        """
+        where = Loc(source)
         if not isinstance(d, dict) or d.get("format") != FORMAT:
-            raise InputError(f"{source}: not a calibrate calibrator file (no \"format\": \"{FORMAT}\")")
+            raise InputError(f"{source}: not a calibrate calibrator file (expected \"format\": \"{FORMAT}\"); "
+                             "give a file written by calibrate fit or Calibrator.save")
         if d.get("version") != FORMAT_VERSION:
-            raise InputError(f"{source}: unsupported calibrator file version {d.get('version')!r}")
+            raise InputError(f"{source}: field 'version': expected {FORMAT_VERSION}, got {d.get('version')!r}; "
+                             "this file was written by another version of calibrate: fit it again")
+        unknown = [k for k in d if k not in _TOP_LEVEL]
+        if unknown:
+            raise InputError(f"{source}: field '{unknown[0]}': unknown field (known: {', '.join(_TOP_LEVEL)}); "
+                             "remove it")
         method = d.get("method")
-        klass = _REGISTRY.get(method)
+        klass = _REGISTRY.get(method) if isinstance(method, str) else None
         if klass is None:
-            raise InputError(f"{source}: unknown method {method!r}; known: {', '.join(sorted(_REGISTRY))}")
-        try:
-            obj = klass(**_decode(d.get("params", {})))
-            for k, v in _decode(d["state"]).items():
-                if not k.endswith("_"):
-                    raise InputError(f"{source}: field 'state.{k}' is not a fitted attribute")
-                setattr(obj, k, v)
-        except (KeyError, TypeError) as e:
-            raise InputError(f"{source}: malformed calibrator file ({e})") from None
-        if not obj.is_fitted():
-            raise InputError(f"{source}: field 'state.n_classes_' is missing")
+            raise InputError(f"{source}: field 'method': expected one of {', '.join(sorted(_REGISTRY))}, "
+                             f"got {method!r}")
+        if d.get("class", klass.__name__) != klass.__name__:
+            raise InputError(f"{source}: field 'class': expected {klass.__name__!r} for method {method!r}, "
+                             f"got {d.get('class')!r}")
+        if klass.param_schema is None or klass.state_schema is None:
+            raise InputError(f"{source}: {klass.__name__} declares no file schema, so its files cannot be "
+                             "checked and are not loaded")
+        for part in ("params", "state"):
+            if not isinstance(d.get(part), dict):
+                raise InputError(f"{source}: field '{part}': expected an object, got "
+                                 f"{type(d.get(part)).__name__ if part in d else 'nothing (missing)'}")
+        params = decode_fields(klass.param_schema, d["params"], where.key("params"), {})
+        raw_k = d["state"].get("n_classes_")
+        k = Number(integer=True, ge=2, le=MAX_CLASSES).decode(raw_k, where.key("state").key("n_classes_"), {})
+        schema = {"n_classes_": Number(integer=True, ge=2, le=MAX_CLASSES), "classes_": ClassLabels().optional(),
+                  **klass.state_schema}
+        state = decode_fields(schema, d["state"], where.key("state"), klass._state_dims(k))
+        obj = klass(**params)
+        for key, value in state.items():
+            setattr(obj, key, value)
+        obj._check_state(where.key("state"))
         obj._validate_state(source)
         return obj
 
     def save(self, path) -> None:
-        """Write the fitted calibrator as JSON (atomically: a temporary file, then rename)."""
-        from ..io import atomic_write_text
+        """Write the fitted calibrator as JSON (a temporary file, fsync, rename: see calibrate.outputs)."""
+        from ..outputs import write_outputs
 
-        atomic_write_text(path, json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n")
+        self._check_fitted()
+        write_outputs({path: self.to_json()})
 
 
 def load(path) -> Calibrator:
-    """Load a calibrator saved with ``save`` (plain JSON; nothing is executed)."""
+    """Load a calibrator saved with ``save`` (plain JSON, checked against its schema; nothing
+    is executed)."""
     from ..io import read_json
 
     return Calibrator.from_dict(read_json(path), str(path))
@@ -257,18 +322,6 @@ def _encode(x):
         x = x.item()
     if isinstance(x, float) and not math.isfinite(x):
         return {"__float__": repr(x)}
-    return x
-
-
-def _decode(x):
-    if isinstance(x, dict):
-        if "__ndarray__" in x:
-            return np.array(x["__ndarray__"], dtype=x.get("dtype", "float64"))
-        if "__float__" in x:
-            return float(x["__float__"])
-        return {k: _decode(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_decode(v) for v in x]
     return x
 
 

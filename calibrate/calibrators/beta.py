@@ -36,6 +36,7 @@ import math
 import numpy as np
 
 from .._validation import InputError, check_choice, check_scores
+from ._schema import Array, Choice, Number
 from ._state import check_state_array, check_state_classes
 from .base import Calibrator, log_softmax64, one_vs_rest_log_odds
 
@@ -112,6 +113,13 @@ class BetaCalibration(Calibrator):
     """
 
     name = "beta"
+    param_schema = {"parameters": Choice("abm", "ab", "am"), "scores": Choice("logits", "probs"),
+                    "reg": Number(gt=0)}
+    state_schema = {"a_": Array(("c",)), "b_": Array(("c",)), "c_": Array(("c",))}
+
+    @classmethod
+    def _state_dims(cls, n_classes):
+        return {"k": n_classes, "c": 1 if n_classes == 2 else n_classes}
 
     def __init__(self, parameters: str = "abm", scores: str = "logits", reg: float = 1e-12):
         self.parameters = parameters
@@ -125,12 +133,16 @@ class BetaCalibration(Calibrator):
         p = check_scores(x, "probs", kind="probs").astype(np.float64)
         return np.log(np.clip(p, _EPS, 1.0 - _EPS))
 
-    def fit(self, logits, labels):
+    def fit(self, logits, labels, *, kind: str | None = None):
         """Fit on logits (n, k) or (n,) (or probabilities with scores="probs") and labels (n,)."""
-        return super().fit(self._as_logits(logits), labels)
+        if self.scores == "probs":
+            return super().fit(self._as_logits(logits), labels, kind="logits")
+        return super().fit(logits, labels, kind=kind)
 
-    def predict_log_proba(self, logits) -> np.ndarray:
-        return super().predict_log_proba(self._as_logits(logits))
+    def predict_log_proba(self, logits, *, kind: str | None = None) -> np.ndarray:
+        if self.scores == "probs":
+            return super().predict_log_proba(self._as_logits(logits), kind="logits")
+        return super().predict_log_proba(logits, kind=kind)
 
     @staticmethod
     def _features(z):

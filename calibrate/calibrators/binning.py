@@ -15,12 +15,21 @@ import numpy as np
 from scipy.special import gammaln, logsumexp
 
 from .._binning import bin_index, equal_mass_edges, equal_width_edges
-from .._validation import InputError, check_choice, check_n_bins
+from .._validation import MAX_BINS, InputError, check_choice, check_n_bins
+from ._schema import Array, Choice, ListOf, Number, Record
 from .base import Calibrator, log_softmax64
+
+_MIN_PROB = Number(gt=0, lt=0.5)
+_EDGES = Array(("B+1",), ge=0, le=1, order="nondecreasing", first=0.0, last=1.0)
+_VALUES = Array(("B",), ge=0, le=1)
 
 
 class _OneVsRest(Calibrator):
     min_prob: float
+
+    @classmethod
+    def _state_dims(cls, n_classes):
+        return {"k": n_classes, "c": 1 if n_classes == 2 else n_classes}
 
     def _fit(self, z, y):
         if not 0 < self.min_prob < 0.5:
@@ -57,6 +66,11 @@ class IsotonicCalibration(_OneVsRest):
     """
 
     name = "isotonic"
+    param_schema = {"min_prob": _MIN_PROB}
+    # knots: x strictly increasing probabilities, y non-decreasing in [0, 1] (a monotone map)
+    state_schema = {"maps_": ListOf(Record({"x": Array(("m",), ge=0, le=1, order="increasing", min_len=1),
+                                            "y": Array(("m",), ge=0, le=1, order="nondecreasing")}),
+                                    length="c")}
 
     def __init__(self, min_prob: float = 1e-6):
         self.min_prob = min_prob
@@ -81,6 +95,9 @@ class HistogramBinning(_OneVsRest):
     """
 
     name = "histogram"
+    param_schema = {"n_bins": Number(integer=True, ge=1, le=MAX_BINS), "binning": Choice("width", "mass"),
+                    "min_prob": _MIN_PROB}
+    state_schema = {"maps_": ListOf(Record({"edges": _EDGES, "values": _VALUES}), length="c")}
 
     def __init__(self, n_bins: int = 15, binning: str = "width", min_prob: float = 1e-6):
         self.n_bins = n_bins
@@ -117,6 +134,10 @@ class BBQ(_OneVsRest):
     """
 
     name = "bbq"
+    param_schema = {"ess": Number(gt=0), "c": Number(gt=0), "prune": Number(ge=0, lt=1), "min_prob": _MIN_PROB}
+    state_schema = {"maps_": ListOf(Record({
+        "models": ListOf(Record({"edges": _EDGES, "values": _VALUES}), length="M", min_len=1),
+        "weights": Array(("M",), ge=0, le=1, total=1.0)}), length="c")}
 
     def __init__(self, ess: float = 2.0, c: float = 10.0, prune: float = 1e-9, min_prob: float = 1e-6):
         self.ess = ess

@@ -41,6 +41,7 @@ from scipy.optimize import minimize
 from scipy.special import log_softmax as _log_softmax
 
 from .._validation import InputError, check_choice
+from ._schema import Array, Bool, Choice, ListOf, Number
 from ._state import check_state_array, check_state_classes, check_state_number
 from .base import Calibrator
 
@@ -277,6 +278,20 @@ class DirichletCalibration(Calibrator):
     """
 
     name = "dirichlet"
+    param_schema = {
+        "regularization": Choice("odir", "l2", "none"),
+        "reg_lambda": Number(ge=0, nullable=True), "reg_mu": Number(ge=0, nullable=True),
+        "lambdas": ListOf(Number(ge=0), min_len=1), "mus": ListOf(Number(ge=0), min_len=1),
+        "cv": Number(integer=True, ge=2, le=1000), "seed": Number(integer=True, ge=0),
+        "max_weight": Number(gt=0), "max_iter": Number(integer=True, ge=1), "tol": Number(gt=0),
+    }
+    state_schema = {
+        "weights_": Array(("k", "k")), "bias_": Array(("k",)),
+        "reg_lambda_": Number(ge=0), "reg_mu_": Number(ge=0),
+        "cv_nll_": Array(("L", "M"), finite=False).optional(),
+        "loss_": Number(finite=False), "max_abs_grad_": Number(ge=0, finite=False),
+        "n_iter_": Number(integer=True, ge=0), "at_bound_": Bool(),
+    }
 
     def __init__(self, regularization: str = "odir", reg_lambda: float | None = None,
                  reg_mu: float | None = None, lambdas: tuple = DEFAULT_LAMBDAS, mus: tuple = DEFAULT_MUS,

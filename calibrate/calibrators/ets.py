@@ -25,6 +25,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from .._validation import InputError, check_choice
+from ._schema import Array, Choice, Number, Seq
 from ._state import check_state_array, check_state_classes, check_state_number
 from .base import Calibrator, log_softmax64
 from .scaling import fit_temperature_nll
@@ -184,6 +185,9 @@ class EnsembleTemperatureScaling(Calibrator):
     """
 
     name = "ets"
+    param_schema = {"loss": Choice("mse", "nll"), "bounds": Seq(Number(gt=0), 2, increasing=True)}
+    state_schema = {"temperature_": Number(gt=0), "weights_": Array((3,), ge=0, le=1),
+                    "loss_value_": Number(finite=False)}
 
     def __init__(self, loss: str = "mse", bounds: tuple = (0.05, 100.0)):
         self.loss = loss

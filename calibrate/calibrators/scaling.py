@@ -6,11 +6,13 @@ All are fitted by minimising the validation negative log-likelihood in float64.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 from scipy.optimize import minimize, minimize_scalar
 
-from .._validation import InputError, check_choice
+from .._validation import MAX_BINS, CalibrationWarning, InputError, check_choice
+from ._schema import Array, Bool, Choice, Number, Seq
 from .base import Calibrator, log_softmax64, one_vs_rest_log_odds
 
 
@@ -111,6 +113,11 @@ class TemperatureScaling(Calibrator):
     """
 
     name = "temperature"
+    param_schema = {"objective": Choice("nll", "ece"), "bounds": Seq(Number(gt=0), 2, increasing=True),
+                    "n_bins": Number(integer=True, ge=1, le=MAX_BINS)}
+    state_schema = {"temperature_": Number(gt=0), "nll_before_": Number(ge=0), "nll_after_": Number(ge=0),
+                    "grad_log_t_": Number(finite=False), "n_iter_": Number(integer=True, ge=0),
+                    "at_bound_": Bool()}
 
     def __init__(self, objective: str = "nll", bounds: tuple = (0.05, 100.0), n_bins: int = 15):
         self.objective = objective
@@ -178,6 +185,10 @@ class _AffineScaling(Calibrator):
     """
 
     diagonal = True
+    param_schema = {"reg": Number(ge=0), "max_iter": Number(integer=True, ge=1), "tol": Number(gt=0)}
+    state_schema = {"weights_": Array(("k",)), "bias_": Array(("k",)), "loss_": Number(ge=0),
+                    "max_abs_grad_": Number(ge=0), "n_iter_": Number(integer=True, ge=0),
+                    "diverged_": Bool().optional()}
 
     def __init__(self, reg: float = 0.0, max_iter: int = 5000, tol: float = 1e-10):
         self.reg = reg
@@ -196,7 +207,7 @@ class _AffineScaling(Calibrator):
         if self.reg < 0:
             raise InputError(f"reg: expected a value >= 0, got {self.reg}")
         n, k = z.shape
-        t, _ = fit_temperature_nll(z, y)
+        t, t_info = fit_temperature_nll(z, y)
         onehot = np.zeros((n, k))
         onehot[np.arange(n), y] = 1.0
         eye = np.ones(k) if self.diagonal else np.eye(k)
@@ -225,11 +236,34 @@ class _AffineScaling(Calibrator):
         if not res.success and grad > 1e-4:
             raise RuntimeError(f"{type(self).__name__}: L-BFGS-B failed: {res.message} (max |grad| {grad:.3g})")
         w, b = self._unpack(res.x, k)
+        diverged = self.reg == 0 and self._diverges(fun, res.x, w0, t_info["nll"], res.fun, res.nit)
         self.weights_ = np.array(w)
         self.bias_ = np.array(b)
         self.loss_ = float(res.fun)
         self.max_abs_grad_ = float(grad)
         self.n_iter_ = int(res.nit)
+        self.diverged_ = bool(diverged)
+
+    def _diverges(self, fun, theta, w0, nll_temperature, nll, n_iter) -> bool:
+        """True (and a CalibrationWarning) when the unregularised fit has no finite optimum.
+
+        On separable validation data the NLL keeps falling as the weights grow: L-BFGS
+        stops at large weights only because the loss has become flat, and the calibrator
+        is over-confident on new data. The NLL is convex, so at a true minimiser theta
+        f(2 theta) > f(theta); f(2 theta) < f(theta) means the minimum lies at infinity
+        along theta.
+        """
+        if fun(2.0 * theta)[0] >= nll:
+            return False
+        size = float(np.abs(theta).max())
+        start = float(np.abs(w0).max())
+        warnings.warn(
+            f"{type(self).__name__}: the fit diverges: the NLL on the fitting data keeps falling as the "
+            f"weights grow (max |weight| {size:.3g}, {size / start:.3g}x the temperature start, after "
+            f"{n_iter} iterations; NLL {nll:.3g} vs {nll_temperature:.3g} for temperature scaling): the "
+            "data are (nearly) separable and the weights are unbounded; use reg > 0 (e.g. reg=1e-2), "
+            "more validation data, or temperature scaling", CalibrationWarning, stacklevel=4)
+        return True
 
     def _log_proba(self, z):
         return log_softmax64(self._transform(z, self.weights_, self.bias_))
@@ -254,6 +288,7 @@ class MatrixScaling(_AffineScaling):
 
     name = "matrix"
     diagonal = False
+    state_schema = {**_AffineScaling.state_schema, "weights_": Array(("k", "k"))}
 
     def __init__(self, reg: float = 1e-3, max_iter: int = 5000, tol: float = 1e-10):
         super().__init__(reg, max_iter, tol)
@@ -304,6 +339,12 @@ class PlattScaling(Calibrator):
     """
 
     name = "platt"
+    param_schema = {"platt_targets": Bool()}
+    state_schema = {"a_": Array(("c",)), "b_": Array(("c",))}
+
+    @classmethod
+    def _state_dims(cls, n_classes):
+        return {"k": n_classes, "c": 1 if n_classes == 2 else n_classes}
 
     def __init__(self, platt_targets: bool = True):
         self.platt_targets = platt_targets

@@ -100,9 +100,16 @@ def _read_image_folder(split_dir: Path, progress: bool = True):
              for f in sorted((split_dir / name).iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
     x = np.empty((len(files), 32, 32, 3), dtype=np.uint8)
     y = np.empty(len(files), dtype=np.int64)
+    if not files:
+        raise InputError(f"{split_dir}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in its class folders")
     for i, (f, c) in enumerate(tqdm(files, desc=f"decoding {split_dir.name}", disable=not progress, mininterval=2)):
-        with Image.open(f) as im:
-            arr = np.asarray(im.convert("RGB"))
+        try:
+            with Image.open(f) as im:
+                arr = np.asarray(im.convert("RGB"))
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+            # PIL: "image file is truncated", "cannot identify image file", ...
+            raise InputError(f"{f}: cannot decode the image ({' '.join(str(e).split())}); the file is "
+                             "truncated or corrupt: copy it again or remove it") from None
         if arr.shape != (32, 32, 3):
             raise InputError(f"{f}: expected a 32x32 image, got {arr.shape[1]}x{arr.shape[0]}")
         x[i], y[i] = arr, c
@@ -143,9 +150,21 @@ def load_cifar10(root, cache_dir=None, progress: bool = True):
 
 def split_train_val(y: np.ndarray, n_val: int = 5000, seed: int = 0):
     """Seeded stratified split: (train_idx, val_idx), n_val / n_classes per class in val."""
+    y = np.asarray(y)
+    if y.size == 0:
+        raise InputError("split_train_val: no labels to split (an empty dataset)")
     rng = np.random.default_rng(seed)
-    classes = np.unique(y)
+    classes, counts = np.unique(y, return_counts=True)
     per_class = n_val // classes.size
+    if per_class < 1:
+        raise InputError(f"split_train_val: n_val = {n_val} is smaller than the number of classes "
+                         f"({classes.size}); expected at least one validation image per class")
+    small = counts <= per_class
+    if small.any():
+        c = classes[np.argmax(small)]
+        raise InputError(f"split_train_val: class {c} has {counts[np.argmax(small)]} images, too few to put "
+                         f"{per_class} in validation and keep some for training; use a smaller n_val "
+                         f"(at most {(int(counts.min()) - 1) * classes.size}) or more data")
     val = np.concatenate([rng.permutation(np.flatnonzero(y == c))[:per_class] for c in classes])
     mask = np.ones(y.size, bool)
     mask[val] = False

@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import metrics
 from ..calibrators import get_calibrator
-from ..io import atomic_save_npz, atomic_write_text
+from ..io import atomic_save_npz
 from ..report.html import environment, evaluate_with_ci, paired_differences
 
 CALIBRATORS = ["none", "temperature", "vector", "matrix", "platt", "isotonic", "histogram", "bbq"]
@@ -195,8 +195,8 @@ def run_experiment(preset: str, data_dir, out_dir, work_dir=None, cache_dir=None
             if cal_name == "none":
                 lp, cal = ref, None
             else:
-                cal = get_calibrator(cal_name).fit(v.val, y_val)
-                lp = cal.predict_log_proba(v.test)
+                cal = get_calibrator(cal_name).fit(v.val, y_val, kind="logits")
+                lp = cal.predict_log_proba(v.test, kind="logits")
             row = _result_row(v.name, cal_name, lp, ref, y_test, p.n_resamples)
             if cal is not None:
                 row["params"] = cal.summary()
@@ -238,14 +238,15 @@ def run_experiment(preset: str, data_dir, out_dir, work_dir=None, cache_dir=None
         "command": _command(), "hardware": environment(), "classes": list(CLASSES),
         "wall_seconds": round(time.time() - t_start, 1),
     }
-    atomic_write_text(out / "metrics.json", json.dumps(_clean(data), indent=1, allow_nan=False) + "\n")
-    log("writing report.html")
+    log("writing report.html and metrics.json")
+    from ..outputs import write_outputs
     from .report import experiment_report
 
     html = experiment_report(data, test_probs, y_test, list(CLASSES), ANCHORS_GUO)
-    atomic_write_text(out / "report.html", html)
     data["wall_seconds"] = round(time.time() - t_start, 1)
-    atomic_write_text(out / "metrics.json", json.dumps(_clean(data), indent=1, allow_nan=False) + "\n")
+    # one unit: never a new metrics.json beside an old report.html (calibrate.outputs)
+    write_outputs({out / "report.html": html,
+                   out / "metrics.json": json.dumps(_clean(data), indent=1, allow_nan=False) + "\n"})
     log(f"done: {out / 'report.html'}, {out / 'metrics.json'}")
     return data
 

@@ -1,6 +1,6 @@
 """Reliability reports: a metrics table with bootstrap intervals, paired differences,
 reliability diagrams and a per-class table, as ONE self-contained HTML file (figures
-embedded as base64 PNG, no outside resources) and a JSON file with the same numbers.
+embedded as base64 PNG, no outside resources) and, when asked, a JSON file with the same numbers.
 """
 
 from __future__ import annotations
@@ -182,15 +182,22 @@ def render_html(title: str, sections: list, subtitle: str = "") -> str:
     return env.get_template("report.html").render(title=title, subtitle=subtitle, sections=sections)
 
 
-def write_report(html_path, html: str, data: dict) -> Path:
-    """Write the HTML and ``<name>.json`` beside it, each atomically. Returns the JSON path."""
-    from ..io import atomic_write_text
+def write_report(html_path, html: str, data: dict | None = None, json_path=None, inputs=()) -> list[Path]:
+    """Write the HTML, and the numbers as JSON to ``json_path`` when given, as one unit.
 
-    html_path = Path(html_path)
-    json_path = html_path.with_suffix(".json")
-    atomic_write_text(json_path, json.dumps(_jsonable(data), indent=1, allow_nan=False) + "\n")
-    atomic_write_text(html_path, html)
-    return json_path
+    Nothing else is written (no file beside the HTML that was not named); an output that
+    is one of ``inputs`` is refused. The pair is committed together (calibrate.outputs):
+    never a new JSON beside an old HTML. Returns the paths written.
+    """
+    from ..outputs import write_outputs
+
+    outputs = {html_path: html}
+    if json_path is not None:
+        if data is None:
+            raise ValueError("write_report: json_path given without data")
+        data = {**data, "html": os.path.basename(os.fspath(html_path))}  # which HTML these numbers belong to
+        outputs[json_path] = json.dumps(_jsonable(data), indent=1, allow_nan=False) + "\n"
+    return write_outputs(outputs, inputs)
 
 
 def _jsonable(x):
@@ -233,7 +240,7 @@ def calibration_report(test_logits, test_labels, calibrators: dict, *, data_name
     y = np.asarray(test_labels)
     preds = {"uncalibrated": metrics.log_softmax(test_logits)}
     for name, cal in calibrators.items():
-        preds[name] = cal.predict_log_proba(test_logits)
+        preds[name] = cal.predict_log_proba(test_logits, kind="logits")
     probs = {n: np.exp(lp) for n, lp in preds.items()}
     n, k = preds["uncalibrated"].shape
     table = {name: evaluate_with_ci(lp, y, n_bins, n_resamples, seed=seed) for name, lp in preds.items()}
