@@ -72,7 +72,7 @@ def test_report_shows_paths_relative_to_the_working_directory(files, tmp_path):
     # an absolute path under the cwd is shown relative to it; one outside stays as given
     cwd = files.parent
     r = run("report", files / "test.npz", "--fit-on", files / "val.npz", "--methods", "temperature",
-            "--resamples", "10", "-o", tmp_path / "r.html", cwd=cwd)
+            "--resamples", "10", "-o", tmp_path / "r.html", "--json", tmp_path / "r.json", cwd=cwd)
     assert r.returncode == 0, r.stderr
     data = json.loads((tmp_path / "r.json").read_text())
     assert data["data"] == f"{files.name}/test.npz"
@@ -80,7 +80,7 @@ def test_report_shows_paths_relative_to_the_working_directory(files, tmp_path):
     html = (tmp_path / "r.html").read_text()
     assert f"<dt>data</dt><dd>{files.name}/test.npz</dd>" in html  # the command line stays as typed
     r = run("report", files / "test.npz", "--calibrator", files / "t.json", "--resamples", "10",
-            "-o", tmp_path / "r2.html", cwd=tmp_path)
+            "-o", tmp_path / "r2.html", "--json", tmp_path / "r2.json", cwd=tmp_path)
     data = json.loads((tmp_path / "r2.json").read_text())
     assert data["data"] == str(files / "test.npz") and data["fit_on"] == str(files / "t.json")
 

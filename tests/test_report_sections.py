@@ -205,7 +205,8 @@ def test_evaluate_json_has_the_new_keys(files):
 def report(files):
     out = files / "r.html"
     r = run("report", files / "test.npz", "--fit-on", files / "val.npz", "--methods", "temperature,isotonic",
-            "--resamples", "20", "--ood", files / "ood.npz", "--conformal", "0.1", "-o", out)
+            "--resamples", "20", "--ood", files / "ood.npz", "--conformal", "0.1", "-o", out,
+            "--json", out.with_suffix(".json"))
     assert r.returncode == 0, r.stderr
     return out.read_text(), json.loads(out.with_suffix(".json").read_text())
 
@@ -299,7 +300,8 @@ def test_report_conformal_numbers_fit_on(files, report):
 
 def test_report_conformal_half_split_without_fit_on(files, tmp_path):
     out = tmp_path / "h.html"
-    r = run("report", files / "test.npz", "--resamples", "10", "--conformal", "0.2", "--seed", "4", "-o", out)
+    r = run("report", files / "test.npz", "--resamples", "10", "--conformal", "0.2", "--seed", "4", "-o", out,
+            "--json", out.with_suffix(".json"))
     assert r.returncode == 0, r.stderr
     data = json.loads(out.with_suffix(".json").read_text())
     cf = data["conformal"]

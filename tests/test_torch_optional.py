@@ -61,7 +61,7 @@ def test_fit_evaluate_report_apply_run_without_torch(tmp_path):
     r = run_without_torch("apply", cal, test, "-o", tmp_path / "p.npz")
     assert r.returncode == 0, r.stderr
     r = run_without_torch("report", test, "--fit-on", val, "--methods", "temperature,isotonic",
-                          "--resamples", "20", "-o", tmp_path / "r.html")
+                          "--resamples", "20", "-o", tmp_path / "r.html", "--json", tmp_path / "r.json")
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "r.html").stat().st_size > 10_000 and (tmp_path / "r.json").exists()
 

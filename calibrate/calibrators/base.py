@@ -269,8 +269,8 @@ class Calibrator(BaseEstimator):
         params = decode_fields(klass.param_schema, d["params"], where.key("params"), {})
         raw_k = d["state"].get("n_classes_")
         k = Number(integer=True, ge=2, le=MAX_CLASSES).decode(raw_k, where.key("state").key("n_classes_"), {})
-        schema = {"n_classes_": Number(integer=True, ge=2, le=MAX_CLASSES), "classes_": ClassLabels().optional(),
-                  **klass.state_schema}
+        schema = {"n_classes_": Number(integer=True, ge=2, le=MAX_CLASSES), **klass.state_schema,
+                  "classes_": ClassLabels().optional()}
         state = decode_fields(schema, d["state"], where.key("state"), klass._state_dims(k))
         obj = klass(**params)
         for key, value in state.items():

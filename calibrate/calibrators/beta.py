@@ -135,6 +135,7 @@ class BetaCalibration(Calibrator):
 
     def fit(self, logits, labels, *, kind: str | None = None):
         """Fit on logits (n, k) or (n,) (or probabilities with scores="probs") and labels (n,)."""
+        check_choice(self.scores, "scores", ("logits", "probs"))
         if self.scores == "probs":
             return super().fit(self._as_logits(logits), labels, kind="logits")
         return super().fit(logits, labels, kind=kind)

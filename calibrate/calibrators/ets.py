@@ -186,7 +186,7 @@ class EnsembleTemperatureScaling(Calibrator):
 
     name = "ets"
     param_schema = {"loss": Choice("mse", "nll"), "bounds": Seq(Number(gt=0), 2, increasing=True)}
-    state_schema = {"temperature_": Number(gt=0), "weights_": Array((3,), ge=0, le=1),
+    state_schema = {"temperature_": Number(gt=0), "weights_": Array((3,)),
                     "loss_value_": Number(finite=False)}
 
     def __init__(self, loss: str = "mse", bounds: tuple = (0.05, 100.0)):
