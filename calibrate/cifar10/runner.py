@@ -174,11 +174,9 @@ def run_experiment(preset: str, data_dir, out_dir, work_dir=None, cache_dir=None
     state = run_state(work, specs)
     todo = {name: (cfg.epochs - state[name]) * steps_per_epoch for name, cfg in specs.items()
             if state[name] is not None and state[name] < cfg.epochs}
-    n_done = sum(1 for name in specs if state[name] is None)
-    if n_done or any(state[n] for n in todo):
-        will = ", ".join(f"{n} (from epoch {state[n] + 1}/{specs[n].epochs})" if state[n] else n for n in todo)
-        msg = f"resuming: {n_done} of {len(specs)} runs already done in {work}"
-        log(msg + (f"; will run: {will}" if todo else "; no training left"))
+    msg = resume_message(work, specs, state)
+    if msg and progress:
+        print(msg, flush=True)
     steps_left = sum(todo.values())
     step_s = None
     if steps_left:
@@ -338,6 +336,17 @@ def run_state(work, specs) -> dict:
         else:
             state[name] = 0
     return state
+
+
+def resume_message(work, specs, state) -> str | None:
+    """"resuming: N of M runs already done in WORK; will run: ..." when WORK holds earlier work."""
+    n_done = sum(1 for name in specs if state[name] is None)
+    todo = [n for n in specs if state[n] is not None]
+    if not n_done and not any(state[n] for n in todo):
+        return None
+    will = ", ".join(f"{n} (from epoch {state[n] + 1}/{specs[n].epochs})" if state[n] else n for n in todo)
+    return (f"resuming: {n_done} of {len(specs)} runs already done in {work}; "
+            + (f"will run: {will}" if todo else "no training left (predictions are reused where cached)"))
 
 
 # Seconds per test row per bootstrap resample for all calibrators, variants and CIs
