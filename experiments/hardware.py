@@ -3,10 +3,11 @@
     nice python -m experiments.hardware --widths 16,32,64 --precision fp32,bf16 \
         --channels-last 0,1 --compile 0,1 --repeats 3
 
-Prints one line per configuration: the minimum over ``--repeats`` timed steps (after warm-up
-steps, which for torch.compile include the compilation, reported separately), with the CPU,
-torch's capability string, the native-bf16 flags and the thread count. The min is used
-because the machine may be shared. Used to decide what ``--precision auto``, channels_last
+Prints one line per configuration: the minimum over ``--repeats`` timed steps of the wall
+time and of the process CPU time (after a warm-up step, which for torch.compile includes the
+compilation, reported separately), with the CPU, torch's capability string, the native-bf16
+flags and the thread count. The min is used because the machine may be shared; on a shared
+machine, ``--threads 1`` and the CPU time are the steadier measure of the work per step. Used to decide what ``--precision auto``, channels_last
 and torch.compile do in ``calibrate experiment`` (see README, "Speed on your machine").
 """
 
@@ -50,14 +51,15 @@ def step_time(widths, precision="fp32", channels_last=True, compile=False, batch
     for _ in range(warmup):
         step()
     first = time.perf_counter() - t0
-    times = []
+    times, cpu = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         step()
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
     return {"widths": list(widths), "precision": precision, "channels_last": channels_last, "compile": compile,
-            "batch": batch, "step_s_min": round(min(times), 4), "step_s_all": [round(t, 4) for t in times],
-            "warmup_s": round(first, 2)}
+            "batch": batch, "threads": torch.get_num_threads(), "step_s_min": round(min(times), 4),
+            "step_s_all": [round(t, 4) for t in times], "cpu_s_min": round(min(cpu), 4), "warmup_s": round(first, 2)}
 
 
 def main(argv=None):
@@ -69,7 +71,10 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=512)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     a = ap.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
     widths = tuple(int(w) for w in a.widths.split(","))
     print(json.dumps({"machine": cpu_info(), "torch": torch.__version__}), flush=True)
     for prec in a.precision.split(","):
