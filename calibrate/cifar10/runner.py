@@ -366,8 +366,15 @@ def estimate_seconds(p: Preset, step_s, steps_left: int, n_predict: int) -> floa
 
 
 def speed_choices(dev) -> dict:
-    """channels_last and torch.compile for the training step on this device, kept only
-    where they were measured to pay (README, "Speed on your machine")."""
+    """channels_last and torch.compile for the training step, kept only where measured to pay.
+
+    Measured with ``python -m experiments.hardware`` on a 2-core AVX2 EPYC (README, "Speed on
+    your machine"): channels_last made the ResNet-9 step 1.4-1.5x cheaper in float32, so it
+    is on; torch.compile made it slower (0.78 vs 0.51 CPU-s per step at widths 16-32-64)
+    after 171 s of compiling, so it is off. Not measured this session: AMX / AVX-512-BF16
+    CPUs and GPUs, where the same defaults are kept (channels_last is the layout oneDNN and
+    cuDNN prefer for convolutions; compiling every model of a preset costs minutes).
+    """
     return {"channels_last": True, "compile": False}
 
 
