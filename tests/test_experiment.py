@@ -166,3 +166,19 @@ def test_quick_preset_writes_every_row(tiny, tmp_path):
     data = json.loads((tmp_path / "out" / "metrics.json").read_text())
     rows = {(r["model"], r["calibrator"]) for r in data["results"]}
     assert {(m, c) for m in MODELS for c in CALS} <= rows
+
+
+def test_time_estimate_adds_training_prediction_and_evaluation():
+    from calibrate.cifar10 import runner
+    from calibrate.cifar10.training import TrainConfig, time_train_step
+
+    p = runner.PRESETS["quick"]
+    got = runner.estimate_seconds(p, 0.5, 96, 3000)
+    forward = 0.5 * runner._FORWARD_PER_STEP * (p.ensemble_size + 3) * 3000 / p.batch_size
+    evaluation = runner._EVAL_SECONDS_PER_ROW_RESAMPLE * 2000 * 200 + 5.0
+    assert got == pytest.approx(0.5 * 96 + forward + evaluation, rel=1e-12)
+    assert runner.estimate_seconds(p, None, 0, 3000) == pytest.approx(evaluation)  # nothing left to train
+    # the cpu preset trains 88 steps per epoch x (5 x 15 + 15 + 12) epochs
+    specs = runner.model_specs(runner.PRESETS["cpu"])
+    assert sum(c.epochs for c in specs.values()) * -(-45_000 // 512) == 8976
+    assert time_train_step(TrainConfig(widths=(4, 4, 4), batch_size=8), "cpu", "fp32", steps=1) > 0
