@@ -175,7 +175,7 @@ def test_time_estimate_adds_training_prediction_and_evaluation():
     p = runner.PRESETS["quick"]
     got = runner.estimate_seconds(p, 0.5, 96, 3000)
     forward = 0.5 * runner._FORWARD_PER_STEP * (p.ensemble_size + 3) * 3000 / p.batch_size
-    evaluation = runner._EVAL_SECONDS_PER_ROW_RESAMPLE * 2000 * 200 + 5.0
+    evaluation = runner._EVAL_SECONDS_PER_ROW_RESAMPLE * 2000 * 200 + runner._EVAL_FIXED_SECONDS
     assert got == pytest.approx(0.5 * 96 + forward + evaluation, rel=1e-12)
     assert runner.estimate_seconds(p, None, 0, 3000) == pytest.approx(evaluation)  # nothing left to train
     # the cpu preset trains 88 steps per epoch x (5 x 15 + 15 + 12) epochs

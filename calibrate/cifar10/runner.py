@@ -349,10 +349,13 @@ def resume_message(work, specs, state) -> str | None:
             + (f"will run: {will}" if todo else "no training left (predictions are reused where cached)"))
 
 
-# Seconds per test row per bootstrap resample for all calibrators, variants and CIs
-# (measured with --preset quick on a 2-core AVX2 EPYC: see README) and the cost of one
-# forward pass relative to one training step.
-_EVAL_SECONDS_PER_ROW_RESAMPLE = 1.5e-5
+# Seconds per (test row x bootstrap resample) for all calibrators, variants and CIs, plus a
+# fixed part (imports, report figures): fitted to --preset quick on the 2-core AVX2 EPYC
+# (46 s for 2,000 x 200 while the machine was shared, load 8; about a third of that idle) and
+# to the committed --preset cpu re-run (2 min for 10,000 x 1,000 on a 2-core Xeon). The
+# forward pass of a batch costs about 0.35 training steps (measured there too).
+_EVAL_SECONDS_PER_ROW_RESAMPLE = 3e-5
+_EVAL_FIXED_SECONDS = 20.0
 _FORWARD_PER_STEP = 0.35
 
 
@@ -361,7 +364,7 @@ def estimate_seconds(p: Preset, step_s, steps_left: int, n_predict: int) -> floa
     predictions (5 models' worth incl. MC dropout features), calibration and bootstrap."""
     train_s = (step_s or 0.0) * steps_left
     predict_s = (step_s or 0.0) * _FORWARD_PER_STEP * (p.ensemble_size + 3) * n_predict / p.batch_size
-    eval_s = _EVAL_SECONDS_PER_ROW_RESAMPLE * (p.n_test or 10_000) * p.n_resamples + 5.0
+    eval_s = _EVAL_SECONDS_PER_ROW_RESAMPLE * (p.n_test or 10_000) * p.n_resamples + _EVAL_FIXED_SECONDS
     return train_s + predict_s + eval_s
 
 
