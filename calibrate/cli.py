@@ -4,7 +4,7 @@
     calibrate apply CAL.json DATA -o OUT.npz
     calibrate evaluate DATA [--calibrator CAL.json] [--bins 15] [--json]
     calibrate report DATA [--calibrator CAL.json | --fit-on VAL --methods a,b] [--ood OOD] [--conformal 0.1] -o report.html [--json report.json]
-    calibrate experiment --preset quick|cpu|full --data DIR --out DIR
+    calibrate experiment --preset tiny|quick|cpu|full --data DIR --out DIR [--device D] [--precision P]
 
 Labels on the command line are class indices, integers 0..k-1 (column j of the logits is
 class j); the Python API also takes other labels (strings) through ``classes_``.
@@ -252,8 +252,8 @@ def cmd_experiment(args) -> int:
     if os.path.isdir(args.out) and os.path.samefile(args.out, args.data):
         raise CLIError(f"{args.out}: --out is the data folder --data; give another directory for the outputs")
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    run_experiment(args.preset, args.data, args.out, work_dir=args.work, cache_dir=args.cache, progress=not args.quiet,
-                   device=args.device)
+    run_experiment(args.preset, args.data, args.out, work_dir=args.work, cache_dir=args.cache_dir,
+                   progress=not args.quiet, device=args.device, precision=args.precision)
     return 0
 
 
@@ -306,12 +306,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("experiment", help="the CIFAR-10 experiment: train, sample, calibrate, report")
-    p.add_argument("--preset", choices=["quick", "cpu", "full"], default="quick")
+    p.add_argument("--preset", choices=["tiny", "quick", "cpu", "full"], default="quick",
+                   help="tiny (tests), quick (smoke run, minutes), cpu (the real study on a CPU), full (GPU); "
+                        "each prints its expected time on this machine first")
     p.add_argument("--data", default="../shared/data/cifar10", help="CIFAR-10 folder (image folders or the original batches)")
     p.add_argument("--out", default=None, help="where report.html, metrics.json and logits/ go (default: out/cifar10-PRESET)")
     p.add_argument("--work", default=None, help="checkpoints and cached predictions (default: runs/cifar10-PRESET)")
-    p.add_argument("--cache", default=None, help="decoded-image cache (default: ~/.cache/calibrate or $CALIBRATE_CACHE)")
-    p.add_argument("--device", default="cpu", help="training device: cpu (default) or cuda (the full preset)")
+    p.add_argument("--cache-dir", "--cache", dest="cache_dir", default=None,
+                   help="decoded-image cache (default: $CALIBRATE_CACHE, else WORK/cache)")
+    p.add_argument("--device", default="auto", help="auto (CUDA if available, else CPU; default), cpu, cuda or cuda:N")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="auto (default): bf16 only where the CPU/GPU runs it natively and faster, else fp32; "
+                        "fp16 on CUDA only")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_experiment)
 

@@ -24,3 +24,14 @@ def probs_labels():
     z, y = make_logits(n=3000, k=5, temperature=1.7, seed=1)
     p = np.exp(z - z.max(1, keepdims=True))
     return p / p.sum(1, keepdims=True), y
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _caches_in_tmp(tmp_path_factory):
+    """Whatever caches during the tests (calibrate's decoded images, matplotlib's font list)
+    caches in a temporary folder, never in the home directory (subprocesses inherit this)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CALIBRATE_CACHE", str(tmp_path_factory.mktemp("calibrate-cache")))
+    mp.setenv("MPLCONFIGDIR", str(tmp_path_factory.mktemp("mplconfig")))
+    yield
+    mp.undo()

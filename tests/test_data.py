@@ -108,3 +108,17 @@ def test_download_with_wrong_checksum_is_refused(tmp_path):
     url, _ = _tarball(tmp_path)
     with pytest.raises(InputError, match="checksum"):
         data.download_cifar10(tmp_path / "dl", url=url, md5="0" * 32)
+
+
+def test_no_cache_unless_asked(tmp_path, monkeypatch):
+    """Without cache_dir and $CALIBRATE_CACHE nothing is written (not to ~/.cache either);
+    with $CALIBRATE_CACHE the cache goes there."""
+    _write_original(tmp_path / "data" / "cifar-10-batches-py")
+    monkeypatch.delenv("CALIBRATE_CACHE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    data.load_cifar10(tmp_path / "data", progress=False)
+    assert not (tmp_path / "home").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+    monkeypatch.setenv("CALIBRATE_CACHE", str(tmp_path / "env-cache"))
+    data.load_cifar10(tmp_path / "data", progress=False)
+    assert len(list((tmp_path / "env-cache").glob("cifar10-original-*.npz"))) == 1

@@ -46,7 +46,7 @@ def test_augment_is_a_crop_or_flip_of_the_padded_image():
 def _tiny(n=256, seed=0):
     rng = np.random.default_rng(seed)
     y = rng.integers(0, 10, n)
-    x = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+    x = rng.integers(0, 256, (n, 16, 16, 3), dtype=np.uint8)  # 16x16: the net pools globally; 4x cheaper
     x[:, :4, :4, 0] = (y * 25)[:, None, None]  # a learnable signal
     return x, y
 
@@ -99,12 +99,13 @@ def test_mc_dropout_samples_vary_and_keep_batch_norm_frozen():
     x, _ = _tiny(50)
     model = build_model(TrainConfig(widths=(8, 16, 16), dropout=0.5))
     bn = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)][0]
+    model.eval()
     before = bn.running_mean.clone()
     s = sampling.mc_dropout_logits(model, x, n_samples=6, seed=0)
     assert s.shape == (6, 50, 10)
     assert np.std(s, axis=0).mean() > 0
     torch.testing.assert_close(bn.running_mean, before)
-    assert not model.training
+    assert not any(m.training for m in model.modules())  # the caller's modes, restored
 
 
 def test_mc_dropout_head_only_shortcut_matches_full_passes_in_distribution():
@@ -112,3 +113,26 @@ def test_mc_dropout_head_only_shortcut_matches_full_passes_in_distribution():
     model = build_model(TrainConfig(widths=(8, 16, 16), dropout=0.0))
     s = sampling.mc_dropout_logits(model, x, n_samples=3)
     np.testing.assert_allclose(s[0], predict_logits(model, x), rtol=1e-5, atol=1e-5)
+
+
+def test_mc_dropout_head_only_shortcut_equals_full_passes_with_the_same_masks():
+    """With dropout active, the shortcut (features once, S head passes) and S full passes of
+    calibrate.torch.mc_dropout_logits draw the same masks from the same seed when the
+    batches coincide, so the samples are equal (a brute-force reference for the shortcut)."""
+    from calibrate.cifar10.images import ImageBatches
+    from calibrate.torch import mc_dropout_logits
+
+    x, _ = _tiny(30)
+    model = build_model(TrainConfig(widths=(8, 16, 16), dropout=0.5)).eval()
+    fast = sampling.mc_dropout_logits(model, x, n_samples=4, seed=5)
+    full, _ = mc_dropout_logits(model, ImageBatches(x, batch_size=1000), n_samples=4, seed=5)
+    np.testing.assert_allclose(fast, full, rtol=1e-5, atol=1e-5)
+
+
+def test_ensemble_logits_are_the_members_predictions():
+    x, _ = _tiny(20)
+    members = [build_model(TrainConfig(widths=(8, 16, 16), seed=s)) for s in range(2)]
+    z = sampling.ensemble_logits(members, x, batch_size=7)
+    assert z.shape == (2, 20, 10)
+    for m, zm in zip(members, z):
+        np.testing.assert_allclose(zm, predict_logits(m, x), rtol=1e-5, atol=1e-6)

@@ -10,7 +10,9 @@ Layouts accepted under ``root``:
 
 ``load_cifar10`` returns ``(x_train (50000, 32, 32, 3) uint8, y_train (50000,) int64,
 x_test (10000, 32, 32, 3) uint8, y_test (10000,) int64)`` and caches them as one .npz
-outside the data folder. ``split_train_val`` makes the seeded, stratified
+where the caller says (``cache_dir``, else ``$CALIBRATE_CACHE``; without either nothing is
+cached; ``calibrate experiment`` uses WORK/cache), never in the data folder or the home
+directory unasked. ``split_train_val`` makes the seeded, stratified
 45,000 / 5,000 split of Guo et al. 2017.
 """
 
@@ -35,8 +37,10 @@ CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 
 
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("CALIBRATE_CACHE", Path.home() / ".cache" / "calibrate"))
+def default_cache_dir() -> Path | None:
+    """``$CALIBRATE_CACHE`` if set, else None (no cache)."""
+    env = os.environ.get("CALIBRATE_CACHE")
+    return Path(env) if env else None
 
 
 # ------------------------------------------------------------------ restricted unpickling
@@ -134,8 +138,8 @@ def load_cifar10(root, cache_dir=None, progress: bool = True):
     layout = detect_layout(root)
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     key = hashlib.sha1(f"{root}|{layout}".encode()).hexdigest()[:12]
-    cache = cache_dir / f"cifar10-{layout}-{key}.npz"
-    if cache.exists():
+    cache = cache_dir / f"cifar10-{layout}-{key}.npz" if cache_dir is not None else None
+    if cache is not None and cache.exists():
         with np.load(cache, allow_pickle=False) as f:
             return f["x_train"], f["y_train"], f["x_test"], f["y_test"]
     if layout == "original":
@@ -143,8 +147,9 @@ def load_cifar10(root, cache_dir=None, progress: bool = True):
     else:
         xtr, ytr = _read_image_folder(root / "train", progress)
         xte, yte = _read_image_folder(root / "test", progress)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    atomic_save_npz(cache, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
+    if cache is not None:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        atomic_save_npz(cache, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
     return xtr, ytr, xte, yte
 
 

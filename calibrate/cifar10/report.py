@@ -72,6 +72,17 @@ def findings(data) -> list[str]:
     return out
 
 
+def compute_line(c) -> str:
+    """One line: device, precision and why, CPU capability, threads, layout, expected vs measured."""
+    if not c:
+        return "not recorded (a run from before the precision was chosen per machine: bf16 autocast on the CPU)"
+    step = f"; {c['measured_step_seconds']:.3f} s per training step measured" if c.get("measured_step_seconds") else ""
+    return (f"{c['device_name']}, precision {c['precision']} (asked: {c['precision_asked']}; {c['precision_reason']}); "
+            f"CPU capability {c['cpu_capability']}, native bf16 {'yes' if c['cpu_native_bf16'] else 'no'}, "
+            f"{c['threads']} torch threads; channels_last {'on' if c['channels_last'] else 'off'}, torch.compile "
+            f"{'on' if c['compile'] else 'off'}{step}; expected {c['estimated_seconds'] / 60:.1f} min")
+
+
 def experiment_report(data: dict, test_probs: dict, y_test, class_names, anchors) -> str:
     sections = []
     hw = data["hardware"]
@@ -82,7 +93,8 @@ def experiment_report(data: dict, test_probs: dict, y_test, class_names, anchors
         ("protocol", data["protocol"]),
         ("preset", f"{data['preset']}: {data['preset_config']['notes']}"),
         ("intervals", f"95 % percentile bootstrap over test rows, {data['preset_config']['n_resamples']} resamples, seed 0"),
-        ("machine", f"{hw['cpu']}, {hw['cores']} cores (CPU only)"),
+        ("machine", f"{hw['cpu']}, {hw['cores']} cores"),
+        ("compute", compute_line(data.get("compute"))),
         ("wall time", f"{data['wall_seconds'] / 60:.1f} min for this run (cached models are reused: see Training)"),
     ]
     sections.append({"id": "summary", "title": "Summary", "summary": summary})
@@ -186,7 +198,7 @@ def experiment_report(data: dict, test_probs: dict, y_test, class_names, anchors
                                 {"text": f"{t['train_seconds']:.0f} s"},
                                 {"text": "—" if t["final_train_acc"] is None else _pct(t["final_train_acc"])},
                                 {"text": _pct(t["test_accuracy"])}]})
-    sections.append({"id": "training", "title": "Training (ResNet-9 style, SGD Nesterov, one-cycle, bf16 autocast on the CPU)",
+    sections.append({"id": "training", "title": "Training (ResNet-9 style, SGD Nesterov, one-cycle)",
                      "tables": [{"header": ["model", "widths", "epochs", "augment", "weight decay", "label smoothing", "seed",
                                             "train time", "train acc % (last epoch)", "test acc %"], "rows": trows}]})
     sections.append({"id": "provenance", "title": "How this report was made", "summary": [

@@ -1,6 +1,13 @@
 """The CIFAR-10 calibration experiment: train, sample, calibrate, report (imports torch).
 
-    calibrate experiment --preset quick|cpu|full --data DIR --out DIR [--work DIR]
+    calibrate experiment --preset tiny|quick|cpu|full --data DIR --out DIR [--work DIR]
+        [--device auto|cpu|cuda] [--precision auto|fp32|bf16|fp16] [--cache-dir DIR]
+
+0. Device and precision are chosen for the machine (``auto``: CUDA if present; bf16 only
+   where native and measured faster, see :mod:`calibrate.torch.precision`). A short speed
+   calibration (a few training steps) gives the expected time, printed before the work
+   starts; a tqdm bar over all training steps shows the ETA. The choice, the CPU
+   capability and the thread count go into metrics.json (``compute``) and the report.
 
 1. CIFAR-10 (either layout), the seeded stratified 45,000 / 5,000 / 10,000 split.
 2. Models (cached in WORK/models/NAME, resumable): the baseline (standard recipe), the
@@ -14,11 +21,15 @@
 4. Every calibrator fitted on validation and evaluated on test with 95 % bootstrap CIs;
    for the ensemble also each member calibrated before pooling.
 5. OUT/metrics.json, OUT/report.html (figures embedded) and OUT/logits/.
+
+Resuming: finished models and cached predictions in WORK are reused; the run says so
+("resuming: N of M runs already done in WORK") and lists the runs it will do.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -58,11 +69,15 @@ class Preset:
 
 
 PRESETS = {
-    "quick": Preset("quick", epochs=3, widths=(16, 32, 64), ensemble_size=2, mc_samples=5, overfit_epochs=3,
-                    n_train=8000, n_val=1000, n_test=2000, n_resamples=200,
-                    notes="smoke run on a subset, for CI: numbers are not meaningful"),
+    "tiny": Preset("tiny", epochs=1, widths=(8, 16, 16), ensemble_size=2, mc_samples=3, overfit_epochs=1,
+                   n_train=500, n_val=200, n_test=300, n_resamples=50, batch_size=64,
+                   notes="for the tests: a few hundred images, one epoch; numbers are meaningless"),
+    "quick": Preset("quick", epochs=2, widths=(16, 32, 64), ensemble_size=2, mc_samples=5, overfit_epochs=2,
+                    n_train=6000, n_val=1000, n_test=2000, n_resamples=200,
+                    notes="smoke run on a subset (at most 4 minutes on a 2-core CPU): numbers are not meaningful"),
     "cpu": Preset("cpu", epochs=15, widths=(32, 64, 128), ensemble_size=5, mc_samples=20, overfit_epochs=12,
-                  notes="the real experiment on a 2-core CPU (about 40-45 minutes from scratch)"),
+                  notes="the real experiment on a CPU: about 45 minutes on 2 cores with AMX (bf16), "
+                        "hours on 2 AVX2 cores (float32): see the time printed at the start"),
     "full": Preset("full", epochs=60, widths=(64, 128, 256), ensemble_size=5, mc_samples=30, overfit_epochs=60,
                    notes="for users with a GPU: a ResNet-9 at full width and a long schedule; not run here"),
 }
@@ -95,10 +110,15 @@ def _load_npz(path):
 
 
 def run_experiment(preset: str, data_dir, out_dir, work_dir=None, cache_dir=None, progress: bool = True,
-                   device: str = "cpu") -> dict:
-    """Run (or resume) the experiment; returns the metrics dict written to OUT/metrics.json."""
-    import torch
+                   device="auto", precision: str = "auto") -> dict:
+    """Run (or resume) the experiment; returns the metrics dict written to OUT/metrics.json.
 
+    device: "auto" | "cpu" | "cuda" | "cuda:N"; precision: "auto" | "fp32" | "bf16" | "fp16";
+    cache_dir: where the decoded images are cached (default ``$CALIBRATE_CACHE``, else WORK/cache).
+    """
+    from tqdm import tqdm
+
+    from .. import torch as ctorch
     from ..uncertainty import (
         calibrate_members_then_pool,
         pooled_log_probs,
@@ -106,20 +126,37 @@ def run_experiment(preset: str, data_dir, out_dir, work_dir=None, cache_dir=None
     )
     from .data import CLASSES, load_cifar10, split_train_val
     from .sampling import mc_dropout_logits
-    from .training import TrainConfig, predict_logits, train
+    from .training import predict_logits, time_train_step, train
 
     t_start = time.time()
+    if preset not in PRESETS:
+        raise ValueError(f"--preset: expected one of {', '.join(PRESETS)}, got {preset!r}")
     p = PRESETS[preset]
-    if device != "cpu" and not torch.cuda.is_available() and device.startswith("cuda"):
-        raise ValueError(f"--device {device}: no CUDA device is available here; use --device cpu")
+    dev = ctorch.resolve_device(device)
+    prec, prec_reason = ctorch.choose_precision(precision, dev)
+    layout = speed_choices(dev)
     out = Path(out_dir)
     work = Path(work_dir) if work_dir else Path("runs") / f"cifar10-{preset}"
     (out / "logits").mkdir(parents=True, exist_ok=True)
     (work / "models").mkdir(parents=True, exist_ok=True)
+    if cache_dir is None:
+        from .data import default_cache_dir
+
+        cache_dir = default_cache_dir() or work / "cache"
 
     def log(msg):
         if progress:
-            print(f"[{time.time() - t_start:7.1f} s] {msg}", flush=True)
+            tqdm.write(f"[{time.time() - t_start:7.1f} s] {msg}")
+
+    cpu = ctorch.cpu_info()
+    compute = {"device": str(dev), "device_name": _device_name(dev), "precision": prec,
+               "precision_asked": precision, "precision_reason": prec_reason,
+               "cpu": cpu["cpu"], "cpu_capability": cpu["capability"], "cpu_native_bf16": cpu["native_bf16"],
+               "cpu_amx_bf16": cpu["amx_bf16"], "cpu_avx512_bf16": cpu["avx512_bf16"],
+               "threads": cpu["threads"], "cores": cpu["cores"], **layout}
+    log(f"compute: {compute['device_name']}, precision {prec} ({prec_reason}); CPU capability "
+        f"{cpu['capability']}, {cpu['threads']} threads; channels_last {layout['channels_last']}, "
+        f"torch.compile {layout['compile']}")
 
     log(f"loading CIFAR-10 from {data_dir}")
     xtr, ytr, xte, yte = load_cifar10(data_dir, cache_dir, progress=progress)
@@ -132,46 +169,69 @@ def run_experiment(preset: str, data_dir, out_dir, work_dir=None, cache_dir=None
     x_test, y_test = xte[te_idx], yte[te_idx]
     log(f"split: train {len(y_train)}, val {len(y_val)}, test {len(y_test)}")
 
-    base = TrainConfig(epochs=p.epochs, widths=p.widths, batch_size=p.batch_size, lr=p.lr, seed=0)
-    specs = {"baseline": base}
-    for m in range(1, p.ensemble_size):
-        specs[f"member{m}"] = TrainConfig(**{**asdict(base), "seed": m})
-    specs["label_smoothing"] = TrainConfig(**{**asdict(base), "label_smoothing": p.label_smoothing})
-    specs["overfit_noaug"] = TrainConfig(**{**asdict(base), "augment": False, "weight_decay": 0.0,
-                                            "epochs": p.overfit_epochs})
+    specs = model_specs(p)
+    steps_per_epoch = math.ceil(len(y_train) / p.batch_size)
+    state = run_state(work, specs)
+    todo = {name: (cfg.epochs - state[name]) * steps_per_epoch for name, cfg in specs.items()
+            if state[name] is not None and state[name] < cfg.epochs}
+    msg = resume_message(work, specs, state)
+    if msg and progress:
+        print(msg, flush=True)
+    steps_left = sum(todo.values())
+    step_s = None
+    if steps_left:
+        step_s = time_train_step(specs["baseline"], dev, prec, layout["channels_last"], layout["compile"])
+    estimate = estimate_seconds(p, step_s, steps_left, len(y_val) + len(y_test))
+    compute.update({"measured_step_seconds": None if step_s is None else round(step_s, 4),
+                    "train_steps_left": steps_left, "estimated_seconds": round(estimate, 1)})
+    if progress:
+        per = f"{step_s:.2f} s per training step (batch {p.batch_size}), " if step_s else ""
+        print(f"expected time for --preset {preset} on this machine: about {_duration(estimate)} "
+              f"({per}{steps_left} steps to train)", flush=True)
 
     models, train_info = {}, {}
-    for name, cfg in specs.items():
-        t0 = time.time()
-        log(f"model {name}: {cfg}")
-        models[name] = train(cfg, x_train, y_train, work / "models" / name, progress=progress, desc=name, device=device)
-        logfile = work / "models" / name / "log.jsonl"
-        epochs = [json.loads(line) for line in logfile.read_text().splitlines()] if logfile.exists() else []
-        train_info[name] = {"config": cfg.to_dict(), "train_seconds": round(sum(e["seconds"] for e in epochs), 1),
-                            "final_train_loss": epochs[-1]["train_loss"] if epochs else None,
-                            "final_train_acc": epochs[-1]["train_acc"] if epochs else None,
-                            "seconds_this_run": round(time.time() - t0, 1)}
+    bar = tqdm(total=steps_left, desc=f"training ({preset})", unit="step", disable=not progress or not steps_left,
+               mininterval=2, dynamic_ncols=True)
+    try:
+        for name, cfg in specs.items():
+            t0 = time.time()
+            log(f"model {name}: {cfg}")
+            models[name] = train(cfg, x_train, y_train, work / "models" / name, progress=progress, desc=name,
+                                 device=dev, precision=prec, channels_last=layout["channels_last"],
+                                 compile=layout["compile"], bar=bar)
+            logfile = work / "models" / name / "log.jsonl"
+            epochs = [json.loads(line) for line in logfile.read_text().splitlines()] if logfile.exists() else []
+            train_info[name] = {"config": cfg.to_dict(), "train_seconds": round(sum(e["seconds"] for e in epochs), 1),
+                                "final_train_loss": epochs[-1]["train_loss"] if epochs else None,
+                                "final_train_acc": epochs[-1]["train_acc"] if epochs else None,
+                                "precision": sorted({e.get("precision", "bf16 (before 0.2)") for e in epochs}),
+                                "seconds_this_run": round(time.time() - t0, 1)}
+    finally:
+        bar.close()
 
-    def cached(name, compute):
+    def cached(name, compute_fn):
         path = work / "predictions" / f"{name}.npz"
         if path.exists():
             return _load_npz(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        arrays = compute()
+        arrays = compute_fn()
         atomic_save_npz(path, **arrays)
         return arrays
 
     logits = {}
     for name, model in models.items():
         log(f"predicting {name}")
-        logits[name] = cached(name, lambda m=model: {"val": predict_logits(m, x_val), "test": predict_logits(m, x_test)})
+        logits[name] = cached(name, lambda m=model: {"val": predict_logits(m, x_val, precision=prec, device=dev),
+                                                     "test": predict_logits(m, x_test, precision=prec, device=dev)})
+        model.cpu()
     for name in models:
         train_info[name]["test_accuracy"] = float(np.mean(logits[name]["test"].argmax(1) == y_test))
 
     log(f"MC dropout: {p.mc_samples} samples of the baseline")
     mc = cached("mc_dropout_samples", lambda: {
-        "val": mc_dropout_logits(models["baseline"], x_val, p.mc_samples, seed=1),
-        "test": mc_dropout_logits(models["baseline"], x_test, p.mc_samples, seed=2)})
+        "val": mc_dropout_logits(models["baseline"], x_val, p.mc_samples, seed=1, precision=prec, device=dev),
+        "test": mc_dropout_logits(models["baseline"], x_test, p.mc_samples, seed=2, precision=prec, device=dev)})
+    models["baseline"].cpu()
     members = ["baseline"] + [f"member{m}" for m in range(1, p.ensemble_size)]
     ens = {s: np.stack([logits[m][s] for m in members]) for s in ("val", "test")}
 
@@ -235,7 +295,7 @@ def run_experiment(preset: str, data_dir, out_dir, work_dir=None, cache_dir=None
         "protocol": "Guo et al. 2017: 45k/5k/10k; calibrators fitted on validation NLL; ECE 15 equal-width bins, top-label; "
                     "binning calibrators one-vs-rest then renormalised",
         "results": results, "train": train_info, "uncertainty": uncertainty,
-        "command": _command(), "hardware": environment(), "classes": list(CLASSES),
+        "command": _command(), "hardware": environment(), "compute": compute, "classes": list(CLASSES),
         "wall_seconds": round(time.time() - t_start, 1),
     }
     log("writing report.html and metrics.json")
@@ -249,6 +309,93 @@ def run_experiment(preset: str, data_dir, out_dir, work_dir=None, cache_dir=None
                    out / "metrics.json": json.dumps(_clean(data), indent=1, allow_nan=False) + "\n"})
     log(f"done: {out / 'report.html'}, {out / 'metrics.json'}")
     return data
+
+
+def model_specs(p: Preset) -> dict:
+    """name -> TrainConfig of every model the preset trains (the baseline is ensemble member 0)."""
+    from .training import TrainConfig
+
+    base = TrainConfig(epochs=p.epochs, widths=p.widths, batch_size=p.batch_size, lr=p.lr, seed=0)
+    specs = {"baseline": base}
+    for m in range(1, p.ensemble_size):
+        specs[f"member{m}"] = TrainConfig(**{**asdict(base), "seed": m})
+    specs["label_smoothing"] = TrainConfig(**{**asdict(base), "label_smoothing": p.label_smoothing})
+    specs["overfit_noaug"] = TrainConfig(**{**asdict(base), "augment": False, "weight_decay": 0.0,
+                                            "epochs": p.overfit_epochs})
+    return specs
+
+
+def run_state(work, specs) -> dict:
+    """name -> None (finished: model.pt), else the number of epochs already done (0 if none)."""
+    state = {}
+    for name in specs:
+        folder = Path(work) / "models" / name
+        if (folder / "model.pt").exists():
+            state[name] = None
+        elif (folder / "last.pt").exists() and (folder / "log.jsonl").exists():
+            state[name] = len((folder / "log.jsonl").read_text().splitlines())
+        else:
+            state[name] = 0
+    return state
+
+
+def resume_message(work, specs, state) -> str | None:
+    """"resuming: N of M runs already done in WORK; will run: ..." when WORK holds earlier work."""
+    n_done = sum(1 for name in specs if state[name] is None)
+    todo = [n for n in specs if state[n] is not None]
+    if not n_done and not any(state[n] for n in todo):
+        return None
+    will = ", ".join(f"{n} (from epoch {state[n] + 1}/{specs[n].epochs})" if state[n] else n for n in todo)
+    return (f"resuming: {n_done} of {len(specs)} runs already done in {work}; "
+            + (f"will run: {will}" if todo else "no training left (predictions are reused where cached)"))
+
+
+# Seconds per (test row x bootstrap resample) for all calibrators, variants and CIs, plus a
+# fixed part (imports, report figures): fitted to --preset quick on the 2-core AVX2 EPYC
+# (46 s for 2,000 x 200 while the machine was shared, load 8; about a third of that idle) and
+# to the committed --preset cpu re-run (2 min for 10,000 x 1,000 on a 2-core Xeon). The
+# forward pass of a batch costs about 0.35 training steps (measured there too).
+_EVAL_SECONDS_PER_ROW_RESAMPLE = 3e-5
+_EVAL_FIXED_SECONDS = 20.0
+_FORWARD_PER_STEP = 0.35
+
+
+def estimate_seconds(p: Preset, step_s, steps_left: int, n_predict: int) -> float:
+    """Expected seconds: training steps left x measured step time, forward passes for the
+    predictions (5 models' worth incl. MC dropout features), calibration and bootstrap."""
+    train_s = (step_s or 0.0) * steps_left
+    predict_s = (step_s or 0.0) * _FORWARD_PER_STEP * (p.ensemble_size + 3) * n_predict / p.batch_size
+    eval_s = _EVAL_SECONDS_PER_ROW_RESAMPLE * (p.n_test or 10_000) * p.n_resamples + _EVAL_FIXED_SECONDS
+    return train_s + predict_s + eval_s
+
+
+def speed_choices(dev) -> dict:
+    """channels_last and torch.compile for the training step, kept only where measured to pay.
+
+    Measured with ``python -m experiments.hardware`` on a 2-core AVX2 EPYC (README, "Speed on
+    your machine"): channels_last made the ResNet-9 step 1.4-1.5x cheaper in float32, so it
+    is on; torch.compile made it slower (0.78 vs 0.51 CPU-s per step at widths 16-32-64)
+    after 171 s of compiling, so it is off. Not measured this session: AMX / AVX-512-BF16
+    CPUs and GPUs, where the same defaults are kept (channels_last is the layout oneDNN and
+    cuDNN prefer for convolutions; compiling every model of a preset costs minutes).
+    """
+    return {"channels_last": True, "compile": False}
+
+
+def _device_name(dev) -> str:
+    import torch
+
+    if dev.type == "cuda":
+        return f"{dev} ({torch.cuda.get_device_name(dev)})"
+    return str(dev)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _result_row(model, cal_name, lp, ref, y, n_resamples):
