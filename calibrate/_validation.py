@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._blocks import all_finite
+
 
 class InputError(ValueError):
     """A user's input is not what was expected. The message is one line, for people."""
@@ -79,7 +81,7 @@ def check_scores(x, name: str = "logits", *, kind: str = "logits") -> np.ndarray
             raise InputError(
                 f"{name}: expected probability rows that sum to 1, got row {i} summing to {sums[i]:.6g}{hint}"
             )
-    elif not np.isfinite(arr).all():
+    elif not all_finite(arr):  # in row blocks: no (n, k) boolean temporary
         _raise_not_finite(arr, name, kind)
     return arr
 

@@ -40,6 +40,7 @@ class Calibrator:
     """
 
     name: str = ""  # the command line's --method name
+    _keep_dtype = False  # True: _fit/_log_proba take float32 or memory-mapped z as is (row blocks)
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
@@ -53,7 +54,7 @@ class Calibrator:
         if z.shape[1] < 2:
             raise InputError(f"logits: a calibrator needs at least 2 classes, got shape {z.shape}")
         self.n_classes_ = int(z.shape[1])
-        self._fit(z.astype(np.float64, copy=False), y)
+        self._fit(z if self._keep_dtype else z.astype(np.float64, copy=False), y)
         return self
 
     def predict_log_proba(self, logits) -> np.ndarray:
@@ -64,7 +65,7 @@ class Calibrator:
             raise InputError(
                 f"logits: this calibrator was fitted on {self.n_classes_} classes, got {z.shape[1]}"
             )
-        return self._log_proba(z.astype(np.float64, copy=False))
+        return self._log_proba(z if self._keep_dtype else z.astype(np.float64, copy=False))
 
     def predict_proba(self, logits) -> np.ndarray:
         """(n, k) float64 calibrated probabilities; each row sums to 1."""
