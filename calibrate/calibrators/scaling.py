@@ -251,6 +251,17 @@ class TemperatureScaling(Calibrator):
                           f"(bounds {self.bounds}); widen the bounds or use bounds=None", RuntimeWarning,
                           stacklevel=4)
 
+    def predict_log_proba(self, logits):
+        from .._blocks import is_dask
+
+        if is_dask(logits):
+            self._check_fitted()
+            if logits.ndim != 2 or logits.shape[1] != self.n_classes_:
+                raise InputError(f"logits: this calibrator was fitted on {self.n_classes_} classes, "
+                                 f"got shape {logits.shape}")
+            return self._log_proba(logits)
+        return super().predict_log_proba(logits)
+
     def _log_proba(self, z):
         from .._blocks import is_dask
 
