@@ -50,21 +50,19 @@ def _fmt(x):
 
 # ----------------------------------------------------------------------------- fit
 def cmd_fit(args) -> int:
-    from . import metrics
     from .calibrators import get_calibrator
     from .io import check_writable
+    from .streaming import evaluate_in_blocks
 
     check_writable(args.output)
     data = _read(args)
     y = data.require_labels()
     cal = get_calibrator(args.method)
     cal.fit(data.logits, y)
-    probs0 = metrics.softmax(data.logits)
-    probs1 = cal.predict_proba(data.logits)
-    nll0 = metrics.nll_from_logits(data.logits, y)
-    nll1 = metrics.nll_from_logits(cal.predict_log_proba(data.logits), y)
-    ece0 = metrics.ece(probs0, y, args.bins)
-    ece1 = metrics.ece(probs1, y, args.bins)
+    # in row blocks: a memory-mapped .npy is never loaded whole
+    m0 = evaluate_in_blocks(data.logits, y, args.bins)
+    m1 = evaluate_in_blocks(data.logits, y, args.bins, transform=cal.predict_log_proba)
+    nll0, nll1, ece0, ece1 = m0["nll"], m1["nll"], m0["ece"], m1["ece"]
     cal.save(args.output)
     params = ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}" for k, v in cal.summary().items())
     print(f"method      {args.method}")
@@ -96,16 +94,13 @@ def cmd_apply(args) -> int:
 
 # ----------------------------------------------------------------------------- evaluate
 def evaluate_predictions(data, calibrator_path=None, n_bins=15) -> dict:
-    from . import metrics
     from .calibrators import load
+    from .streaming import evaluate_in_blocks
 
     y = data.require_labels()
-    logits = data.logits
-    if calibrator_path:
-        logits = load(calibrator_path).predict_log_proba(logits)
-    probs = metrics.softmax(logits)
+    transform = load(calibrator_path).predict_log_proba if calibrator_path else None
     out = {"n": data.n, "k": data.k, "bins": n_bins}
-    out.update(metrics.all_metrics(probs, y, n_bins, logits=logits))
+    out.update(evaluate_in_blocks(data.logits, y, n_bins, transform=transform))  # row blocks (memmap-safe)
     return out
 
 

@@ -73,11 +73,12 @@ def _npz_field(f, path, key):
         _fail(path, f"'{key}' is truncated or corrupt ({e})")
 
 
-def _load_npy(path):
+def _load_npy(path, mmap=False):
     try:
-        return np.load(path, allow_pickle=False)
+        # mmap: a (n, k) .npy is memory-mapped read-only, so it is read block by block
+        return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
     except ValueError as e:
-        if "allow_pickle" in str(e):
+        if "allow_pickle" in str(e) or "Python objects" in str(e):
             _fail(path, "holds Python objects (pickled); refusing to load it: save a numeric array")
         _fail(path, f"not a readable .npy file ({e})")
     except (EOFError, OSError) as e:
@@ -168,7 +169,7 @@ def read_predictions(
             z = _npz_field(f, path, logits_key)
             y = _npz_field(f, path, labels_key) if labels_key in f.files else None
     elif ext == ".npy":
-        z = _load_npy(path)
+        z = _load_npy(path, mmap=True)
         y = None
     elif ext == ".pt":
         z, y = _load_pt(path, logits_key, labels_key)

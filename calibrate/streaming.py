@@ -143,3 +143,32 @@ class CalibrationAccumulator:
             dist.all_reduce(t, op=dist.ReduceOp.SUM, group=group)
             setattr(self, key, t.numpy())
         return self
+
+
+def evaluate_in_blocks(logits, labels, n_bins: int = 15, *, transform=None, rows_elements: int = 1 << 20) -> dict:
+    """Every metric of :func:`calibrate.metrics.all_metrics` from (n, k) logits, in row blocks.
+
+    logits: (n, k) float, possibly memory-mapped (read one block at a time); labels: (n,) int.
+    transform: optional f(logits block) -> log-probabilities block (a calibrator's
+    ``predict_log_proba``), applied block by block. Memory: the (n,) top-label confidences
+    (for the equal-mass ECE) plus one block; the NLL is exact from the log-probabilities.
+    """
+    from ._blocks import row_blocks as _rb
+    from .metrics import ece_from_confidences
+
+    z = check_scores(logits, "logits", kind="logits")
+    n, k = z.shape
+    y = check_labels(labels, n, k)
+    acc = CalibrationAccumulator(k, n_bins)
+    conf, ok = np.empty(n), np.empty(n, dtype=np.int64)
+    for s in _rb(n, k, rows_elements):
+        zb = z[s] if transform is None else transform(z[s])
+        lp = log_softmax64(zb)
+        c, o = _top_label(np.exp(lp), y[s])
+        conf[s], ok[s] = c, o
+        acc._update_block(lp, y[s], "logits")
+    out = acc.compute()
+    res = {key: out[key] for key in ("accuracy", "ece")}
+    res["ece_mass"] = ece_from_confidences(conf, ok, n_bins, binning="mass")
+    res.update({key: out[key] for key in ("ece_l2", "ece_debiased", "mce", "classwise_ece", "nll", "brier")})
+    return res
