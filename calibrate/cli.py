@@ -57,7 +57,7 @@ def cmd_fit(args) -> int:
     check_writable(args.output)
     data = _read(args)
     y = data.require_labels()
-    cal = get_calibrator(args.method)
+    cal = get_calibrator(args.method, **_slow_kw(args.method, args.allow_slow))
     cal.fit(data.logits, y)
     # in row blocks: a memory-mapped .npy is never loaded whole
     m0 = evaluate_in_blocks(data.logits, y, args.bins)
@@ -152,7 +152,7 @@ def cmd_report(args) -> int:
         methods = [m.strip() for m in (args.methods or ",".join(ALL_METHODS)).split(",") if m.strip()]
         for m in methods:
             print(f"fitting {m} on {args.fit_on}", file=sys.stderr)
-            cals[m] = get_calibrator(m).fit(val.logits, val.require_labels())
+            cals[m] = get_calibrator(m, **_slow_kw(m, args.allow_slow)).fit(val.logits, val.require_labels())
         fit_name = args.fit_on
     print(f"bootstrapping {args.resamples} resamples for {1 + len(cals)} predictions", file=sys.stderr)
     html, data = calibration_report(test.logits, y, cals, data_name=test.path, fit_name=fit_name,
@@ -182,6 +182,17 @@ def cmd_experiment(args) -> int:
     return 0
 
 
+def _slow_kw(method, allow_slow) -> dict:
+    """allow_slow=True for the calibrators that refuse slow fits (BBQ, isotonic, matrix)."""
+    import inspect
+
+    from .calibrators.base import _REGISTRY
+
+    cls = _REGISTRY.get(method)
+    ok = cls is not None and "allow_slow" in inspect.signature(cls.__init__).parameters
+    return {"allow_slow": True} if allow_slow and ok else {}
+
+
 ALL_METHODS = ["temperature", "vector", "matrix", "platt", "isotonic", "histogram", "bbq"]
 
 
@@ -198,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default="temperature", choices=available_methods())
     p.add_argument("-o", "--output", required=True, metavar="CAL.json")
     p.add_argument("--bins", type=int, default=15, help="bins of the ECE shown (default 15)")
+    p.add_argument("--allow-slow", action="store_true", help="run a fit estimated to take over a minute")
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("apply", help="write calibrated probabilities")
@@ -223,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--title", default="Calibration report")
+    p.add_argument("--allow-slow", action="store_true", help="run fits estimated to take over a minute")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("experiment", help="the CIFAR-10 experiment: train, sample, calibrate, report")

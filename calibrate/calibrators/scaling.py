@@ -13,7 +13,10 @@ from scipy.optimize import minimize, minimize_scalar
 
 from .._blocks import row_blocks, row_max
 from .._validation import InputError, check_choice
+from . import _budget
 from .base import Calibrator, log_softmax64, one_vs_rest_log_odds
+
+_TYPICAL_LBFGS_EVALS = 100  # matrix scaling: evaluations of a typical fit (a lower estimate)
 
 # ====================================================================== temperature
 _PASS_ELEMENTS = 1 << 15  # values per block of the derivative pass (its buffers stay in cache)
@@ -364,6 +367,12 @@ class _AffineScaling(Calibrator):
             return loss, np.concatenate([gw.ravel(), gb])
 
         theta0 = np.concatenate([w0.ravel(), np.zeros(k)])
+        if not self.diagonal:
+            # one evaluation (loss and gradient) times a typical L-BFGS count: refuse a fit of minutes
+            t1, _ = _budget.timed(lambda: fun(theta0))
+            _budget.check(f"{type(self).__name__} on {n:,} x {k}", t1 * _TYPICAL_LBFGS_EVALS,
+                          getattr(self, "allow_slow", True),
+                          f"{k * k + k:,} parameters, {t1:.2g} s per evaluation, about {_TYPICAL_LBFGS_EVALS} evaluations")
         res = minimize(
             fun, theta0, jac=True, method="L-BFGS-B",
             options={"maxiter": self.max_iter, "maxcor": 20, "ftol": self.tol * 1e-3, "gtol": self.tol},
@@ -402,8 +411,9 @@ class MatrixScaling(_AffineScaling):
     name = "matrix"
     diagonal = False
 
-    def __init__(self, reg: float = 1e-3, max_iter: int = 5000, tol: float = 1e-10):
+    def __init__(self, reg: float = 1e-3, max_iter: int = 5000, tol: float = 1e-10, allow_slow: bool = False):
         super().__init__(reg, max_iter, tol)
+        self.allow_slow = allow_slow
 
     def summary(self):
         k = self.weights_.shape[0]
