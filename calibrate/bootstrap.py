@@ -53,7 +53,6 @@ METHODS = ("percentile", "bca", "basic")
 AUTO_MULTINOMIAL_MAX_ROWS = 200_000
 _CHUNK_ELEMENTS = 20_000_000  # multinomial: resamples drawn in chunks of at most this many counts
 _SAMPLE_BLOCK_WEIGHTS = 2_000_000  # poisson: samples per block x resamples
-_DENSE_MAX_COLUMNS = 512
 
 
 @dataclass(frozen=True)
@@ -252,12 +251,59 @@ class _Layout:
         return self.offset[group]
 
 
+class _Rows:
+    """Rows of X: a sparse part (m x C, zero in the dense columns) and a dense part
+    (m x len(dense_cols)) for the columns every sample touches (totals, class totals)."""
+
+    def __init__(self, sparse, dense, dense_cols):
+        self.sparse, self.dense, self.dense_cols = sparse, dense, dense_cols
+
+    @property
+    def m(self):
+        return self.sparse.shape[0]
+
+    def toarray(self):
+        out = self.sparse.toarray()
+        out[:, self.dense_cols] += self.dense
+        return out
+
+    def weighted_sums(self, wt, out):
+        """out (C, R) += X^T wt for weights wt (m, R)."""
+        out += self.sparse.T @ wt
+        if self.dense_cols.size:
+            out[self.dense_cols] += self.dense.T @ wt
+
+    def column_sums(self):
+        out = np.asarray(self.sparse.sum(axis=0)).ravel()
+        out[self.dense_cols] += self.dense.sum(axis=0)
+        return out
+
+    def group_sums(self, groups, n_groups):
+        """(n_groups, C) sums of the rows of each group."""
+        g = sp.csr_matrix((np.ones(self.m), (groups, np.arange(self.m))), shape=(n_groups, self.m))
+        out = (g @ self.sparse).toarray()
+        out[:, self.dense_cols] += g @ self.dense
+        return out
+
+    def __getitem__(self, s):
+        return _Rows(self.sparse[s], self.dense[s], self.dense_cols)
+
+
 class _Design:
-    """The sparse per-sample statistics X (n x C) of several predictions and metrics."""
+    """The per-sample statistics X (n x C) of several predictions and metrics, in row blocks.
+
+    Columns per prediction: "totals" (count, correct, NLL, Brier: dense), top-label "bins"
+    (count, confidence, correct per bin: 3 non-zeros per sample), "classwise" (count and
+    p_ij in the bin of p_ij for every class j, correct in the label's bin, and the class
+    totals sum_i p_ij and the count, dense). The class-wise bin 0 (most p_ij of a k-class
+    model lie there) is not stored: its count and confidence sums are the totals minus
+    the other bins, so a sample has about 2 + (classes whose p_ij > 1/B) sparse entries.
+    """
 
     def __init__(self, sources: list[_Source], y: np.ndarray, specs: list[list[_Spec]]):
         self.sources, self.y, self.n = sources, y, y.shape[0]
         self.layout, self.offsets, self.edges, self.top = _Layout(), [], [], []
+        dense = []
         for src, sp_list in zip(sources, specs):
             groups = {s.group() for s in sp_list}
             offs, edges = {}, {}
@@ -265,19 +311,22 @@ class _Design:
             top = self._top(src) if any(g[0] in ("totals", "bins") for g in groups) else None
             for g in sorted(groups, key=str):
                 if g[0] == "totals":
-                    offs[g] = self.layout.add((len(self.offsets), g), 4)
+                    o = offs[g] = self.layout.add((len(self.offsets), g), 4)
+                    dense += range(o, o + 4)
                 elif g[0] == "bins":
                     offs[g] = self.layout.add((len(self.offsets), g), 3 * g[1])
                     e = _binning.make_edges(top[0], g[1], g[2])
                     edges[g] = _binning.bin_index(top[0], e)
                 else:
-                    offs[g] = self.layout.add((len(self.offsets), g), 3 * g[1] * src.k)
+                    kb = g[1] * src.k
+                    o = offs[g] = self.layout.add((len(self.offsets), g), 3 * kb + src.k + 1)
+                    dense += range(o + 3 * kb, o + 3 * kb + src.k + 1)
                     edges[g] = _binning.make_edges(None, g[1], "width") if g[2] == "width" else None
             self.offsets.append(offs)
             self.edges.append(edges)
             self.top.append(top)
         self.width = self.layout.width
-        self._needs_blocks = any(g[0] == "classwise" for offs in self.offsets for g in offs)
+        self.dense_cols = np.array(dense, dtype=np.intp)
 
     def _top(self, src):
         n = src.n
@@ -292,19 +341,20 @@ class _Design:
             brier_t[s] = metrics._brier_terms(p, y)
         return conf, ok, nll_t, brier_t
 
-    def rows(self, s) -> sp.csr_matrix:
-        """X[s] as a CSR matrix."""
+    def rows(self, s) -> _Rows:
+        """X[s]."""
         m = s.stop - s.start
         r_all, c_all, v_all = [], [], []
+        dense = np.zeros((m, self.dense_cols.size))
+        dpos = {c: i for i, c in enumerate(self.dense_cols.tolist())}
         ar = np.arange(m)
         for src, offs, edges, top in zip(self.sources, self.offsets, self.edges, self.top):
             p = None
             for g, o in offs.items():
                 if g[0] == "totals":
                     conf, ok, nll_t, brier_t = (a[s] for a in top)
-                    r_all += [ar] * 4
-                    c_all += [np.full(m, o), np.full(m, o + 1), np.full(m, o + 2), np.full(m, o + 3)]
-                    v_all += [np.ones(m), ok.astype(np.float64), nll_t, brier_t]
+                    i = dpos[o]
+                    dense[:, i], dense[:, i + 1], dense[:, i + 2], dense[:, i + 3] = 1.0, ok, nll_t, brier_t
                 elif g[0] == "bins":
                     b = g[1]
                     conf, ok = top[0][s], top[1][s]
@@ -325,14 +375,20 @@ class _Design:
                         idx = _binning.bin_index(p, e)
                     cols = idx + (np.arange(k) * b)[None, :]
                     y = self.y[s]
-                    rr = np.repeat(ar, k)
+                    rr, jj = np.nonzero(idx > 0)  # bin 0 is derived from the totals
+                    cc = cols[rr, jj]
                     r_all += [rr, rr, ar]
-                    c_all += [o + cols.ravel(), o + k * b + cols.ravel(), o + 2 * k * b + cols[ar, y]]
-                    v_all += [np.ones(m * k), p.ravel(), np.ones(m)]
-        r = np.concatenate(r_all)
-        c = np.concatenate(c_all)
-        v = np.concatenate(v_all)
-        return sp.csr_matrix((v, (r, c)), shape=(m, self.width))
+                    c_all += [o + cc, o + k * b + cc, o + 2 * k * b + cols[ar, y]]
+                    v_all += [np.ones(rr.size), p[rr, jj], np.ones(m)]
+                    i = dpos[o + 3 * k * b]
+                    dense[:, i:i + k] = p
+                    dense[:, i + k] = 1.0
+        if r_all:
+            r, c, v = np.concatenate(r_all), np.concatenate(c_all), np.concatenate(v_all)
+        else:
+            r = c = np.empty(0, np.intp)
+            v = np.empty(0)
+        return _Rows(sp.csr_matrix((v, (r, c)), shape=(m, self.width)), dense, self.dense_cols)
 
     def _cw_mass_edges(self, src, g, j):
         # class-wise equal-mass edges: each class's own quantiles (one pass per class, cached)
@@ -348,8 +404,10 @@ class _Design:
             s = slice(start, min(self.n, start + rows_per_block))
             yield s, self.rows(s)
 
-    def full(self) -> sp.csr_matrix:
-        return sp.vstack([x for _, x in self.blocks(max(1, 2_000_000 // max(self.width, 1)) + 1)], format="csr")
+    def full(self) -> _Rows:
+        parts = [x for _, x in self.blocks(max(1, 2_000_000 // max(self.width, 1)) + 1)]
+        return _Rows(sp.vstack([x.sparse for x in parts], format="csr"), np.concatenate([x.dense for x in parts]),
+                     self.dense_cols)
 
 
 def _finish(spec: _Spec, S: np.ndarray, off: int, k: int) -> np.ndarray:
@@ -363,9 +421,15 @@ def _finish(spec: _Spec, S: np.ndarray, off: int, k: int) -> np.ndarray:
         return metrics._group_errors(cnt, conf, corr, spec.norm, spec.debiased)
     shape = S.shape[:-1] + (k, b)
     kb = k * b
-    cnt = S[..., off:off + kb].reshape(shape)
-    conf = S[..., off + kb:off + 2 * kb].reshape(shape)
+    cnt = S[..., off:off + kb].reshape(shape).copy()
+    conf = S[..., off + kb:off + 2 * kb].reshape(shape).copy()
     corr = S[..., off + 2 * kb:off + 3 * kb].reshape(shape)
+    totals = S[..., off + 3 * kb:off + 3 * kb + k]
+    count = S[..., off + 3 * kb + k]
+    cnt[..., 0] = count[..., None] - cnt[..., 1:].sum(-1)  # bin 0 = all minus the others
+    conf[..., 0] = totals - conf[..., 1:].sum(-1)
+    cnt[..., 0] = np.maximum(cnt[..., 0], 0.0)
+    conf[..., 0] = np.where(cnt[..., 0] > 0, np.maximum(conf[..., 0], 0.0), 0.0)
     e = metrics._group_errors(cnt, conf, corr, spec.norm, spec.debiased)
     if spec.norm == "l1":
         return e.mean(-1)
@@ -375,11 +439,8 @@ def _finish(spec: _Spec, S: np.ndarray, off: int, k: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------- the engine
-@dataclass
-class _Result:
-    values: np.ndarray  # (R,) resampled values
-    estimate: float
-    jackknife: np.ndarray | None = None  # (n,) leave-one-out values
+EXACT_JACKKNIFE_MAX_ROWS = 100_000
+JACKKNIFE_GROUPS = 1000
 
 
 class _Engine:
@@ -393,49 +454,54 @@ class _Engine:
         self.scheme = _scheme(scheme, self.n)
         d = self.design
         rng = np.random.default_rng(seed)
-        S = np.empty((self.R, d.width))
-        ones = np.zeros(d.width)
-        dense = d.width <= _DENSE_MAX_COLUMNS  # few columns: a BLAS product beats a sparse one
+        St = np.zeros((d.width, self.R))  # S transposed: (columns, resamples)
+        X = None
         if self.scheme == "multinomial":
             X = d.full()
-            ones = np.asarray(X.sum(axis=0)).ravel()
-            Xp = X.toarray() if dense and self.n * d.width <= _CHUNK_ELEMENTS else X.T.tocsr()
+            ones = X.column_sums()
             done = 0
             for w in _count_chunks(self.n, self.R, rng):
-                S[done:done + w.shape[0]] = w @ Xp if isinstance(Xp, np.ndarray) else (Xp @ w.T).T
+                part = np.zeros((d.width, w.shape[0]))
+                X.weighted_sums(w.T, part)
+                St[:, done:done + w.shape[0]] = part
                 done += w.shape[0]
-            blocks = None
         else:
-            S[:] = 0.0
+            ones = np.zeros(d.width)
             rows = max(1, _SAMPLE_BLOCK_WEIGHTS // max(self.R, 1))
-            St = np.zeros((d.width, self.R)) if not dense else None
             for _s, x in d.blocks(rows):
-                wt = poisson_weights(rng, (x.shape[0], self.R)).astype(np.float64)
-                if dense:
-                    S += wt.T @ x.toarray()
-                else:
-                    St += x.T @ wt
-                ones += np.asarray(x.sum(axis=0)).ravel()
-            if St is not None:
-                S[:] = St.T
-            X = None
-            blocks = rows
-        self.S, self.ones, self._X, self._rows = S, ones, X, blocks
+                x.weighted_sums(poisson_weights(rng, (x.m, self.R)).astype(np.float64), St)
+                ones += x.column_sums()
+        self.S, self.ones, self._X = St.T, ones, X
         self._jack = self._jackknife() if jackknife else None
 
     def _jackknife(self):
-        """Leave-one-out values of every (prediction, metric): finish(full sums - row i)."""
+        """Leave-one-out values of every (prediction, metric): finish(full sums - row i).
+
+        Exact up to EXACT_JACKKNIFE_MAX_ROWS rows; beyond, the delete-a-group jackknife of
+        JACKKNIFE_GROUPS groups (row i in group i mod G), whose values give the acceleration
+        the same way (Efron & Tibshirani 1993, 11.5)."""
         d = self.design
-        out = {key: np.empty(self.n) for key in self._keys()}
-        rows = max(1, 4_000_000 // max(d.width, 1))
-        src = ((slice(a, min(self.n, a + rows)), self._X[a:a + rows]) for a in range(0, self.n, rows)) \
-            if self._X is not None else d.blocks(rows)
-        for s, x in src:
-            D = self.ones[None, :] - x.toarray()
-            for (i, j), arr in out.items():
-                spec = self.specs[i][j]
-                arr[s] = _finish(spec, D, d.offsets[i][spec.group()], d.sources[i].k)
-        return out
+        keys = self._keys()
+        if self.n <= EXACT_JACKKNIFE_MAX_ROWS:
+            out = {key: np.empty(self.n) for key in keys}
+            rows = max(1, 4_000_000 // max(d.width, 1))
+            if self._X is not None:
+                src = ((slice(a, min(self.n, a + rows)), self._X[a:a + rows]) for a in range(0, self.n, rows))
+            else:
+                src = d.blocks(rows)
+            for s, x in src:
+                D = self.ones[None, :] - x.toarray()
+                for (i, j), arr in out.items():
+                    spec = self.specs[i][j]
+                    arr[s] = _finish(spec, D, d.offsets[i][spec.group()], d.sources[i].k)
+            return out
+        G = JACKKNIFE_GROUPS
+        sums = np.zeros((G, d.width))
+        for s, x in d.blocks(max(1, 2_000_000 // max(d.width, 1))):
+            sums += x.group_sums(np.arange(s.start, s.stop) % G, G)
+        D = self.ones[None, :] - sums
+        return {(i, j): _finish(self.specs[i][j], D, d.offsets[i][self.specs[i][j].group()], d.sources[i].k)
+                for (i, j) in keys}
 
     def _keys(self):
         return [(i, j) for i, sl in enumerate(self.specs) for j in range(len(sl))]
@@ -487,9 +553,15 @@ def _evaluator(metric, p, y, kw, log_probs=None):
     if spec is not None:
         d = _Design([_Source.from_probs(p, log_probs)], y, [[spec]])
         X = d.full()
-        Xt = X.T.tocsr()
         off = d.offsets[0][spec.group()]
-        return fn, kw, (lambda w: _finish(spec, (Xt @ np.asarray(w, np.float64).T).T, off, p.shape[1]))
+
+        def values(w):
+            w = np.asarray(w, np.float64)
+            out = np.zeros((d.width, w.shape[0]))
+            X.weighted_sums(w.T, out)
+            return _finish(spec, out.T, off, p.shape[1])
+
+        return fn, kw, values
 
     def loop(w):
         out = np.empty(w.shape[0])

@@ -213,3 +213,14 @@ def test_bootstrap_many_uses_one_set_of_weights(pred, scheme):
                                 log_probs_a=lp_a, log_probs_b=lp_b)
         assert (paired["b"][key].low, paired["b"][key].high) == pytest.approx((d.low, d.high), rel=1e-12, abs=1e-15)
         assert paired["b"][key].p_value == d.p_value
+
+
+def test_grouped_jackknife_beyond_the_exact_limit_gives_a_close_bca(pred, monkeypatch):
+    from calibrate import bootstrap
+
+    p, y = pred
+    exact = bootstrap_ci("ece", p, y, method="bca", seed=2)
+    monkeypatch.setattr(bootstrap, "EXACT_JACKKNIFE_MAX_ROWS", 0)
+    monkeypatch.setattr(bootstrap, "JACKKNIFE_GROUPS", 300)
+    grouped = bootstrap_ci("ece", p, y, method="bca", seed=2)
+    assert grouped.low == pytest.approx(exact.low, rel=0.05) and grouped.high == pytest.approx(exact.high, rel=0.05)
