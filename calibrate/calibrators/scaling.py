@@ -20,6 +20,7 @@ _TYPICAL_LBFGS_EVALS = 100  # matrix scaling: evaluations of a typical fit (a lo
 
 # ====================================================================== temperature
 _PASS_ELEMENTS = 1 << 15  # values per block of the derivative pass (its buffers stay in cache)
+_EXP_FLOOR = -700.0
 
 
 def nll_derivative_sums(z, y, a: float, also_at: float | None = None) -> np.ndarray:
@@ -41,6 +42,9 @@ def nll_derivative_sums(z, y, a: float, also_at: float | None = None) -> np.ndar
     r0 = min(rows, n)
     buf, ebuf, tbuf = np.empty((r0, k)), np.empty((r0, k)), np.empty((r0, k))
     ones = np.ones(k)
+    # row sums: BLAS matrix-vector products for short rows (numpy's short-axis sums are
+    # slow), numpy's own sums for long rows (a threaded BLAS call per row is slower still)
+    rowsum = (lambda x: x @ ones) if k <= 64 else (lambda x: x.sum(axis=1))
     for start in range(0, n, rows):
         zb = z[start:start + rows]
         m = zb.shape[0]
@@ -49,19 +53,23 @@ def nll_derivative_sums(z, y, a: float, also_at: float | None = None) -> np.ndar
         zy = zs[np.arange(m), y[start:start + m]]
         if also_at is not None:
             np.multiply(zs, also_at, out=e)
-            f_also = np.log(np.exp(e, out=e) @ ones).sum() - also_at * zy.sum()
+            np.maximum(e, _EXP_FLOOR, out=e)
+            f_also = np.log(rowsum(np.exp(e, out=e))).sum() - also_at * zy.sum()
         else:
             f_also = 0.0
         np.multiply(zs, a, out=e)
+        # exp(-700) = 1e-304 instead of a subnormal (subnormal arithmetic is ~100x slower);
+        # against the row's own exp(0) = 1 the change is below 1e-299: nothing in float64
+        np.maximum(e, _EXP_FLOOR, out=e)
         np.exp(e, out=e)
-        s0 = e @ ones  # row sums as matrix-vector products (BLAS; numpy's short-axis sums are slow)
-        m1 = (np.multiply(e, zs, out=t) @ ones) / s0
-        mean_z = (zs @ ones) / k
+        s0 = rowsum(e)
+        m1 = rowsum(np.multiply(e, zs, out=t)) / s0
+        mean_z = rowsum(zs) / k
         zs -= m1[:, None]
         e *= zs
         e *= zs
-        m2 = (e @ ones) / s0
-        m3 = (np.multiply(e, zs, out=t) @ ones) / s0
+        m2 = rowsum(e) / s0
+        m3 = rowsum(np.multiply(e, zs, out=t)) / s0
         out += (m, np.log(s0).sum() - a * zy.sum(), (m1 - zy).sum(), m2.sum(), m3.sum(),
                 (mean_z - zy).sum(), np.count_nonzero(zy < 0), f_also)
     return out
