@@ -6,9 +6,14 @@ A bootstrap resample is a vector of weights w (how often each sample is drawn). 
 metric of :mod:`calibrate.metrics` is a function of sums that are linear in w, so only
 per-sample *sufficient statistics* are resampled, never the (n, k) arrays: the top-label
 bin of each sample, its confidence and correctness, its NLL and Brier terms, and for the
-class-wise ECE its bin in each class. Each sample is one row of a sparse matrix X (about
-2k + 10 non-zeros); the resampled sums are S = W X for a (resamples x n) weight matrix W
-that is never held whole: it is drawn in blocks of rows (samples) or of resamples.
+class-wise ECE its bin in each class. Each sample is one row of a matrix X: a dense part
+(count, correct, NLL, Brier, and the class totals p_i1..p_ik) and a sparse part (its
+top-label bin's count, confidence and correctness; for the class-wise ECE, the bins of the
+p_ij above the first bin, whose sums are the totals minus the others, so about 2 + 3 + 6
+non-zeros for a 10-class model). The resampled sums are S = W X for a (resamples x n)
+weight matrix W that is never held whole: it is drawn in blocks of rows (samples) or of
+resamples. Cost: resamples x rows x (dense columns + non-zeros), memory O(columns x
+resamples) plus one block.
 
 Weights (``scheme``):
   "multinomial" the classical bootstrap (Efron 1979): each resample draws n rows with
@@ -28,7 +33,8 @@ percentiles), or "bca", bias-corrected and accelerated (Efron 1987): with
 z0 = Phi^-1(share of resamples below the estimate, ties counted half) and acceleration
 a = sum U_i^3 / (6 (sum U_i^2)^(3/2)), U_i = mean_j theta_(j) - theta_(i), the
 leave-one-out (jackknife) values theta_(i) are exact and cheap: each is the metric of the
-full sums minus sample i's row of X. The interval is the percentiles
+full sums minus sample i's row of X (beyond 100,000 rows, the delete-a-group jackknife of
+1000 groups, row i in group i mod 1000). The interval is the percentiles
 Phi(z0 + (z0 + z_q) / (1 - a (z0 + z_q))) for z_q = Phi^-1(alpha/2), Phi^-1(1 - alpha/2):
 the same numbers as scipy.stats.bootstrap(method="BCa") on the same resamples.
 The plug-in ECE is biased upward, so most resamples lie above it and its percentile

@@ -22,6 +22,7 @@ import math
 import numpy as np
 from scipy.special import log_softmax as _log_softmax
 
+from .._blocks import row_blocks
 from .._validation import InputError, check_logits_labels, check_scores
 
 FORMAT = "calibrate.calibrator"
@@ -65,11 +66,20 @@ class Calibrator:
             raise InputError(
                 f"logits: this calibrator was fitted on {self.n_classes_} classes, got {z.shape[1]}"
             )
-        return self._log_proba(z if self._keep_dtype else z.astype(np.float64, copy=False))
+        if self._keep_dtype:
+            return self._log_proba(z)
+        # every calibrator maps rows independently: predict in row blocks, so the only
+        # full-size array is the output (no float64 copy of the input, no full temporaries)
+        n, k = z.shape
+        out = np.empty((n, k), dtype=np.float64)
+        for s in row_blocks(n, k, 1 << 18):
+            out[s] = self._log_proba(np.asarray(z[s], dtype=np.float64))
+        return out
 
     def predict_proba(self, logits) -> np.ndarray:
         """(n, k) float64 calibrated probabilities; each row sums to 1."""
-        return np.exp(self.predict_log_proba(logits))
+        lp = self.predict_log_proba(logits)
+        return np.exp(lp, out=lp) if isinstance(lp, np.ndarray) else np.exp(lp)
 
     def fit_predict_proba(self, logits, labels) -> np.ndarray:
         return self.fit(logits, labels).predict_proba(logits)
