@@ -71,3 +71,21 @@ def row_max(zb: np.ndarray) -> np.ndarray:
     for j in range(1, k):
         np.maximum(m, zb[:, j], out=m)
     return m
+
+
+_CONTROLLER = []
+
+
+def one_blas_thread():
+    """A context in which BLAS runs on one thread: the products inside a block loop are
+    small, and a threaded BLAS synchronising on every one of them is several times slower
+    (tens of times on a busy machine). threadpoolctl comes with scikit-learn."""
+    import contextlib
+
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover
+        return contextlib.nullcontext()
+    if not _CONTROLLER:
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0].limit(limits=1, user_api="blas")

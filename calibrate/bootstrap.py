@@ -51,7 +51,7 @@ import scipy.sparse as sp
 from scipy.special import ndtr, ndtri
 
 from . import _binning, metrics
-from ._blocks import row_blocks
+from ._blocks import one_blas_thread, row_blocks
 from ._validation import InputError, check_choice, check_labels, check_probs_labels
 
 SCHEMES = ("auto", "multinomial", "poisson")
@@ -462,6 +462,13 @@ class _Engine:
         rng = np.random.default_rng(seed)
         St = np.zeros((d.width, self.R))  # S transposed: (columns, resamples)
         X = None
+        with one_blas_thread():
+            X, ones = self._accumulate(d, rng, St)
+        self.S, self.ones, self._X = St.T, ones, X
+        self._jack = self._jackknife() if jackknife else None
+
+    def _accumulate(self, d, rng, St):
+        X = None
         if self.scheme == "multinomial":
             X = d.full()
             ones = X.column_sums()
@@ -477,8 +484,7 @@ class _Engine:
             for _s, x in d.blocks(rows):
                 x.weighted_sums(poisson_weights(rng, (x.m, self.R)).astype(np.float64), St)
                 ones += x.column_sums()
-        self.S, self.ones, self._X = St.T, ones, X
-        self._jack = self._jackknife() if jackknife else None
+        return X, ones
 
     def _jackknife(self):
         """Leave-one-out values of every (prediction, metric): finish(full sums - row i).

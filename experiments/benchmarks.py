@@ -402,6 +402,22 @@ def profile(fn, title, calls=3):
     return out + [""]
 
 
+def profile_report(n, resamples=1000):
+    """Where the time of the report's bootstrap goes (Poisson weights, as at 1M rows)."""
+    from calibrate import bootstrap
+    from calibrate.report.html import calibration_report
+
+    z, y = simulated_logits(n, 10, seed=5)
+    cal = calibrate.TemperatureScaling().fit(z[: n // 4], y[: n // 4])
+    saved = bootstrap.AUTO_MULTINOMIAL_MAX_ROWS
+    bootstrap.AUTO_MULTINOMIAL_MAX_ROWS = 0
+    try:
+        return profile(lambda: calibration_report(z, y, {"temperature": cal}, n_resamples=resamples),
+                       f"calibration_report on {n:,} x 10, one calibrator, {resamples} resamples, Poisson weights", 1)
+    finally:
+        bootstrap.AUTO_MULTINOMIAL_MAX_ROWS = saved
+
+
 def render(rows, env, args, seconds, checks, profiles=()):
     lines = ["# Benchmarks", "",
              f"Made by `python -m experiments.benchmarks{' --quick' if args.quick else ''}` on "
@@ -483,6 +499,7 @@ def main(argv=None):
     print("bootstrap done", flush=True)
 
     bench_cli_report(big, rows, checks)
+    profiles.append(profile_report(big // 5))
     print("cli done", flush=True)
     bench_slow_fits(2_000 if q else 20_000, 1000, rows, checks)
     print("slow fits done", flush=True)

@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 from scipy.optimize import minimize, minimize_scalar
 
-from .._blocks import row_blocks, row_max
+from .._blocks import one_blas_thread, row_blocks, row_max
 from .._validation import InputError, check_choice
 from . import _budget
 from .base import Calibrator, log_softmax64, one_vs_rest_log_odds
@@ -31,11 +31,18 @@ def nll_derivative_sums(z, y, a: float, also_at: float | None = None) -> np.ndar
     a zs_y; f' = E_p[zs] - zs_y; f'' = Var_p(zs) >= 0 (so the NLL is convex in a);
     f''' = E_p[(zs - E_p zs)^3]. Moments are central (taken after subtracting the row
     mean), so there is no cancellation. Rows are read in blocks and converted to float64
-    one block at a time (z may be float32 or memory-mapped; it is never copied whole).
+    one block at a time (z may be float32 or memory-mapped; it is never copied whole),
+    with BLAS on one thread (see calibrate._blocks.one_blas_thread).
     Returns float64 [rows, sum f, sum f', sum f'', sum f''', sum (mean_j zs_j - zs_y),
     rows whose label is not a top logit, sum f at a = also_at (0 when None)]: the last
     lets the first pass of a fit also give the NLL at T = 1 for one more exp per value.
     """
+    with one_blas_thread():
+        return _nll_derivative_sums(z, y, a, also_at)
+
+
+def _nll_derivative_sums(z, y, a, also_at):
+    """The pass itself (see nll_derivative_sums)."""
     n, k = z.shape
     out = np.zeros(8)
     rows = max(1, _PASS_ELEMENTS // k)
