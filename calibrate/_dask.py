@@ -35,19 +35,27 @@ def _prepare(x, labels, name):
         raise InputError(f"{name}: expected a dask array of shape (n, k), got {x.ndim} dimensions {x.shape}")
     if any(np.isnan(c) for c in x.chunks[0]):
         raise InputError(f"{name}: the dask array has unknown chunk sizes; call compute_chunk_sizes() first")
-    x = x.rechunk({1: -1})
+    if len(x.chunks[1]) != 1:
+        x = x.rechunk({1: -1})
     y = labels if hasattr(labels, "dask") else da.from_array(np.asarray(labels))
     if y.ndim != 1 or y.shape[0] != x.shape[0]:
         raise InputError(f"labels: expected {x.shape[0]} labels (one per row), got shape {y.shape}")
-    y = y.rechunk((x.chunks[0],))
+    if y.chunks[0] != x.chunks[0]:
+        y = y.rechunk((x.chunks[0],))
     return x, y
 
 
 def _sum_chunks(fn, x, y, *args):
     """sum over row chunks of fn(x_chunk (numpy), y_chunk (numpy), *args) (float64 arrays)."""
     dask, _ = _dask()
-    parts = [dask.delayed(fn)(a, b, *args) for a, b in zip(x.to_delayed().ravel(), y.to_delayed().ravel())]
+    parts = [dask.delayed(fn)(a, b, *args) for a, b in zip(_delayed(x), _delayed(y))]
     return np.asarray(dask.delayed(_add)(parts).compute(), dtype=np.float64)
+
+
+def _delayed(a):
+    # unoptimised: an optimised graph renames fused tasks differently on every call, which
+    # the distributed scheduler warns about when the same array is reduced again
+    return a.to_delayed(optimize_graph=False).ravel()
 
 
 def _add(parts):
@@ -116,7 +124,7 @@ def metric(name, x, labels, *, n_bins=15, binning="width", norm="l1", classwise=
         if classwise:
             raise InputError("binning: class-wise equal-mass ECE of a dask array is not supported; use 'width'")
         dask, _ = _dask()
-        parts = [dask.delayed(_top_label_chunk)(a, b) for a, b in zip(x.to_delayed().ravel(), y.to_delayed().ravel())]
+        parts = [dask.delayed(_top_label_chunk)(a, b) for a, b in zip(_delayed(x), _delayed(y))]
         cy = np.concatenate(dask.compute(*parts), axis=1)
         return ece_from_confidences(cy[0], cy[1].astype(np.int64), n_bins, binning="mass", norm=norm,
                                     debiased=debiased)

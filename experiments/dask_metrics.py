@@ -57,7 +57,7 @@ def main(argv=None):
                       "nll_after": cal.nll_after_, "ece": metrics.ece(probs, y),
                       "classwise_ece": metrics.classwise_ece(probs, y), "brier": metrics.brier(probs, y),
                       "accuracy": metrics.accuracy(probs, y), "nll": metrics.nll_from_logits(z, y)}
-        zn, yn = dask.compute(z, y)
+        zn, yn = dask.compute(z, y, optimize_graph=False)
     cal_m = calibrate.TemperatureScaling().fit(zn, yn)
     pn = calibrate.softmax(zn)
     in_memory = {"T": cal_m.temperature_, "passes": cal_m.n_iter_, "nll_before": cal_m.nll_before_,
