@@ -166,8 +166,8 @@ def bench_temperature_memory(n, k, rows, checks, budget_mb, npy=None, one_pass=F
         return r
     work = (r["peak"] - r["base"] - (r["input"] - r["resident"])) / 2**20
     note = (f"T = {r['T']:.5f}, {r['passes']} passes, NLL {r['nll_before']:.4f} -> {r['nll_after']:.4f}, "
-            f"dNLL/dlogT {r['grad']:.1e}; peak RSS {r['peak'] / 2**20:,.0f} MiB = input {r['input'] / 2**20:,.0f} MiB "
-            f"+ {work:,.0f} MiB")
+            f"dNLL/dlogT {r['grad']:.1e}; peak RSS {r['peak'] / 2**20:,.0f} MiB (interpreter and libraries, input "
+            f"{r['input'] / 2**20:,.0f} MiB, and {work:,.0f} MiB of working memory)")
     rows.append((label, "calibrate", r["seconds"], None, note))
     msg = f"{label}: working memory {work:,.0f} MiB over the input (target <= {budget_mb}: {mark(work <= budget_mb)})"
     if one_pass and r.get("one_pass"):
