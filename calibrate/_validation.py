@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._blocks import all_finite
+from ._blocks import all_finite, one_blas_thread
 
 
 class InputError(ValueError):
@@ -63,7 +63,8 @@ def check_scores(x, name: str = "logits", *, kind: str = "logits") -> np.ndarray
     if kind == "probs":
         # Two passes: the row sums (NaN or inf in a row makes its sum non-finite) and the
         # minimum (rows of non-negative values summing to 1 are then at most 1).
-        sums = arr @ np.ones(k, dtype=arr.dtype)  # a BLAS matrix-vector product: fast row sums
+        with one_blas_thread():  # a BLAS matrix-vector product: fast row sums (one thread: no stalls)
+            sums = arr @ np.ones(k, dtype=arr.dtype)
         if not np.isfinite(sums).all():
             _raise_not_finite(arr, name, kind)
         lo = arr.min()
