@@ -14,6 +14,8 @@ import warnings
 
 import numpy as np
 
+from ._blocks import all_finite, one_blas_thread
+
 MAX_BINS = 10_000  # n_bins / --bins: far above any useful binning, far below a memory problem
 MAX_RESAMPLES = 100_000  # bootstrap resamples: 1,000 to 10,000 is the useful range
 KINDS = ("logits", "probs", "log_probs")
@@ -72,7 +74,8 @@ def check_scores(x, name: str = "logits", *, kind: str = "logits") -> np.ndarray
     if kind == "probs":
         # Two passes: the row sums (NaN or inf in a row makes its sum non-finite) and the
         # minimum (rows of non-negative values summing to 1 are then at most 1).
-        sums = arr @ np.ones(k, dtype=arr.dtype)  # a BLAS matrix-vector product: fast row sums
+        with one_blas_thread():  # a BLAS matrix-vector product: fast row sums (one thread: no stalls)
+            sums = arr @ np.ones(k, dtype=arr.dtype)
         if not np.isfinite(sums).all():
             _raise_not_finite(arr, name, kind)
         lo = arr.min()
@@ -90,7 +93,7 @@ def check_scores(x, name: str = "logits", *, kind: str = "logits") -> np.ndarray
             raise InputError(
                 f"{name}: expected probability rows that sum to 1, got row {i} summing to {sums[i]:.6g}{hint}"
             )
-    elif not np.isfinite(arr).all():
+    elif not all_finite(arr):  # in row blocks: no (n, k) boolean temporary
         _raise_not_finite(arr, name, kind)
     return arr
 

@@ -83,9 +83,9 @@ def _fmt(x):
 
 # ----------------------------------------------------------------------------- fit
 def cmd_fit(args) -> int:
-    from . import metrics
     from .calibrators import get_calibrator
     from .outputs import check_outputs, write_outputs
+    from .streaming import evaluate_in_blocks
 
     check_outputs([args.output], _inputs(args))
     data = _read(args)
@@ -93,14 +93,12 @@ def cmd_fit(args) -> int:
     if data.k < 2:
         raise CLIError(f"{data.path}: has {data.k} class column; a calibrator needs at least 2 (binary scores "
                        "may be one column of an .npz/.npy: (n,) logits of class 1)")
-    cal = get_calibrator(args.method)
+    cal = get_calibrator(args.method, **_slow_kw(args.method, args.allow_slow))
     cal.fit(data.logits, y, kind="logits")  # data.logits are logits: what the file held was settled on reading
-    probs0 = metrics.softmax(data.logits)
-    probs1 = cal.predict_proba(data.logits, kind="logits")
-    nll0 = metrics.nll_from_logits(data.logits, y)
-    nll1 = metrics.nll_from_logits(cal.predict_log_proba(data.logits, kind="logits"), y)
-    ece0 = metrics.ece(probs0, y, args.bins)
-    ece1 = metrics.ece(probs1, y, args.bins)
+    # in row blocks: a memory-mapped .npy is never loaded whole
+    m0 = evaluate_in_blocks(data.logits, y, args.bins)
+    m1 = evaluate_in_blocks(data.logits, y, args.bins, transform=lambda zb: cal.predict_log_proba(zb, kind="logits"))
+    nll0, nll1, ece0, ece1 = m0["nll"], m1["nll"], m0["ece"], m1["ece"]
     write_outputs({args.output: cal.to_json()}, _inputs(args))
     params = ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}" for k, v in cal.summary().items())
     print(f"method      {args.method}")
@@ -133,19 +131,19 @@ def cmd_apply(args) -> int:
 
 # ----------------------------------------------------------------------------- evaluate
 def evaluate_predictions(data, calibrator_path=None, n_bins=15) -> dict:
-    from . import metrics
     from .calibrators import load
-    from .summary import summary_metrics
+    from .summary import summary_in_blocks
 
     y = data.require_labels()
-    logits = data.logits
+    transform = None
     if calibrator_path:
         cal = load(calibrator_path)
         _check_classes(cal, calibrator_path, data)
-        logits = cal.predict_log_proba(logits, kind="logits")
-    probs = metrics.softmax(logits)
+
+        def transform(zb):
+            return cal.predict_log_proba(zb, kind="logits")
     out = {"n": data.n, "k": data.k, "bins": n_bins}
-    out.update(summary_metrics(probs, y, n_bins, logits=logits))
+    out.update(summary_in_blocks(data.logits, y, n_bins, transform=transform))  # row blocks (memmap-safe)
     return out
 
 
@@ -208,7 +206,8 @@ def cmd_report(args) -> int:
                            "report on predictions of the same classes")
         for m in methods:
             print(f"fitting {m} on {args.fit_on}", file=sys.stderr)
-            cals[m] = get_calibrator(m).fit(val.logits, val.require_labels(), kind="logits")
+            cals[m] = get_calibrator(m, **_slow_kw(m, args.allow_slow)).fit(val.logits, val.require_labels(),
+                                                                            kind="logits")
         fit_name = args.fit_on
     ood = None
     if args.ood:
@@ -257,6 +256,17 @@ def cmd_experiment(args) -> int:
     return 0
 
 
+def _slow_kw(method, allow_slow) -> dict:
+    """allow_slow=True for the calibrators that refuse slow fits (BBQ, isotonic, matrix)."""
+    import inspect
+
+    from .calibrators.base import _REGISTRY
+
+    cls = _REGISTRY.get(method)
+    ok = cls is not None and "allow_slow" in inspect.signature(cls.__init__).parameters
+    return {"allow_slow": True} if allow_slow and ok else {}
+
+
 ALL_METHODS = ["temperature", "vector", "matrix", "platt", "isotonic", "histogram", "bbq"]
 
 
@@ -273,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default="temperature", choices=available_methods())
     p.add_argument("-o", "--output", required=True, metavar="CAL.json")
     p.add_argument("--bins", type=_bins, default=15, help="bins of the ECE shown (default 15)")
+    p.add_argument("--allow-slow", action="store_true", help="run a fit estimated to take over a minute")
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("apply", help="write calibrated probabilities")
@@ -303,6 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "needed): adds OOD detection metrics and score histograms")
     p.add_argument("--conformal", type=float, metavar="ALPHA", help="add split conformal sets (LAC, APS) for "
                    "miscoverage ALPHA, calibrated on --fit-on data, else on a seeded half of DATA")
+    p.add_argument("--allow-slow", action="store_true", help="run fits estimated to take over a minute")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("experiment", help="the CIFAR-10 experiment: train, sample, calibrate, report")

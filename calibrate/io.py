@@ -141,15 +141,16 @@ def _npz_field(f, zf, path, key):
         _fail(path, f"'{key}' is truncated or corrupt ({e})")
 
 
-def _load_npy(path):
+def _load_npy(path, mmap=False):
     try:
         with open(path, "rb") as fh:
             _check_header(path, "", fh, total_size=os.fstat(fh.fileno()).st_size)
-        return np.load(path, allow_pickle=False)
+        # mmap: a (n, k) .npy is memory-mapped read-only, so it is read block by block
+        return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
     except InputError:
         raise
     except ValueError as e:
-        if "allow_pickle" in str(e):
+        if "allow_pickle" in str(e) or "Python objects" in str(e):
             _fail(path, "holds Python objects (pickled); refusing to load it: save a numeric array")
         _fail(path, f"not a readable .npy file ({e})")
     except (EOFError, OSError) as e:
@@ -409,7 +410,7 @@ def read_predictions(
             z = _npz_field(f, zf, path, logits_key)
             y = _npz_field(f, zf, path, lkey) if lkey in f.files else None
     elif ext == ".npy":
-        z = _load_npy(path)
+        z = _load_npy(path, mmap=True)
         y = None
     elif ext == ".pt":
         z, y = _load_pt(path, logits_key, lkey)

@@ -14,9 +14,9 @@ import sys
 from typing import NamedTuple
 
 import numpy as np
-from scipy.special import log_softmax as _scipy_log_softmax
 
 from . import _binning
+from ._blocks import is_dask, log_softmax64, log_softmax_rows, row_blocks
 from ._validation import (
     InputError,
     check_choice,
@@ -38,20 +38,28 @@ def log_softmax(logits) -> np.ndarray:
     """(n, k) float64 log-probabilities from logits, computed in float64.
 
     log p_ij = z_ij - max_j z_ij - log sum_j exp(z_ij - max_j z_ij). A float32 softmax
-    saturates at exactly 1.0 for confident models; this does not.
+    saturates at exactly 1.0 for confident models; this does not. Computed in row blocks:
+    the result is the only full-size array (no float64 copy of the input).
     """
+    if is_dask(logits):
+        from ._dask import log_softmax_scaled
+
+        return log_softmax_scaled(logits, 1.0)
     z = check_scores(logits, "logits", kind="logits")
-    return _scipy_log_softmax(z.astype(np.float64, copy=False), axis=1)
+    return log_softmax_rows(z)
 
 
 def softmax(logits) -> np.ndarray:
-    """(n, k) float64 probabilities from logits (a float64 softmax)."""
-    return np.exp(log_softmax(logits))
+    """(n, k) float64 probabilities from logits (a float64 softmax), exponentiated in place."""
+    lp = log_softmax(logits)
+    return np.exp(lp, out=lp) if isinstance(lp, np.ndarray) else np.exp(lp)
 
 
 # ------------------------------------------------------------------ simple metrics
 def accuracy(probs, labels) -> float:
     """Fraction of rows whose arg-max class (the first, on ties) equals the label."""
+    if is_dask(probs):
+        return _dask_metric("accuracy", probs, labels)
     p, y = check_probs_labels(probs, labels)
     return float(np.mean(_top_label(p, y)[1]))
 
@@ -63,15 +71,22 @@ def nll(probs, labels) -> float:
     wrong certain prediction costs 708 nats instead of inf. From logits, prefer
     :func:`nll_from_logits`, which is exact.
     """
+    if is_dask(probs):
+        return _dask_metric("nll", probs, labels)
     p, y = check_probs_labels(probs, labels)
     return float(np.mean(_nll_terms(p, y)))
 
 
 def nll_from_logits(logits, labels) -> float:
     """Negative log-likelihood from logits via a float64 log-softmax (no clipping)."""
+    if is_dask(logits):
+        return _dask_metric("nll_from_logits", logits, labels)
     z, y = check_logits_labels(logits, labels)
-    lp = _scipy_log_softmax(z.astype(np.float64, copy=False), axis=1)
-    return float(-np.mean(lp[np.arange(lp.shape[0]), y]))
+    total = 0.0
+    for s in row_blocks(*z.shape):
+        lp = log_softmax64(z[s])
+        total += lp[np.arange(lp.shape[0]), y[s]].sum()
+    return float(-total / z.shape[0])
 
 
 def brier(probs, labels) -> float:
@@ -80,6 +95,8 @@ def brier(probs, labels) -> float:
     This is the sum over classes (Brier 1950), not divided by k. For binary (n,)
     scores it is computed on [1 - p, p], i.e. twice scikit-learn's brier_score_loss.
     """
+    if is_dask(probs):
+        return _dask_metric("brier", probs, labels)
     p, y = check_probs_labels(probs, labels)
     return float(np.mean(_brier_terms(p, y)))
 
@@ -95,9 +112,13 @@ def _nll_terms(p: np.ndarray, y: np.ndarray, log_probs=None) -> np.ndarray:
 
 
 def _brier_terms(p: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """sum_j (p_ij - [y_i = j])^2 = sum_j p_ij^2 - 2 p_{i, y_i} + 1, in float64."""
-    p64 = p.astype(np.float64, copy=False)
-    return np.einsum("ij,ij->i", p64, p64) - 2.0 * p64[np.arange(p.shape[0]), y] + 1.0
+    """sum_j (p_ij - [y_i = j])^2 = sum_j p_ij^2 - 2 p_{i, y_i} + 1, in float64 (row blocks)."""
+    n, k = p.shape
+    out = np.empty(n)
+    for s in row_blocks(n, k):
+        p64 = np.asarray(p[s], dtype=np.float64)
+        out[s] = np.einsum("ij,ij->i", p64, p64) - 2.0 * p64[np.arange(p64.shape[0]), y[s]] + 1.0
+    return out
 
 
 # ------------------------------------------------------------------ binned metrics
@@ -200,6 +221,9 @@ def ece(
     n_bins = check_n_bins(n_bins)
     check_choice(binning, "binning", BINNINGS)
     check_choice(norm, "norm", NORMS)
+    if is_dask(probs):
+        return _dask_metric("ece", probs, labels, n_bins=n_bins, binning=binning, norm=norm,
+                            classwise=classwise, debiased=debiased)
     p, y = check_probs_labels(probs, labels)
     rng = np.random.default_rng(seed)
     if not classwise:
@@ -228,12 +252,28 @@ def classwise_sums(p: np.ndarray, y: np.ndarray, n_bins: int, binning: str, weig
     classes), else equal-width edges or each class's own equal-mass edges.
     """
     n, k = p.shape
-    idx = classwise_bin_index(p, n_bins, binning, edges)
-    flat = (idx + np.arange(k) * n_bins).ravel()
-    onehot = np.zeros((n, k), dtype=np.float64)
-    onehot[np.arange(n), y] = 1.0
-    w = None if weights is None else np.repeat(np.asarray(weights, np.float64), k)
-    count, s_conf, s_corr = _binning.bin_sums(flat, p.ravel(), onehot.ravel(), n_bins * k, w)
+    if edges is None and binning == "mass":
+        edges_j = [_binning.equal_mass_edges(p[:, j], n_bins) for j in range(k)]
+    else:
+        edges_j = None
+        e = _binning.equal_width_edges(n_bins) if edges is None else edges
+    nb = n_bins * k
+    count, s_conf, s_corr = np.zeros(nb), np.zeros(nb), np.zeros(nb)
+    offs = np.arange(k) * n_bins
+    for s in row_blocks(n, k):  # blocks: the (m, k) bin indices are the only temporaries
+        pb = p[s]
+        m = pb.shape[0]
+        if edges_j is None:
+            idx = _binning.bin_index(pb, e)
+        else:
+            idx = np.stack([_binning.bin_index(pb[:, j], edges_j[j]) for j in range(k)], axis=1)
+        flat = idx + offs
+        w = None if weights is None else np.asarray(weights[s], np.float64)
+        wk = np.ones(m) if w is None else w
+        count += np.bincount(flat.ravel(), weights=None if w is None else np.repeat(w, k), minlength=nb)
+        vals = pb.astype(np.float64) if w is None else pb.astype(np.float64) * w[:, None]
+        s_conf += np.bincount(flat.ravel(), weights=vals.ravel(), minlength=nb)
+        s_corr += np.bincount(flat[np.arange(m), y[s]], weights=wk, minlength=nb)
     return count.reshape(k, n_bins), s_conf.reshape(k, n_bins), s_corr.reshape(k, n_bins)
 
 
@@ -315,3 +355,9 @@ METRIC_NAMES = {
     "nll": "NLL",
     "brier": "Brier",
 }
+
+
+def _dask_metric(name, x, labels, **kw):
+    from ._dask import metric
+
+    return metric(name, x, labels, **kw)

@@ -20,9 +20,9 @@ all-reduce (``all_reduce_torch`` does it with torch.distributed), or ``merge`` o
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import log_softmax
 
 from . import _binning
+from ._blocks import is_dask, log_softmax64, row_blocks
 from ._validation import InputError, check_labels, check_n_bins, check_scores
 from .metrics import _brier_terms, _group_errors, _nll_terms, _top_label, classwise_sums
 
@@ -55,19 +55,34 @@ class CalibrationAccumulator:
         return self.edges.size - 1
 
     def update(self, probs=None, labels=None, *, logits=None):
-        """Add a batch: ``probs`` (n, k) or ``logits`` (n, k) (exact NLL), and labels (n,)."""
+        """Add a batch: ``probs`` (n, k) or ``logits`` (n, k) (exact NLL), and labels (n,).
+
+        A batch of any size is processed in row blocks (bounded memory; a memory-mapped
+        array is read block by block). A dask array is reduced on its cluster, one task
+        per chunk of rows (:mod:`calibrate._dask`).
+        """
         if (probs is None) == (logits is None):
             raise InputError("update: give exactly one of probs or logits")
-        if logits is not None:
-            z = check_scores(logits, "logits", kind="logits")
-            lp = log_softmax(z.astype(np.float64, copy=False), axis=1)
+        x = probs if logits is None else logits
+        if is_dask(x) or is_dask(labels):
+            from ._dask import accumulate
+
+            return self.merge(accumulate(self, x, labels, kind="probs" if logits is None else "logits"))
+        kind = "logits" if logits is not None else "probs"
+        arr = check_scores(x, kind, kind=kind)
+        if arr.shape[1] != self.n_classes:
+            raise InputError(f"{kind}: expected {self.n_classes} classes, got {arr.shape[1]}")
+        y = check_labels(labels, arr.shape[0], self.n_classes)
+        for s in row_blocks(*arr.shape):
+            self._update_block(arr[s], y[s], kind)
+        return self
+
+    def _update_block(self, x, y, kind):
+        if kind == "logits":
+            lp = log_softmax64(x)
             p = np.exp(lp)
         else:
-            p = check_scores(probs, "probs", kind="probs")
-            lp = None
-        if p.shape[1] != self.n_classes:
-            raise InputError(f"probs: expected {self.n_classes} classes, got {p.shape[1]}")
-        y = check_labels(labels, p.shape[0], self.n_classes)
+            p, lp = x, None
         conf, ok = _top_label(p, y)
         b = self.n_bins
         count, s_conf, s_corr = _binning.bin_sums(_binning.bin_index(conf, self.edges), conf, ok, b)
@@ -80,7 +95,6 @@ class CalibrationAccumulator:
             self.cw_conf += s_conf
             self.cw_correct += s_corr
         self.totals += [p.shape[0], _nll_terms(p, y, lp).sum(), _brier_terms(p, y).sum(), ok.sum()]
-        return self
 
     def merge(self, other: CalibrationAccumulator):
         """Add another accumulator's sums (same classes and edges). Returns self."""
@@ -129,3 +143,37 @@ class CalibrationAccumulator:
             dist.all_reduce(t, op=dist.ReduceOp.SUM, group=group)
             setattr(self, key, t.numpy())
         return self
+
+
+def evaluate_in_blocks(logits, labels, n_bins: int = 15, *, transform=None, rows_elements: int = 1 << 20,
+                       return_state: bool = False) -> dict:
+    """Every metric of :func:`calibrate.metrics.all_metrics` from (n, k) logits, in row blocks.
+
+    logits: (n, k) float, possibly memory-mapped (read one block at a time); labels: (n,) int.
+    transform: optional f(logits block) -> log-probabilities block (a calibrator's
+    ``predict_log_proba``), applied block by block. Memory: the (n,) top-label confidences
+    (for the equal-mass ECE) plus one block; the NLL is exact from the log-probabilities.
+    return_state: give (accumulator metrics, accumulator, confidences (n,), correct (n,))
+    instead, for :func:`calibrate.summary.summary_in_blocks`.
+    """
+    from ._blocks import row_blocks as _rb
+    from .metrics import ece_from_confidences
+
+    z = check_scores(logits, "logits", kind="logits")
+    n, k = z.shape
+    y = check_labels(labels, n, k)
+    acc = CalibrationAccumulator(k, n_bins)
+    conf, ok = np.empty(n), np.empty(n, dtype=np.int64)
+    for s in _rb(n, k, rows_elements):
+        zb = z[s] if transform is None else transform(z[s])
+        lp = log_softmax64(zb)
+        c, o = _top_label(np.exp(lp), y[s])
+        conf[s], ok[s] = c, o
+        acc._update_block(lp, y[s], "logits")
+    out = acc.compute()
+    if return_state:
+        return out, acc, conf, ok
+    res = {key: out[key] for key in ("accuracy", "ece")}
+    res["ece_mass"] = ece_from_confidences(conf, ok, n_bins, binning="mass")
+    res.update({key: out[key] for key in ("ece_l2", "ece_l2_debiased", "mce", "classwise_ece", "nll", "brier")})
+    return res

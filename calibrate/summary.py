@@ -76,6 +76,41 @@ def summary_metrics(probs, labels, n_bins: int = 15, *, logits=None) -> dict:
     return out
 
 
+def summary_in_blocks(logits, labels, n_bins: int = 15, *, transform=None) -> dict:
+    """:func:`summary_metrics` of softmax(logits) (or of ``transform``'s log-probabilities)
+    computed in row blocks: memory is the (n,) top-label confidences plus one block, so a
+    memory-mapped (n, k) file is never loaded whole (what ``calibrate evaluate`` calls).
+
+    The Brier reliability term comes from the accumulator's class-wise bin sums (the same
+    one-vs-rest equal-width bins as :func:`calibrate.decomposition.brier_decomposition`):
+    REL = sum over (class, bin) of (sum p - sum o)^2 / count / n; the over/under-confidence
+    split from its top-label bin sums; the risk-coverage areas and the smooth ECE from the
+    (n,) confidences and correctness.
+    """
+    from .metrics import ece_from_confidences
+    from .streaming import evaluate_in_blocks
+
+    out, acc, conf, ok = evaluate_in_blocks(logits, labels, n_bins, transform=transform, return_state=True)
+    n = out["n"]
+    res = {key: out[key] for key in ("accuracy", "ece")}
+    res["ece_mass"] = ece_from_confidences(conf, ok, n_bins, binning="mass")
+    res.update({key: out[key] for key in ("ece_l2", "ece_l2_debiased", "mce", "classwise_ece", "nll", "brier")})
+    cnt = acc.cw_count
+    rel = float(np.sum(np.where(cnt > 0, (acc.cw_conf - acc.cw_correct) ** 2 / np.where(cnt > 0, cnt, 1.0), 0.0)) / n)
+    gap = acc.conf - acc.correct  # per top-label bin: sum of confidence - sum of correctness
+    g = _groups(conf, ok.astype(np.float64))
+    res.update({
+        "aurc": _aurc(g),
+        "augrc": _augrc(g),
+        "smooth_ece": smooth.smooth_ece(conf, ok.astype(np.float64)),
+        "brier_calibration": rel,
+        "brier_refinement": out["brier"] - rel,
+        "overconfidence": float(np.sum(np.maximum(gap, 0.0)) / n),
+        "underconfidence": float(np.sum(np.maximum(-gap, 0.0)) / n),
+    })
+    return res
+
+
 # ------------------------------------------------------------------ selective bootstrap
 class SelectiveResampler:
     """Risk-coverage numbers of (confidence, correct) on bootstrap resamples, O(n) each.

@@ -160,10 +160,13 @@ class Choice(Field):
 class Seq(Field):
     """A fixed-length JSON list (a tuple hyperparameter such as bounds)."""
 
-    def __init__(self, item: Field, length: int, *, increasing=False, as_tuple=True):
+    def __init__(self, item: Field, length: int, *, increasing=False, as_tuple=True, nullable=False):
         self.item, self.length, self.increasing, self.as_tuple = item, length, increasing, as_tuple
+        self.nullable = nullable
 
     def decode(self, v, where, dims):
+        if v is None and self.nullable:
+            return None
         if not isinstance(v, list) or len(v) != self.length:
             self.fail(where, _desc(v), f"a list of {self.length}")
         out = [self.item.decode(x, where.index(i), dims) for i, x in enumerate(v)]

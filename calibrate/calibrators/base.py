@@ -29,6 +29,7 @@ from scipy.special import log_softmax as _log_softmax
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
 
+from .._blocks import row_blocks
 from .._validation import InputError, as_logits, check_labels, to_numpy
 from ._schema import ClassLabels, Loc, Number, decode_fields
 
@@ -90,6 +91,17 @@ def _preview(values, limit=6):
     return ", ".join(items) + (", ..." if len(values) > limit else "")
 
 
+def _check_finite_output(lp: np.ndarray, z: np.ndarray, offset: int) -> None:
+    """Finite logits and valid parameters never give a non-finite log-probability: refuse it."""
+    if not np.isfinite(lp).all():
+        i = int(np.argwhere(~np.isfinite(lp))[0, 0])
+        raise InputError(
+            f"logits: the calibrated log-probabilities overflow at row {offset + i} (max |logit| "
+            f"{float(np.abs(np.asarray(z[i], dtype=np.float64)).max()):.3g}): the logits are too large for "
+            "this calibrator's parameters; check the logits' scale and the calibrator file"
+        )
+
+
 class Calibrator(BaseEstimator):
     """Base class: subclasses implement ``_fit(z, y)`` and ``_log_proba(z)``.
 
@@ -104,6 +116,7 @@ class Calibrator(BaseEstimator):
     # declares its own; ``n_classes_`` is added to every state schema.
     param_schema: dict | None = None
     state_schema: dict | None = None
+    _keep_dtype = False  # True: _fit/_log_proba take float32 or memory-mapped z as is (row blocks)
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
@@ -127,7 +140,7 @@ class Calibrator(BaseEstimator):
         before = dict(vars(self))
         try:
             self.n_classes_ = int(z.shape[1])
-            self._fit(z.astype(np.float64, copy=False), y)
+            self._fit(z if self._keep_dtype else z.astype(np.float64, copy=False), y)
             self.classes_ = classes
         except BaseException:
             vars(self).clear()
@@ -144,19 +157,25 @@ class Calibrator(BaseEstimator):
                 f"logits: expected {self.n_classes_} columns (this calibrator was fitted on "
                 f"{self.n_classes_} classes), got shape {z.shape}"
             )
-        lp = self._log_proba(z.astype(np.float64, copy=False))
-        if not np.isfinite(lp).all():  # finite logits and valid parameters never give this
-            i = int(np.argwhere(~np.isfinite(lp))[0, 0])
-            raise InputError(
-                f"logits: the calibrated log-probabilities overflow at row {i} (max |logit| "
-                f"{float(np.abs(z[i]).max()):.3g}): the logits are too large for this calibrator's "
-                "parameters; check the logits' scale and the calibrator file"
-            )
-        return lp
+        if self._keep_dtype:
+            lp = self._log_proba(z)
+            if isinstance(lp, np.ndarray):
+                for s in row_blocks(*lp.shape, 1 << 18):
+                    _check_finite_output(lp[s], z[s], s.start)
+            return lp
+        # every calibrator maps rows independently: predict in row blocks, so the only
+        # full-size array is the output (no float64 copy of the input, no full temporaries)
+        n, k = z.shape
+        out = np.empty((n, k), dtype=np.float64)
+        for s in row_blocks(n, k, 1 << 18):
+            out[s] = self._log_proba(np.asarray(z[s], dtype=np.float64))
+            _check_finite_output(out[s], z[s], s.start)
+        return out
 
     def predict_proba(self, logits, *, kind: str | None = None) -> np.ndarray:
         """(n, k) float64 calibrated probabilities; each row sums to 1."""
-        return np.exp(self.predict_log_proba(logits, kind=kind))
+        lp = self.predict_log_proba(logits, kind=kind)
+        return np.exp(lp, out=lp) if isinstance(lp, np.ndarray) else np.exp(lp)
 
     def predict(self, logits, *, kind: str | None = None) -> np.ndarray:
         """(n,) the most probable class of each row, as a label from ``classes_``."""

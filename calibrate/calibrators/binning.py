@@ -16,6 +16,7 @@ from scipy.special import gammaln, logsumexp
 
 from .._binning import bin_index, equal_mass_edges, equal_width_edges
 from .._validation import MAX_BINS, InputError, check_choice, check_n_bins
+from . import _budget
 from ._schema import Array, Choice, ListOf, Number, Record
 from .base import Calibrator, log_softmax64
 
@@ -35,8 +36,22 @@ class _OneVsRest(Calibrator):
         if not 0 < self.min_prob < 0.5:
             raise InputError(f"min_prob: expected a value in (0, 0.5), got {self.min_prob}")
         p = np.exp(log_softmax64(z))
-        classes = [1] if z.shape[1] == 2 else range(z.shape[1])
-        self.maps_ = [self._fit_map(p[:, j], (y == j).astype(np.float64)) for j in classes]
+        classes = [1] if z.shape[1] == 2 else list(range(z.shape[1]))
+        allow = getattr(self, "allow_slow", True)
+        self._precheck(p, y, classes, allow)
+        maps = []
+        for i, j in enumerate(classes):
+            if i == 1:  # time the second map (the first pays for imports): the rest cost the same
+                t1, m = _budget.timed(lambda j=j: self._fit_map(p[:, j], (y == j).astype(np.float64)))
+                _budget.check(f"{type(self).__name__} on {z.shape[0]:,} x {z.shape[1]}", t1 * (len(classes) - 1),
+                              allow, f"{len(classes)} one-vs-rest maps of {t1:.2g} s each")
+            else:
+                m = self._fit_map(p[:, j], (y == j).astype(np.float64))
+            maps.append(m)
+        self.maps_ = maps
+
+    def _precheck(self, p, y, classes, allow):
+        """Refuse before any map when even one map would exceed the budget (BBQ)."""
 
     def _log_proba(self, z):
         p = np.exp(log_softmax64(z))
@@ -72,8 +87,9 @@ class IsotonicCalibration(_OneVsRest):
                                             "y": Array(("m",), ge=0, le=1, order="nondecreasing")}),
                                     length="c")}
 
-    def __init__(self, min_prob: float = 1e-6):
+    def __init__(self, min_prob: float = 1e-6, allow_slow: bool = False):
         self.min_prob = min_prob
+        self.allow_slow = allow_slow
 
     def _fit_map(self, p, t):
         from sklearn.isotonic import IsotonicRegression
@@ -139,17 +155,31 @@ class BBQ(_OneVsRest):
         "models": ListOf(Record({"edges": _EDGES, "values": _VALUES}), length="M", min_len=1),
         "weights": Array(("M",), ge=0, le=1, total=1.0)}), length="c")}
 
-    def __init__(self, ess: float = 2.0, c: float = 10.0, prune: float = 1e-9, min_prob: float = 1e-6):
+    def __init__(self, ess: float = 2.0, c: float = 10.0, prune: float = 1e-9, min_prob: float = 1e-6,
+                 allow_slow: bool = False):
         self.ess = ess
         self.c = c
         self.prune = prune
         self.min_prob = min_prob
+        self.allow_slow = allow_slow
+
+    def _model_range(self, n):
+        root = n ** (1.0 / 3.0)
+        return max(1, int(np.floor(root / self.c))), min(n, int(np.ceil(self.c * root)))
+
+    def _precheck(self, p, y, classes, allow):
+        # one binning model (sort, bins, scores) times the number of models and of maps
+        n = p.shape[0]
+        b_min, b_max = self._model_range(n)
+        j = classes[0]
+        t1, _ = _budget.timed(lambda: bin_index(p[:, j], equal_mass_edges(p[:, j], b_max)))
+        n_models = b_max - b_min + 1
+        _budget.check(f"BBQ on {n:,} x {p.shape[1]}", t1 * n_models * len(classes), allow,
+                      f"{len(classes)} one-vs-rest maps x {n_models} binning models of {t1:.2g} s each")
 
     def _fit_map(self, p, t):
         n = p.size
-        root = n ** (1.0 / 3.0)
-        b_min = max(1, int(np.floor(root / self.c)))
-        b_max = min(n, int(np.ceil(self.c * root)))
+        b_min, b_max = self._model_range(n)
         models, scores = [], []
         for n_bins in range(b_min, b_max + 1):
             edges = equal_mass_edges(p, n_bins)

@@ -11,137 +11,295 @@ import warnings
 import numpy as np
 from scipy.optimize import minimize, minimize_scalar
 
+from .._blocks import one_blas_thread, row_blocks, row_max
 from .._validation import MAX_BINS, CalibrationWarning, InputError, check_choice
+from . import _budget
 from ._schema import Array, Bool, Choice, Number, Seq
 from .base import Calibrator, log_softmax64, one_vs_rest_log_odds
 
+_TYPICAL_LBFGS_EVALS = 100  # matrix scaling: evaluations of a typical fit (a lower estimate)
 
 # ====================================================================== temperature
-def _nll_derivatives(zs: np.ndarray, zy_mean: float, a: float, buf: np.ndarray):
-    """NLL of softmax(a * z) and its first two derivatives in a = 1/T, in one pass.
+_PASS_ELEMENTS = 1 << 15  # values per block of the derivative pass (its buffers stay in cache)
+_EXP_FLOOR = -700.0
 
-    zs = z - max_j z (rows shifted so the maximum is 0, float64), zy_mean = mean_i zs[i, y_i],
-    buf: scratch of zs's shape. f(a) = mean_i log sum_j exp(a zs_ij) - a zy_mean;
-    f'(a) = mean_i E_p[zs] - zy_mean; f''(a) = mean_i Var_p(zs) >= 0, so f is convex in a.
-    Row sums are matrix-vector products (BLAS), the only temporaries are (n,) vectors.
+
+def nll_derivative_sums(z, y, a: float, also_at: float | None = None) -> np.ndarray:
+    """One pass over (n, k) logits: the row sums that give the NLL of softmax(a z) and
+    its first three derivatives in a = 1/T.
+
+    Per row, with zs = z - max_j z and p = softmax(a zs): f = log sum_j exp(a zs_j) -
+    a zs_y; f' = E_p[zs] - zs_y; f'' = Var_p(zs) >= 0 (so the NLL is convex in a);
+    f''' = E_p[(zs - E_p zs)^3]. Moments are central (taken after subtracting the row
+    mean), so there is no cancellation. Rows are read in blocks and converted to float64
+    one block at a time (z may be float32 or memory-mapped; it is never copied whole),
+    with BLAS on one thread (see calibrate._blocks.one_blas_thread).
+    Returns float64 [rows, sum f, sum f', sum f'', sum f''', sum (mean_j zs_j - zs_y),
+    rows whose label is not a top logit, sum f at a = also_at (0 when None)]: the last
+    lets the first pass of a fit also give the NLL at T = 1 for one more exp per value.
     """
-    ones = np.ones(zs.shape[1])
-    np.multiply(zs, a, out=buf)
-    np.exp(buf, out=buf)
-    s0 = buf @ ones
-    buf *= zs
-    s1 = buf @ ones
-    buf *= zs
-    s2 = buf @ ones
-    m1 = s1 / s0
-    f = float(np.mean(np.log(s0)) - a * zy_mean)
-    g = float(np.mean(m1) - zy_mean)
-    h = float(np.mean(np.maximum(s2 / s0 - m1 * m1, 0.0)))
-    return f, g, h
+    with one_blas_thread():
+        return _nll_derivative_sums(z, y, a, also_at)
 
 
-def fit_temperature_nll(z: np.ndarray, y: np.ndarray, bounds=(0.05, 100.0), max_iter: int = 100,
-                        start: float | None = None):
-    """The temperature T in ``bounds`` that minimises the NLL of softmax(z / T).
+def _nll_derivative_sums(z, y, a, also_at):
+    """The pass itself (see nll_derivative_sums)."""
+    n, k = z.shape
+    out = np.zeros(8)
+    rows = max(1, _PASS_ELEMENTS // k)
+    r0 = min(rows, n)
+    buf, ebuf, tbuf = np.empty((r0, k)), np.empty((r0, k)), np.empty((r0, k))
+    ones = np.ones(k)
+    # row sums: BLAS matrix-vector products for short rows (numpy's short-axis sums are
+    # slow), numpy's own sums for long rows (a threaded BLAS call per row is slower still)
+    rowsum = (lambda x: x @ ones) if k <= 64 else (lambda x: x.sum(axis=1))
+    for start in range(0, n, rows):
+        zb = z[start:start + rows]
+        m = zb.shape[0]
+        zs, e, t = buf[:m], ebuf[:m], tbuf[:m]
+        np.subtract(zb, row_max(zb)[:, None], out=zs, dtype=np.float64)
+        zy = zs[np.arange(m), y[start:start + m]]
+        if also_at is not None:
+            np.multiply(zs, also_at, out=e)
+            np.maximum(e, _EXP_FLOOR, out=e)
+            f_also = np.log(rowsum(np.exp(e, out=e))).sum() - also_at * zy.sum()
+        else:
+            f_also = 0.0
+        np.multiply(zs, a, out=e)
+        # exp(-700) = 1e-304 instead of a subnormal (subnormal arithmetic is ~100x slower);
+        # against the row's own exp(0) = 1 the change is below 1e-299: nothing in float64
+        np.maximum(e, _EXP_FLOOR, out=e)
+        np.exp(e, out=e)
+        s0 = rowsum(e)
+        m1 = rowsum(np.multiply(e, zs, out=t)) / s0
+        mean_z = rowsum(zs) / k
+        zs -= m1[:, None]
+        e *= zs
+        e *= zs
+        m2 = rowsum(e) / s0
+        m3 = rowsum(np.multiply(e, zs, out=t)) / s0
+        out += (m, np.log(s0).sum() - a * zy.sum(), (m1 - zy).sum(), m2.sum(), m3.sum(),
+                (mean_z - zy).sum(), np.count_nonzero(zy < 0), f_also)
+    return out
 
-    Safeguarded Newton on a = 1/T (the NLL is convex in a): each iterate keeps a bracket
-    [lo, hi] that holds the optimum; a Newton step that leaves it is replaced by a step
-    of a factor 4 toward an untested bound, or by the bracket's geometric midpoint.
-    Stops when the relative step is below 1e-12 (quadratic convergence: usually 5 to 8
-    passes over the data, each giving the NLL and its first two derivatives).
-    On more than 200,000 rows the iteration starts from the optimum of an evenly strided
-    subsample of 50,000 rows, so the full data needs only 2 or 3 passes.
-    Returns (T, info) with info = dict(nll, grad_log_t, n_iter, at_bound).
+
+class TemperatureFitError(InputError):
+    """No finite temperature minimises the NLL of these logits (the message says why)."""
+
+
+def fit_temperature_nll(z, y, bounds=None, max_iter: int = 100, start: float | None = None,
+                        tol: float = 1e-7, sums=nll_derivative_sums, want_nll_at_1: bool = True):
+    """The temperature T > 0 that minimises the NLL of softmax(z / T), and its diagnostics.
+
+    z: (n, k) float logits (float32, float64 or memory-mapped; read in row blocks),
+    y: (n,) int labels. ``sums(z, y, a)`` is the pass (replaceable: the dask version
+    runs it on a cluster).
+    Safeguarded Halley/Newton on a = 1/T, on which the NLL is convex: each pass over the
+    data (:func:`nll_derivative_sums`) gives the NLL and its first three derivatives. A
+    step that leaves the known bracket moves by at most a factor 10 toward the untested
+    side (so the bracket widens geometrically) or bisects. When the step is below
+    ``tol`` (relative; 0.1 sqrt(tol) for a Halley step) it is taken without another
+    pass: the error after it is of order tol^2, and the NLL and gradient reported at the final T
+    are the Taylor values from that last pass. On large inputs the iteration starts
+    from the optimum on an evenly strided eighth of the rows, so 2 or 3 full passes do.
+
+    bounds: None (default) searches all of (0, inf) and refuses, with the reason, when no
+    finite optimum exists: every label is a top logit (the NLL falls as T -> 0), or the
+    labels' logits are on average no higher than the mean logit (the optimum is T -> inf).
+    (low, high): the search is confined there and stops at a bound (at_bound).
+    Returns (T, info), info = dict(nll, nll_at_1 (from the first pass), grad_log_t,
+    n_iter (passes over all rows), at_bound).
     """
-    n = z.shape[0]
-    if start is None and n > 200_000:
-        step = n // 50_000
-        start, _ = fit_temperature_nll(z[::step], y[::step], bounds, max_iter)
-    zs = np.asarray(z, dtype=np.float64)
-    zs = zs - zs.max(axis=1, keepdims=True)
-    zy = float(np.mean(zs[np.arange(zs.shape[0]), y]))
-    buf = np.empty_like(zs)
-    a_min, a_max = 1.0 / bounds[1], 1.0 / bounds[0]
+    n, k = z.shape
+    if start is None and n >= 64 and n * k >= 32 * _PASS_ELEMENTS:
+        try:
+            start, _ = fit_temperature_nll(z[::8], y[::8], bounds, max_iter, tol=1e-4, sums=sums,
+                                           want_nll_at_1=False)
+        except TemperatureFitError:
+            start = None
+    a_min, a_max = (0.0, math.inf) if bounds is None else (1.0 / bounds[1], 1.0 / bounds[0])
     lo, hi = a_min, a_max
-    a = min(max(1.0 if start is None else 1.0 / start, lo), hi)
+    a = min(max(1.0 if start is None else 1.0 / start, a_min), a_max)
     at_bound = False
-    f = g = 0.0
+    nll_at_1 = None
     for it in range(1, max_iter + 1):  # noqa: B007 (it is reported after the loop)
-        f, g, h = _nll_derivatives(zs, zy, a, buf)
+        tot = sums(z, y, a, 1.0 if it == 1 and a != 1.0 and want_nll_at_1 else None)
+        cnt = tot[0]
+        f, g, h, t3 = tot[1] / cnt, tot[2] / cnt, tot[3] / cnt, tot[4] / cnt
+        if a == 1.0:
+            nll_at_1 = f
+        elif it == 1 and want_nll_at_1:
+            nll_at_1 = tot[7] / cnt
+        if it == 1 and bounds is None:
+            if tot[6] == 0:
+                raise TemperatureFitError(
+                    "logits: every row's label has the largest logit, so the NLL keeps falling as T -> 0 "
+                    "and no temperature minimises it; give bounds=(low, high) to fit within a range")
+            if tot[5] / cnt >= 0:
+                raise TemperatureFitError(
+                    "logits: the labels' logits are on average no higher than the mean logit, so the NLL "
+                    "falls as T -> inf (uniform predictions): the logits carry no usable ranking")
         if g > 0:
             hi = a
         elif g < 0:
             lo = a
         else:
             break
-        if a == a_max and g < 0:  # optimum at the smallest temperature
+        if (a == a_max and g < 0) or (a == a_min and g > 0):  # optimum at (or beyond) a bound
             at_bound = True
             break
-        if a == a_min and g > 0:  # optimum at the largest temperature
-            at_bound = True
-            break
-        step = -g / h if h > 0 else math.inf * -np.sign(g)
+        if h > 0:
+            newton = -g / h
+            c = g * t3 / (2.0 * h * h)
+            halley = abs(c) < 0.5
+            step = newton / (1.0 - c) if halley else newton  # Halley when safe
+        else:
+            step, halley = -math.copysign(math.inf, g), False
         cand = a + step
         if not lo < cand < hi:
-            # Newton left the bracket. Toward an untested bound move by at most a factor
-            # of 4 (the bound itself when that reaches it); inside a known bracket, bisect.
+            # Left the bracket: toward an untested side move by a factor 10 (the bound
+            # itself when that reaches it); inside a known bracket, bisect.
             if cand >= hi:
-                cand = min(4.0 * a, a_max) if hi == a_max else math.sqrt(lo * hi)
+                cand = min(10.0 * a, a_max) if hi == a_max else _mid(lo, hi)
             else:
-                cand = max(a / 4.0, a_min) if lo == a_min else math.sqrt(lo * hi)
-        if abs(cand - a) <= 1e-12 * a or hi / lo - 1.0 < 1e-14:
-            break  # a is within 1e-12 of the optimum: keep it and its f, g
+                cand = max(a / 10.0, a_min) if lo == a_min else _mid(lo, hi)
+                if cand == 0.0:
+                    cand = a / 10.0
+        elif abs(step) <= (math.sqrt(tol) * 0.1 if halley else tol) * a:
+            # converged: take the last step, with the Taylor values of f and f' there
+            f += g * step + h * step * step / 2 + t3 * step**3 / 6
+            g += h * step + t3 * step * step / 2
+            a = cand
+            break
+        if lo > 0 and hi / lo - 1.0 < 1e-15:
+            break
         a = cand
     else:
         raise RuntimeError(
             f"temperature fit: Newton did not converge in {max_iter} iterations (last T={1 / a:.6g})"
         )
-    info = {"nll": f, "grad_log_t": -a * g, "n_iter": it, "at_bound": at_bound}
+    info = {"nll": f, "nll_at_1": nll_at_1, "grad_log_t": -a * g, "n_iter": it, "at_bound": at_bound}
     return 1.0 / a, info
+
+
+def _mid(lo, hi):
+    return math.sqrt(lo * hi) if lo > 0 and math.isfinite(hi) else (lo + hi) / 2
+
+
+def _nll_at(z, y, a) -> float:
+    s = nll_derivative_sums(z, y, a)
+    return float(s[1] / s[0])
 
 
 class TemperatureScaling(Calibrator):
     """p = softmax(z / T) with one scalar T > 0 (Guo et al. 2017). Keeps the arg-max.
 
-    objective: "nll" (default) finds the exact minimiser of the validation NLL in
-    ``bounds`` (see :func:`fit_temperature_nll`); "ece" minimises the validation ECE
-    (``n_bins`` equal-width bins) by a log-spaced grid of 400 temperatures refined by a
-    bounded scalar search (the ECE is not smooth in T, so this is a best-on-grid fit).
+    objective: "nll" (default) finds the exact minimiser of the validation NLL (see
+    :func:`fit_temperature_nll`); "ece" minimises the validation ECE (``n_bins``
+    equal-width bins) by a log-spaced grid of 400 temperatures refined by a bounded
+    scalar search (the ECE is not smooth in T, so this is a best-on-grid fit).
+    bounds: None (default: all of (0, inf), refusing with the reason when no finite
+    optimum exists) or (low, high) to confine T (at_bound_, with a warning, when the fit
+    stops at one).
 
-    Fitted: temperature_, nll_before_, nll_after_, grad_log_t_ (dNLL/dlog T at the
-    optimum), n_iter_, at_bound_.
+    Works in row blocks on float32 or memory-mapped logits of any shape: the memory is
+    the input plus a few MiB. Dask arrays are fitted on their cluster.
+    Fitted: temperature_, nll_before_ (NLL at T = 1), nll_after_, grad_log_t_
+    (dNLL/dlog T at the optimum), n_iter_ (passes over the data), at_bound_.
     """
 
     name = "temperature"
-    param_schema = {"objective": Choice("nll", "ece"), "bounds": Seq(Number(gt=0), 2, increasing=True),
+    param_schema = {"objective": Choice("nll", "ece"),
+                    "bounds": Seq(Number(gt=0), 2, increasing=True, nullable=True),
                     "n_bins": Number(integer=True, ge=1, le=MAX_BINS)}
     state_schema = {"temperature_": Number(gt=0), "nll_before_": Number(ge=0), "nll_after_": Number(ge=0),
                     "grad_log_t_": Number(finite=False), "n_iter_": Number(integer=True, ge=0),
                     "at_bound_": Bool()}
+    _keep_dtype = True  # _fit and _log_proba take float32 / memory-mapped logits as they are
 
-    def __init__(self, objective: str = "nll", bounds: tuple = (0.05, 100.0), n_bins: int = 15):
+    def __init__(self, objective: str = "nll", bounds: tuple | None = None, n_bins: int = 15):
         self.objective = objective
         self.bounds = bounds
         self.n_bins = n_bins
 
+    def fit(self, logits, labels, *, kind: str | None = None):
+        from .._blocks import is_dask
+
+        if is_dask(logits) or is_dask(labels):
+            from .._dask import fit_temperature_dask
+
+            self._fit_with(lambda z, y, b: fit_temperature_dask(z, y, b), logits, labels)
+            return self
+        return super().fit(logits, labels, kind=kind)
+
+    def _bounds(self):
+        if self.bounds is None:
+            return None
+        try:
+            lo, hi = (float(b) for b in self.bounds)
+        except (TypeError, ValueError):
+            raise InputError(f"bounds: expected None or (low, high), got {self.bounds!r}") from None
+        if not 0 < lo < hi:
+            raise InputError(f"bounds: expected None or 0 < low < high, got {self.bounds!r}")
+        return lo, hi
+
     def _fit(self, z, y):
         check_choice(self.objective, "objective", ("nll", "ece"))
-        lo, hi = (float(b) for b in self.bounds)
-        if not 0 < lo < hi:
-            raise InputError(f"bounds: expected 0 < low < high, got {self.bounds!r}")
-        self.nll_before_ = _nll(z, y)
         if self.objective == "nll":
-            t, info = fit_temperature_nll(z, y, (lo, hi))
-        else:
-            t, info = _fit_temperature_ece(z, y, (lo, hi), self.n_bins)
+            self._fit_with(fit_temperature_nll, z, y)
+            return
+        bounds = self._bounds() or (0.05, 100.0)
+        z = np.asarray(z, dtype=np.float64)
+        t, info = _fit_temperature_ece(z, y, bounds, self.n_bins)
+        self.nll_before_ = _nll_at(z, y, 1.0)
+        self.nll_after_ = _nll_at(z, y, 1.0 / t)
+        self._set(z.shape[1], t, info)
+
+    def _fit_with(self, fitter, z, y):
+        check_choice(self.objective, "objective", ("nll",))
+        t, info = fitter(z, y, self._bounds())
+        f1 = info["nll_at_1"]  # the NLL at T = 1 costs a pass only if the fit never made one there
+        if f1 is None:
+            f1 = _nll_pass(z, y)
+        self.nll_before_ = float(f1)
+        self.nll_after_ = float(info["nll"])
+        self._set(z.shape[1], t, info)
+
+    def _set(self, k, t, info):
+        self.n_classes_ = int(k)
         self.temperature_ = float(t)
-        self.nll_after_ = _nll(z / t, y)
         self.grad_log_t_ = float(info["grad_log_t"])
         self.n_iter_ = int(info["n_iter"])
         self.at_bound_ = bool(info["at_bound"])
+        if self.at_bound_:
+            warnings.warn(f"TemperatureScaling: the NLL optimum lies at or beyond the bound T = {t:.6g} "
+                          f"(bounds {self.bounds}); widen the bounds or use bounds=None", RuntimeWarning,
+                          stacklevel=4)
+
+    def predict_log_proba(self, logits, *, kind: str | None = None):
+        from .._blocks import is_dask
+
+        if is_dask(logits):
+            self._check_fitted()
+            if logits.ndim != 2 or logits.shape[1] != self.n_classes_:
+                raise InputError(f"logits: this calibrator was fitted on {self.n_classes_} classes, "
+                                 f"got shape {logits.shape}")
+            return self._log_proba(logits)
+        return super().predict_log_proba(logits, kind=kind)
 
     def _log_proba(self, z):
-        return log_softmax64(z / self.temperature_)
+        from .._blocks import is_dask
+
+        if is_dask(z):
+            from .._dask import log_softmax_scaled
+
+            return log_softmax_scaled(z, 1.0 / self.temperature_)
+        n, k = z.shape
+        out = np.empty((n, k), dtype=np.float64)
+        a = 1.0 / self.temperature_
+        for s in row_blocks(n, k):
+            out[s] = log_softmax64(np.multiply(z[s], a, dtype=np.float64))
+        return out
 
     def summary(self):
         return {"T": self.temperature_}
@@ -154,9 +312,16 @@ class TemperatureScaling(Calibrator):
         return TemperatureModule(self.temperature_)
 
 
-def _nll(z, y) -> float:
-    lp = log_softmax64(z)
-    return float(-np.mean(lp[np.arange(z.shape[0]), y]))
+def _nll_pass(z, y) -> float:
+    from .._blocks import is_dask
+
+    if is_dask(z):
+        from .._dask import nll_sums_dask
+
+        s = nll_sums_dask(z, y, 1.0)
+    else:
+        s = nll_derivative_sums(z, y, 1.0)
+    return float(s[1] / s[0])
 
 
 def _fit_temperature_ece(z, y, bounds, n_bins):
@@ -207,7 +372,7 @@ class _AffineScaling(Calibrator):
         if self.reg < 0:
             raise InputError(f"reg: expected a value >= 0, got {self.reg}")
         n, k = z.shape
-        t, t_info = fit_temperature_nll(z, y)
+        t, t_info = fit_temperature_nll(z, y, (0.05, 100.0))
         onehot = np.zeros((n, k))
         onehot[np.arange(n), y] = 1.0
         eye = np.ones(k) if self.diagonal else np.eye(k)
@@ -228,6 +393,12 @@ class _AffineScaling(Calibrator):
             return loss, np.concatenate([gw.ravel(), gb])
 
         theta0 = np.concatenate([w0.ravel(), np.zeros(k)])
+        if not self.diagonal:
+            # one evaluation (loss and gradient) times a typical L-BFGS count: refuse a fit of minutes
+            t1, _ = _budget.timed(lambda: fun(theta0))
+            _budget.check(f"{type(self).__name__} on {n:,} x {k}", t1 * _TYPICAL_LBFGS_EVALS,
+                          getattr(self, "allow_slow", True),
+                          f"{k * k + k:,} parameters, {t1:.2g} s per evaluation, about {_TYPICAL_LBFGS_EVALS} evaluations")
         res = minimize(
             fun, theta0, jac=True, method="L-BFGS-B",
             options={"maxiter": self.max_iter, "maxcor": 20, "ftol": self.tol * 1e-3, "gtol": self.tol},
@@ -290,8 +461,9 @@ class MatrixScaling(_AffineScaling):
     diagonal = False
     state_schema = {**_AffineScaling.state_schema, "weights_": Array(("k", "k"))}
 
-    def __init__(self, reg: float = 1e-3, max_iter: int = 5000, tol: float = 1e-10):
+    def __init__(self, reg: float = 1e-3, max_iter: int = 5000, tol: float = 1e-10, allow_slow: bool = False):
         super().__init__(reg, max_iter, tol)
+        self.allow_slow = allow_slow
 
     def summary(self):
         k = self.weights_.shape[0]

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import metrics
-from ..bootstrap import bootstrap_ci, paired_bootstrap_ci
+from ..bootstrap import bootstrap_many
 from .beyond import beyond_report
 from .figures import classwise_reliability_figure, figure_to_png, reliability_figure
 
@@ -29,37 +29,63 @@ PAIRED_KEYS = ("ece", "ece_l2_debiased", "classwise_ece", "nll", "brier")
 
 
 # ------------------------------------------------------------------------ numbers
+def _point_estimates(log_probs, labels, n_bins, keys):
+    """The plug-in value of each metric (the definitions of calibrate.metrics)."""
+    p = np.exp(log_probs)
+    vals = metrics.all_metrics(p, labels, n_bins, logits=log_probs)
+    return {k: vals[k] for k in keys}
+
+
+def _with_estimate(ci) -> dict:
+    """An interval as a dict; one that misses its estimate (a degenerate BCa correction, when
+    nearly every resample lies on one side) is widened to it and marked "widened"."""
+    d = ci.to_dict()
+    d["method"] = ci.method
+    if not d["low"] <= d["estimate"] <= d["high"]:
+        d["low"], d["high"] = min(d["low"], d["estimate"]), max(d["high"], d["estimate"])
+        d["widened"] = True
+    return d
+
+
 def evaluate_with_ci(log_probs: np.ndarray, labels: np.ndarray, n_bins: int = 15, n_resamples: int = 1000,
-                     confidence: float = 0.95, seed: int = 0) -> dict:
+                     confidence: float = 0.95, seed: int = 0, method: str = "bca", scheme: str = "auto") -> dict:
     """{metric: {"estimate", "low", "high", "confidence"}} for every metric of METRIC_KEYS.
 
     log_probs: (n, k) float64 log-probabilities (any logits: a log-softmax is applied).
+    All intervals come from one set of resample weights over sufficient statistics
+    (calibrate.bootstrap.bootstrap_many); method "bca" (default), "percentile" or "basic".
     """
     lp = metrics.log_softmax(log_probs)
-    p = np.exp(lp)
-    out = {}
-    for key in METRIC_KEYS:
-        ci = bootstrap_ci(key, p, labels, n_resamples, confidence, seed, log_probs=lp, **_bins_kw(key, n_bins))
-        out[key] = ci.to_dict()
-    return out
-
-
-def _bins_kw(key: str, n_bins: int) -> dict:
-    """The binned metrics take n_bins; accuracy, NLL and Brier do not."""
-    return {} if key in ("accuracy", "nll", "brier") else {"n_bins": n_bins}
+    est = {"p": _point_estimates(lp, labels, n_bins, METRIC_KEYS)}
+    table, _, _ = bootstrap_many({"p": lp}, labels, METRIC_KEYS, n_resamples, confidence, seed, n_bins=n_bins,
+                                 method=method, scheme=scheme, estimates=est)
+    return {k: _with_estimate(v) for k, v in table["p"].items()}
 
 
 def paired_differences(ref_log_probs, log_probs, labels, n_bins: int = 15, n_resamples: int = 1000,
-                       confidence: float = 0.95, seed: int = 0, keys=PAIRED_KEYS) -> dict:
+                       confidence: float = 0.95, seed: int = 0, keys=PAIRED_KEYS, method: str = "bca",
+                       scheme: str = "auto") -> dict:
     """{metric: {"estimate", "low", "high", "p_value"}} of metric(b) - metric(ref) on shared resamples."""
     la, lb = metrics.log_softmax(ref_log_probs), metrics.log_softmax(log_probs)
-    pa, pb = np.exp(la), np.exp(lb)
-    out = {}
-    for key in keys:
-        ci = paired_bootstrap_ci(key, pa, pb, labels, n_resamples, confidence, seed,
-                                 log_probs_a=la, log_probs_b=lb, **_bins_kw(key, n_bins))
-        out[key] = ci.to_dict()
-    return out
+    est = {"ref": _point_estimates(la, labels, n_bins, keys), "b": _point_estimates(lb, labels, n_bins, keys)}
+    _, paired, _ = bootstrap_many({"ref": la, "b": lb}, labels, list(keys), n_resamples, confidence, seed,
+                                  n_bins=n_bins, reference="ref", method=method, scheme=scheme, estimates=est)
+    return {k: _with_estimate(v) for k, v in paired["b"].items()}
+
+
+def report_numbers(preds: dict, labels, n_bins: int = 15, n_resamples: int = 1000, confidence: float = 0.95,
+                   seed: int = 0, method: str = "bca", scheme: str = "auto", reference: str = "uncalibrated"):
+    """The report's metric table and paired differences, all from ONE set of resample weights.
+
+    preds: {name: (n, k) log-probabilities}. Returns (table, diffs, info).
+    """
+    est = {name: _point_estimates(lp, labels, n_bins, METRIC_KEYS) for name, lp in preds.items()}
+    table, paired, info = bootstrap_many(preds, labels, METRIC_KEYS, n_resamples, confidence, seed, n_bins=n_bins,
+                                         reference=reference if len(preds) > 1 else None,
+                                         paired_names=PAIRED_KEYS, method=method, scheme=scheme, estimates=est)
+    table = {n: {k: _with_estimate(v) for k, v in r.items()} for n, r in table.items()}
+    diffs = {n: {k: _with_estimate(v) for k, v in r.items()} for n, r in paired.items()}
+    return table, diffs, info
 
 
 def per_class_table(predictions: dict, labels, n_bins: int = 15) -> list[dict]:
@@ -147,7 +173,8 @@ def metrics_table(rows: dict, keys=METRIC_KEYS, caption="") -> dict:
         cells = [{"text": name}]
         for k in keys:
             c = r[k]
-            cells.append({"text": _fmt(c["estimate"]), "ci": f"[{_fmt(c['low'])}, {_fmt(c['high'])}]",
+            mark = "*" if c.get("widened") else ""
+            cells.append({"text": _fmt(c["estimate"]), "ci": f"[{_fmt(c['low'])}, {_fmt(c['high'])}]{mark}",
                           "cls": "better" if best[k] == name and len(rows) > 1 else ""})
         body.append({"cells": cells})
     return {"header": header, "rows": body, "caption": caption}
@@ -169,6 +196,15 @@ def paired_table(diffs: dict, reference: str, keys=PAIRED_KEYS) -> dict:
     return {"header": header, "rows": body,
             "caption": f"Paired differences against {reference} on the same bootstrap resamples "
                        "(green: better beyond the noise at 95 %, red: worse)."}
+
+
+def _interval_words(boot: dict) -> str:
+    method = {"bca": "BCa (bias-corrected and accelerated, Efron 1987)", "percentile": "percentile",
+              "basic": "basic"}[boot["method"]]
+    scheme = {"multinomial": "multinomial (classical) resampling of the rows",
+              "poisson": "Poisson(1) weights per row (Poisson bootstrap)"}[boot["scheme"]]
+    return (f"{round(100 * boot['confidence'])} % {method} bootstrap intervals, {boot['n_resamples']} resamples, "
+            f"{scheme}, seed {boot['seed']}")
 
 
 def render_html(title: str, sections: list, subtitle: str = "") -> str:
@@ -223,7 +259,7 @@ def calibration_report(test_logits, test_labels, calibrators: dict, *, data_name
                        n_bins: int = 15, n_resamples: int = 1000, seed: int = 0, class_names=None,
                        title: str = "Calibration report", started: float | None = None,
                        ood_logits=None, ood_name: str = "", conformal_alpha: float | None = None,
-                       fit_logits=None, fit_labels=None):
+                       fit_logits=None, fit_labels=None, method: str = "bca", scheme: str = "auto"):
     """Build the report of ``calibrators`` ({name: fitted Calibrator}) on test logits.
 
     ood_logits: (m, k) logits of out-of-distribution inputs (adds the detection section);
@@ -243,9 +279,7 @@ def calibration_report(test_logits, test_labels, calibrators: dict, *, data_name
         preds[name] = cal.predict_log_proba(test_logits, kind="logits")
     probs = {n: np.exp(lp) for n, lp in preds.items()}
     n, k = preds["uncalibrated"].shape
-    table = {name: evaluate_with_ci(lp, y, n_bins, n_resamples, seed=seed) for name, lp in preds.items()}
-    diffs = {name: paired_differences(preds["uncalibrated"], lp, y, n_bins, n_resamples, seed=seed)
-             for name, lp in preds.items() if name != "uncalibrated"}
+    table, diffs, boot = report_numbers(preds, y, n_bins, n_resamples, seed=seed, method=method, scheme=scheme)
     classes = per_class_table(probs, y, n_bins)
     params = {name: {"method": cal.name, **cal.get_params(), **cal.summary()} for name, cal in calibrators.items()}
     beyond, decomposition_table, beyond_sections = beyond_report(
@@ -257,7 +291,7 @@ def calibration_report(test_logits, test_labels, calibrators: dict, *, data_name
         "title": title,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "data": data_name, "fit_on": fit_name or None, "n": n, "k": k, "bins": n_bins,
-        "bootstrap": {"n_resamples": n_resamples, "confidence": 0.95, "seed": seed, "interval": "percentile"},
+        "bootstrap": {**boot, "interval": boot["method"]},
         "metrics": table, "paired_differences_vs_uncalibrated": diffs, "per_class": classes,
         "calibrators": params, "command": command_line(), "environment": environment(),
     }
@@ -297,14 +331,16 @@ def calibration_report(test_logits, test_labels, calibrators: dict, *, data_name
     summary = [("data", data_name or "—"), ("calibrators fitted on", fit_name or "—"), ("n", f"{n:,}"), ("classes", k),
                ("accuracy", f"{acc['estimate']:.4f}  (95 % CI {acc['low']:.4f} – {acc['high']:.4f})"),
                ("binning", f"{n_bins} equal-width bins, top-label, unless the column says otherwise"),
-               ("intervals", f"95 % percentile bootstrap, {n_resamples} resamples, seed {seed}")]
+               ("intervals", _interval_words(boot))]
     sections = [
         {"id": "summary", "title": "Summary", "summary": summary},
         {"id": "metrics", "title": "Metrics with 95 % confidence intervals",
-         "paragraphs": ["Intervals are percentile bootstrap intervals over the test rows. The plug-in ECE is biased "
-                        "upward by the noise in each bin, so for a well-calibrated prediction its interval can sit "
-                        "mostly above the estimate; the debiased column and the paired differences below are the "
-                        "better guide when ECE is small."],
+         "paragraphs": [_interval_words(boot) + ". Every interval and every paired difference below comes from "
+                        "the same resample weights, applied to per-sample sufficient statistics (bin, confidence, "
+                        "correctness, NLL and Brier terms). The plug-in ECE is biased upward by the noise in each "
+                        "bin, so most resamples lie above it and a percentile interval can miss it; the BCa "
+                        "interval corrects for that bias (z0) and for skewness (the jackknife acceleration). An "
+                        "interval marked * was widened to contain its estimate (a degenerate bias correction)."],
          "tables": [metrics_table(table, caption="Lower is better except accuracy; green marks the best in each column."),
                     decomposition_table]},
         {"id": "paired", "title": "Is the improvement larger than the noise?", "tables": [paired_table(diffs, "uncalibrated")]} if diffs else None,

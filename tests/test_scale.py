@@ -1,0 +1,223 @@
+"""Bounded memory and exactness at scale: row blocks, the temperature fit's bracket and
+diagnostics, memory-mapped input, slow fits refused up front."""
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import make_logits
+from scipy.optimize import minimize_scalar
+from scipy.special import log_softmax
+
+import calibrate
+from calibrate import _blocks, metrics
+from calibrate.calibrators import _budget
+from calibrate.calibrators.scaling import (
+    TemperatureFitError,
+    fit_temperature_nll,
+    nll_derivative_sums,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def ref_nll(z, y, t):
+    return -np.mean(log_softmax(z.astype(np.float64) / t, axis=1)[np.arange(len(y)), y])
+
+
+def ref_temperature(z, y, lo, hi):
+    r = minimize_scalar(lambda lt: ref_nll(z, y, np.exp(lt)), bounds=(np.log(lo), np.log(hi)), method="bounded",
+                        options={"xatol": 1e-12})
+    return float(np.exp(r.x))
+
+
+# ------------------------------------------------------------------ row blocks
+@pytest.mark.parametrize("k", [1, 3, 50_000])
+def test_row_blocks_cover_every_row_once(k):
+    n = 100_003 if k < 100 else 7
+    seen = np.zeros(n, int)
+    for s in _blocks.row_blocks(n, k, 1000):
+        assert (s.stop - s.start) * k <= max(1000, k)
+        seen[s] += 1
+    assert np.all(seen == 1)
+
+
+def test_blockwise_metrics_equal_whole_array_references():
+    z, y = make_logits(n=70_000, k=6, seed=3)  # several blocks
+    z32 = z.astype(np.float32)
+    lp = log_softmax(z32.astype(np.float64), axis=1)
+    np.testing.assert_array_equal(metrics.log_softmax(z32), lp)
+    p = np.exp(lp)
+    assert metrics.nll_from_logits(z32, y) == pytest.approx(-lp[np.arange(len(y)), y].mean(), rel=1e-13)
+    onehot = np.eye(6)[y]
+    assert metrics.brier(p, y) == pytest.approx(((p - onehot) ** 2).sum(1).mean(), rel=1e-13)
+    # class-wise sums against a loop over classes with np.histogram-free binning
+    count, conf, corr = metrics.classwise_sums(p, y, 15, "width")
+    for j in range(6):
+        b = np.clip(np.ceil(p[:, j] * 15).astype(int) - 1, 0, 14)
+        np.testing.assert_array_equal(count[j], np.bincount(b, minlength=15))
+        np.testing.assert_allclose(conf[j], np.bincount(b, weights=p[:, j], minlength=15), rtol=1e-12)
+        np.testing.assert_array_equal(corr[j], np.bincount(b, weights=(y == j), minlength=15))
+
+
+def test_all_finite_finds_a_nan_in_any_block():
+    a = np.zeros((50_000, 40), np.float32)
+    assert _blocks.all_finite(a)
+    a[49_999, 39] = np.nan
+    assert not _blocks.all_finite(a)
+    with pytest.raises(calibrate.InputError, match="finite"):
+        metrics.nll_from_logits(a, np.zeros(50_000, int))
+
+
+def test_evaluate_in_blocks_equals_all_metrics():
+    from calibrate.streaming import evaluate_in_blocks
+
+    z, y = make_logits(n=9_000, k=5, seed=4)
+    ref = metrics.all_metrics(metrics.softmax(z), y, 15, logits=z)
+    got = evaluate_in_blocks(z, y, 15, rows_elements=4096)
+    assert got.keys() == ref.keys()
+    for key in ref:
+        assert got[key] == pytest.approx(ref[key], rel=1e-12, abs=1e-15), key
+
+
+# ------------------------------------------------------------------ temperature
+def test_one_pass_gives_the_nll_and_its_derivatives():
+    z, y = make_logits(n=500, k=7, seed=5)
+    a, h = 0.7, 1e-4
+    s = nll_derivative_sums(z, y, a)
+    f = lambda b: ref_nll(z, y, 1 / b)  # noqa: E731
+    assert s[1] / s[0] == pytest.approx(f(a), rel=1e-13)
+    assert s[2] / s[0] == pytest.approx((f(a + h) - f(a - h)) / (2 * h), rel=1e-6)
+    assert s[3] / s[0] == pytest.approx((f(a + h) - 2 * f(a) + f(a - h)) / h**2, rel=1e-4)
+    s2 = nll_derivative_sums(z, y, a, also_at=1.0)
+    assert s2[7] / s2[0] == pytest.approx(ref_nll(z, y, 1.0), rel=1e-13)
+
+
+def test_diagnostics_come_from_the_fit_and_are_exact():
+    z, y = make_logits(n=300_000, k=10, temperature=2.5, seed=6)
+    z = z.astype(np.float32)
+    cal = calibrate.TemperatureScaling().fit(z, y)
+    t = cal.temperature_
+    assert cal.nll_before_ == pytest.approx(ref_nll(z, y, 1.0), rel=1e-12)
+    assert cal.nll_after_ == pytest.approx(ref_nll(z, y, t), rel=1e-12)
+    h = 1e-5
+    grad = (ref_nll(z, y, t * np.exp(h)) - ref_nll(z, y, t * np.exp(-h))) / (2 * h)
+    assert abs(cal.grad_log_t_) < 1e-9 and abs(grad) < 1e-7
+    assert cal.n_iter_ <= 3  # passes over all rows (the start comes from an eighth of them)
+    assert t == pytest.approx(ref_temperature(z, y, 1.0, 5.0), rel=1e-7)
+
+
+@pytest.mark.parametrize("scale", [1e4, 1e-4])
+def test_bracket_widens_to_the_true_optimum_far_beyond_the_old_bounds(scale):
+    z, y = make_logits(n=4000, k=10, temperature=1.0, seed=7)
+    cal = calibrate.TemperatureScaling().fit(z * scale, y)
+    assert not cal.at_bound_
+    assert cal.temperature_ == pytest.approx(ref_temperature(z * scale, y, scale / 100, scale * 100), rel=1e-7)
+    assert cal.temperature_ == pytest.approx(scale * calibrate.TemperatureScaling().fit(z, y).temperature_, rel=1e-7)
+
+
+def test_explicit_bounds_stop_at_the_bound_with_a_warning():
+    z, y = make_logits(n=2000, k=10, temperature=1.0, seed=8)
+    with pytest.warns(RuntimeWarning, match="bound"):
+        cal = calibrate.TemperatureScaling(bounds=(0.05, 100)).fit(z * 1e4, y)
+    assert cal.at_bound_ and cal.temperature_ == pytest.approx(100)
+    with pytest.warns(RuntimeWarning, match="bound"):
+        cal = calibrate.TemperatureScaling(bounds=(0.05, 100)).fit(z * 1e-4, y)
+    assert cal.at_bound_ and cal.temperature_ == pytest.approx(0.05)
+
+
+def test_no_finite_optimum_is_refused_with_the_reason():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(500, 4))
+    y = z.argmax(1)  # every label is the top logit: the NLL falls as T -> 0
+    with pytest.raises(TemperatureFitError, match="T -> 0"):
+        calibrate.TemperatureScaling().fit(z, y)
+    y_bad = z.argmin(1)  # anti-informative: the optimum is T -> inf
+    with pytest.raises(TemperatureFitError, match="T -> inf"):
+        calibrate.TemperatureScaling().fit(z, y_bad)
+    t, info = fit_temperature_nll(z, y, bounds=(0.01, 10))  # with bounds: stops at one
+    assert info["at_bound"] and t == pytest.approx(0.01)
+
+
+def test_float32_and_memory_mapped_input_are_not_copied(tmp_path):
+    z, y = make_logits(n=20_000, k=30, temperature=2.0, seed=9)
+    z32 = z.astype(np.float32)
+    np.save(tmp_path / "z.npy", z32)
+    mm = np.load(tmp_path / "z.npy", mmap_mode="r")
+    a = calibrate.TemperatureScaling().fit(z32, y)
+    b = calibrate.TemperatureScaling().fit(mm, y)
+    assert a.temperature_ == b.temperature_
+    np.testing.assert_array_equal(a.predict_proba(mm), a.predict_proba(z32))
+
+
+MEMORY_SCRIPT = textwrap.dedent("""
+    import json, sys, numpy as np
+    def hwm():
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM"):
+                return int(line.split()[1]) * 1024
+    import calibrate
+    n, k = int(sys.argv[2]), int(sys.argv[3])
+    rng = np.random.default_rng(0)
+    z = np.lib.format.open_memmap(sys.argv[1], mode="w+", dtype=np.float32, shape=(n, k))
+    y = np.empty(n, dtype=np.int64)
+    for a in range(0, n, 200):
+        zb = rng.standard_normal((min(200, n - a), k), dtype=np.float32) * 3
+        z[a:a + 200] = zb
+        yb = zb.argmax(1)  # the top class, or (40 %) a random one: a finite optimum exists
+        flip = rng.random(yb.size) < 0.4
+        yb[flip] = rng.integers(0, k, flip.sum())
+        y[a:a + 200] = yb
+    z.flush(); del z
+    base = hwm()
+    z = np.load(sys.argv[1], mmap_mode="r")
+    cal = calibrate.TemperatureScaling().fit(z, y)
+    print(json.dumps({"base": base, "peak": hwm(), "input": n * k * 4, "T": cal.temperature_}))
+""")
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc (Linux)")
+def test_temperature_fit_peak_memory_is_input_plus_a_few_mib(tmp_path):
+    """A memory-mapped 100 MB (n, k) float32 fit: the peak RSS grows by at most input + 64 MiB."""
+    script = tmp_path / "mem.py"
+    script.write_text(MEMORY_SCRIPT)
+    r = subprocess.run([sys.executable, str(script), str(tmp_path / "z.npy"), "1000", "25000"], capture_output=True,
+                       text=True, cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert r.returncode == 0, r.stderr
+    m = json.loads(r.stdout)
+    assert m["peak"] - m["base"] <= m["input"] + 64 * 2**20, m
+
+
+# ------------------------------------------------------------------ slow fits
+@pytest.mark.parametrize("method", ["bbq", "isotonic", "matrix"])
+def test_slow_fits_are_refused_up_front_unless_allowed(monkeypatch, method):
+    z, y = make_logits(n=600, k=12, seed=10)
+    monkeypatch.setattr(_budget, "SLOW_FIT_SECONDS", 0.0)
+    with pytest.raises(_budget.SlowFitError, match=r"about .* (s|min|h) here.*temperature"):
+        calibrate.get_calibrator(method).fit(z, y)
+    cal = calibrate.get_calibrator(method, allow_slow=True).fit(z, y)
+    assert cal.predict_proba(z).shape == z.shape
+
+
+def test_cli_fit_and_evaluate_read_a_memory_mapped_npy(tmp_path):
+    z, y = make_logits(n=3000, k=5, seed=11)
+    np.save(tmp_path / "z.npy", z.astype(np.float32))
+    np.save(tmp_path / "y.npy", y)
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    r = subprocess.run([sys.executable, "-m", "calibrate.cli", "fit", str(tmp_path / "z.npy"), "--labels",
+                        str(tmp_path / "y.npy"), "-o", str(tmp_path / "cal.json")], capture_output=True, text=True,
+                       env=env, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([sys.executable, "-m", "calibrate.cli", "evaluate", str(tmp_path / "z.npy"), "--labels",
+                        str(tmp_path / "y.npy"), "--calibrator", str(tmp_path / "cal.json"), "--json"],
+                       capture_output=True, text=True, env=env, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    cal = calibrate.load(tmp_path / "cal.json")
+    lp = cal.predict_log_proba(z.astype(np.float32))
+    assert got["nll"] == pytest.approx(metrics.nll_from_logits(lp, y), rel=1e-12)
+    assert got["ece"] == pytest.approx(metrics.ece(np.exp(lp), y), rel=1e-12)
