@@ -219,6 +219,11 @@ class CalibratedClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             raise InputError(
                 f"calibrator_params: {self.method} has no parameter {bad[0]!r}; it has {', '.join(known) or 'none'}"
             )
+        if self.method == "temperature" and "bounds" not in params:
+            # inside cross-validation a fold can be separable (or carry no ranking), where no
+            # finite temperature minimises the NLL; the meta-estimator then fits within
+            # (0.05, 100) and warns at the bound rather than failing the whole search
+            params["bounds"] = (0.05, 100.0)
         return get_calibrator(self.method, **params)
 
     def _check_classes(self, est, where):

@@ -62,7 +62,7 @@ def test_ensemble_averages_one_calibrated_pair_per_split(wine):
     ref = np.zeros((len(y), 3))
     for train, test in _cv().split(X, y):
         e = clone(est).fit(X[train], y[train])
-        c = calibrate.TemperatureScaling().fit(e.decision_function(X[test]), y[test])
+        c = calibrate.TemperatureScaling(bounds=(0.05, 100.0)).fit(e.decision_function(X[test]), y[test])
         ref += c.predict_proba(e.decision_function(X)) / 5
     np.testing.assert_allclose(clf.predict_proba(X), ref, rtol=1e-12)
     assert len(clf.calibrators_) == 5
@@ -121,7 +121,7 @@ def test_log_of_predict_proba_is_clipped_away_from_zero(wine):
     X, y = wine
     est = ProbaOnly(max_depth=3)  # leaves of one class: probabilities exactly 0
     assert not hasattr(est, "decision_function") and not hasattr(est, "predict_log_proba")
-    clf = CalibratedClassifier(est, cv=_cv()).fit(X, y)
+    clf = CalibratedClassifier(est, cv=_cv(), calibrator_params={"bounds": None}).fit(X, y)
     p = cross_val_predict(DecisionTreeClassifier(max_depth=3, random_state=0), X, y, cv=_cv(), method="predict_proba")
     assert (p == 0).any()
     z = np.log(np.maximum(p, np.finfo(np.float64).tiny))

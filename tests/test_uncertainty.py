@@ -41,9 +41,15 @@ def test_certain_members_that_disagree_are_all_epistemic():
 def test_calibrating_members_then_pooling():
     rng = np.random.default_rng(3)
     val, test = rng.normal(size=(3, 200, 4)) * 4, rng.normal(size=(3, 100, 4)) * 4
-    y = rng.integers(0, 4, 200)
-    got = uncertainty.calibrate_members_then_pool(TemperatureScaling, val, y, test)
-    ref = [TemperatureScaling().fit(val[m], y).predict_proba(test[m]) for m in range(3)]
+    # labels drawn from the first member's softmax: informative logits, so every member's
+    # NLL has a finite optimum in T (random labels have none: T -> inf)
+    p = np.exp(val[0] / 2 - np.logaddexp.reduce(val[0] / 2, axis=1, keepdims=True))
+    y = (rng.random((200, 1)) > np.cumsum(p, axis=1)).sum(axis=1)
+    def make():  # members 1 and 2 carry no ranking of these labels: fit within bounds
+        return TemperatureScaling(bounds=(0.05, 100.0))
+
+    got = uncertainty.calibrate_members_then_pool(make, val, y, test)
+    ref = [make().fit(val[m], y).predict_proba(test[m]) for m in range(3)]
     np.testing.assert_allclose(np.exp(got), np.mean(ref, 0), rtol=1e-10)
 
 

@@ -294,6 +294,8 @@ class ClassLabels(Field):
         kinds = self._DTYPES[dtype]
         if any(not isinstance(x, kinds) or (dtype != "bool" and isinstance(x, bool)) for x in data):
             self.fail(where, "a label of another type", f"labels of dtype '{dtype}'")
+        if dtype == "int64" and any(not -(2**63) <= x < 2**63 for x in data):
+            self.fail(where, "a label outside the int64 range", "int64 labels")
         k = dims.get("k")
         if k is not None and len(data) != k:
             self.fail(where, f"{len(data)} labels", f"{k} (one per class column)")

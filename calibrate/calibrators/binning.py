@@ -17,7 +17,7 @@ from scipy.special import gammaln, logsumexp
 from .._binning import bin_index, equal_mass_edges, equal_width_edges
 from .._validation import MAX_BINS, InputError, check_choice, check_n_bins
 from . import _budget
-from ._schema import Array, Choice, ListOf, Number, Record
+from ._schema import Array, Bool, Choice, ListOf, Number, Record
 from .base import Calibrator, log_softmax64
 
 _MIN_PROB = Number(gt=0, lt=0.5)
@@ -81,7 +81,7 @@ class IsotonicCalibration(_OneVsRest):
     """
 
     name = "isotonic"
-    param_schema = {"min_prob": _MIN_PROB}
+    param_schema = {"min_prob": _MIN_PROB, "allow_slow": Bool()}
     # knots: x strictly increasing probabilities, y non-decreasing in [0, 1] (a monotone map)
     state_schema = {"maps_": ListOf(Record({"x": Array(("m",), ge=0, le=1, order="increasing", min_len=1),
                                             "y": Array(("m",), ge=0, le=1, order="nondecreasing")}),
@@ -150,7 +150,8 @@ class BBQ(_OneVsRest):
     """
 
     name = "bbq"
-    param_schema = {"ess": Number(gt=0), "c": Number(gt=0), "prune": Number(ge=0, lt=1), "min_prob": _MIN_PROB}
+    param_schema = {"ess": Number(gt=0), "c": Number(gt=0), "prune": Number(ge=0, lt=1), "min_prob": _MIN_PROB,
+                    "allow_slow": Bool()}
     state_schema = {"maps_": ListOf(Record({
         "models": ListOf(Record({"edges": _EDGES, "values": _VALUES}), length="M", min_len=1),
         "weights": Array(("M",), ge=0, le=1, total=1.0)}), length="c")}

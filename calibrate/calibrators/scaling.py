@@ -459,6 +459,7 @@ class MatrixScaling(_AffineScaling):
 
     name = "matrix"
     diagonal = False
+    param_schema = {**_AffineScaling.param_schema, "allow_slow": Bool()}
     state_schema = {**_AffineScaling.state_schema, "weights_": Array(("k", "k"))}
 
     def __init__(self, reg: float = 1e-3, max_iter: int = 5000, tol: float = 1e-10, allow_slow: bool = False):
