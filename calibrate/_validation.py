@@ -233,7 +233,8 @@ def looks_like(z: np.ndarray, sample: int = 10_000) -> str | None:
     n, k = z.shape
     if k < 2:
         return None
-    rows = z[:: max(1, n // sample)]
+    sample = max(1, min(sample, (1 << 20) // k))  # at most ~1M values (8 MB), whatever k
+    rows = z[:: max(1, n // sample)][:sample]
     rows = rows.astype(np.float64)
     tol = 1e-3 if z.dtype == np.float32 else 1e-6
     lo, hi = rows.min(), rows.max()
