@@ -28,6 +28,15 @@ from .figures import (
 COVERAGES = (0.8, 0.9)
 SMOOTH_MAX_RESAMPLES = 200  # the smoothed band re-smooths every resample: cap it
 OOD_MAX_RESAMPLES = 200  # each detection resample is a few passes over n_in + n_out groups
+BAND_ROW_RESAMPLES = 50_000_000  # the figures' bands: at most this many rows x resamples per prediction
+
+
+def band_resamples(n_resamples: int, n: int, cap: int | None = None) -> int:
+    """Resamples for a figure's bootstrap band: the asked number, at most ``cap``, and at most
+    BAND_ROW_RESAMPLES / n (but at least 100), so a band costs O(5e7) work whatever n; the
+    captions and the JSON say the number used."""
+    r = int(n_resamples) if cap is None else min(int(n_resamples), cap)
+    return max(1, min(r, max(100, BAND_ROW_RESAMPLES // max(int(n), 1))))
 
 
 def _f(x, digits=4):
@@ -88,6 +97,7 @@ def decomposition_table(numbers: dict, n_bins: int) -> dict:
 def selective_section(probs: dict, labels, n_resamples: int, seed: int):
     """Risk-coverage of the max probability of each prediction: (json, section)."""
     y = np.asarray(labels)
+    n_resamples = band_resamples(n_resamples, y.shape[0])
     curves, js = [], {}
     for name, p in probs.items():
         conf = p.max(axis=1)
@@ -121,7 +131,7 @@ def selective_section(probs: dict, labels, n_resamples: int, seed: int):
 # ------------------------------------------------------------------------ smooth ECE
 def smooth_section(probs: dict, labels, n_bins: int, n_resamples: int, seed: int, group: int = 4):
     """Smoothed reliability diagrams beside the binned ones: (json, section)."""
-    r = min(int(n_resamples), SMOOTH_MAX_RESAMPLES)
+    r = band_resamples(n_resamples, np.asarray(labels).shape[0], SMOOTH_MAX_RESAMPLES)
     js, figs = {}, []
     names = list(probs)
     for i in range(0, len(names), group):

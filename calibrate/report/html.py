@@ -145,6 +145,8 @@ def display_path(name: str) -> str:
 
 def command_line() -> str:
     prog = Path(sys.argv[0]).name if sys.argv else "python"
+    if prog in ("cli.py", "__main__.py") and "calibrate" in str(Path(sys.argv[0]).parent):
+        prog = "calibrate"  # run as python -m calibrate.cli: the same command
     return " ".join([prog] + [shlex.quote(a) for a in sys.argv[1:]])
 
 
