@@ -153,7 +153,7 @@ def evaluate_in_blocks(logits, labels, n_bins: int = 15, *, transform=None, rows
     transform: optional f(logits block) -> log-probabilities block (a calibrator's
     ``predict_log_proba``), applied block by block. Memory: the (n,) top-label confidences
     (for the equal-mass ECE) plus one block; the NLL is exact from the log-probabilities.
-    return_state: give (accumulator metrics, accumulator, confidences (n,), correct (n,))
+    return_state: give (the metrics, the accumulator, confidences (n,), correct (n,))
     instead, for :func:`calibrate.summary.summary_in_blocks`.
     """
     from ._blocks import row_blocks as _rb
@@ -171,9 +171,9 @@ def evaluate_in_blocks(logits, labels, n_bins: int = 15, *, transform=None, rows
         conf[s], ok[s] = c, o
         acc._update_block(lp, y[s], "logits")
     out = acc.compute()
-    if return_state:
-        return out, acc, conf, ok
     res = {key: out[key] for key in ("accuracy", "ece")}
     res["ece_mass"] = ece_from_confidences(conf, ok, n_bins, binning="mass")
     res.update({key: out[key] for key in ("ece_l2", "ece_l2_debiased", "mce", "classwise_ece", "nll", "brier")})
+    if return_state:
+        return res, acc, conf, ok
     return res

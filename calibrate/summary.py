@@ -87,14 +87,10 @@ def summary_in_blocks(logits, labels, n_bins: int = 15, *, transform=None) -> di
     split from its top-label bin sums; the risk-coverage areas and the smooth ECE from the
     (n,) confidences and correctness.
     """
-    from .metrics import ece_from_confidences
     from .streaming import evaluate_in_blocks
 
-    out, acc, conf, ok = evaluate_in_blocks(logits, labels, n_bins, transform=transform, return_state=True)
-    n = out["n"]
-    res = {key: out[key] for key in ("accuracy", "ece")}
-    res["ece_mass"] = ece_from_confidences(conf, ok, n_bins, binning="mass")
-    res.update({key: out[key] for key in ("ece_l2", "ece_l2_debiased", "mce", "classwise_ece", "nll", "brier")})
+    res, acc, conf, ok = evaluate_in_blocks(logits, labels, n_bins, transform=transform, return_state=True)
+    n = conf.shape[0]
     cnt = acc.cw_count
     rel = float(np.sum(np.where(cnt > 0, (acc.cw_conf - acc.cw_correct) ** 2 / np.where(cnt > 0, cnt, 1.0), 0.0)) / n)
     gap = acc.conf - acc.correct  # per top-label bin: sum of confidence - sum of correctness
@@ -104,7 +100,7 @@ def summary_in_blocks(logits, labels, n_bins: int = 15, *, transform=None) -> di
         "augrc": _augrc(g),
         "smooth_ece": smooth.smooth_ece(conf, ok.astype(np.float64)),
         "brier_calibration": rel,
-        "brier_refinement": out["brier"] - rel,
+        "brier_refinement": res["brier"] - rel,
         "overconfidence": float(np.sum(np.maximum(gap, 0.0)) / n),
         "underconfidence": float(np.sum(np.maximum(-gap, 0.0)) / n),
     })

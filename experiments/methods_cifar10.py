@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import numpy as np
 
 import calibrate
 from calibrate import metrics
+from calibrate._machine import cpu_model
 
 try:  # the bootstrap may move
     from calibrate.bootstrap import bootstrap_ci, paired_bootstrap_ci
@@ -109,8 +109,7 @@ def main(argv=None):
     import scipy
     import sklearn
 
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")),
-               platform.processor()) if os.path.exists("/proc/cpuinfo") else platform.processor()
+    cpu = cpu_model()
     head = [
         "# Dirichlet, ETS and beta calibration on the committed CIFAR-10 logits",
         "",

@@ -41,6 +41,7 @@ from sklearn.svm import LinearSVC
 from threadpoolctl import threadpool_limits
 
 from calibrate import CalibratedClassifier, metrics
+from calibrate._machine import cpu_model
 from calibrate.metrics import softmax
 
 
@@ -107,16 +108,6 @@ def run(out: Path, only=None):
     print(f"wrote {out}")
 
 
-def _cpu():
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
 
 def render(rows) -> str:
     names = list(dict.fromkeys(r["method"] for r in rows))
@@ -124,7 +115,7 @@ def render(rows) -> str:
         "# CalibratedClassifier vs scikit-learn's CalibratedClassifierCV",
         "",
         f"Written by `python -m experiments.sklearn_benchmark` on {time.strftime('%Y-%m-%d')}: "
-        f"{_cpu()}, {os.cpu_count()} cores shared with other work, one BLAS/OpenMP thread, "
+        f"{cpu_model()}, {os.cpu_count()} cores shared with other work, one BLAS/OpenMP thread, "
         f"Python {platform.python_version()}, scikit-learn {sklearn.__version__}, numpy {np.__version__}.",
         "",
         "Held-out test split (30 %, stratified, seed 0) of data shipped with scikit-learn (covertype",

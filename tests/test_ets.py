@@ -176,7 +176,8 @@ def test_registered_and_round_trips_through_json(tmp_path):
     np.testing.assert_array_equal(loaded.predict_proba(z), cal.predict_proba(z))
 
 
-@pytest.mark.parametrize("weights,match", [([0.5, 0.5], "shape"), ([0.7, 0.7, -0.4], "summing"),
+@pytest.mark.parametrize("weights,match", [([0.5, 0.5], "shape"), ([0.7, 0.7, -0.4], ">= 0"),
+                                           ([0.5, 0.4, 0.05], "summing"),
                                            ([0.5, 0.5, float("nan")], "finite")])
 def test_loading_checks_the_weights(weights, match):
     z, y = make_logits(n=300, k=3, seed=14)

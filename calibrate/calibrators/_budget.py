@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 
+from .._machine import human_duration
 from .._validation import InputError
 
 SLOW_FIT_SECONDS = 60.0
@@ -35,14 +36,7 @@ def check(what: str, estimate_s: float, allow_slow: bool, detail: str = "") -> N
     if allow_slow or estimate_s <= SLOW_FIT_SECONDS:
         return
     raise SlowFitError(
-        f"{what}: the fit would take about {_human(estimate_s)} here{f' ({detail})' if detail else ''}; "
+        f"{what}: the fit would take about {human_duration(estimate_s)} here{f' ({detail})' if detail else ''}; "
         f"refusing to run for minutes unannounced. Use {SUGGESTION}, or pass allow_slow=True "
         "(CLI: --allow-slow) to run it anyway")
 
-
-def _human(s: float) -> str:
-    if s < 120:
-        return f"{s:.0f} s"
-    if s < 7200:
-        return f"{s / 60:.0f} min"
-    return f"{s / 3600:.1f} h"

@@ -215,9 +215,6 @@ class Calibrator(BaseEstimator):
                 f"{type(self).__name__} is not fitted yet: call fit(logits, labels) first"
             )
 
-    def _validate_state(self, source: str) -> None:
-        """Check a loaded state (shapes, finite values); raise InputError naming ``source``."""
-
     def summary(self) -> dict:
         """The few fitted numbers worth printing (overridden by subclasses)."""
         return {}
@@ -295,7 +292,6 @@ class Calibrator(BaseEstimator):
         for key, value in state.items():
             setattr(obj, key, value)
         obj._check_state(where.key("state"))
-        obj._validate_state(source)
         return obj
 
     def save(self, path) -> None:

@@ -37,7 +37,6 @@ import numpy as np
 
 from .._validation import InputError, check_choice, check_scores
 from ._schema import Array, Choice, Number
-from ._state import check_state_array, check_state_classes
 from .base import Calibrator, log_softmax64, one_vs_rest_log_odds
 
 _EPS = np.finfo(np.float64).eps
@@ -190,8 +189,3 @@ class BetaCalibration(Calibrator):
             return {"a": float(self.a_[0]), "b": float(self.b_[0]), "c": float(self.c_[0])}
         return {"mean a": float(self.a_.mean()), "mean b": float(self.b_.mean()), "mean c": float(self.c_.mean())}
 
-    def _validate_state(self, source: str) -> None:
-        k = check_state_classes(self, source)
-        m = 1 if k == 2 else k
-        for name in ("a_", "b_", "c_"):
-            check_state_array(self, name, (m,), source)

@@ -42,7 +42,6 @@ from scipy.special import log_softmax as _log_softmax
 
 from .._validation import InputError, check_choice
 from ._schema import Array, Bool, Choice, ListOf, Number
-from ._state import check_state_array, check_state_classes, check_state_number
 from .base import Calibrator
 
 BLOCK_VALUES = 1 << 21  # float64 values per row block (16 MiB)
@@ -389,9 +388,3 @@ class DirichletCalibration(Calibrator):
         return {"lambda": self.reg_lambda_, "mu": self.reg_mu_, "mean diag W": float(np.trace(self.weights_) / k),
                 "max |off-diag W|": float(np.abs(off).max()), "max |b|": float(np.abs(self.bias_).max())}
 
-    def _validate_state(self, source: str) -> None:
-        k = check_state_classes(self, source)
-        check_state_array(self, "weights_", (k, k), source)
-        check_state_array(self, "bias_", (k,), source)
-        for name in ("reg_lambda_", "reg_mu_"):
-            check_state_number(self, name, source, 0.0)

@@ -26,7 +26,6 @@ from scipy.optimize import minimize_scalar
 
 from .._validation import InputError, check_choice
 from ._schema import Array, Choice, Number, Seq
-from ._state import check_state_array, check_state_classes, check_state_number
 from .base import Calibrator, log_softmax64
 from .scaling import fit_temperature_nll
 
@@ -186,7 +185,7 @@ class EnsembleTemperatureScaling(Calibrator):
 
     name = "ets"
     param_schema = {"loss": Choice("mse", "nll"), "bounds": Seq(Number(gt=0), 2, increasing=True)}
-    state_schema = {"temperature_": Number(gt=0), "weights_": Array((3,)),
+    state_schema = {"temperature_": Number(gt=0), "weights_": Array((3,), ge=0, le=1, total=1.0),
                     "loss_value_": Number(finite=False)}
 
     def __init__(self, loss: str = "mse", bounds: tuple = (0.05, 100.0)):
@@ -243,9 +242,3 @@ class EnsembleTemperatureScaling(Calibrator):
         return {"T": self.temperature_, "w_T": float(self.weights_[0]), "w_1": float(self.weights_[1]),
                 "w_uniform": float(self.weights_[2])}
 
-    def _validate_state(self, source: str) -> None:
-        check_state_classes(self, source)
-        w = check_state_array(self, "weights_", (3,), source)
-        if np.any(w < 0) or abs(w.sum() - 1.0) > 1e-9:
-            raise InputError(f"{source}: field 'state.weights_' must be 3 weights >= 0 summing to 1")
-        check_state_number(self, "temperature_", source, 1e-300)

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import metrics
+from .._machine import human_duration
 from ..calibrators import get_calibrator
 from ..io import atomic_save_npz
 from ..report.html import environment, evaluate_with_ci, paired_differences
@@ -186,7 +187,7 @@ def run_experiment(preset: str, data_dir, out_dir, work_dir=None, cache_dir=None
                     "train_steps_left": steps_left, "estimated_seconds": round(estimate, 1)})
     if progress:
         per = f"{step_s:.2f} s per training step (batch {p.batch_size}), " if step_s else ""
-        print(f"expected time for --preset {preset} on this machine: about {_duration(estimate)} "
+        print(f"expected time for --preset {preset} on this machine: about {human_duration(estimate)} "
               f"({per}{steps_left} steps to train)", flush=True)
 
     models, train_info = {}, {}
@@ -389,13 +390,6 @@ def _device_name(dev) -> str:
         return f"{dev} ({torch.cuda.get_device_name(dev)})"
     return str(dev)
 
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def _result_row(model, cal_name, lp, ref, y, n_resamples):

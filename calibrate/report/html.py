@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import metrics
+from .._machine import cpu_model
 from ..bootstrap import bootstrap_many
 from .beyond import beyond_report
 from .figures import classwise_reliability_figure, figure_to_png, reliability_figure
@@ -113,15 +114,7 @@ def environment() -> dict:
         except importlib.metadata.PackageNotFoundError:
             return None
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    cpu = cpu_model()
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),

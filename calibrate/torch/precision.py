@@ -29,6 +29,7 @@ import time
 
 import torch
 
+from .._machine import cpu_flags, cpu_model
 from .._validation import InputError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -57,14 +58,7 @@ def resolve_device(device="auto") -> torch.device:
 
 
 def _cpuinfo_flags() -> set:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("flags") or line.startswith("Features"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
+    return cpu_flags()
 
 
 def _torch_flag(name) -> bool:
@@ -80,17 +74,8 @@ def cpu_info() -> dict:
     flags = _cpuinfo_flags()
     amx = "amx_bf16" in flags or _torch_flag("_is_amx_tile_supported")
     avx512_bf16 = "avx512_bf16" in flags or _torch_flag("_is_avx512_bf16_supported")
-    model = None
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
     return {
-        "cpu": model,
+        "cpu": cpu_model(),
         "capability": torch.backends.cpu.get_cpu_capability(),
         "amx_bf16": bool(amx),
         "avx512_bf16": bool(avx512_bf16),
