@@ -45,6 +45,19 @@ def to_numpy(x, name: str) -> np.ndarray:
     return arr
 
 
+def check_1d_scores(x, name: str) -> np.ndarray:
+    """(n,) float64 finite scores (a confidence or any score), n >= 1."""
+    a = to_numpy(x, name)
+    if a.ndim != 1 or a.size == 0:
+        raise InputError(f"{name}: expected a non-empty 1-d array of scores, got shape {a.shape}")
+    if a.dtype.kind not in "fiub":
+        raise TypeError(f"{name}: expected numeric scores, got dtype {a.dtype}")
+    a = a.astype(np.float64, copy=False)
+    if not np.isfinite(a).all():
+        raise InputError(f"{name}: expected finite scores, got NaN or inf")
+    return a
+
+
 def check_scores(x, name: str = "logits", *, kind: str = "logits") -> np.ndarray:
     """Validate logits or probabilities: (n, k) float, or (n,) binary scores -> (n, 2).
 

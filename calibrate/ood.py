@@ -31,21 +31,12 @@ import numpy as np
 from scipy.special import log_softmax, logsumexp
 
 from . import uncertainty
-from ._validation import InputError, check_scores, to_numpy
+from ._validation import InputError, check_1d_scores, check_scores, to_numpy
 
 BLOCK_ROWS = 65536
 
 
-def _check_1d_scores(x, name):
-    a = to_numpy(x, name)
-    if a.ndim != 1 or a.size == 0:
-        raise InputError(f"{name}: expected a non-empty 1-d array of scores, got shape {a.shape}")
-    if a.dtype.kind not in "fiub":
-        raise TypeError(f"{name}: expected numeric scores, got dtype {a.dtype}")
-    a = a.astype(np.float64, copy=False)
-    if not np.isfinite(a).all():
-        raise InputError(f"{name}: expected finite scores, got NaN or inf")
-    return a
+_check_1d_scores = check_1d_scores
 
 
 def _cumulative_counts(s: np.ndarray, pos: np.ndarray):

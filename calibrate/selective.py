@@ -21,20 +21,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._validation import InputError, check_scores, to_numpy
+from ._validation import InputError, check_1d_scores, check_scores, to_numpy
 
 BLOCK_ROWS = 65536
 
 
 def _check_conf_correct(confidence, correct):
-    c = to_numpy(confidence, "confidence")
-    if c.ndim != 1 or c.size == 0:
-        raise InputError(f"confidence: expected a non-empty 1-d array of scores, got shape {c.shape}")
-    if c.dtype.kind not in "fiub":
-        raise TypeError(f"confidence: expected numeric scores, got dtype {c.dtype}")
-    c = c.astype(np.float64, copy=False)
-    if not np.isfinite(c).all():
-        raise InputError("confidence: expected finite scores, got NaN or inf")
+    c = check_1d_scores(confidence, "confidence")
     ok = to_numpy(correct, "correct")
     if ok.shape != c.shape:
         raise InputError(f"correct: expected shape {c.shape} (one per confidence), got {ok.shape}")
