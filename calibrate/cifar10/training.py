@@ -26,7 +26,9 @@ import torch
 import torch.nn.functional as F
 
 from .. import torch as ctorch
+from ..torch.focal import focal_loss
 from ..torch.losses import label_smoothing_cross_entropy
+from ..torch.mixup import mixup, mixup_cross_entropy
 from .images import MEAN, STD, ImageBatches, to_tensor  # noqa: F401 (MEAN, STD re-exported)
 from .model import ResNet9
 
@@ -39,13 +41,30 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     label_smoothing: float = 0.0
+    focal_gamma: float | str | None = None  # focal loss (a number, or "flsd-53"), Mukhoti et al. 2020
+    mixup_alpha: float = 0.0  # mixup with lam ~ Beta(alpha, alpha), Zhang et al. 2018 (0: off)
     augment: bool = True  # random crop + flip
     widths: tuple = (32, 64, 128)
     dropout: float = 0.1
     seed: int = 0
 
+    def __post_init__(self):
+        losses = [self.label_smoothing > 0, self.focal_gamma is not None, self.mixup_alpha > 0]
+        if sum(losses) > 1:
+            raise ValueError("TrainConfig: label_smoothing, focal_gamma and mixup_alpha are alternatives; set one")
+
     def to_dict(self):
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+
+def training_loss(cfg: TrainConfig, logits: torch.Tensor, labels: torch.Tensor, mixed=None) -> torch.Tensor:
+    """The batch loss of ``cfg``: cross-entropy (with label smoothing), focal, or mixup's
+    cross-entropy against the mixed targets (``mixed``: the :class:`MixedBatch`)."""
+    if mixed is not None:
+        return mixup_cross_entropy(logits, mixed)
+    if cfg.focal_gamma is not None:
+        return focal_loss(logits, labels, cfg.focal_gamma)
+    return label_smoothing_cross_entropy(logits, labels, cfg.label_smoothing)
 
 
 def augment_batch(x: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.Tensor:
@@ -96,7 +115,8 @@ def train(cfg: TrainConfig, x_train: np.ndarray, y_train: np.ndarray, out_dir, p
     meta = {"config": cfg.to_dict(), "n_train": int(len(y_train))}
     if cfg_path.exists():
         old = json.loads(cfg_path.read_text())
-        old_cfg = {k: v for k, v in old.get("config", {}).items() if k != "bf16"}  # before precision was per machine
+        # "bf16": before precision was chosen per machine; fields added since take their defaults
+        old_cfg = {**TrainConfig().to_dict(), **{k: v for k, v in old.get("config", {}).items() if k != "bf16"}}
         if old_cfg != meta["config"] or old.get("n_train") != meta["n_train"]:
             raise ValueError(f"{out}: holds a run with another configuration; use another folder")
     else:
@@ -144,10 +164,11 @@ def train(cfg: TrainConfig, x_train: np.ndarray, y_train: np.ndarray, out_dir, p
             xb, yb = x_all[idx], y_all[idx]
             if cfg.augment:
                 xb = augment_batch(xb.cpu(), gen).to(dev) if dev.type != "cpu" else augment_batch(xb, gen)
-            xb = xb.contiguous(memory_format=fmt)
+            mixed = mixup(xb, yb, cfg.mixup_alpha, generator=gen) if cfg.mixup_alpha > 0 else None
+            xb = (mixed.x if mixed is not None else xb).contiguous(memory_format=fmt)
             with ctorch.autocast(dev, prec):
                 logits = forward(xb)
-            loss = label_smoothing_cross_entropy(logits, yb, cfg.label_smoothing)
+            loss = training_loss(cfg, logits, yb, mixed)
             opt.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -209,8 +230,9 @@ def time_train_step(cfg: TrainConfig, device="cpu", precision: str = "fp32", cha
         for i in range(steps + 1):
             t0 = time.perf_counter()
             xb = (augment_batch(x, gen) if cfg.augment else x).to(dev).contiguous(memory_format=fmt)
+            mixed = mixup(xb, y, cfg.mixup_alpha, generator=gen) if cfg.mixup_alpha > 0 else None
             with ctorch.autocast(dev, prec):
-                loss = label_smoothing_cross_entropy(forward(xb), y, cfg.label_smoothing)
+                loss = training_loss(cfg, forward(mixed.x if mixed is not None else xb), y, mixed)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
