@@ -25,8 +25,8 @@ def _find_cifar():
 
 
 CIFAR = _find_cifar()
-MODELS = ["baseline", "label_smoothing", "overfit_noaug", "mc_dropout", "ensemble"]
-CALS = ["none", "temperature", "vector", "matrix", "platt", "isotonic", "histogram", "bbq"]
+MODELS = ["baseline", "label_smoothing", "overfit_noaug", "focal_loss", "mixup", "mc_dropout", "ensemble"]
+CALS = ["none", "temperature", "vector", "matrix", "platt", "isotonic", "histogram", "bbq", "dirichlet"]
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -116,6 +116,57 @@ def test_report_and_logits_are_usable(tiny):
     assert r.returncode == 0, r.stderr
 
 
+def test_shift_rows_cover_every_model_calibrator_corruption_and_severity(tiny):
+    data = json.loads((tiny[0] / "out" / "metrics.json").read_text())
+    sh = data["shift"]
+    assert sh["corruptions"] == ["gaussian_noise", "contrast"] and sh["severities"] == [3]
+    cells = {(r["model"], r["calibrator"], r["corruption"], r["severity"]) for r in sh["rows"]}
+    want = {(m, c, x, s) for m in MODELS for c in ("none", "temperature", "dirichlet", "isotonic")
+            for x, s in [("clean", 0), ("gaussian_noise", 3), ("contrast", 3)]}
+    assert cells == want
+    for r in sh["rows"]:
+        assert r["ci"]["ece"]["low"] <= r["ece"] + 1e-12 or r["ci"]["ece"]["high"] >= r["ece"]
+    assert [p["pattern"] for p in sh["patterns"]] == [
+        "calibration degrades with severity for every method",
+        "post-hoc calibration fitted on clean data helps less as shift grows", "ensembles degrade most gracefully"]
+    assert all(isinstance(p["held"], bool) for p in sh["patterns"])
+
+
+def test_shift_numbers_are_reproduced_from_the_saved_logits(tiny):
+    """Every shift number comes from OUT/logits: recompute one cell from the saved arrays."""
+    from calibrate import metrics
+
+    d = tiny[0] / "out"
+    data = json.loads((d / "metrics.json").read_text())
+    with np.load(d / "logits" / "shift_ensemble.npz", allow_pickle=False) as f:
+        z, y, names = f["logits"], f["labels"], list(f["corruptions"])
+    row = next(r for r in data["shift"]["rows"] if r["model"] == "ensemble" and r["calibrator"] == "none"
+               and r["corruption"] == "contrast")
+    lp = metrics.log_softmax(z[names.index("contrast"), 0].astype(np.float64))
+    assert row["ece"] == pytest.approx(metrics.ece(np.exp(lp), y, 15), abs=1e-6)
+    assert row["nll"] == pytest.approx(metrics.nll(np.exp(lp), y), abs=1e-6)
+
+
+def test_ood_rows_include_near_and_far_sets_and_every_score(tiny):
+    data = json.loads((tiny[0] / "out" / "metrics.json").read_text())
+    rows = data["ood"]["rows"]
+    assert {r["ood_set"] for r in rows} == {"digits", "uniform_noise", "gaussian_noise", "held_out_classes"}
+    assert {r["kind"] for r in rows if r["ood_set"] == "held_out_classes"} == {"near"}
+    scores = {(r["model"], r["score"]) for r in rows}
+    assert ("ensemble", "mutual information") in scores and ("mc_dropout", "mutual information") in scores
+    assert {"MSP", "max logit", "energy", "entropy"} <= {s for m, s in scores if m == "baseline"}
+    for r in rows:
+        assert 0 <= r["auroc"] <= 1 and 0 <= r["fpr_at_95tpr"] <= 1
+
+
+def test_report_leads_with_the_findings_and_has_no_absolute_paths(tiny):
+    html = (tiny[0] / "out" / "report.html").read_text()
+    lead = html.index("Summary: calibration under distribution shift")
+    assert lead < html.index("How this study was run") < html.index("Every model and calibrator")
+    assert html.count("Expected:") == 3 and "Out-of-distribution detection" in html
+    assert str(CIFAR.resolve()) not in html and str(tiny[0]) not in html
+
+
 def test_resume_message_lists_what_is_left(tmp_path):
     from calibrate.cifar10.runner import PRESETS, model_specs, resume_message, run_state
 
@@ -128,8 +179,8 @@ def test_resume_message_lists_what_is_left(tmp_path):
     (m1 / "last.pt").write_bytes(b"")
     (m1 / "log.jsonl").write_text('{"epoch": 1}\n')
     msg = resume_message(tmp_path, specs, run_state(tmp_path, specs))
-    assert msg == (f"resuming: 1 of 4 runs already done in {tmp_path}; will run: member1 (from epoch 2/2), "
-                   "label_smoothing, overfit_noaug")
+    assert msg == (f"resuming: 1 of 7 runs already done in {tmp_path}; will run: member1 (from epoch 2/2), "
+                   "label_smoothing, overfit_noaug, focal_loss, mixup, held_out_classes")
 
 
 def test_unavailable_cuda_is_a_clean_error(tmp_path):
@@ -152,7 +203,7 @@ def test_rerun_reuses_models_and_says_so(tiny):
     d = tiny[0]
     r = cli("experiment", "--preset", "tiny", "--data", CIFAR, "--out", d / "out2", "--work", d / "work")
     assert r.returncode == 0, r.stderr[-2000:]
-    assert f"resuming: 4 of 4 runs already done in {d / 'work'}" in r.stdout
+    assert f"resuming: 7 of 7 runs already done in {d / 'work'}" in r.stdout
     a = json.loads((d / "out" / "metrics.json").read_text())
     b = json.loads((d / "out2" / "metrics.json").read_text())
     assert [x["ece"] for x in a["results"]] == [x["ece"] for x in b["results"]]

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..report.figures import classwise_reliability_figure, reliability_figure
 from ..report.html import _png, render_html
+from ..report.shift_figures import roc_figure, severity_boxplot_figure, shift_risk_coverage_figure
+from .shift import by_severity, medians
 
 MODEL_TITLES = {
     "baseline": "baseline (standard recipe: crop + flip, weight decay)",
     "label_smoothing": "label smoothing",
     "overfit_noaug": "over-fitting regime (no augmentation, no weight decay)",
+    "focal_loss": "focal loss (FLSD-53)",
+    "mixup": "mixup (alpha 0.2)",
     "mc_dropout": "MC dropout (baseline, pooled samples)",
     "ensemble": "deep ensemble (pooled, then calibrated)",
     "ensemble_members_calibrated": "deep ensemble (members calibrated, then pooled)",
@@ -83,8 +89,16 @@ def compute_line(c) -> str:
             f"{'on' if c['compile'] else 'off'}{step}; expected {c['estimated_seconds'] / 60:.1f} min")
 
 
-def experiment_report(data: dict, test_probs: dict, y_test, class_names, anchors) -> str:
-    sections = []
+def experiment_report(data: dict, test_probs: dict, y_test, class_names, anchors, curves=None) -> str:
+    """The report as one HTML string (see :func:`experiment_sections`)."""
+    title, sections, subtitle = experiment_sections(data, test_probs, y_test, class_names, anchors, curves)
+    return render_html(title, sections, subtitle=subtitle)
+
+
+def experiment_sections(data: dict, test_probs: dict, y_test, class_names, anchors, curves=None):
+    """(title, sections, subtitle) of the report: the shift and OOD findings first (each with its
+    figure), the headline figures, then the in-distribution details, collapsed."""
+    sections = shift_sections(data, curves or {}) if data.get("shift") else []
     hw = data["hardware"]
     summary = [
         ("data", f"{data['data']['note']} at {data['data']['root']}"),
@@ -92,14 +106,16 @@ def experiment_report(data: dict, test_probs: dict, y_test, class_names, anchors
                   "(seeded, stratified)"),
         ("protocol", data["protocol"]),
         ("preset", f"{data['preset']}: {data['preset_config']['notes']}"),
-        ("intervals", f"95 % percentile bootstrap over test rows, {data['preset_config']['n_resamples']} resamples, seed 0"),
+        ("intervals", f"95 % BCa bootstrap over test rows, {data['preset_config']['n_resamples']} resamples (clean test "
+                      f"set) and {data.get('shift', {}).get('n_resamples', '-')} per shifted set, seed 0"),
         ("machine", f"{hw['cpu']}, {hw['cores']} cores"),
         ("compute", compute_line(data.get("compute"))),
         ("wall time", f"{data['wall_seconds'] / 60:.1f} min for this run (cached models are reused: see Training)"),
     ]
-    sections.append({"id": "summary", "title": "Summary", "summary": summary})
-    sections.append({"id": "findings", "title": "What the numbers show", "paragraphs": findings(data)
-                     + ["The percentile bootstrap interval of a plug-in ECE sits above the estimate when the "
+    sections.append({"id": "summary", "title": "How this study was run", "summary": summary})
+    sections.append({"id": "findings", "title": "In distribution: what the numbers show", "collapsed": True,
+                     "paragraphs": findings(data)
+                     + ["The bootstrap interval of a plug-in ECE sits above the estimate when the "
                         "true ECE is small (the plug-in ECE is biased upward by the noise in each bin); the "
                         "debiased column and the paired differences are the better guide there."]})
 
@@ -204,5 +220,165 @@ def experiment_report(data: dict, test_probs: dict, y_test, class_names, anchors
     sections.append({"id": "provenance", "title": "How this report was made", "summary": [
         ("command", data["command"]), ("versions", ", ".join(f"{a} {b}" for a, b in hw["packages"].items() if b)),
         ("platform", hw["platform"])]})
-    return render_html(f"CIFAR-10 calibration experiment ({data['preset']})", sections,
-                       subtitle="train, sample, calibrate, report — every number below was produced by the command at the end")
+    for sec in sections:
+        if sec["id"] in ("results", "anchors", "reliability", "classwise", "ensemble", "uncertainty", "training"):
+            sec["collapsed"] = True
+    return (f"CIFAR-10 calibration experiment ({data['preset']})", sections,
+            "calibration in and out of distribution: train, sample, calibrate, report — every number below was "
+            "produced by the command at the end")
+
+
+# ------------------------------------------------------------------------ shift and OOD
+SHIFT_MODELS = ("baseline", "label_smoothing", "focal_loss", "mixup", "overfit_noaug", "mc_dropout", "ensemble")
+SCORES = ("MSP", "MSP (temperature)", "max logit", "energy", "entropy", "mutual information")
+
+
+def _boxes(rows, pairs, key="ece"):
+    vals = by_severity(rows, key)
+    return {label: vals[pair] for label, pair in pairs.items() if pair in vals}
+
+
+def _mark_ties(cells_by_row: dict, lower_is_better: bool, digits: int) -> dict:
+    """{row: "best" | "best tie" | ""}: the best value at the shown precision; equal ones are ties."""
+    shown = {r: round(v, digits) for r, v in cells_by_row.items() if v is not None}
+    if not shown:
+        return {}
+    best = min(shown.values()) if lower_is_better else max(shown.values())
+    winners = [r for r, v in shown.items() if v == best]
+    return {r: ("best tie" if len(winners) > 1 else "best") if r in winners else "" for r in cells_by_row}
+
+
+def shift_sections(data: dict, curves: dict) -> list[dict]:
+    """The summary (three findings, each with its figure), headline figures and shift/OOD tables."""
+    sh, od = data["shift"], data["ood"]
+    rows, sev = sh["rows"], sh["severities"]
+    hi = max(sev)
+    models = [m for m in SHIFT_MODELS if any(r["model"] == m for r in rows)]
+    uncal = {MODEL_TITLES.get(m, m).split(" (")[0]: (m, "none") for m in models}
+    fig_uncal = _png(severity_boxplot_figure(_boxes(rows, uncal), ylabel="ECE (%)",
+                                             title="ECE under shift, uncalibrated models"),
+                     "ECE against shift severity, uncalibrated models",
+                     f"Top-label ECE (15 bins) on {sh['n']:,} test images per set; each box spans the "
+                     f"{len(sh['corruptions'])} corruptions at one severity (whiskers: min and max; points: one "
+                     "corruption each); 'clean' is the same images uncorrupted.")
+    post = {}
+    for m in ("baseline", "ensemble"):
+        for c in sh["calibrators"]:
+            post[f"{m} + {c}" if c != "none" else f"{m} uncalibrated"] = (m, c)
+    fig_post = _png(severity_boxplot_figure(_boxes(rows, post), ylabel="ECE (%)",
+                                            title="post-hoc calibrators fitted on clean validation data"),
+                    "ECE against shift severity with each post-hoc calibrator",
+                    "Each calibrator is fitted once, on the clean validation split, and applied unchanged to "
+                    "the shifted sets (boxes over corruptions, as above).")
+    fig_nll = _png(severity_boxplot_figure(_boxes(rows, uncal, "nll"), ylabel="NLL (nats)", scale=1.0,
+                                           title="NLL under shift, uncalibrated models"),
+                   "NLL against shift severity, uncalibrated models", "Negative log-likelihood, boxes over corruptions.")
+    figs = [fig_uncal, fig_post, fig_nll]
+    findings = []
+    for i, pat in enumerate(sh["patterns"]):
+        verdict = "Held" if pat["held"] else "Did not hold"
+        findings.append({"id": f"finding{i + 1}", "title": f"{i + 1}. Expected: {pat['pattern']}. {verdict}.",
+                         "paragraphs": [pat["text"]], "figures": [figs[min(i, 2)]]})
+    out = [{"id": "lead", "lead": True, "title": "Summary: calibration under distribution shift",
+            "paragraphs": [f"{len(models)} CIFAR-10 models, {len(sh['calibrators']) - 1} post-hoc calibrators "
+                           f"fitted on clean validation data, {len(sh['corruptions'])} corruptions x {len(sev)} "
+                           f"severities (CIFAR-10-C style, generated here), {len(od['sets'])} out-of-distribution "
+                           "sets. The three patterns Ovadia et al. (2019) report, tested on these numbers:"]},
+           *findings]
+
+    # ---- headline: risk-coverage, OOD ROC, conformal under shift
+    head = []
+    if curves.get("risk_coverage"):
+        head.append(_png(shift_risk_coverage_figure(curves["risk_coverage"]), "Risk-coverage under shift",
+                         "Selective risk when only the most confident fraction of the rows is accepted, pooled over "
+                         "corruptions at each severity (temperature-scaled confidences)."))
+    if curves.get("roc"):
+        head.append(_png(roc_figure(curves["roc"]), "ROC curves of OOD detection",
+                         "In-distribution (the clean test set) against each OOD set; higher curves separate better. "
+                         "Near OOD: a model trained without the held-out classes, tested on their images."))
+    conf = sh.get("conformal", [])
+    if conf:
+        vals = {}
+        for r in conf:
+            vals.setdefault(f"{r['model']}, {r['method']}", {}).setdefault(r["severity"], []).append(r["coverage"])
+        alpha = conf[0]["alpha"]
+        head.append(_png(severity_boxplot_figure(vals, ylabel="coverage (%)", target=1 - alpha,
+                                                 target_label=f"nominal {100 * (1 - alpha):.0f} %",
+                                                 title="conformal sets calibrated on clean data", size=(9.0, 3.8)),
+                         "Conformal coverage under shift",
+                         f"Marginal coverage of split-conformal sets (alpha = {alpha:g}) calibrated on the clean "
+                         "validation split; the guarantee holds only for exchangeable (clean) data."))
+    out.append({"id": "headline", "title": "Headline figures: abstaining, detecting, covering", "figures": head})
+
+    # ---- OOD table
+    orows = od["rows"]
+    sets = list(dict.fromkeys(r["ood_set"] for r in orows))
+    header = ["model", "score"] + [f"{s} ({od['sets'].get(s, '')}): AUROC % / FPR@95 %" for s in sets]
+    table_rows, cells = [], {}
+    for r in orows:
+        cells.setdefault((r["model"], r["score"]), {})[r["ood_set"]] = r
+    best = {s: _mark_ties({k: v[s]["auroc"] for k, v in cells.items() if s in v}, False, 3) for s in sets}
+    for (model, score), by_set in cells.items():
+        row = [{"text": model}, {"text": score}]
+        for s in sets:
+            r = by_set.get(s)
+            row.append({"text": "—"} if r is None else
+                       {"text": f"{100 * r['auroc']:.1f} / {100 * r['fpr_at_95tpr']:.1f}",
+                        "cls": best[s].get((model, score), "")})
+        table_rows.append({"cells": row})
+    out.append({"id": "ood", "title": "Out-of-distribution detection",
+                "paragraphs": [f"Positive class: in-distribution (the {od['n_in']:,} clean test images; for the near-OOD "
+                               f"row, the test images of the 8 kept classes). Held out: classes "
+                               f"{od['held_out_classes']} (in-class accuracy of that model "
+                               f"{100 * od['held_out_model_accuracy_in']:.2f} %). Scores: higher = more in-distribution "
+                               "(MSP = max softmax probability, energy = logsumexp of the logits, entropy negated, mutual "
+                               "information negated, from the MC dropout samples or the ensemble members). Best AUROC "
+                               "per set in green; equal values at the shown precision are marked as ties."],
+                "tables": [{"header": header, "rows": table_rows}]})
+
+    # ---- per-severity tables (details)
+    med_ece, med_nll, med_acc = medians(rows, "ece"), medians(rows, "nll"), medians(rows, "accuracy")
+    trows = []
+    for m in models:
+        for c in sh["calibrators"]:
+            if (m, c) not in med_ece:
+                continue
+            trows.append({"cells": [{"text": m}, {"text": c}]
+                          + [{"text": f"{100 * med_ece[(m, c)][s]:.2f}"} for s in sev]
+                          + [{"text": f"{med_nll[(m, c)][s]:.3f}"} for s in (0, hi)]
+                          + [{"text": f"{100 * med_acc[(m, c)][s]:.1f}"} for s in (0, hi)]})
+    out.append({"id": "shift-table", "collapsed": True, "title": "Shift: medians over corruptions, every model and calibrator",
+                "tables": [{"header": ["model", "calibrator"] + [f"ECE % s{s}" for s in sev]
+                            + [f"NLL s{s}" for s in (0, hi)] + [f"acc % s{s}" for s in (0, hi)], "rows": trows,
+                            "caption": "Medians over corruptions (s0 = clean); the per-set numbers with 95 % intervals "
+                                       "are in metrics.json (shift.rows)."}]})
+    crow = []
+    for c in sh["corruptions"]:
+        cell = {}
+        for r in rows:
+            if r["corruption"] == c and r["severity"] == hi and r["model"] in ("baseline", "ensemble") and \
+                    r["calibrator"] in ("none", "temperature"):
+                cell[(r["model"], r["calibrator"])] = r
+        pairs = [("baseline", "none"), ("baseline", "temperature"), ("ensemble", "none"), ("ensemble", "temperature")]
+        crow.append({"cells": [{"text": c.replace("_", " ")}] + [
+            {"text": f"{100 * cell[q]['ece']:.2f}", "ci": f"[{100 * cell[q]['ci']['ece']['low']:.2f}, "
+                                                          f"{100 * cell[q]['ci']['ece']['high']:.2f}]"}
+            if q in cell else {"text": "—"} for q in pairs] + [
+            {"text": f"{100 * cell[('baseline', 'none')]['accuracy']:.1f}" if ("baseline", "none") in cell else "—"}]})
+    out.append({"id": "shift-corruptions", "collapsed": True, "title": f"Shift: each corruption at severity {hi}",
+                "tables": [{"header": ["corruption", "baseline ECE %", "baseline + temperature", "ensemble ECE %",
+                                       "ensemble + temperature", "baseline acc %"], "rows": crow,
+                            "caption": "95 % BCa bootstrap intervals over the shifted test images."}]})
+    if conf:
+        agg = {}
+        for r in conf:
+            agg.setdefault((r["model"], r["method"]), {}).setdefault(r["severity"], []).append(r)
+        ctab = [{"cells": [{"text": m}, {"text": meth}] + [
+            {"text": f"{100 * np.median([x['coverage'] for x in d[s]]):.1f}",
+             "ci": f"size {np.median([x['mean_size'] for x in d[s]]):.2f}"} for s in sev]}
+            for (m, meth), d in agg.items()]
+        out.append({"id": "conformal-shift", "collapsed": True, "title": "Conformal sets under shift",
+                    "tables": [{"header": ["model", "method"] + [f"coverage % s{s}" for s in sev], "rows": ctab,
+                                "caption": "Median over corruptions of the marginal coverage, and below it the median "
+                                           "mean set size."}]})
+    return out

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,7 +43,24 @@ from ..calibrators import get_calibrator
 from ..io import atomic_save_npz
 from ..report.html import environment, evaluate_with_ci, paired_differences
 
-CALIBRATORS = ["none", "temperature", "vector", "matrix", "platt", "isotonic", "histogram", "bbq"]
+CALIBRATORS = ["none", "temperature", "vector", "matrix", "platt", "isotonic", "histogram", "bbq", "dirichlet"]
+# ODIR's penalties chosen by 3-fold CV on a 6 x 6 grid (10^-4 .. 10^1): the default 24 x 8 grid
+# with 5 folds costs about a minute per model on 2 cores for the same choice here
+ODIR_GRID = tuple(10.0**i for i in range(-4, 2))
+
+
+def make_calibrator(name: str, odir_grid: tuple = ODIR_GRID):
+    """A fresh calibrator of the study (``get_calibrator``; ODIR's penalties cross-validated
+    on ``odir_grid``, or fixed when the grid has one value)."""
+    if name == "dirichlet":
+        from ..calibrators import DirichletCalibration
+
+        if len(odir_grid) == 1:
+            return DirichletCalibration(reg_lambda=odir_grid[0], reg_mu=odir_grid[0])
+        return DirichletCalibration(lambdas=odir_grid, mus=odir_grid, cv=3)
+    return get_calibrator(name)
+
+
 ANCHORS_GUO = {  # Guo et al. 2017, Table 1, CIFAR-10, ECE % (../shared/docs/anchors.md)
     "ResNet-110": {"none": 4.60, "histogram": 0.58, "isotonic": 0.81, "bbq": 0.54, "temperature": 0.83, "vector": 0.88, "matrix": 1.00},
     "Wide ResNet-32": {"none": 4.52, "histogram": 0.72, "isotonic": 1.08, "bbq": 0.74, "temperature": 0.54, "vector": 0.60, "matrix": 0.72},
@@ -67,6 +85,8 @@ class Preset:
     severities: tuple = (1, 2, 3, 4, 5)
     n_shift: int | None = 2000  # test images per corruption and severity (stratified subset)
     n_ood: int = 2000  # images per far-OOD set
+    n_shift_resamples: int = 200  # bootstrap resamples per shifted cell
+    odir_grid: tuple = ODIR_GRID  # ODIR's lambda = mu candidates (one value: fixed, no CV)
     n_train: int | None = None  # a stratified subset of the 45,000 (quick)
     n_val: int = 5000
     n_test: int | None = None
@@ -80,11 +100,12 @@ PRESETS = {
     "tiny": Preset("tiny", epochs=1, widths=(8, 16, 16), ensemble_size=2, mc_samples=3, overfit_epochs=1,
                    n_train=500, n_val=200, n_test=300, n_resamples=50, batch_size=64,
                    corruptions=("gaussian_noise", "contrast"), severities=(3,), n_shift=100, n_ood=100,
+                   n_shift_resamples=20, odir_grid=(1e-2,),
                    notes="for the tests: a few hundred images, one epoch; numbers are meaningless"),
     "quick": Preset("quick", epochs=2, widths=(16, 32, 64), ensemble_size=2, mc_samples=5, overfit_epochs=2,
                     n_train=6000, n_val=1000, n_test=2000, n_resamples=200,
                     corruptions=("gaussian_noise", "defocus_blur", "contrast", "jpeg_compression"), severities=(3,),
-                    n_shift=1000, n_ood=500,
+                    n_shift=1000, n_ood=500, n_shift_resamples=50, odir_grid=(1e-2,),
                     notes="smoke run on a subset (at most 4 minutes on a 2-core CPU): numbers are not meaningful"),
     "cpu": Preset("cpu", epochs=10, widths=(16, 32, 64), ensemble_size=5, mc_samples=10, overfit_epochs=10,
                   notes="the real experiment on a CPU: 10 models of a narrow ResNet-9 for 10 epochs, 13 corruptions "
@@ -260,12 +281,17 @@ def run_experiment(preset: str, data_dir, out_dir, work_dir=None, cache_dir=None
         Variant("baseline", logits["baseline"]["val"], logits["baseline"]["test"]),
         Variant("label_smoothing", logits["label_smoothing"]["val"], logits["label_smoothing"]["test"]),
         Variant("overfit_noaug", logits["overfit_noaug"]["val"], logits["overfit_noaug"]["test"]),
+        Variant("focal_loss", logits["focal_loss"]["val"], logits["focal_loss"]["test"]),
+        Variant("mixup", logits["mixup"]["val"], logits["mixup"]["test"]),
         Variant("mc_dropout", pooled_log_probs(mc["val"]), pooled_log_probs(mc["test"]), mc["val"], mc["test"]),
         Variant("ensemble", pooled_log_probs(ens["val"]), pooled_log_probs(ens["test"]), ens["val"], ens["test"]),
     ]
     for v in variants:
         for split, arr, y in (("val", v.val, y_val), ("test", v.test, y_test)):
             atomic_save_npz(out / "logits" / f"{v.name}_{split}.npz", logits=arr.astype(np.float32), labels=y)
+        if v.test_samples is not None:  # the samples behind the pooled prediction (MI, members)
+            atomic_save_npz(out / "logits" / f"{v.name}_samples_test.npz", samples=v.test_samples.astype(np.float32),
+                            labels=y_test)
 
     results, fitted = [], {}
     test_probs = {}
@@ -276,7 +302,7 @@ def run_experiment(preset: str, data_dir, out_dir, work_dir=None, cache_dir=None
             if cal_name == "none":
                 lp, cal = ref, None
             else:
-                cal = get_calibrator(cal_name).fit(v.val, y_val, kind="logits")
+                cal = make_calibrator(cal_name, p.odir_grid).fit(v.val, y_val, kind="logits")
                 lp = cal.predict_log_proba(v.test, kind="logits")
             row = _result_row(v.name, cal_name, lp, ref, y_test, p.n_resamples)
             if cal is not None:
@@ -289,7 +315,9 @@ def run_experiment(preset: str, data_dir, out_dir, work_dir=None, cache_dir=None
                 f"[{row['ci']['ece']['low']:.4f}, {row['ci']['ece']['high']:.4f}]  NLL {row['nll']:.4f}")
         if v.name == "ensemble":
             for cal_name in CALIBRATORS[1:]:
-                lp = calibrate_members_then_pool(lambda c=cal_name: get_calibrator(c), v.val_samples, y_val, v.test_samples)
+                if cal_name == "dirichlet":  # 5 cross-validated fits: see the pooled row instead
+                    continue
+                lp = calibrate_members_then_pool(lambda c=cal_name: make_calibrator(c, p.odir_grid), v.val_samples, y_val, v.test_samples)
                 row = _result_row("ensemble_members_calibrated", cal_name, lp, ref, y_test, p.n_resamples)
                 results.append(row)
                 test_probs[("ensemble_members_calibrated", cal_name)] = np.exp(lp)
@@ -309,13 +337,16 @@ def run_experiment(preset: str, data_dir, out_dir, work_dir=None, cache_dir=None
         uncertainty[v.name]["members"] = int(v.test_samples.shape[0])
         uncertainty[v.name]["member_accuracy_mean"] = float(np.mean(v.test_samples.argmax(2) == y_test))
 
+    study, curves = shift_and_ood(p, models, variants, fitted, members, (x_val, y_val), (x_test, y_test), logits,
+                                  mc, cached, work, out, dev, prec, log, progress)
+
     data = {
         "experiment": "cifar10", "preset": preset, "preset_config": asdict(p),
-        "data": {"root": str(Path(data_dir).resolve()), "note": _data_note(data_dir),
+        "data": {"root": os.path.relpath(Path(data_dir).resolve(), Path.cwd().resolve()), "note": _data_note(data_dir),
                  "n_train": int(len(y_train)), "n_val": int(len(y_val)), "n_test": int(len(y_test))},
         "protocol": "Guo et al. 2017: 45k/5k/10k; calibrators fitted on validation NLL; ECE 15 equal-width bins, top-label; "
                     "binning calibrators one-vs-rest then renormalised",
-        "results": results, "train": train_info, "uncertainty": uncertainty,
+        "results": results, "train": train_info, "uncertainty": uncertainty, **study,
         "command": _command(), "hardware": environment(), "compute": compute, "classes": list(CLASSES),
         "wall_seconds": round(time.time() - t_start, 1),
     }
@@ -323,13 +354,151 @@ def run_experiment(preset: str, data_dir, out_dir, work_dir=None, cache_dir=None
     from ..outputs import write_outputs
     from .report import experiment_report
 
-    html = experiment_report(data, test_probs, y_test, list(CLASSES), ANCHORS_GUO)
+    html = experiment_report(data, test_probs, y_test, list(CLASSES), ANCHORS_GUO, curves)
     data["wall_seconds"] = round(time.time() - t_start, 1)
     # one unit: never a new metrics.json beside an old report.html (calibrate.outputs)
     write_outputs({out / "report.html": html,
                    out / "metrics.json": json.dumps(_clean(data), indent=1, allow_nan=False) + "\n"})
     log(f"done: {out / 'report.html'}, {out / 'metrics.json'}")
     return data
+
+
+def shift_and_ood(p: Preset, models, variants, fitted, members, val, test, logits, mc, cached, work, out, dev, prec,
+                  log, progress) -> tuple[dict, dict]:
+    """The shift and OOD part of the study: ({"shift": ..., "ood": ...} for metrics.json,
+    the curves the report draws). Predictions are cached in WORK/predictions/{shift,ood};
+    what every number needs is saved under OUT/logits: ``shift_VARIANT.npz`` (``logits``
+    (C, S, n, k) float32, ``labels`` (n,), ``corruptions`` (C,), ``severities`` (S,)) and
+    ``ood_SET.npz`` (each variant's logits, MC dropout samples and ensemble members)."""
+    from tqdm import tqdm
+
+    from .. import selective
+    from ..uncertainty import pooled_log_probs
+    from . import shift as sh
+    from .corruptions import CORRUPTIONS, corrupted_test_set
+    from .ood import N_DIGITS, OOD_SETS, far_ood_images, held_out_class_split
+    from .sampling import mc_dropout_logits
+    from .training import predict_logits
+
+    (_, y_val), (x_test, y_test) = val, test
+    names = list(p.corruptions or CORRUPTIONS)
+    idx = _stratified_subset(y_test, p.n_shift, 4)
+    x_sh, y_sh = x_test[idx], y_test[idx]
+    singles = [m for m in models if m != HELD_OUT_MODEL]
+
+    def predict_all(images, mc_seed):
+        out = {m: predict_logits(models[m], images, precision=prec, device=dev) for m in singles}
+        out["mc_dropout_samples"] = mc_dropout_logits(models["baseline"], images, p.mc_samples, seed=mc_seed,
+                                                      precision=prec, device=dev)
+        for m in models.values():
+            m.cpu()
+        return out
+
+    def shift_variants(raw):
+        """{variant: (n, k)} as the clean study's variants (pooled MC dropout and ensemble)."""
+        out = {v: raw[v] for v in ("baseline", "label_smoothing", "overfit_noaug", "focal_loss", "mixup")}
+        out["mc_dropout"] = pooled_log_probs(raw["mc_dropout_samples"])
+        out["ensemble"] = pooled_log_probs(np.stack([raw[m] for m in members]))
+        return {k: v.astype(np.float32) for k, v in out.items()}  # what OUT/logits keeps
+
+    clean = {v.name: v.test[idx].astype(np.float32) for v in variants}
+    sets = [(sh.CLEAN, 0, clean)]
+    todo = [(c, s) for c in names for s in p.severities]
+    log(f"shift: {len(names)} corruptions x {len(p.severities)} severities on {len(y_sh)} test images; "
+        f"{len(singles)} models and {p.mc_samples} MC dropout samples each")
+    bar = tqdm(todo, desc="shifted test sets", unit="set", disable=not progress, mininterval=2, dynamic_ncols=True)
+    raw_by_set = {}
+    for c, s in bar:
+        raw = cached(f"shift/{c}-s{s}", lambda c=c, s=s: predict_all(
+            corrupted_test_set(x_sh, c, s, work / "corruptions", seed=0), mc_seed=100 + s))
+        raw_by_set[(c, s)] = raw
+        sets.append((c, s, shift_variants(raw)))
+    bar.close()
+    for v in clean:
+        arr = np.stack([np.stack([d[v] for c2, s2, d in sets[1:] if c2 == c]) for c in names]).astype(np.float32)
+        atomic_save_npz(out / "logits" / f"shift_{v}.npz", logits=arr, labels=y_sh, corruptions=np.array(names),
+                        severities=np.array(p.severities), test_rows=idx)
+
+    cals = {(v, c): fitted.get((v, c)) for v in clean for c in sh.SHIFT_CALIBRATORS}
+    log(f"shift metrics: {len(cals)} model x calibrator pairs x {len(sets)} sets, {p.n_shift_resamples} resamples")
+    mbar = tqdm(total=len(cals) * len(sets), desc="shift metrics", unit="cell", disable=not progress,
+                mininterval=2, dynamic_ncols=True)
+    rows = sh.shift_rows(sets, y_sh, cals, p.n_shift_resamples, seed=0, bar=mbar)
+    mbar.close()
+    model_names = [v.name for v in variants]
+    patterns = sh.patterns(rows, model_names)
+    for pat in patterns:
+        log(f"pattern '{pat['pattern']}': {'held' if pat['held'] else 'did NOT hold'}. {pat['text']}")
+
+    conf_rows, rc_curves = [], {}
+    for v in ("baseline", "ensemble"):
+        t = fitted[(v, "temperature")]
+        val_lp = t.predict_log_proba(next(x for x in variants if x.name == v).val, kind="logits")
+        cal_sets = [(c, s, t.predict_log_proba(d[v], kind="logits")) for c, s, d in sets]
+        conf_rows += sh.conformal_rows(f"{v} + temperature", val_lp, y_val, cal_sets, y_sh, alpha=0.1)
+        by_sev = {}
+        for sev in sorted({s for _, s, _ in sets}):
+            lp = np.concatenate([lp for _, s, lp in cal_sets if s == sev])
+            y = np.tile(y_sh, sum(1 for _, s, _ in cal_sets if s == sev))
+            conf, ok = np.exp(lp.max(axis=1)), lp.argmax(axis=1) == y
+            cov, risk = selective.risk_coverage(conf, ok)
+            by_sev[sev] = (cov, risk, selective.aurc(conf, ok))
+        rc_curves[f"{v} + temperature (rows of all corruptions)"] = by_sev
+
+    # ---- OOD: far sets against the clean test set; near: the held-out-class model
+    log(f"OOD: {', '.join(OOD_SETS)} ({p.n_ood} images per far set)")
+    ood_rows, roc = [], {}
+    in_raw = {m: logits[m]["test"] for m in singles}
+    in_raw["mc_dropout_samples"] = mc["test"]
+    in_var, in_samples = shift_variants(in_raw), {"mc_dropout": in_raw["mc_dropout_samples"],
+                                                  "ensemble": np.stack([in_raw[m] for m in members])}
+
+    def scores(samples, var, v):
+        t = fitted[(v, "temperature")].temperature_ if (v, "temperature") in fitted else None
+        return sh.ood_score_sets(var[v], samples.get(v), temperature=t)
+
+    for name in [n for n, kind in OOD_SETS.items() if kind == "far"]:
+        n_out = min(p.n_ood, N_DIGITS) if name == "digits" else p.n_ood
+        raw = cached(f"ood/{name}", lambda name=name, n=n_out: predict_all(far_ood_images(name, n, seed=0), mc_seed=200))
+        out_var = shift_variants(raw)
+        out_samples = {"mc_dropout": raw["mc_dropout_samples"], "ensemble": np.stack([raw[m] for m in members])}
+        atomic_save_npz(out / "logits" / f"ood_{name}.npz", **{k: v.astype(np.float32) for k, v in raw.items()})
+        for v in in_var:
+            s_in, s_out = scores(in_samples, in_var, v), scores(out_samples, out_var, v)
+            ood_rows += sh.ood_rows(v, name, "far", s_in, s_out)
+            if v in ("baseline", "ensemble"):
+                for key in ("MSP", "energy", "mutual information"):
+                    if key in s_in:
+                        fpr, tpr = sh.roc_points(s_in[key], s_out[key])
+                        auroc = next(r["auroc"] for r in ood_rows[::-1] if r["model"] == v and r["score"] == key)
+                        roc.setdefault(f"{name} (far)", {})[f"{v}: {key}"] = (fpr, tpr, auroc)
+    held = held_out_class_split(y_test, p.held_out)
+    hm = models[HELD_OUT_MODEL]
+    near = cached(f"ood/{HELD_OUT_MODEL}", lambda: {
+        "mc_dropout_samples": mc_dropout_logits(hm, x_test, p.mc_samples, seed=300, precision=prec, device=dev)})
+    hm.cpu()
+    z, zs = logits[HELD_OUT_MODEL]["test"], near["mc_dropout_samples"]
+    atomic_save_npz(out / "logits" / f"ood_{HELD_OUT_MODEL}.npz", test=z.astype(np.float32),
+                    mc_dropout_samples=zs.astype(np.float32), labels=y_test, held_out=np.array(p.held_out))
+    near_sets = {HELD_OUT_MODEL: (z, None), f"{HELD_OUT_MODEL} (MC dropout)": (pooled_log_probs(zs), zs)}
+    for v, (zz, ss) in near_sets.items():
+        s_in = sh.ood_score_sets(zz[held.in_mask], None if ss is None else ss[:, held.in_mask])
+        s_out = sh.ood_score_sets(zz[held.out_mask], None if ss is None else ss[:, held.out_mask])
+        ood_rows += sh.ood_rows(v, HELD_OUT_MODEL, "near", s_in, s_out)
+        for key in ("MSP", "energy", "mutual information"):
+            if key in s_in:
+                fpr, tpr = sh.roc_points(s_in[key], s_out[key])
+                auroc = next(r["auroc"] for r in ood_rows[::-1] if r["model"] == v and r["score"] == key)
+                roc.setdefault("held-out classes (near)", {})[f"{'MC dropout' if ss is not None else 'single'}: {key}"] = (
+                    fpr, tpr, auroc)
+    held_acc = float(np.mean(z[held.in_mask].argmax(1) == held.in_labels))
+    study = {"shift": {"corruptions": names, "severities": list(p.severities), "n": int(len(y_sh)),
+                       "n_resamples": p.n_shift_resamples, "calibrators": list(sh.SHIFT_CALIBRATORS),
+                       "rows": rows, "patterns": patterns, "conformal": conf_rows},
+             "ood": {"sets": dict(OOD_SETS), "n_in": int(len(y_test)), "n_out_far": int(p.n_ood),
+                     "held_out_classes": list(held.held_out), "held_out_model_accuracy_in": held_acc,
+                     "rows": ood_rows}}
+    return study, {"roc": roc, "risk_coverage": rc_curves}
 
 
 def model_specs(p: Preset) -> dict:
