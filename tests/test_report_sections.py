@@ -343,3 +343,12 @@ def test_expected_coverage_range_matches_a_simulation(files, report):
     assert abs(lo - ref[0]) <= 2.0 / n_eval and abs(hi - ref[1]) <= 2.0 / n_eval
     assert expected_coverage_range(5, 10, 0.01) == (1.0, 1.0)  # r > n: full sets
     assert report[1]["conformal"]["expected_coverage_range"] == list(expected_coverage_range(600, 800, 0.1))
+
+
+def test_best_marks_mark_ties_at_the_shown_precision():
+    from calibrate.report.beyond import best_marks
+
+    assert best_marks({"a": 0.12341, "b": 0.12344, "c": 0.2}, digits=4) == {"a": "better tie", "b": "better tie", "c": ""}
+    assert best_marks({"a": 0.1, "b": 0.2}) == {"a": "better", "b": ""}
+    assert best_marks({"a": 0.1, "b": 0.2}, lower_is_better=False) == {"a": "", "b": "better"}
+    assert best_marks({"a": 0.1}) == {"a": ""}  # nothing to compare

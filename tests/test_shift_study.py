@@ -74,12 +74,13 @@ def test_ood_rows_match_scikit_learn_auroc():
     z_in, _ = _logits(rng, 400, scale=4.0)
     z_out = rng.normal(size=(300, 4))
     s_in, s_out = sh.ood_score_sets(z_in), sh.ood_score_sets(z_out)
-    rows = sh.ood_rows("m", "noise", "far", s_in, s_out)
-    assert {r["score"] for r in rows} == {"MSP", "max logit", "energy", "entropy"}
+    rows = sh.ood_rows("m", "noise", "far", s_in, s_out, n_resamples=50)
+    assert {r["score"] for r in rows} == {"MSP", "max logit", "energy", "entropy", "DOCTOR"}
     for r in rows:
         ref = roc_auc_score(np.r_[np.ones(400), np.zeros(300)], np.r_[s_in[r["score"]], s_out[r["score"]]])
         assert r["auroc"] == pytest.approx(ref, abs=1e-12)
         assert (r["n_in"], r["n_out"]) == (400, 300)
+        assert r["ci"]["auroc"]["low"] <= r["auroc"] <= r["ci"]["auroc"]["high"]
 
 
 def test_mutual_information_needs_samples_and_uses_them():

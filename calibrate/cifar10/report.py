@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..report.beyond import best_marks
 from ..report.figures import classwise_reliability_figure, reliability_figure
 from ..report.html import _png, render_html
 from ..report.shift_figures import roc_figure, severity_boxplot_figure, shift_risk_coverage_figure
@@ -230,22 +231,11 @@ def experiment_sections(data: dict, test_probs: dict, y_test, class_names, ancho
 
 # ------------------------------------------------------------------------ shift and OOD
 SHIFT_MODELS = ("baseline", "label_smoothing", "focal_loss", "mixup", "overfit_noaug", "mc_dropout", "ensemble")
-SCORES = ("MSP", "MSP (temperature)", "max logit", "energy", "entropy", "mutual information")
 
 
 def _boxes(rows, pairs, key="ece"):
     vals = by_severity(rows, key)
     return {label: vals[pair] for label, pair in pairs.items() if pair in vals}
-
-
-def _mark_ties(cells_by_row: dict, lower_is_better: bool, digits: int) -> dict:
-    """{row: "best" | "best tie" | ""}: the best value at the shown precision; equal ones are ties."""
-    shown = {r: round(v, digits) for r, v in cells_by_row.items() if v is not None}
-    if not shown:
-        return {}
-    best = min(shown.values()) if lower_is_better else max(shown.values())
-    winners = [r for r, v in shown.items() if v == best]
-    return {r: ("best tie" if len(winners) > 1 else "best") if r in winners else "" for r in cells_by_row}
 
 
 def shift_sections(data: dict, curves: dict) -> list[dict]:
@@ -317,13 +307,17 @@ def shift_sections(data: dict, curves: dict) -> list[dict]:
     table_rows, cells = [], {}
     for r in orows:
         cells.setdefault((r["model"], r["score"]), {})[r["ood_set"]] = r
-    best = {s: _mark_ties({k: v[s]["auroc"] for k, v in cells.items() if s in v}, False, 3) for s in sets}
+    best = {s: best_marks({k: v[s]["auroc"] for k, v in cells.items() if s in v}, False, 3) for s in sets}
     for (model, score), by_set in cells.items():
         row = [{"text": model}, {"text": score}]
         for s in sets:
             r = by_set.get(s)
-            row.append({"text": "—"} if r is None else
-                       {"text": f"{100 * r['auroc']:.1f} / {100 * r['fpr_at_95tpr']:.1f}",
+            if r is None:
+                row.append({"text": "—"})
+                continue
+            ci = r.get("ci", {}).get("auroc")
+            row.append({"text": f"{100 * r['auroc']:.1f} / {100 * r['fpr_at_95tpr']:.1f}",
+                        "ci": f"AUROC [{100 * ci['low']:.1f}, {100 * ci['high']:.1f}]" if ci else "",
                         "cls": best[s].get((model, score), "")})
         table_rows.append({"cells": row})
     out.append({"id": "ood", "title": "Out-of-distribution detection",
@@ -333,7 +327,8 @@ def shift_sections(data: dict, curves: dict) -> list[dict]:
                                f"{100 * od['held_out_model_accuracy_in']:.2f} %). Scores: higher = more in-distribution "
                                "(MSP = max softmax probability, energy = logsumexp of the logits, entropy negated, mutual "
                                "information negated, from the MC dropout samples or the ensemble members). Best AUROC "
-                               "per set in green; equal values at the shown precision are marked as ties."],
+                               "per set in green; equal best values at the shown precision are all marked, as ties. Intervals: 95 % "
+                               "percentile bootstrap, in and out rows resampled separately."],
                 "tables": [{"header": header, "rows": table_rows}]})
 
     # ---- per-severity tables (details)

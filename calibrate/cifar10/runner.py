@@ -407,11 +407,9 @@ def shift_and_ood(p: Preset, models, variants, fitted, members, val, test, logit
     log(f"shift: {len(names)} corruptions x {len(p.severities)} severities on {len(y_sh)} test images; "
         f"{len(singles)} models and {p.mc_samples} MC dropout samples each")
     bar = tqdm(todo, desc="shifted test sets", unit="set", disable=not progress, mininterval=2, dynamic_ncols=True)
-    raw_by_set = {}
     for c, s in bar:
         raw = cached(f"shift/{c}-s{s}", lambda c=c, s=s: predict_all(
             corrupted_test_set(x_sh, c, s, work / "corruptions", seed=0), mc_seed=100 + s))
-        raw_by_set[(c, s)] = raw
         sets.append((c, s, shift_variants(raw)))
     bar.close()
     for v in clean:
@@ -465,7 +463,7 @@ def shift_and_ood(p: Preset, models, variants, fitted, members, val, test, logit
         atomic_save_npz(out / "logits" / f"ood_{name}.npz", **{k: v.astype(np.float32) for k, v in raw.items()})
         for v in in_var:
             s_in, s_out = scores(in_samples, in_var, v), scores(out_samples, out_var, v)
-            ood_rows += sh.ood_rows(v, name, "far", s_in, s_out)
+            ood_rows += sh.ood_rows(v, name, "far", s_in, s_out, p.n_shift_resamples)
             if v in ("baseline", "ensemble"):
                 for key in ("MSP", "energy", "mutual information"):
                     if key in s_in:
@@ -484,7 +482,7 @@ def shift_and_ood(p: Preset, models, variants, fitted, members, val, test, logit
     for v, (zz, ss) in near_sets.items():
         s_in = sh.ood_score_sets(zz[held.in_mask], None if ss is None else ss[:, held.in_mask])
         s_out = sh.ood_score_sets(zz[held.out_mask], None if ss is None else ss[:, held.out_mask])
-        ood_rows += sh.ood_rows(v, HELD_OUT_MODEL, "near", s_in, s_out)
+        ood_rows += sh.ood_rows(v, HELD_OUT_MODEL, "near", s_in, s_out, p.n_shift_resamples)
         for key in ("MSP", "energy", "mutual information"):
             if key in s_in:
                 fpr, tpr = sh.roc_points(s_in[key], s_out[key])
@@ -550,19 +548,48 @@ def resume_message(work, specs, state) -> str | None:
 # fixed part (imports, report figures): fitted to --preset quick on the 2-core AVX2 EPYC
 # (46 s for 2,000 x 200 while the machine was shared, load 8; about a third of that idle) and
 # to the committed --preset cpu re-run (2 min for 10,000 x 1,000 on a 2-core Xeon). The
-# forward pass of a batch costs about 0.35 training steps (measured there too).
+# forward pass of a batch costs about 0.35 training steps (measured there too). Shift: one
+# cell's BCa intervals cost about 4e-7 s per row x resample (0.15 s for 2,000 x 200, shared
+# 2-core EPYC), generating a corrupted image about 2.6e-4 s (3.3 s per 1,000 images for all 13
+# corruptions), an ODIR cross-validation on the 6 x 6 grid about 20 s per model (5,000 rows).
 _EVAL_SECONDS_PER_ROW_RESAMPLE = 3e-5
 _EVAL_FIXED_SECONDS = 20.0
 _FORWARD_PER_STEP = 0.35
+_SHIFT_CELL_SECONDS_PER_ROW_RESAMPLE = 4e-7
+_CORRUPT_SECONDS_PER_IMAGE = 2.6e-4
+_ODIR_CV_SECONDS = 20.0
+
+
+def forward_images(p: Preset, n_predict: int) -> int:
+    """Images that go through a forward pass after training: the clean validation + test sets
+    (every model and the MC dropout samples), the shifted sets and the OOD sets."""
+    n_single = p.ensemble_size + 4  # members, label smoothing, over-fitting, focal, mixup
+    n_sets = len(p.corruptions or _all_corruptions()) * len(p.severities)
+    n_shift = p.n_shift or (p.n_test or 10_000)
+    clean = (n_single + 1 + p.mc_samples) * n_predict
+    shifted = n_sets * n_shift * (n_single + p.mc_samples)
+    ood = 3 * p.n_ood * (n_single + p.mc_samples) + (p.n_test or 10_000) * p.mc_samples
+    return clean + shifted + ood
+
+
+def _all_corruptions():
+    from .corruptions import CORRUPTIONS
+
+    return CORRUPTIONS
 
 
 def estimate_seconds(p: Preset, step_s, steps_left: int, n_predict: int) -> float:
-    """Expected seconds: training steps left x measured step time, forward passes for the
-    predictions (5 models' worth incl. MC dropout features), calibration and bootstrap."""
+    """Expected seconds: training steps left x measured step time, the forward passes of
+    :func:`forward_images`, generating the corrupted images, calibration and bootstrap."""
     train_s = (step_s or 0.0) * steps_left
-    predict_s = (step_s or 0.0) * _FORWARD_PER_STEP * (p.ensemble_size + 3) * n_predict / p.batch_size
+    predict_s = (step_s or 0.0) * _FORWARD_PER_STEP * forward_images(p, n_predict) / p.batch_size
     eval_s = _EVAL_SECONDS_PER_ROW_RESAMPLE * (p.n_test or 10_000) * p.n_resamples + _EVAL_FIXED_SECONDS
-    return train_s + predict_s + eval_s
+    n_sets = len(p.corruptions or _all_corruptions()) * len(p.severities)
+    n_shift = p.n_shift or (p.n_test or 10_000)
+    cells = 7 * 4 * (n_sets + 1)
+    shift_s = (cells * _SHIFT_CELL_SECONDS_PER_ROW_RESAMPLE * n_shift * p.n_shift_resamples
+               + n_sets * n_shift * _CORRUPT_SECONDS_PER_IMAGE + (7 * _ODIR_CV_SECONDS if len(p.odir_grid) > 1 else 0))
+    return train_s + predict_s + eval_s + shift_s
 
 
 def speed_choices(dev) -> dict:

@@ -16,7 +16,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import conformal, metrics, ood, selective
+from ..report.beyond import ood_scores
 from ..report.html import evaluate_with_ci
+from ..summary import detection_intervals
 
 SHIFT_KEYS = ("accuracy", "ece", "nll", "brier")
 SHIFT_CALIBRATORS = ("none", "temperature", "dirichlet", "isotonic")  # fitted on clean validation data
@@ -149,10 +151,10 @@ def patterns(rows, models, calibrators=("none", "temperature", "dirichlet", "iso
 
 # ------------------------------------------------------------------------ OOD
 def ood_score_sets(logits: np.ndarray, samples: np.ndarray | None = None, temperature: float | None = None) -> dict:
-    """{score name: (n,) scores, higher = more in-distribution} for (n, k) logits, and the
-    mutual information (and expected entropy) where (S, n, k) samples are given."""
-    s = {"MSP": ood.max_softmax(logits), "max logit": ood.max_logit(logits), "energy": ood.energy(logits),
-         "entropy": ood.negative_entropy(logits)}
+    """{score name: (n,) scores, higher = more in-distribution} for (n, k) logits (the report's
+    MSP, max logit, energy, entropy, DOCTOR), MSP after a fitted temperature, and the
+    mutual information where (S, n, k) samples (MC dropout, ensemble members) are given."""
+    s = ood_scores(logits)
     if temperature is not None:
         s["MSP (temperature)"] = ood.max_softmax(logits, temperature)
     if samples is not None:
@@ -160,13 +162,20 @@ def ood_score_sets(logits: np.ndarray, samples: np.ndarray | None = None, temper
     return s
 
 
-def ood_rows(model: str, ood_set: str, kind: str, scores_in: dict, scores_out: dict) -> list[dict]:
-    """One row per score: AUROC, AUPR-in/out and FPR at 95 % TPR (in-distribution positive)."""
+def ood_rows(model: str, ood_set: str, kind: str, scores_in: dict, scores_out: dict, n_resamples: int = 0,
+             seed: int = 0) -> list[dict]:
+    """One row per score: AUROC, AUPR-in/out and FPR at 95 % TPR (in-distribution positive),
+    with 95 % percentile bootstrap intervals (in and out rows resampled separately) when
+    ``n_resamples`` > 0."""
     rows = []
     for name in scores_in:
         d = ood.detection_metrics(scores_in[name], scores_out[name])
-        rows.append({"model": model, "ood_set": ood_set, "kind": kind, "score": name, **d,
-                     "n_in": int(np.size(scores_in[name])), "n_out": int(np.size(scores_out[name]))})
+        row = {"model": model, "ood_set": ood_set, "kind": kind, "score": name, **d,
+               "n_in": int(np.size(scores_in[name])), "n_out": int(np.size(scores_out[name]))}
+        if n_resamples:
+            iv = detection_intervals(scores_in[name], scores_out[name], n_resamples=n_resamples, seed=seed)
+            row["ci"] = {k: {"low": iv[k]["low"], "high": iv[k]["high"]} for k in d}
+        rows.append(row)
     return rows
 
 

@@ -59,11 +59,16 @@ def _png(fig, alt, caption="", dpi=110):
     return {"png": base64.b64encode(data).decode("ascii"), "alt": alt, "caption": caption, "width": w, "height": h}
 
 
-def _best_cls(values: dict, lower_is_better=True) -> dict:
-    if len(values) < 2:
+def best_marks(values: dict, lower_is_better=True, digits: int = 4) -> dict:
+    """{name: "better" | "better tie" | ""}: the best value as shown (rounded to ``digits``);
+    several equal best values are all marked, as a tie."""
+    shown = {n: round(float(v), digits) for n, v in values.items() if v is not None and np.isfinite(v)}
+    if len(values) < 2 or not shown:
         return dict.fromkeys(values, "")
-    best = (min if lower_is_better else max)(values, key=values.get)
-    return {n: "better" if n == best else "" for n in values}
+    best = (min if lower_is_better else max)(shown.values())
+    winners = [n for n, v in shown.items() if v == best]
+    mark = "better tie" if len(winners) > 1 else "better"
+    return {n: mark if n in winners else "" for n in values}
 
 
 # ------------------------------------------------------------------------ decomposition
@@ -107,7 +112,7 @@ def selective_section(probs: dict, labels, n_resamples: int, seed: int):
         js[name] = d.intervals
     keys = [("aurc", "AURC"), ("eaurc", "E-AURC"), ("augrc", "AUGRC")] + \
            [(f"risk@{c:g}", f"risk at {100 * c:g} % coverage") for c in COVERAGES]
-    best = {k: _best_cls({n: js[n][k]["estimate"] for n in js}) for k, _ in keys}
+    best = {k: best_marks({n: js[n][k]["estimate"] for n in js}) for k, _ in keys}
     rows = [{"cells": [{"text": n}] + [{"text": _f(js[n][k]["estimate"]), "ci": _ci(js[n][k]), "cls": best[k][n]}
                                        for k, _ in keys]} for n in js]
     table = {"header": ["prediction"] + [h for _, h in keys], "rows": rows,
@@ -148,7 +153,7 @@ def smooth_section(probs: dict, labels, n_bins: int, n_resamples: int, seed: int
                          "(Blasiok & Nakkiran 2023) at the automatic bandwidth σ, with a pointwise 95 % bootstrap "
                          f"band ({r} resamples, same σ), dotted where fewer than {SMOOTH_MIN_ROWS} rows lie within "
                          "the kernel; bottom strip: the density of the confidences."))
-    best = _best_cls({n: js[n]["smooth_ece"]["estimate"] for n in js})
+    best = best_marks({n: js[n]["smooth_ece"]["estimate"] for n in js})
     rows = [{"cells": [{"text": n}, {"text": _f(js[n]["smooth_ece"]["estimate"]), "ci": _ci(js[n]["smooth_ece"]),
                         "cls": best[n]}, {"text": _f(js[n]["sigma"], 3)}]} for n in js]
     table = {"header": ["prediction", "smooth ECE", "bandwidth σ"], "rows": rows,
@@ -190,7 +195,7 @@ def ood_section(test_logits, ood_logits, calibrators: dict, ood_name: str = "", 
     cols = [("auroc", "AUROC", False), ("aupr_in", "AUPR-in", False), ("aupr_out", "AUPR-out", False),
             ("fpr_at_95tpr", "FPR at 95 % TPR", True)]
     flat = {(p, s): m for p, d in js.items() for s, m in d.items()}
-    best = {k: _best_cls({ps: m[k]["estimate"] for ps, m in flat.items()}, low) for k, _, low in cols}
+    best = {k: best_marks({ps: m[k]["estimate"] for ps, m in flat.items()}, low) for k, _, low in cols}
     rows = [{"cells": [{"text": p}, {"text": s}] + [{"text": _f(m[k]["estimate"]), "ci": _ci(m[k]),
                                                       "cls": best[k][(p, s)]} for k, _, _ in cols]}
             for (p, s), m in flat.items()]
