@@ -3,7 +3,7 @@
     calibrate fit DATA --method temperature -o CAL.json
     calibrate apply CAL.json DATA -o OUT.npz
     calibrate evaluate DATA [--calibrator CAL.json] [--bins 15] [--json]
-    calibrate report DATA [--calibrator CAL.json | --fit-on VAL --methods a,b] [--ood OOD] [--conformal 0.1] -o report.html [--json report.json]
+    calibrate report DATA [--calibrator CAL.json | --fit-on VAL --methods a,b] [--ood OOD] [--conformal 0.1] -o report.html [--json report.json] [--pdf report.pdf]
     calibrate experiment --preset tiny|quick|cpu|full --data DIR --out DIR [--device D] [--precision P]
 
 Labels on the command line are class indices, integers 0..k-1 (column j of the logits is
@@ -176,7 +176,7 @@ def cmd_report(args) -> int:
     from .outputs import check_outputs
 
     t0 = time.time()
-    check_outputs([args.output, args.json], _inputs(args))
+    check_outputs([args.output, args.json, args.pdf], _inputs(args))
     if args.calibrator and args.fit_on:
         raise CLIError("give either --calibrator or --fit-on, not both")
     if args.methods and not args.fit_on:
@@ -215,21 +215,28 @@ def cmd_report(args) -> int:
         if ood.k != test.k:
             raise CLIError(f"{args.ood}: has {ood.k} classes, {args.data} has {test.k}")
     print(f"bootstrapping {args.resamples} resamples for {1 + len(cals)} predictions", file=sys.stderr)
-    from .report.html import calibration_report, write_report
+    from .report.html import calibration_report_sections, render_html, write_report
 
-    html, data = calibration_report(test.logits, y, cals, data_name=test.path, fit_name=fit_name,
+    sections, subtitle, data = calibration_report_sections(test.logits, y, cals, data_name=test.path, fit_name=fit_name,
                                     n_bins=args.bins, n_resamples=args.resamples, seed=args.seed,
                                     title=args.title, started=t0,
                                     ood_logits=ood.logits if ood else None, ood_name=ood.path if ood else "",
                                     conformal_alpha=args.conformal,
                                     fit_logits=val.logits if args.fit_on else None,
                                     fit_labels=val.require_labels() if args.fit_on else None)
-    write_report(args.output, html, data, json_path=args.json, inputs=_inputs(args))
+    html = render_html(args.title, sections, subtitle=subtitle)
+    pdf = None
+    if args.pdf:
+        from .report.pdf import render_pdf
+
+        print(f"laying out the PDF ({len(sections)} sections)", file=sys.stderr)
+        pdf = render_pdf(args.title, sections, subtitle=subtitle)
+    write_report(args.output, html, data, json_path=args.json, inputs=_inputs(args), pdf_path=args.pdf, pdf=pdf)
     m = data["metrics"]
     for name, r in m.items():
         print(f"{name:<14} ECE {r['ece']['estimate']:.4f} [{r['ece']['low']:.4f}, {r['ece']['high']:.4f}]  "
               f"NLL {r['nll']['estimate']:.4f}  acc {r['accuracy']['estimate']:.4f}")
-    print(f"wrote {args.output}" + (f" and {args.json}" if args.json else ""))
+    print("wrote " + " and ".join(p for p in (args.output, args.json, args.pdf) if p))
     return 0
 
 
@@ -306,6 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", help=f"with --fit-on: comma-separated methods (default: all: {','.join(ALL_METHODS)})")
     p.add_argument("-o", "--output", required=True, metavar="report.html")
     p.add_argument("--json", default=None, metavar="report.json", help="also write the numbers as JSON to this file")
+    p.add_argument("--pdf", default=None, metavar="report.pdf",
+                   help="also write the same report as a PDF (A4) to this file")
     p.add_argument("--bins", type=_bins, default=15)
     p.add_argument("--resamples", type=_resamples, default=1000, help="bootstrap resamples (default 1000)")
     p.add_argument("--seed", type=_seed, default=0)

@@ -4,13 +4,13 @@ checked as a file and in a real browser (headless Chromium)."""
 import base64
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from browser_checks import assert_fits_without_horizontal_scroll, chromium
 from conftest import make_logits
 
 import calibrate
@@ -41,7 +41,10 @@ def test_writes_the_html_and_the_json_named(report):
 def test_html_is_self_contained(report):
     html = (report / "report.html").read_text()
     assert not re.search(r"""(src|href)=["']?(https?:|//)""", html)
-    assert "<link" not in html and "<script" not in html
+    assert "<link" not in html
+    scripts = re.findall(r"<script[^>]*>(.*?)</script>", html, flags=re.S)
+    assert re.findall(r"<script[^>]*>", html) == ["<script>"] * len(scripts)  # inline only, no src
+    assert all("fetch" not in js and "XMLHttpRequest" not in js and "http" not in js for js in scripts)
     imgs = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
     assert len(imgs) >= 2
     for b in imgs:
@@ -88,21 +91,7 @@ def test_report_bad_combination_is_a_clean_error(report, tmp_path):
 
 
 def _chromium():
-    chrome = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-    driver = shutil.which("chromedriver")
-    if not (chrome and driver):
-        pytest.skip("headless Chromium not installed (bash scripts/browser.sh)")
-    webdriver = pytest.importorskip("selenium.webdriver")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = chrome
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-              "--disable-dev-shm-usage", "--window-size=1400,1000"):
-        opts.add_argument(a)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    from selenium.webdriver.chrome.service import Service
-
-    return webdriver.Chrome(service=Service(driver), options=opts)
+    return chromium()
 
 
 @pytest.mark.browser
@@ -129,5 +118,65 @@ def test_report_in_a_real_browser(report):
         shot = ARTIFACTS / "report_screenshot.png"
         assert drv.save_screenshot(str(shot))
         assert shot.stat().st_size > 10_000
+    finally:
+        drv.quit()
+
+
+def test_report_sections_lead_and_collapsed(report):
+    html = (report / "report.html").read_text()
+    assert re.search(r'<section id="summary" class="lead">', html)
+    for sid in ("classes", "calibrators", "provenance"):
+        assert re.search(rf'<details class="collapsed" id="{sid}">\s*<summary><h2>', html), sid
+    assert "@media print" in html and "beforeprint" in html
+
+
+@pytest.mark.browser
+def test_report_fits_a_1280_px_window_and_prints_every_section(report):
+    drv = _chromium()
+    try:
+        m = assert_fits_without_horizontal_scroll(drv, report / "report.html", width=1280)
+        assert m["details_closed_at_load"] == 3 and m["table_rights"]
+        ids = drv.execute_script("return [...document.querySelectorAll('details')].map(d => d.id + ':' + d.open)")
+        assert ids == ["classes:false", "calibrators:false", "provenance:false"]
+        # a closed section is not shown; the print event opens them all, afterprint closes them again
+        shown = "return document.querySelector('#classes table').checkVisibility()"
+        assert drv.execute_script(shown) is False
+        drv.execute_script("window.dispatchEvent(new Event('beforeprint'))")
+        assert drv.execute_script("return [...document.querySelectorAll('details')].every(d => d.open)")
+        assert drv.execute_script(shown) is True
+        drv.execute_script("window.dispatchEvent(new Event('afterprint'))")
+        assert drv.execute_script("return [...document.querySelectorAll('details')].every(d => !d.open)")
+        media = drv.execute_script(
+            "return [...document.styleSheets].flatMap(s => [...s.cssRules]).filter(r => r.media)"
+            ".map(r => r.media.mediaText)")
+        assert "print" in media
+        # a click on a summary opens its section
+        drv.find_element("css selector", "#provenance > summary").click()
+        assert drv.execute_script("return document.getElementById('provenance').open")
+    finally:
+        drv.quit()
+
+
+@pytest.mark.browser
+def test_a_very_wide_table_is_split_to_fit(tmp_path):
+    from calibrate.report.html import render_html
+
+    header = ["prediction"] + [f"a rather long column name {j}" for j in range(40)]
+    rows = [{"cells": [{"text": f"row {i}"}] + [{"text": f"{i * j / 7:.4f}", "ci": "[0.1234, 0.5678]"}
+                                               for j in range(40)]} for i in range(5)]
+    long_text = {"header": ["name", "parameters"],
+                 "rows": [{"cells": [{"text": "x"}, {"text": "word " * 300 + "/a/very/long/path/" * 30}]}]}
+    sections = [{"id": "t", "title": "Wide", "tables": [{"header": header, "rows": rows, "caption": "wide"},
+                                                       long_text],
+                 "summary": [("command", "calibrate report " + "/x" * 400)], "pre": "y" * 3000}]
+    (tmp_path / "wide.html").write_text(render_html("Wide", sections))
+    drv = _chromium()
+    try:
+        m = assert_fits_without_horizontal_scroll(drv, tmp_path / "wide.html", width=1280)
+        assert len(m["table_rights"]) > 2  # split into several tables
+        texts = drv.execute_script("return [...document.querySelectorAll('td')].map(td => td.textContent)")
+        for r in rows:  # every cell is still shown
+            for c in r["cells"][1:]:
+                assert c["text"] + c["ci"] in texts
     finally:
         drv.quit()

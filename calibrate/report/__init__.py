@@ -2,25 +2,31 @@
 
 :mod:`calibrate.report.figures` computes then draws (Figure objects only, matplotlib's
 global style untouched); :mod:`calibrate.report.html` builds the self-contained HTML file
-and its JSON from the templates in ``templates/``.
+and its JSON from the templates in ``templates/``; :mod:`calibrate.report.pdf` lays the same
+sections out as an A4 PDF (matplotlib only).
 """
 
-from . import figures, html
+from . import figures, html, pdf
 from .figures import (
     classwise_reliability_figure,
     plot_reliability,
     reliability_data,
     reliability_figure,
 )
-from .html import calibration_report, write_report
+from .html import calibration_report, calibration_report_sections, render_html, write_report
+from .pdf import render_pdf
 
 __all__ = [
     "calibration_report",
+    "calibration_report_sections",
     "classwise_reliability_figure",
     "figures",
     "html",
+    "pdf",
     "plot_reliability",
     "reliability_data",
     "reliability_figure",
+    "render_html",
+    "render_pdf",
     "write_report",
 ]

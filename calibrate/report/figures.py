@@ -85,12 +85,33 @@ def plot_reliability(data: ReliabilityData, ax, hist_ax=None, *, show_ece: bool 
     if show_ece and np.isfinite(data.ece):
         ax.text(0.04, 0.96, f"ECE = {100 * data.ece:.2f} %\nn = {data.n:,}", transform=ax.transAxes, va="top",
                 ha="left", fontsize=9, bbox=dict(boxstyle="round,pad=0.3", facecolor="white", edgecolor="#999999"))
-    ax.legend(loc="lower right", fontsize=8, frameon=True)
+    _legend_beside(ax)
     if hist_ax is not None:
         plot_confidence_histogram(data, hist_ax)
     else:
         ax.set_xlabel(data.xlabel)
     return ax
+
+
+def _legend_beside(ax):
+    """The legend right of the axes, outside them: it never covers a bar or a curve."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=7, frameon=False)
+
+
+def _legend_below(fig: Figure, axes) -> None:
+    """One legend for the whole figure, under the panels (outside every axes): the per-axes
+    legends of ``axes`` are removed and their entries shown once."""
+    seen = {}
+    for ax in axes:
+        handles, labels = ax.get_legend_handles_labels()
+        for h, lab in zip(handles, labels):
+            seen.setdefault(lab, h)
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    if seen:
+        ncols = max(1, min(len(seen), int(fig.get_figwidth() // 1.7)))
+        fig.legend(list(seen.values()), list(seen), loc="outside lower center", ncols=ncols, fontsize=8,
+                   frameon=False)
 
 
 def plot_confidence_histogram(data: ReliabilityData, ax):
@@ -130,6 +151,7 @@ def reliability_figure(predictions: dict, labels, n_bins: int = 15, *, binning: 
         if j:
             ax.set_ylabel("")
             hax.set_ylabel("")
+    _legend_below(fig, fig.axes)
     if suptitle:
         fig.suptitle(suptitle)
     return fig
@@ -221,11 +243,11 @@ def plot_risk_coverage(curves, ax, *, marks=(0.8, 0.9)):
     ax.set_ylabel("selective risk (error rate among accepted)")
     ax.grid(True, color="#dddddd", linewidth=0.6, zorder=0)
     ax.set_axisbelow(True)
-    ax.legend(loc="upper left", fontsize=8, frameon=True)
+    _legend_beside(ax)
     return ax
 
 
-def risk_coverage_figure(curves, *, size=(6.4, 4.4), suptitle: str | None = None) -> Figure:
+def risk_coverage_figure(curves, *, size=(8.0, 4.4), suptitle: str | None = None) -> Figure:
     """One axes with every curve (a list of RiskCoverageData)."""
     fig = Figure(figsize=size, layout="constrained")
     plot_risk_coverage(curves, fig.add_subplot(1, 1, 1))
@@ -304,7 +326,7 @@ def plot_smooth_reliability(data: SmoothReliabilityData, ax, hist_ax=None):
     txt += f"\nσ = {data.sigma:.3f}"
     ax.text(0.04, 0.96, txt, transform=ax.transAxes, va="top", ha="left", fontsize=9,
             bbox=dict(boxstyle="round,pad=0.3", facecolor="white", edgecolor="#999999"))
-    ax.legend(loc="lower right", fontsize=7, frameon=True)
+    _legend_beside(ax)
     if hist_ax is not None:
         hist_ax.fill_between(data.x, 0, data.density, color="#8C8C8C", alpha=0.6, linewidth=0)
         hist_ax.plot(data.x, data.density, color="black", linewidth=0.6)
@@ -334,6 +356,7 @@ def binned_and_smooth_figure(binned, smoothed, *, panel_size: float = 3.4, supti
             ax.set_ylabel("")
             ax2.set_ylabel("")
             hax.set_ylabel("")
+    _legend_below(fig, fig.axes)
     if suptitle:
         fig.suptitle(suptitle)
     return fig
@@ -395,6 +418,7 @@ def score_histogram_figure(histograms, *, ncols: int = 3, panel_size=(3.6, 2.7),
     fig = Figure(figsize=(panel_size[0] * cols, panel_size[1] * rows), layout="constrained")
     for i, h in enumerate(histograms):
         plot_score_histogram(h, fig.add_subplot(rows, cols, i + 1))
+    _legend_below(fig, fig.axes)
     if suptitle:
         fig.suptitle(suptitle)
     return fig

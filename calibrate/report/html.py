@@ -202,32 +202,127 @@ def _interval_words(boot: dict) -> str:
             f"{scheme}, seed {boot['seed']}")
 
 
+# Page-fit estimates (px) for the template's CSS at a 1280 px window: the body is at most
+# 1280 px wide less its padding and a scroll bar; a table's width is the sum of its columns.
+PAGE_BUDGET_PX = 1150
+WRAP_CHARS = 40  # a cell with more characters than this wraps (class "wrap", about 24 characters wide)
+_PX_PER_CHAR = 7.2  # 0.88em Helvetica/Arial: digits 7.8 px, "." 3.9 px, lower case about 7 px
+_CI_RATIO = 0.85  # the interval under a value is set at 0.85 of the cell's font size
+_CELL_PAD_PX = 20  # 2 x 0.6em padding and the border
+_WIDE_SCALE = 0.8 / 0.88  # the font of a table of class "wide"
+
+
+def _cell_chars(cell) -> float:
+    text = str(cell.get("text", ""))
+    n = min(len(text), 24) if len(text) > WRAP_CHARS else len(text)
+    return max(n, _CI_RATIO * len(str(cell.get("ci") or "")))
+
+
+def column_widths(table: dict) -> list[float]:
+    """Estimated width in px of each column of ``table`` (header cells wrap at spaces)."""
+    ncol = max([len(table["header"])] + [len(r["cells"]) for r in table["rows"]])
+    chars = [0.0] * ncol
+    for j, h in enumerate(table["header"]):
+        chars[j] = max((len(w) for w in str(h).split()), default=0)
+    for r in table["rows"]:
+        for j, c in enumerate(r["cells"]):
+            chars[j] = max(chars[j], _cell_chars(c))
+    return [c * _PX_PER_CHAR + _CELL_PAD_PX for c in chars]
+
+
+def column_groups(widths, budget, keep: int = 1) -> list[list[int]]:
+    """Split the columns after the first ``keep`` into consecutive groups, each of which with
+    the ``keep`` first columns is at most ``budget`` wide (a column wider alone gets its own)."""
+    groups, cur, used = [], [], sum(widths[:keep])
+    for j in range(keep, len(widths)):
+        if cur and used + widths[j] > budget:
+            groups.append(cur)
+            cur, used = [], sum(widths[:keep])
+        cur.append(j)
+        used += widths[j]
+    return groups + [cur] if cur else groups
+
+
+def split_columns(table: dict, groups: list[list[int]], keep: int = 1) -> list[dict]:
+    """One table per column group, each starting with the first ``keep`` columns; every row
+    and every cell kept, in order; the caption of the parts after the first says so."""
+    out = []
+    for g, cols in enumerate(groups):
+        idx = list(range(keep)) + cols
+        part = {**table, "header": [table["header"][j] for j in idx if j < len(table["header"])],
+                "rows": [{**r, "cells": [r["cells"][j] for j in idx if j < len(r["cells"])]} for r in table["rows"]]}
+        if g and table.get("caption"):
+            part["caption"] = f"{table['caption']} (continued, part {g + 1} of {len(groups)})"
+        out.append(part)
+    return out
+
+
+def fit_table(table: dict, budget_px: float = PAGE_BUDGET_PX, keep: int = 1) -> list[dict]:
+    """``table`` as one or more tables each about ``budget_px`` wide or less (:func:`column_widths`).
+
+    A table too wide at the normal font gets the smaller font (class "wide"); one still too
+    wide is split into column groups, each repeating the first ``keep`` columns (the row names).
+    """
+    widths = column_widths(table)
+    if sum(widths) <= budget_px:
+        return [table]
+    wide = {**table, "cls": " ".join(c for c in ((table.get("cls") or ""), "wide") if c)}
+    small = [w * _WIDE_SCALE for w in widths]
+    if sum(small) <= budget_px or len(widths) <= keep + 1:
+        return [wide]
+    return split_columns(wide, column_groups(small, budget_px, keep), keep)
+
+
+def prepare_sections(sections: list, fit: bool = True) -> list:
+    """The sections with every key the template reads (missing ones empty) and, with ``fit``,
+    every table fitted to the page width (:func:`fit_table`). The input dicts are not changed."""
+    out = []
+    for s in sections:
+        s = {"paragraphs": [], "tables": [], "figures": [], "summary": [], "pre": "", "collapsed": False,
+             "lead": False, **s}
+        if fit:
+            s["tables"] = [t for table in s["tables"] for t in fit_table(table)]
+        out.append(s)
+    return out
+
+
 def render_html(title: str, sections: list, subtitle: str = "") -> str:
+    """The report as one self-contained HTML page.
+
+    sections: dicts with id, title and any of paragraphs, summary, tables, figures, pre;
+    ``"lead": True`` draws the section as the highlighted summary box, ``"collapsed": True``
+    inside a closed ``<details>`` (opened when printing).
+    """
     from jinja2 import Environment, PackageLoader, select_autoescape
 
     env = Environment(loader=PackageLoader("calibrate.report", "templates"), autoescape=select_autoescape(["html"]))
-    for s in sections:
-        for key in ("paragraphs", "tables", "figures", "summary"):
-            s.setdefault(key, [])
-        s.setdefault("pre", "")
-    return env.get_template("report.html").render(title=title, subtitle=subtitle, sections=sections)
+    return env.get_template("report.html").render(title=title, subtitle=subtitle, sections=prepare_sections(sections),
+                                                  wrap_chars=WRAP_CHARS)
 
 
-def write_report(html_path, html: str, data: dict | None = None, json_path=None, inputs=()) -> list[Path]:
-    """Write the HTML, and the numbers as JSON to ``json_path`` when given, as one unit.
+def write_report(html_path, html: str, data: dict | None = None, json_path=None, inputs=(), pdf_path=None,
+                 pdf: bytes | None = None) -> list[Path]:
+    """Write the HTML, the numbers as JSON to ``json_path`` and the PDF bytes to ``pdf_path``
+    (those given), as one unit.
 
     Nothing else is written (no file beside the HTML that was not named); an output that
-    is one of ``inputs`` is refused. The pair is committed together (calibrate.outputs):
-    never a new JSON beside an old HTML. Returns the paths written.
+    is one of ``inputs`` is refused. The files are committed together (calibrate.outputs):
+    never a new JSON or PDF beside an old HTML. Returns the paths written.
     """
     from ..outputs import write_outputs
 
+    if (pdf_path is None) != (pdf is None):
+        raise ValueError("write_report: give both pdf_path and pdf, or neither")
     outputs = {html_path: html}
     if json_path is not None:
         if data is None:
             raise ValueError("write_report: json_path given without data")
         data = {**data, "html": os.path.basename(os.fspath(html_path))}  # which HTML these numbers belong to
+        if pdf_path is not None:
+            data["pdf"] = os.path.basename(os.fspath(pdf_path))
         outputs[json_path] = json.dumps(_jsonable(data), indent=1, allow_nan=False) + "\n"
+    if pdf_path is not None:
+        outputs[pdf_path] = bytes(pdf)
     return write_outputs(outputs, inputs)
 
 
@@ -250,7 +345,16 @@ def _chunks(items, size):
 
 
 # ------------------------------------------------------------------------ the report
-def calibration_report(test_logits, test_labels, calibrators: dict, *, data_name: str = "", fit_name: str = "",
+def calibration_report(test_logits, test_labels, calibrators: dict, **kw):
+    """Build the report of ``calibrators`` ({name: fitted Calibrator}) on test logits: the
+    HTML page of :func:`calibration_report_sections` (which see for the keywords).
+    Returns (html, data): the HTML text and the JSON-able dict of the same numbers.
+    """
+    sections, subtitle, data = calibration_report_sections(test_logits, test_labels, calibrators, **kw)
+    return render_html(data["title"], sections, subtitle=subtitle), data
+
+
+def calibration_report_sections(test_logits, test_labels, calibrators: dict, *, data_name: str = "", fit_name: str = "",
                        n_bins: int = 15, n_resamples: int = 1000, seed: int = 0, class_names=None,
                        title: str = "Calibration report", started: float | None = None,
                        ood_logits=None, ood_name: str = "", conformal_alpha: float | None = None,
@@ -261,7 +365,9 @@ def calibration_report(test_logits, test_labels, calibrators: dict, *, data_name
     conformal_alpha: miscoverage of the conformal sets section, calibrated on
     (fit_logits, fit_labels) when given, else on a seeded half of the test rows
     (see :mod:`calibrate.report.beyond`).
-    Returns (html, data): the HTML text and the JSON-able dict of the same numbers.
+    Returns (sections, subtitle, data): the report's sections (for :func:`render_html` and
+    :func:`calibrate.report.pdf.render_pdf`, with ``data["title"]``), its subtitle, and the
+    JSON-able dict of the same numbers.
     """
     import time
 
@@ -308,14 +414,18 @@ def calibration_report(test_logits, test_labels, calibrators: dict, *, data_name
                                                          suptitle=f"{best}, class-wise"),
                             f"Class-wise reliability diagrams, {best}"))
     cname = (lambda j: class_names[j]) if class_names is not None else str
-    class_rows = []
-    for r in classes:
-        cells = [{"text": cname(r["class"])}, {"text": str(r["support"])}, {"text": _fmt(r["frequency"])}]
-        cells += [{"text": _fmt(r[f"mean_p[{nm}]"])} for nm in names]
-        cells += [{"text": _fmt(r[f"ece[{nm}]"])} for nm in names]
-        class_rows.append({"cells": cells})
-    class_table = {"header": ["class", "support", "frequency"] + [f"mean P ({nm})" for nm in names]
-                   + [f"ECE ({nm})" for nm in names], "rows": class_rows}
+    class_tables = []
+    groups = _chunks(names, 4)  # at most 3 + 8 columns a table: it fits a 1280 px page
+    for g, group in enumerate(groups):
+        class_rows = []
+        for r in classes:
+            cells = [{"text": cname(r["class"])}, {"text": str(r["support"])}, {"text": _fmt(r["frequency"])}]
+            cells += [{"text": _fmt(r[f"mean_p[{nm}]"])} for nm in group]
+            cells += [{"text": _fmt(r[f"ece[{nm}]"])} for nm in group]
+            class_rows.append({"cells": cells})
+        class_tables.append({"header": ["class", "support", "frequency"] + [f"mean P ({nm})" for nm in group]
+                             + [f"ECE ({nm})" for nm in group], "rows": class_rows,
+                             "caption": f"Part {g + 1} of {len(groups)}: {', '.join(group)}" if len(groups) > 1 else ""})
     param_rows = [{"cells": [{"text": nm}, {"text": p["method"]},
                              {"text": ", ".join(f"{a} = {b:.4g}" if isinstance(b, float) else f"{a} = {b}"
                                                 for a, b in p.items() if a != "method")}]}
@@ -328,7 +438,7 @@ def calibration_report(test_logits, test_labels, calibrators: dict, *, data_name
                ("binning", f"{n_bins} equal-width bins, top-label, unless the column says otherwise"),
                ("intervals", _interval_words(boot))]
     sections = [
-        {"id": "summary", "title": "Summary", "summary": summary},
+        {"id": "summary", "title": "Summary", "summary": summary, "lead": True},
         {"id": "metrics", "title": "Metrics with 95 % confidence intervals",
          "paragraphs": [_interval_words(boot) + ". Every interval and every paired difference below comes from "
                         "the same resample weights, applied to per-sample sufficient statistics (bin, confidence, "
@@ -342,15 +452,14 @@ def calibration_report(test_logits, test_labels, calibrators: dict, *, data_name
         {"id": "reliability", "title": "Reliability diagrams", "figures": figs},
         beyond_sections.get("smooth"), beyond_sections.get("selective"), beyond_sections.get("ood"),
         beyond_sections.get("conformal"),
-        {"id": "classes", "title": "Per class", "tables": [class_table], "figures": figs_cw},
-        {"id": "calibrators", "title": "Fitted calibrators",
+        {"id": "classes", "title": "Per class", "tables": class_tables, "figures": figs_cw, "collapsed": True},
+        {"id": "calibrators", "title": "Fitted calibrators", "collapsed": True,
          "tables": [{"header": ["name", "method", "parameters"], "rows": param_rows}]} if params else None,
-        {"id": "provenance", "title": "How this report was made",
+        {"id": "provenance", "title": "How this report was made", "collapsed": True,
          "summary": [("command", data["command"]), ("created", data["created"]),
                      ("time taken", f"{data['wall_seconds']:.1f} s"),
                      ("machine", f"{env['cpu']}, {env['cores']} cores, {env['platform']}"),
                      ("versions", ", ".join(f"{a} {b}" for a, b in env["packages"].items() if b))]},
     ]
     sections = [s for s in sections if s]
-    html = render_html(title, sections, subtitle=f"{data_name} — n = {n:,}, k = {k}")
-    return html, data
+    return sections, f"{data_name} — n = {n:,}, k = {k}", data
