@@ -169,6 +169,32 @@ def test_report_leads_with_the_findings_and_has_no_absolute_paths(tiny):
     assert f"at {CIFAR.resolve()}" not in html and f"at {os.path.relpath(CIFAR.resolve(), tiny[0])}" in html
 
 
+def test_pdf_export_is_the_same_report(tiny):
+    pypdf = pytest.importorskip("pypdf")
+    d = tiny[0] / "out"
+    pdf = (d / "report.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF")
+    import io
+    import re
+
+    text = " ".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(pdf)).pages)
+    html = (d / "report.html").read_text()
+    for title in re.findall(r"<h2>(.*?)</h2>", html):
+        words = re.sub(r"<[^>]+>", "", title).split()[:3]
+        assert " ".join(words) in " ".join(text.split()), title
+
+
+@pytest.mark.browser
+def test_experiment_report_fits_1280_px_in_a_real_browser(tiny):
+    from browser_checks import assert_fits_without_horizontal_scroll, chromium
+
+    drv = chromium()
+    try:
+        assert_fits_without_horizontal_scroll(drv, tiny[0] / "out" / "report.html", width=1280)
+    finally:
+        drv.quit()
+
+
 def test_resume_message_lists_what_is_left(tmp_path):
     from calibrate.cifar10.runner import PRESETS, model_specs, resume_message, run_state
 

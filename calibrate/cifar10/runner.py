@@ -20,7 +20,12 @@
    predictions are saved as log-probabilities (valid logits); samples as (S, n, k).
 4. Every calibrator fitted on validation and evaluated on test with 95 % bootstrap CIs;
    for the ensemble also each member calibrated before pooling.
-5. OUT/metrics.json, OUT/report.html (figures embedded) and OUT/logits/.
+5. Under shift and on unseen inputs (:mod:`calibrate.cifar10.shift`): every model x
+   {uncalibrated, temperature, ODIR, isotonic} on each corruption x severity, OOD
+   detection on far (digits, noise) and near (held-out classes) sets, AURC and conformal
+   coverage under shift; the three patterns of Ovadia et al. 2019 tested.
+6. OUT/metrics.json, OUT/report.html (figures embedded), OUT/report.pdf (the same report,
+   printable) and OUT/logits/ (everything the numbers need).
 
 Resuming: finished models and cached predictions in WORK are reused; the run says so
 ("resuming: N of M runs already done in WORK") and lists the runs it will do.
@@ -350,16 +355,20 @@ def run_experiment(preset: str, data_dir, out_dir, work_dir=None, cache_dir=None
         "command": _command(), "hardware": environment(), "compute": compute, "classes": list(CLASSES),
         "wall_seconds": round(time.time() - t_start, 1),
     }
-    log("writing report.html and metrics.json")
+    log("writing report.html, report.pdf and metrics.json")
     from ..outputs import write_outputs
-    from .report import experiment_report
+    from ..report.html import render_html
+    from ..report.pdf import render_pdf
+    from .report import experiment_sections
 
-    html = experiment_report(data, test_probs, y_test, list(CLASSES), ANCHORS_GUO, curves)
+    title, sections, subtitle = experiment_sections(data, test_probs, y_test, list(CLASSES), ANCHORS_GUO, curves)
+    html = render_html(title, sections, subtitle=subtitle)
+    pdf = render_pdf(title, sections, subtitle=subtitle)
     data["wall_seconds"] = round(time.time() - t_start, 1)
     # one unit: never a new metrics.json beside an old report.html (calibrate.outputs)
-    write_outputs({out / "report.html": html,
+    write_outputs({out / "report.html": html, out / "report.pdf": pdf,
                    out / "metrics.json": json.dumps(_clean(data), indent=1, allow_nan=False) + "\n"})
-    log(f"done: {out / 'report.html'}, {out / 'metrics.json'}")
+    log(f"done: {out / 'report.html'}, {out / 'report.pdf'}, {out / 'metrics.json'}")
     return data
 
 

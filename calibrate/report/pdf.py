@@ -185,7 +185,10 @@ def _draw_part(lay: _Layout, part: dict, widths: list[float]):
         for j, ((text, ci), cell) in enumerate(zip(cells, r["cells"])):
             left = j == 0 or len(str(cell.get("text", ""))) > 40
             x, ha = (xs[j] + CELL_PAD, "left") if left else (xs[j + 1] - CELL_PAD, "right")
-            color = COLORS.get(cell.get("cls") or "", "#222222")
+            classes = (cell.get("cls") or "").split()
+            color = COLORS.get(classes[0] if classes else "", "#222222")
+            if "tie" in classes:  # as the HTML's td.tie::after
+                text = [*text[:-1], f"{text[-1]} (tie)"] if text else ["(tie)"]
             y = lay.y - CELL_PAD
             lay.text(x, y, "\n".join(text), TABLE_PT, ha=ha, color=color, linespacing=LINE)
             if ci:
