@@ -272,7 +272,7 @@ def shift_sections(data: dict, curves: dict) -> list[dict]:
     out = [{"id": "lead", "lead": True, "title": "Summary: calibration under distribution shift",
             "paragraphs": [f"{len(models)} CIFAR-10 models, {len(sh['calibrators']) - 1} post-hoc calibrators "
                            f"fitted on clean validation data, {len(sh['corruptions'])} corruptions x {len(sev)} "
-                           f"severities (CIFAR-10-C style, generated here), {len(od['sets'])} out-of-distribution "
+                           f"severit{'y' if len(sev) == 1 else 'ies'} (CIFAR-10-C style, generated here), {len(od['sets'])} out-of-distribution "
                            "sets. The three patterns Ovadia et al. (2019) report, tested on these numbers:"]},
            *findings]
 
@@ -339,11 +339,11 @@ def shift_sections(data: dict, curves: dict) -> list[dict]:
             if (m, c) not in med_ece:
                 continue
             trows.append({"cells": [{"text": m}, {"text": c}]
-                          + [{"text": f"{100 * med_ece[(m, c)][s]:.2f}"} for s in sev]
+                          + [{"text": f"{100 * med_ece[(m, c)][s]:.2f}"} for s in [0, *sev]]
                           + [{"text": f"{med_nll[(m, c)][s]:.3f}"} for s in (0, hi)]
                           + [{"text": f"{100 * med_acc[(m, c)][s]:.1f}"} for s in (0, hi)]})
     out.append({"id": "shift-table", "collapsed": True, "title": "Shift: medians over corruptions, every model and calibrator",
-                "tables": [{"header": ["model", "calibrator"] + [f"ECE % s{s}" for s in sev]
+                "tables": [{"header": ["model", "calibrator"] + [f"ECE % s{s}" for s in [0, *sev]]
                             + [f"NLL s{s}" for s in (0, hi)] + [f"acc % s{s}" for s in (0, hi)], "rows": trows,
                             "caption": "Medians over corruptions (s0 = clean); the per-set numbers with 95 % intervals "
                                        "are in metrics.json (shift.rows)."}]})
@@ -370,10 +370,10 @@ def shift_sections(data: dict, curves: dict) -> list[dict]:
             agg.setdefault((r["model"], r["method"]), {}).setdefault(r["severity"], []).append(r)
         ctab = [{"cells": [{"text": m}, {"text": meth}] + [
             {"text": f"{100 * np.median([x['coverage'] for x in d[s]]):.1f}",
-             "ci": f"size {np.median([x['mean_size'] for x in d[s]]):.2f}"} for s in sev]}
+             "ci": f"size {np.median([x['mean_size'] for x in d[s]]):.2f}"} for s in [0, *sev]]}
             for (m, meth), d in agg.items()]
         out.append({"id": "conformal-shift", "collapsed": True, "title": "Conformal sets under shift",
-                    "tables": [{"header": ["model", "method"] + [f"coverage % s{s}" for s in sev], "rows": ctab,
+                    "tables": [{"header": ["model", "method"] + [f"coverage % s{s}" for s in [0, *sev]], "rows": ctab,
                                 "caption": "Median over corruptions of the marginal coverage, and below it the median "
                                            "mean set size."}]})
     return out
