@@ -184,3 +184,39 @@ def smooth_reliability(probs, labels, sigma: float | None = None, *, n_grid: int
             draws[b] = _smooth_on_grid(f, cnt * y, s, x) / dens
         lower, upper = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
     return SmoothReliability(x, curve, density, s, smece, lower, upper)
+
+
+BAND_CELLS = 4096  # the cell-level band: equal-width cells of [0, 1]
+
+
+def smooth_reliability_band(probs, labels, sigma: float, x, *, n_resamples: int = 1000, level: float = 0.95,
+                            seed: int = 0, n_cells: int = BAND_CELLS):
+    """Pointwise bootstrap band of the smoothed reliability curve at a fixed bandwidth,
+    Poisson bootstrap over rows resampled as (cell, outcome) counts: O(n) once, then
+    O(n_cells + grid) per resample whatever n.
+
+    The forecasts are binned into ``n_cells`` equal-width cells of [0, 1]; each (cell,
+    outcome) keeps its row count and the mean forecast of its rows. Under the Poisson
+    bootstrap the weighted count of a (cell, outcome) is Poisson(its count), exactly the
+    row-level weights summed; the curve of a resample is then smoothed with every row of
+    the pair at the pair's mean forecast, so the band differs from the row-level one by
+    moving each row at most one cell (1 / n_cells) along the kernel, an error of order
+    1 / (n_cells sigma) relative (measured in the tests against the row-level band).
+    x: (g,) grid. Returns (lower (g,), upper (g,)).
+    """
+    f, y = _forecasts(probs, labels)
+    s = _check_sigma(sigma)
+    xg = np.asarray(x, dtype=np.float64)
+    cell = np.minimum((f * n_cells).astype(np.intp), n_cells - 1) * 2 + (y > 0.5)
+    cnt = np.bincount(cell, minlength=2 * n_cells).astype(np.float64)
+    tot = np.bincount(cell, weights=f, minlength=2 * n_cells)
+    keep = cnt > 0
+    cnt, centre = cnt[keep], tot[keep] / cnt[keep]
+    outcome = (np.flatnonzero(keep) % 2).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    draws = np.empty((int(n_resamples), xg.size))
+    for b in range(int(n_resamples)):
+        w = rng.poisson(cnt).astype(np.float64)
+        dens = _smooth_on_grid(centre, w, s, xg) + _DENS_EPS
+        draws[b] = _smooth_on_grid(centre, w * outcome, s, xg) / dens
+    return tuple(np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0))

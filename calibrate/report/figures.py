@@ -192,16 +192,23 @@ class RiskCoverageData:
 
 
 def risk_coverage_data(confidence, correct, *, label: str = "", n_resamples: int = 0, seed: int = 0,
-                       coverages=(0.8, 0.9)) -> RiskCoverageData:
-    """Curve of (n,) confidence scores and (n,) correctness, with a bootstrap band if n_resamples > 0."""
+                       coverages=(0.8, 0.9), band_resamples: int | None = None) -> RiskCoverageData:
+    """Curve of (n,) confidence scores and (n,) correctness, with intervals if n_resamples > 0.
+
+    intervals: :func:`calibrate.summary.selective_intervals` (row bootstrap, n_resamples);
+    the band: :func:`calibrate.summary.risk_coverage_band` (Poisson bootstrap resampled as
+    counts of contiguous groups, ``band_resamples``, default n_resamples), O(G) per resample.
+    """
     from .. import selective, summary
 
     cov, risk = selective.risk_coverage(confidence, correct)
     if not n_resamples:
         return RiskCoverageData(cov, risk, selective.aurc(confidence, correct), label)
     iv = summary.selective_intervals(confidence, correct, coverages=coverages, n_resamples=n_resamples, seed=seed)
-    c = iv["curve"]
-    return RiskCoverageData(cov, risk, iv["aurc"]["estimate"], label, c["coverage"], c["low"], c["high"], iv)
+    band = summary.risk_coverage_band(confidence, correct, n_resamples=band_resamples or n_resamples, seed=seed)
+    iv["band"] = {k: band[k] for k in ("n_groups", "n_resamples", "scheme")}
+    return RiskCoverageData(cov, risk, iv["aurc"]["estimate"], label, band["coverage"], band["low"], band["high"],
+                            iv)
 
 
 def plot_risk_coverage(curves, ax, *, marks=(0.8, 0.9)):
@@ -257,16 +264,24 @@ class SmoothReliabilityData:
 
 
 def smooth_reliability_data(probs, labels, *, label: str = "", n_resamples: int = 0, seed: int = 0,
-                            n_grid: int = 200) -> SmoothReliabilityData:
-    """Top-label smoothed curve of probs (n, k) and labels (n,), with band and smECE interval."""
+                            n_grid: int = 200, band_resamples: int | None = None) -> SmoothReliabilityData:
+    """Top-label smoothed curve of probs (n, k) and labels (n,), with band and smECE interval.
+
+    smECE interval: :func:`calibrate.summary.smooth_ece_interval` (row bootstrap,
+    n_resamples); band: :func:`calibrate.smooth.smooth_reliability_band` (Poisson bootstrap
+    resampled as (cell, outcome) counts, ``band_resamples``, default n_resamples).
+    """
     from .. import smooth, summary
 
-    r = smooth.smooth_reliability(probs, labels, n_grid=n_grid, n_bootstrap=n_resamples, seed=seed)
+    r = smooth.smooth_reliability(probs, labels, n_grid=n_grid)
     lo = hi = float("nan")
+    lower = upper = None
     if n_resamples:
         iv = summary.smooth_ece_interval(probs, labels, n_resamples=n_resamples, seed=seed, sigma=r.sigma)
         lo, hi = iv["low"], iv["high"]
-    return SmoothReliabilityData(r.x, r.y, r.density, r.sigma, r.smece, r.lower, r.upper, lo, hi,
+        lower, upper = smooth.smooth_reliability_band(probs, labels, r.sigma, r.x,
+                                                      n_resamples=band_resamples or n_resamples, seed=seed)
+    return SmoothReliabilityData(r.x, r.y, r.density, r.sigma, r.smece, lower, upper, lo, hi,
                                  int(np.asarray(labels).shape[0]), label)
 
 
