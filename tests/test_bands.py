@@ -133,3 +133,20 @@ def test_cell_band_matches_the_row_band_within_monte_carlo_error():
     assert np.all(np.abs(lo - r.lower)[ok] <= 0.25 * width)
     assert np.all(np.abs(hi - r.upper)[ok] <= 0.25 * width)
     assert np.all(lo <= hi)
+
+
+def test_class_reliability_equals_the_metrics_functions():
+    from calibrate import metrics
+    from calibrate.report import figures
+
+    z, y = make_logits(n=2000, k=4, temperature=2.0, seed=9)
+    p = calibrate.softmax(z)
+    for j in range(4):
+        d = figures.reliability_data(p, y, 10, class_index=j)
+        c = metrics.reliability_curve(p, y, 10, class_index=j)
+        np.testing.assert_array_equal(d.count, c.count)
+        np.testing.assert_array_equal(d.accuracy, c.accuracy)
+        np.testing.assert_array_equal(d.confidence, c.confidence)
+        assert d.ece == metrics.ece_from_confidences(p[:, j], (y == j).astype(int), 10)
+    with pytest.raises(calibrate.InputError, match="class_index"):
+        figures.reliability_data(p, y, 10, class_index=4)

@@ -24,6 +24,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .. import metrics
+from .._validation import InputError, check_probs_labels
 
 BAR = "#4C72B0"
 GAP = "#DD8452"
@@ -48,17 +49,28 @@ class ReliabilityData:
 def reliability_data(probs, labels, n_bins: int = 15, *, binning: str = "width", class_index=None,
                      label: str = "") -> ReliabilityData:
     """Per-bin statistics and the ECE of one prediction (top-label, or one class)."""
-    c = metrics.reliability_curve(probs, labels, n_bins, binning=binning, class_index=class_index)
-    p = np.asarray(probs)
-    y = np.asarray(labels)
-    if class_index is None:
-        e, xl, yl = metrics.ece(p, y, n_bins, binning=binning), "confidence", "accuracy"
-    else:
-        onehot = (y == class_index).astype(int)
-        pj = p[:, class_index]
-        e = metrics.ece_from_confidences(pj, onehot, n_bins, binning=binning) if pj.size else float("nan")
-        xl, yl = f"P(class {class_index})", "observed frequency"
-    return ReliabilityData(c.edges, c.count, c.confidence, c.accuracy, e, int(c.count.sum()), label, xl, yl)
+    if class_index is not None:
+        p, y = check_probs_labels(probs, labels)
+        if not 0 <= class_index < p.shape[1]:
+            raise InputError(f"class_index: expected an integer in [0, {p.shape[1]}), got {class_index}")
+        return _class_reliability(p, y, class_index, n_bins, binning, label)
+    c = metrics.reliability_curve(probs, labels, n_bins, binning=binning)
+    e = metrics.ece(np.asarray(probs), np.asarray(labels), n_bins, binning=binning)
+    return ReliabilityData(c.edges, c.count, c.confidence, c.accuracy, e, int(c.count.sum()), label)
+
+
+def _class_reliability(p, y, j, n_bins, binning, label) -> ReliabilityData:
+    """reliability_data of class j from validated p (n, k), y (n,): one binning of the column
+    gives the curve and the ECE (the sums of metrics.reliability_curve and
+    metrics.ece_from_confidences)."""
+    pj, hit = p[:, j], (y == j)
+    edges, (count, s_conf, s_corr) = metrics._binned_sums(pj, hit, n_bins, binning)
+    e = float(metrics._group_errors(count[None], s_conf[None], s_corr[None], "l1", False,
+                                    np.random.default_rng(0))[0]) if pj.size else float("nan")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        conf, acc = s_conf / count, s_corr / count
+    return ReliabilityData(edges, count.astype(np.int64), conf, acc, e, int(count.sum()), label,
+                           f"P(class {j})", "observed frequency")
 
 
 def plot_reliability(data: ReliabilityData, ax, hist_ax=None, *, show_ece: bool = True, show_gap: bool = True):
@@ -138,14 +150,14 @@ def reliability_figure(predictions: dict, labels, n_bins: int = 15, *, binning: 
 def classwise_reliability_figure(probs, labels, class_names=None, n_bins: int = 10, *, ncols: int = 5,
                                  panel_size: float = 2.6, suptitle: str | None = None) -> Figure:
     """One diagram per class: P(class j) against the observed frequency of class j."""
-    p = np.asarray(probs)
+    p, y = check_probs_labels(probs, labels)  # once, not once per class
     k = p.shape[1]
     names = list(class_names) if class_names is not None else [str(j) for j in range(k)]
     nrows = int(np.ceil(k / ncols))
     fig = Figure(figsize=(panel_size * min(k, ncols), panel_size * nrows), layout="constrained")
     for j in range(k):
         ax = fig.add_subplot(nrows, min(k, ncols), j + 1)
-        d = reliability_data(p, labels, n_bins, class_index=j, label=names[j])
+        d = _class_reliability(p, y, j, n_bins, "width", names[j])
         plot_reliability(d, ax)
         ax.get_legend().remove()
         ax.title.set_fontsize(9)
