@@ -201,8 +201,10 @@ def smooth_reliability_band(probs, labels, sigma: float, x, *, n_resamples: int 
     row-level weights summed; the curve of a resample is then smoothed with every row of
     the pair at the pair's mean forecast, so the band differs from the row-level one by
     moving each row at most one cell (1 / n_cells) along the kernel, an error of order
-    1 / (n_cells sigma) relative (measured in the tests against the row-level band).
-    x: (g,) grid. Returns (lower (g,), upper (g,)).
+    1 / (n_cells sigma) relative (measured in the tests against the row-level band). The
+    kernel of :func:`smooth_reliability` is applied to blocks of resamples at once, the
+    convolution by FFT (equal to the per-resample one to rounding).
+    x: (g,) grid. Returns (lower (g,), upper (g,)); draws: ``default_rng(seed).poisson``.
     """
     f, y = _forecasts(probs, labels)
     s = _check_sigma(sigma)
