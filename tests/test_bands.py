@@ -81,8 +81,10 @@ def test_group_band_against_the_row_band_at_exact_coverages():
     ref, _, _ = _row_poisson_band(c, ok, grid, 2500, seed=3)
     sd = ref.std(axis=0)
     lo, hi = np.quantile(ref, [0.025, 0.975], axis=0)
-    assert np.all(np.abs(band["low"] - lo) <= 0.35 * sd)
-    assert np.all(np.abs(band["high"] - hi) <= 0.35 * sd)
+    # Monte-Carlo error plus one step of the (discrete) risk among the grid * n accepted rows
+    tol = 0.35 * sd + 1.0 / (grid * c.size)
+    assert np.all(np.abs(band["low"] - lo) <= tol)
+    assert np.all(np.abs(band["high"] - hi) <= tol)
 
 
 def test_group_band_is_seeded_and_ordered():
