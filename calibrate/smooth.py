@@ -184,3 +184,65 @@ def smooth_reliability(probs, labels, sigma: float | None = None, *, n_grid: int
             draws[b] = _smooth_on_grid(f, cnt * y, s, x) / dens
         lower, upper = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
     return SmoothReliability(x, curve, density, s, smece, lower, upper)
+
+
+BAND_CELLS = 4096  # the cell-level band: equal-width cells of [0, 1]
+
+
+def smooth_reliability_band(probs, labels, sigma: float, x, *, n_resamples: int = 1000, level: float = 0.95,
+                            seed: int = 0, n_cells: int = BAND_CELLS):
+    """Pointwise bootstrap band of the smoothed reliability curve at a fixed bandwidth,
+    Poisson bootstrap over rows resampled as (cell, outcome) counts: O(n) once, then
+    O(n_cells + grid) per resample whatever n.
+
+    The forecasts are binned into ``n_cells`` equal-width cells of [0, 1]; each (cell,
+    outcome) keeps its row count and the mean forecast of its rows. Under the Poisson
+    bootstrap the weighted count of a (cell, outcome) is Poisson(its count), exactly the
+    row-level weights summed; the curve of a resample is then smoothed with every row of
+    the pair at the pair's mean forecast, so the band differs from the row-level one by
+    moving each row at most one cell (1 / n_cells) along the kernel, an error of order
+    1 / (n_cells sigma) relative (measured in the tests against the row-level band). The
+    kernel of :func:`smooth_reliability` is applied to blocks of resamples at once, the
+    convolution by FFT (equal to the per-resample one to rounding).
+    x: (g,) grid. Returns (lower (g,), upper (g,)); draws: ``default_rng(seed).poisson``.
+    """
+    f, y = _forecasts(probs, labels)
+    s = _check_sigma(sigma)
+    xg = np.asarray(x, dtype=np.float64)
+    cell = np.minimum((f * n_cells).astype(np.intp), n_cells - 1) * 2 + (y > 0.5)
+    cnt = np.bincount(cell, minlength=2 * n_cells).astype(np.float64)
+    tot = np.bincount(cell, weights=f, minlength=2 * n_cells)
+    keep = cnt > 0
+    cnt, centre = cnt[keep], tot[keep] / cnt[keep]
+    outcome = (np.flatnonzero(keep) % 2).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    draws = np.empty((int(n_resamples), xg.size))
+    # the kernel of _smooth_on_grid, batched over resamples (FFT convolution along rows)
+    m = _n_nodes(s)
+    pos = centre * (m - 1)
+    lo = np.clip(pos.astype(np.intp), 0, m - 2)
+    frac = pos - lo
+    g = np.linspace(0.0, 1.0, m)
+    ker = np.exp(-((g - 0.5) ** 2) / (2.0 * s**2)) / (np.sqrt(2.0 * np.pi) * s)
+    size = 1 << (4 * m - 4).bit_length()
+    kf = np.fft.rfft(ker, size)
+    j = np.clip(np.searchsorted(g, xg, side="right") - 1, 0, m - 2)
+    lam = (xg - g[j]) / (g[j + 1] - g[j])
+    block = max(1, 2_000_000 // (3 * m))
+
+    def smooth_rows(w):  # (r, points) weights -> (r, x) smoothed values
+        r = w.shape[0]
+        off = (np.arange(r) * m)[:, None]
+        nodes = np.bincount((lo + off).ravel(), weights=((1.0 - frac) * w).ravel(), minlength=r * m)
+        nodes += np.bincount((lo + 1 + off).ravel(), weights=(frac * w).ravel(), minlength=r * m)
+        nodes = nodes.reshape(r, m)
+        ext = np.concatenate([nodes[:, ::-1][:, :-1], nodes, nodes[:, ::-1][:, 1:]], axis=1)
+        conv = np.fft.irfft(np.fft.rfft(ext, size, axis=1) * kf, size, axis=1)[:, m - 1 : ext.shape[1]]
+        sm = conv[:, m // 2 : m // 2 + m]
+        return (1.0 - lam) * sm[:, j] + lam * sm[:, j + 1]
+
+    for b0 in range(0, int(n_resamples), block):
+        r = min(block, int(n_resamples) - b0)
+        w = rng.poisson(cnt, (r, cnt.size)).astype(np.float64)
+        draws[b0:b0 + r] = smooth_rows(w * outcome) / (smooth_rows(w) + _DENS_EPS)
+    return tuple(np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0))

@@ -203,6 +203,76 @@ def selective_intervals(confidence, correct, *, coverages=(0.8, 0.9), grid=None,
     return out
 
 
+BAND_MAX_GROUPS = 2048  # risk-coverage band: contiguous groups of rows (by confidence) resampled as counts
+
+
+def _contiguous_groups(c: np.ndarray, ok: np.ndarray, max_groups: int):
+    """Rows sorted by decreasing confidence, cut into at most ``max_groups`` contiguous
+    groups of about n / max_groups rows, only where the confidence changes (ties never
+    split). Returns (errors, correct) per group, (G,) float64 each, most confident first."""
+    order = np.argsort(-c, kind="stable")
+    cs = c[order]
+    wrong = np.cumsum(1.0 - ok[order])
+    ends = np.flatnonzero(np.append(cs[1:] != cs[:-1], True)) + 1  # rows accepted at each distinct score
+    # the first distinct-score end at or after each target i n / G (duplicates dropped)
+    g = min(int(max_groups), c.size)
+    targets = np.ceil(np.arange(1, g + 1) * (c.size / g))
+    cut = np.unique(ends[np.minimum(np.searchsorted(ends, targets, side="left"), ends.size - 1)])
+    err_cum = wrong[cut - 1]
+    rows = np.diff(cut, prepend=0).astype(np.float64)
+    err = np.diff(err_cum, prepend=0.0)
+    return err, rows - err
+
+
+def risk_coverage_band(confidence, correct, *, grid=None, n_resamples: int = 1000, confidence_level: float = 0.95,
+                       seed: int = 0, max_groups: int = BAND_MAX_GROUPS) -> dict:
+    """Pointwise percentile band of the risk-coverage curve, Poisson bootstrap over rows
+    resampled as group counts: O(n log n) once, then O(G) per resample whatever n.
+
+    The rows are sorted by confidence once and cut into G <= ``max_groups`` contiguous
+    groups (about n / G rows each, never splitting tied scores). Under the Poisson
+    bootstrap (each row weighted by an independent Poisson(1) count; Hanley & MacGibbon
+    2006) the weighted numbers of wrong and of correct rows in group g are independent
+    Poisson(e_g) and Poisson(c_g) draws, exactly the row-level weights summed over the
+    group, so the resampled (coverage, risk) at every group boundary has exactly the
+    row-level Poisson bootstrap distribution. Resolution: the risk at a coverage of
+    ``grid`` is the risk at the first group boundary at or above it (stepwise, the
+    :func:`calibrate.selective.risk_at_coverage` rule on group boundaries), so coverage
+    is resolved to one group (about 1 / G) beyond the one asked.
+    grid: (g,) coverages in (0, 1] (default 96 points from 0.05 to 1). Returns
+    {"coverage" (g,), "low" (g,), "high" (g,), "n_groups", "n_resamples", "scheme"}.
+    Draws: ``default_rng(seed).poisson`` of (rows, G) blocks, errors then correct rows.
+    """
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
+        raise InputError(f"n_resamples: expected a positive integer, got {n_resamples!r}")
+    if not 0.0 < float(confidence_level) < 1.0:
+        raise InputError(f"confidence_level: expected a number in (0, 1), got {confidence_level!r}")
+    if isinstance(max_groups, bool) or not isinstance(max_groups, (int, np.integer)) or max_groups < 1:
+        raise InputError(f"max_groups: expected a positive integer, got {max_groups!r}")
+    c, ok = _check_conf_correct(confidence, correct)
+    grid = np.linspace(0.05, 1.0, 96) if grid is None else np.asarray(grid, dtype=np.float64)
+    if grid.ndim != 1 or grid.size == 0 or grid.min() <= 0 or grid.max() > 1:
+        raise InputError("grid: expected a 1-d array of coverages in (0, 1]")
+    err, cor = _contiguous_groups(c, ok, int(max_groups))
+    rng = np.random.default_rng(seed)
+    curves = np.empty((n_resamples, grid.size))
+    block = max(1, 4_000_000 // err.size)
+    for b0 in range(0, n_resamples, block):
+        r = min(block, n_resamples - b0)
+        e = np.cumsum(rng.poisson(err, (r, err.size)), axis=1, dtype=np.float64)
+        acc = e + np.cumsum(rng.poisson(cor, (r, cor.size)), axis=1, dtype=np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cov = acc / np.maximum(acc[:, -1:], 1.0)
+            risk = np.where(acc > 0, e / np.maximum(acc, 1.0), 0.0)
+        for i in range(r):
+            j = np.minimum(np.searchsorted(cov[i], grid - 1e-12 * grid, side="left"), cov.shape[1] - 1)
+            curves[b0 + i] = risk[i, j]
+    a = (1.0 - float(confidence_level)) / 2.0
+    lo, hi = np.quantile(curves, [a, 1.0 - a], axis=0)
+    return {"coverage": grid, "low": lo, "high": hi, "n_groups": int(err.size), "n_resamples": int(n_resamples),
+            "scheme": "Poisson bootstrap over rows, resampled as group counts"}
+
+
 def smooth_ece_interval(probs, labels, *, n_resamples: int = 200, confidence_level: float = 0.95, seed: int = 0,
                         sigma: float | None = None) -> dict:
     """Top-label smooth ECE with a percentile bootstrap interval at a FIXED bandwidth.

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 from conftest import make_logits
-from scipy.optimize import minimize, minimize_scalar
-from scipy.special import log_softmax
+from scipy.optimize import brentq, minimize, minimize_scalar
+from scipy.special import log_softmax, softmax
 
 import calibrate
 from calibrate import metrics
@@ -47,6 +47,58 @@ def test_temperature_stops_at_a_bound_when_the_optimum_lies_outside():
     z, y = make_logits(temperature=0.01)
     cal = calibrate.TemperatureScaling(bounds=(0.05, 100)).fit(z, y)
     assert cal.temperature_ == pytest.approx(0.05) and cal.at_bound_
+
+
+def _margin_logits(n, k, margin, seed, wrong=0):
+    """Logits whose label is the top logit by about ``margin`` (separable), except ``wrong``
+    rows whose label is the bottom logit by that margin."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, n)
+    z = rng.normal(size=(n, k))
+    z[np.arange(n), y] += margin
+    z[np.arange(wrong), y[:wrong]] -= 2 * margin
+    return z, y
+
+
+@pytest.mark.parametrize("margin", [20.0, 50.0, 100.0])
+@pytest.mark.parametrize("bounds", [(0.05, 100.0), (1e-3, 10.0), (0.5, 2.0)])
+def test_temperature_on_separable_rows_stops_at_the_lower_bound(margin, bounds):
+    # every label is the top logit: the NLL keeps falling as T -> 0 (Newton used to stall
+    # there and raise "did not converge")
+    z, y = _margin_logits(1000, 10, margin, seed=int(margin))
+    with pytest.warns(RuntimeWarning, match="at or beyond the bound"):
+        cal = calibrate.TemperatureScaling(bounds=bounds).fit(z, y)
+    assert cal.temperature_ == bounds[0] and cal.at_bound_
+    assert cal.n_iter_ <= 20
+
+
+@pytest.mark.parametrize("bounds", [(0.05, 100.0), (1e-3, 10.0)])
+def test_temperature_on_reversed_separable_rows_stops_at_the_upper_bound(bounds):
+    # every label is the bottom logit by a wide margin: the NLL falls as T -> inf
+    z, y = _margin_logits(1000, 10, 30.0, seed=3)
+    with pytest.warns(RuntimeWarning, match="at or beyond the bound"):
+        cal = calibrate.TemperatureScaling(bounds=bounds).fit(-z, y)
+    assert cal.temperature_ == bounds[1] and cal.at_bound_
+
+
+@pytest.mark.parametrize("margin,wrong", [(20.0, 1), (20.0, 5), (50.0, 3), (8.0, 50)])
+def test_temperature_near_separable_optimum_inside_the_bounds_is_the_scipy_one(margin, wrong):
+    # a few wrong rows keep the optimum finite but deep in the exp(-margin / T) tail
+    z, y = _margin_logits(2000, 10, margin, seed=int(margin) + wrong, wrong=wrong)
+    bounds = (1e-3, 100.0)
+    ref = reference_temperature(z, y, bounds)
+    assert bounds[0] * 1.01 < ref < bounds[1] / 1.01  # the test is about an interior optimum
+    cal = calibrate.TemperatureScaling(bounds=bounds).fit(z, y)
+    assert not cal.at_bound_
+    # minimize_scalar on the NLL resolves T only to ~sqrt(eps) (the NLL is flat at its
+    # minimum): 1e-7 here; the root of the gradient (scipy softmax, brentq) to 1e-10
+    assert cal.temperature_ == pytest.approx(ref, rel=1e-7)
+
+    def grad_a(a):  # dNLL/da at a = 1/T: mean of E_p[z] - z_y
+        return np.mean((softmax(a * z, axis=1) * z).sum(1) - z[np.arange(len(y)), y])
+
+    root = brentq(grad_a, 1.0 / bounds[1], 1.0 / bounds[0], xtol=1e-15, rtol=1e-15)
+    assert cal.temperature_ == pytest.approx(1.0 / root, rel=1e-10)
 
 
 def test_temperature_keeps_the_argmax(logits_labels):

@@ -122,6 +122,7 @@ def fit_temperature_nll(z, y, bounds=None, max_iter: int = 100, start: float | N
     a = min(max(1.0 if start is None else 1.0 / start, a_min), a_max)
     at_bound = False
     nll_at_1 = None
+    prev_step = None
     for it in range(1, max_iter + 1):  # noqa: B007 (it is reported after the loop)
         tot = sums(z, y, a, 1.0 if it == 1 and a != 1.0 and want_nll_at_1 else None)
         cnt = tot[0]
@@ -150,12 +151,22 @@ def fit_temperature_nll(z, y, bounds=None, max_iter: int = 100, start: float | N
             break
         if h > 0:
             newton = -g / h
-            c = g * t3 / (2.0 * h * h)
+            c = (g / h) * (t3 / h) / 2.0  # not g t3 / h^2: h^2 underflows on separable rows
             halley = abs(c) < 0.5
             step = newton / (1.0 - c) if halley else newton  # Halley when safe
         else:
             step, halley = -math.copysign(math.inf, g), False
         cand = a + step
+        # Slow progress toward a side nothing has bracketed yet (separable rows: the NLL
+        # tail is ~exp(-a margin), where Newton adds only ~1/margin to a per pass): when
+        # a step is not at least half as short as the previous one in the same direction,
+        # move geometrically instead (x2 in a, or /2), reaching a bound in log2 passes.
+        if prev_step is not None and step * prev_step > 0 and abs(step) > 0.5 * abs(prev_step):
+            if step > 0 and hi == a_max:
+                cand = max(cand, min(2.0 * a, a_max))
+            elif step < 0 and lo == a_min:
+                cand = min(cand, max(a / 2.0, a_min))
+        prev_step = step
         if not lo < cand < hi:
             # Left the bracket: toward an untested side move by a factor 10 (the bound
             # itself when that reaches it); inside a known bracket, bisect.

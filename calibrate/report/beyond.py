@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import conformal, decomposition, metrics, ood
+from ..smooth import BAND_CELLS
 from ..summary import detection_intervals
 from .figures import (
     SMOOTH_MIN_ROWS,
@@ -28,13 +29,15 @@ from .figures import (
 COVERAGES = (0.8, 0.9)
 SMOOTH_MAX_RESAMPLES = 200  # the smoothed band re-smooths every resample: cap it
 OOD_MAX_RESAMPLES = 200  # each detection resample is a few passes over n_in + n_out groups
-BAND_ROW_RESAMPLES = 50_000_000  # the figures' bands: at most this many rows x resamples per prediction
+BAND_ROW_RESAMPLES = 50_000_000  # row-level intervals: at most this many rows x resamples per prediction
+BAND_SCHEME = "Poisson bootstrap over rows, resampled as group counts"
 
 
 def band_resamples(n_resamples: int, n: int, cap: int | None = None) -> int:
-    """Resamples for a figure's bootstrap band: the asked number, at most ``cap``, and at most
-    BAND_ROW_RESAMPLES / n (but at least 100), so a band costs O(5e7) work whatever n; the
-    captions and the JSON say the number used."""
+    """Resamples for the row-level bootstrap intervals of the tables (AURC, risk at coverage,
+    smooth ECE): the asked number, at most ``cap``, and at most BAND_ROW_RESAMPLES / n (but
+    at least 100), so they cost O(5e7) work whatever n; the figures' bands are resampled as
+    group counts (O(groups) each) and get the full number. Captions and JSON say both."""
     r = int(n_resamples) if cap is None else min(int(n_resamples), cap)
     return max(1, min(r, max(100, BAND_ROW_RESAMPLES // max(int(n), 1))))
 
@@ -102,13 +105,17 @@ def decomposition_table(numbers: dict, n_bins: int) -> dict:
 def selective_section(probs: dict, labels, n_resamples: int, seed: int):
     """Risk-coverage of the max probability of each prediction: (json, section)."""
     y = np.asarray(labels)
+    n_band = int(n_resamples)
     n_resamples = band_resamples(n_resamples, y.shape[0])
     curves, js = [], {}
+    groups = 0
     for name, p in probs.items():
         conf = p.max(axis=1)
         correct = p.argmax(axis=1) == y
-        d = risk_coverage_data(conf, correct, label=name, n_resamples=n_resamples, seed=seed, coverages=COVERAGES)
+        d = risk_coverage_data(conf, correct, label=name, n_resamples=n_resamples, seed=seed, coverages=COVERAGES,
+                               band_resamples=n_band)
         curves.append(d)
+        groups = max(groups, d.intervals.pop("band")["n_groups"])
         js[name] = d.intervals
     keys = [("aurc", "AURC"), ("eaurc", "E-AURC"), ("augrc", "AUGRC")] + \
            [(f"risk@{c:g}", f"risk at {100 * c:g} % coverage") for c in COVERAGES]
@@ -117,11 +124,14 @@ def selective_section(probs: dict, labels, n_resamples: int, seed: int):
                                        for k, _ in keys]} for n in js]
     table = {"header": ["prediction"] + [h for _, h in keys], "rows": rows,
              "caption": "Selective prediction with the max probability as the confidence score; lower is better. "
-                        "E-AURC is the excess over the best possible ranking of the same errors."}
+                        "E-AURC is the excess over the best possible ranking of the same errors. Intervals: 95 % "
+                        f"percentile bootstrap over rows ({n_resamples} resamples)."}
     fig = _png(risk_coverage_figure(curves), "Risk-coverage curves",
                f"Selective risk (error rate among the accepted rows) when only the most confident fraction of rows "
-               f"is accepted; shaded: pointwise 95 % percentile bootstrap band ({n_resamples} resamples). "
-               "Tied confidences are accepted together (one step per distinct value).")
+               f"is accepted; shaded: pointwise 95 % percentile bootstrap band ({n_band} resamples; {BAND_SCHEME}: "
+               f"the rows sorted by confidence in at most {groups:,} contiguous groups, the risk exact in "
+               "distribution at each group boundary and read stepwise at the next boundary, so coverage is "
+               "resolved to one group). Tied confidences are accepted together (one step per distinct value).")
     section = {"id": "selective", "title": "Selective prediction: risk against coverage",
                "paragraphs": ["A model that may abstain accepts a row only when its confidence is high enough. "
                               "Calibration changes the curve only through the order of the rows' confidences: "
@@ -130,19 +140,21 @@ def selective_section(probs: dict, labels, n_resamples: int, seed: int):
                               "also create ties, which are accepted together."],
                "tables": [table], "figures": [fig]}
     return {"score": "max probability", "n_resamples": n_resamples, "confidence": 0.95, "interval": "percentile",
-            "predictions": js}, section
+            "band": {"n_resamples": n_band, "scheme": BAND_SCHEME, "n_groups": groups}, "predictions": js}, section
 
 
 # ------------------------------------------------------------------------ smooth ECE
 def smooth_section(probs: dict, labels, n_bins: int, n_resamples: int, seed: int, group: int = 4):
     """Smoothed reliability diagrams beside the binned ones: (json, section)."""
     r = band_resamples(n_resamples, np.asarray(labels).shape[0], SMOOTH_MAX_RESAMPLES)
+    n_band = int(n_resamples)
     js, figs = {}, []
     names = list(probs)
     for i in range(0, len(names), group):
         binned, smoothed = [], []
         for name in names[i:i + group]:
-            s = smooth_reliability_data(probs[name], labels, label=name, n_resamples=r, seed=seed)
+            s = smooth_reliability_data(probs[name], labels, label=name, n_resamples=r, seed=seed,
+                                        band_resamples=n_band)
             binned.append(reliability_data(probs[name], labels, n_bins, label=name))
             smoothed.append(s)
             js[name] = {"smooth_ece": {"estimate": s.smece, "low": s.smece_low, "high": s.smece_high,
@@ -151,7 +163,9 @@ def smooth_section(probs: dict, labels, n_bins: int, n_resamples: int, seed: int
                          f"Binned and smoothed reliability diagrams: {', '.join(names[i:i + group])}",
                          f"Top: {n_bins} equal-width bins. Bottom: kernel-smoothed accuracy against confidence "
                          "(Blasiok & Nakkiran 2023) at the automatic bandwidth σ, with a pointwise 95 % bootstrap "
-                         f"band ({r} resamples, same σ), dotted where fewer than {SMOOTH_MIN_ROWS} rows lie within "
+                         f"band ({n_band} resamples, same σ; {BAND_SCHEME}: {BAND_CELLS:,} equal-width confidence "
+                         "cells, each row at the mean confidence of its cell and outcome), dotted where fewer "
+                         f"than {SMOOTH_MIN_ROWS} rows lie within "
                          "the kernel; bottom strip: the density of the confidences."))
     best = best_marks({n: js[n]["smooth_ece"]["estimate"] for n in js})
     rows = [{"cells": [{"text": n}, {"text": _f(js[n]["smooth_ece"]["estimate"]), "ci": _ci(js[n]["smooth_ece"]),
@@ -163,7 +177,8 @@ def smooth_section(probs: dict, labels, n_bins: int, n_resamples: int, seed: int
                         "interval can sit above the estimate."}
     section = {"id": "smooth", "title": "Smoothed reliability diagrams and smooth ECE", "tables": [table],
                "figures": figs}
-    return {"n_resamples": r, "predictions": js}, section
+    return {"n_resamples": r, "band": {"n_resamples": n_band, "scheme": BAND_SCHEME, "n_cells": BAND_CELLS},
+            "predictions": js}, section
 
 
 # ------------------------------------------------------------------------ OOD

@@ -24,6 +24,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .. import metrics
+from .._validation import InputError, check_probs_labels
 
 BAR = "#4C72B0"
 GAP = "#DD8452"
@@ -48,17 +49,28 @@ class ReliabilityData:
 def reliability_data(probs, labels, n_bins: int = 15, *, binning: str = "width", class_index=None,
                      label: str = "") -> ReliabilityData:
     """Per-bin statistics and the ECE of one prediction (top-label, or one class)."""
-    c = metrics.reliability_curve(probs, labels, n_bins, binning=binning, class_index=class_index)
-    p = np.asarray(probs)
-    y = np.asarray(labels)
-    if class_index is None:
-        e, xl, yl = metrics.ece(p, y, n_bins, binning=binning), "confidence", "accuracy"
-    else:
-        onehot = (y == class_index).astype(int)
-        pj = p[:, class_index]
-        e = metrics.ece_from_confidences(pj, onehot, n_bins, binning=binning) if pj.size else float("nan")
-        xl, yl = f"P(class {class_index})", "observed frequency"
-    return ReliabilityData(c.edges, c.count, c.confidence, c.accuracy, e, int(c.count.sum()), label, xl, yl)
+    if class_index is not None:
+        p, y = check_probs_labels(probs, labels)
+        if not 0 <= class_index < p.shape[1]:
+            raise InputError(f"class_index: expected an integer in [0, {p.shape[1]}), got {class_index}")
+        return _class_reliability(p, y, class_index, n_bins, binning, label)
+    c = metrics.reliability_curve(probs, labels, n_bins, binning=binning)
+    e = metrics.ece(np.asarray(probs), np.asarray(labels), n_bins, binning=binning)
+    return ReliabilityData(c.edges, c.count, c.confidence, c.accuracy, e, int(c.count.sum()), label)
+
+
+def _class_reliability(p, y, j, n_bins, binning, label) -> ReliabilityData:
+    """reliability_data of class j from validated p (n, k), y (n,): one binning of the column
+    gives the curve and the ECE (the sums of metrics.reliability_curve and
+    metrics.ece_from_confidences)."""
+    pj, hit = p[:, j], (y == j)
+    edges, (count, s_conf, s_corr) = metrics._binned_sums(pj, hit, n_bins, binning)
+    e = float(metrics._group_errors(count[None], s_conf[None], s_corr[None], "l1", False,
+                                    np.random.default_rng(0))[0]) if pj.size else float("nan")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        conf, acc = s_conf / count, s_corr / count
+    return ReliabilityData(edges, count.astype(np.int64), conf, acc, e, int(count.sum()), label,
+                           f"P(class {j})", "observed frequency")
 
 
 def plot_reliability(data: ReliabilityData, ax, hist_ax=None, *, show_ece: bool = True, show_gap: bool = True):
@@ -160,14 +172,14 @@ def reliability_figure(predictions: dict, labels, n_bins: int = 15, *, binning: 
 def classwise_reliability_figure(probs, labels, class_names=None, n_bins: int = 10, *, ncols: int = 5,
                                  panel_size: float = 2.6, suptitle: str | None = None) -> Figure:
     """One diagram per class: P(class j) against the observed frequency of class j."""
-    p = np.asarray(probs)
+    p, y = check_probs_labels(probs, labels)  # once, not once per class
     k = p.shape[1]
     names = list(class_names) if class_names is not None else [str(j) for j in range(k)]
     nrows = int(np.ceil(k / ncols))
     fig = Figure(figsize=(panel_size * min(k, ncols), panel_size * nrows), layout="constrained")
     for j in range(k):
         ax = fig.add_subplot(nrows, min(k, ncols), j + 1)
-        d = reliability_data(p, labels, n_bins, class_index=j, label=names[j])
+        d = _class_reliability(p, y, j, n_bins, "width", names[j])
         plot_reliability(d, ax)
         ax.get_legend().remove()
         ax.title.set_fontsize(9)
@@ -214,16 +226,23 @@ class RiskCoverageData:
 
 
 def risk_coverage_data(confidence, correct, *, label: str = "", n_resamples: int = 0, seed: int = 0,
-                       coverages=(0.8, 0.9)) -> RiskCoverageData:
-    """Curve of (n,) confidence scores and (n,) correctness, with a bootstrap band if n_resamples > 0."""
+                       coverages=(0.8, 0.9), band_resamples: int | None = None) -> RiskCoverageData:
+    """Curve of (n,) confidence scores and (n,) correctness, with intervals if n_resamples > 0.
+
+    intervals: :func:`calibrate.summary.selective_intervals` (row bootstrap, n_resamples);
+    the band: :func:`calibrate.summary.risk_coverage_band` (Poisson bootstrap resampled as
+    counts of contiguous groups, ``band_resamples``, default n_resamples), O(G) per resample.
+    """
     from .. import selective, summary
 
     cov, risk = selective.risk_coverage(confidence, correct)
     if not n_resamples:
         return RiskCoverageData(cov, risk, selective.aurc(confidence, correct), label)
     iv = summary.selective_intervals(confidence, correct, coverages=coverages, n_resamples=n_resamples, seed=seed)
-    c = iv["curve"]
-    return RiskCoverageData(cov, risk, iv["aurc"]["estimate"], label, c["coverage"], c["low"], c["high"], iv)
+    band = summary.risk_coverage_band(confidence, correct, n_resamples=band_resamples or n_resamples, seed=seed)
+    iv["band"] = {k: band[k] for k in ("n_groups", "n_resamples", "scheme")}
+    return RiskCoverageData(cov, risk, iv["aurc"]["estimate"], label, band["coverage"], band["low"], band["high"],
+                            iv)
 
 
 def plot_risk_coverage(curves, ax, *, marks=(0.8, 0.9)):
@@ -279,16 +298,24 @@ class SmoothReliabilityData:
 
 
 def smooth_reliability_data(probs, labels, *, label: str = "", n_resamples: int = 0, seed: int = 0,
-                            n_grid: int = 200) -> SmoothReliabilityData:
-    """Top-label smoothed curve of probs (n, k) and labels (n,), with band and smECE interval."""
+                            n_grid: int = 200, band_resamples: int | None = None) -> SmoothReliabilityData:
+    """Top-label smoothed curve of probs (n, k) and labels (n,), with band and smECE interval.
+
+    smECE interval: :func:`calibrate.summary.smooth_ece_interval` (row bootstrap,
+    n_resamples); band: :func:`calibrate.smooth.smooth_reliability_band` (Poisson bootstrap
+    resampled as (cell, outcome) counts, ``band_resamples``, default n_resamples).
+    """
     from .. import smooth, summary
 
-    r = smooth.smooth_reliability(probs, labels, n_grid=n_grid, n_bootstrap=n_resamples, seed=seed)
+    r = smooth.smooth_reliability(probs, labels, n_grid=n_grid)
     lo = hi = float("nan")
+    lower = upper = None
     if n_resamples:
         iv = summary.smooth_ece_interval(probs, labels, n_resamples=n_resamples, seed=seed, sigma=r.sigma)
         lo, hi = iv["low"], iv["high"]
-    return SmoothReliabilityData(r.x, r.y, r.density, r.sigma, r.smece, r.lower, r.upper, lo, hi,
+        lower, upper = smooth.smooth_reliability_band(probs, labels, r.sigma, r.x,
+                                                      n_resamples=band_resamples or n_resamples, seed=seed)
+    return SmoothReliabilityData(r.x, r.y, r.density, r.sigma, r.smece, lower, upper, lo, hi,
                                  int(np.asarray(labels).shape[0]), label)
 
 
