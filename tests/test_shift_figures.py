@@ -4,7 +4,11 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
-from calibrate.report.shift_figures import roc_figure, severity_boxplot_figure, shift_risk_coverage_figure
+from calibrate.report.shift_figures import (
+    roc_figure,
+    severity_boxplot_figure,
+    shift_risk_coverage_figure,
+)
 
 
 def test_boxplot_has_one_box_per_method_and_severity_and_leaves_rcparams_alone():

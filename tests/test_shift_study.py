@@ -108,3 +108,17 @@ def test_conformal_rows_cover_on_exchangeable_data():
     assert {r["method"] for r in rows} == {"LAC", "APS"}
     for r in rows:
         assert 0.87 < r["coverage"] < 0.93 and 1 <= r["mean_size"] <= 4
+
+
+def test_pooled_predictions_take_logit_scores_from_the_members_mean_logits():
+    from calibrate import ood
+    from calibrate.uncertainty import pooled_log_probs
+
+    rng = np.random.default_rng(5)
+    samples = rng.normal(size=(4, 30, 3)) * 3
+    pooled = pooled_log_probs(samples)
+    assert np.allclose(ood.energy(pooled), 0.0)  # why: logsumexp of log-probabilities
+    s = sh.ood_score_sets(pooled, samples)
+    assert np.allclose(s["energy"], ood.energy(samples.mean(0)))
+    assert np.allclose(s["max logit"], samples.mean(0).max(1))
+    assert np.allclose(s["MSP"], np.exp(pooled).max(1))

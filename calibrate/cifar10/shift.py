@@ -152,9 +152,15 @@ def patterns(rows, models, calibrators=("none", "temperature", "dirichlet", "iso
 # ------------------------------------------------------------------------ OOD
 def ood_score_sets(logits: np.ndarray, samples: np.ndarray | None = None, temperature: float | None = None) -> dict:
     """{score name: (n,) scores, higher = more in-distribution} for (n, k) logits (the report's
-    MSP, max logit, energy, entropy, DOCTOR), MSP after a fitted temperature, and the
-    mutual information where (S, n, k) samples (MC dropout, ensemble members) are given."""
+    MSP, max logit, energy, entropy, DOCTOR), MSP after a fitted temperature, and, where
+    (S, n, k) samples (MC dropout, ensemble members) are given, the mutual information, with
+    max logit and energy taken from the samples' mean logits."""
     s = ood_scores(logits)
+    if samples is not None:
+        # logits of a pooled prediction are log-probabilities, whose logsumexp is 0 for every
+        # row: the logit scores come from the mean of the members' (samples') logits instead
+        mean_logits = np.asarray(samples, dtype=np.float64).mean(axis=0)
+        s["max logit"], s["energy"] = ood.max_logit(mean_logits), ood.energy(mean_logits)
     if temperature is not None:
         s["MSP (temperature)"] = ood.max_softmax(logits, temperature)
     if samples is not None:
