@@ -422,7 +422,8 @@ def render(rows, env, args, seconds, checks, profiles=()):
     lines = ["# Benchmarks", "",
              f"Made by `python -m experiments.benchmarks{' --quick' if args.quick else ''}` on "
              f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, {seconds:.0f} s in all.",
-             f"Machine: {env['cpu']}, {env['cores']} cores (shared with other jobs while this ran), no GPU; "
+             f"Machine: {env['cpu']}, {env['cores']} cores (1-minute load average {env['load_start']:.1f} at the "
+             f"start, {os.getloadavg()[0]:.1f} at the end: above 0 means other jobs shared it), no GPU; "
              f"torch CPU capability {env['capability']}, {env['torch_threads']} torch threads; {env['platform']}"
              + (f"; {env['isa_env']}" if env["isa_env"] else "") + ".",
              "Versions: " + ", ".join(f"{a} {b}" for a, b in env["packages"].items() if b) + ", "
@@ -463,6 +464,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     t0 = time.time()
     env = machine()
+    env["load_start"] = os.getloadavg()[0]
     print(f"CPU {env['cpu']}, capability {env['capability']}, {env['torch_threads']} torch threads", flush=True)
     rows, checks, profiles = [], [], []
     q = args.quick
