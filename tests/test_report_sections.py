@@ -114,10 +114,29 @@ def test_smooth_ece_interval_is_the_documented_bootstrap(pred):
     est, s = smooth.smooth_ece(p, y, return_sigma=True)
     assert iv["estimate"] == est and iv["sigma"] == s
     c, ok = top(p, y)
-    rng = np.random.default_rng(5)
-    vals = [smooth.smooth_ece(c[r], ok[r].astype(float), s) for r in (rng.integers(0, len(y), len(y))
-                                                                      for _ in range(20))]
-    assert (iv["low"], iv["high"]) == pytest.approx(tuple(np.quantile(vals, [0.025, 0.975])), abs=1e-12)
+    draws = smooth.smooth_ece_resamples(c, ok.astype(float), s, n_resamples=20, seed=5)
+    assert (iv["low"], iv["high"]) == pytest.approx(tuple(np.quantile(draws, [0.025, 0.975])), abs=1e-15)
+
+
+def test_cell_resampled_smooth_ece_matches_the_row_level_poisson_bootstrap():
+    """Same Poisson weights summed per (cell, outcome) vs per row: the cell version moves each
+    row at most 1/4096; and the unit weights give the exact smooth ECE up to that move."""
+    rng = np.random.default_rng(7)
+    n = 10_000
+    f = rng.beta(5, 2, n)
+    y = (rng.random(n) < f ** 1.3).astype(float)
+    est, s = smooth.smooth_ece(f, y, return_sigma=True)
+    draws = smooth.smooth_ece_resamples(f, y, s, n_resamples=400, seed=1)
+    rows = [smooth._smece_sigma(np.repeat(f, w), np.repeat(y, w), s) for w in (rng.poisson(1.0, n) for _ in range(400))]
+    se = np.std(rows)
+    assert abs(np.mean(draws) - np.mean(rows)) < 0.3 * se
+    assert abs(np.std(draws) - se) < 0.2 * se
+    for q in (0.025, 0.975):
+        assert abs(np.quantile(draws, q) - np.quantile(rows, q)) < 0.5 * se
+    cs = smooth._CellSmoother(f, y, s, np.linspace(0, 1, max(round(10 / s), 200)), smooth.BAND_CELLS)
+    num = cs.smooth((cs.cnt * (cs.centre - cs.outcome))[None])
+    den = cs.smooth(cs.cnt[None]) + smooth._DENS_EPS
+    assert float(np.abs(num).sum() / den.sum()) == pytest.approx(est, abs=2e-4)
 
 
 # --------------------------------------------------------------------- detection bootstrap

@@ -27,7 +27,6 @@ from .figures import (
 )
 
 COVERAGES = (0.8, 0.9)
-SMOOTH_MAX_RESAMPLES = 200  # the smoothed band re-smooths every resample: cap it
 OOD_MAX_RESAMPLES = 200  # each detection resample is a few passes over n_in + n_out groups
 BAND_ROW_RESAMPLES = 50_000_000  # row-level intervals: at most this many rows x resamples per prediction
 BAND_SCHEME = "Poisson bootstrap over rows, resampled as group counts"
@@ -146,7 +145,7 @@ def selective_section(probs: dict, labels, n_resamples: int, seed: int):
 # ------------------------------------------------------------------------ smooth ECE
 def smooth_section(probs: dict, labels, n_bins: int, n_resamples: int, seed: int, group: int = 4):
     """Smoothed reliability diagrams beside the binned ones: (json, section)."""
-    r = band_resamples(n_resamples, np.asarray(labels).shape[0], SMOOTH_MAX_RESAMPLES)
+    r = int(n_resamples)  # interval and band: resampled as (cell, outcome) counts, O(cells) each
     n_band = int(n_resamples)
     js, figs = {}, []
     names = list(probs)
@@ -172,7 +171,7 @@ def smooth_section(probs: dict, labels, n_bins: int, n_resamples: int, seed: int
                         "cls": best[n]}, {"text": _f(js[n]["sigma"], 3)}]} for n in js]
     table = {"header": ["prediction", "smooth ECE", "bandwidth σ"], "rows": rows,
              "caption": "Smooth ECE: binning-free, consistent estimate of the distance to calibration; "
-                        f"interval: 95 % percentile bootstrap at the full-sample σ ({r} resamples). Like the "
+                        f"interval: 95 % percentile bootstrap at the full-sample σ ({r} resamples; {BAND_SCHEME}). Like the "
                         "plug-in ECE it is biased upward by noise, so for a well-calibrated prediction the "
                         "interval can sit above the estimate."}
     section = {"id": "smooth", "title": "Smoothed reliability diagrams and smooth ECE", "tables": [table],

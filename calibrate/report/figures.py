@@ -301,8 +301,8 @@ def smooth_reliability_data(probs, labels, *, label: str = "", n_resamples: int 
                             n_grid: int = 200, band_resamples: int | None = None) -> SmoothReliabilityData:
     """Top-label smoothed curve of probs (n, k) and labels (n,), with band and smECE interval.
 
-    smECE interval: :func:`calibrate.summary.smooth_ece_interval` (row bootstrap,
-    n_resamples); band: :func:`calibrate.smooth.smooth_reliability_band` (Poisson bootstrap
+    smECE interval: :func:`calibrate.summary.smooth_ece_interval` (Poisson bootstrap as
+    (cell, outcome) counts, n_resamples); band: :func:`calibrate.smooth.smooth_reliability_band` (Poisson bootstrap
     resampled as (cell, outcome) counts, ``band_resamples``, default n_resamples).
     """
     from .. import smooth, summary
