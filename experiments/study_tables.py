@@ -12,7 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
+from calibrate.cifar10.shift import medians
 
 MODELS = ("baseline", "label_smoothing", "focal_loss", "mixup", "overfit_noaug", "mc_dropout", "ensemble")
 
@@ -25,10 +25,7 @@ def tables(data: dict) -> str:
     res, sh, od = data["results"], data.get("shift"), data.get("ood")
     out = []
     hi = max(sh["severities"]) if sh else None
-    med = {}
-    if sh:
-        for r in sh["rows"]:
-            med.setdefault((r["model"], r["calibrator"], r["severity"]), []).append(r)
+    ece, acc = (medians(sh["rows"], "ece"), medians(sh["rows"], "accuracy")) if sh else ({}, {})
     head = "| model | test accuracy | ECE uncalibrated -> temperature (T) | NLL uncal. -> temp. |"
     sep = "|---|---|---|---|"
     if sh:
@@ -43,10 +40,8 @@ def tables(data: dict) -> str:
         line = (f"| {m} | {100 * a['accuracy']:.2f} % | {100 * a['ece']:.2f} % -> {100 * t['ece']:.2f} % "
                 f"({T:.2f}) | {a['nll']:.3f} -> {t['nll']:.3f} |")
         if sh:
-            e0 = np.median([r["ece"] for r in med[(m, "none", hi)]])
-            e1 = np.median([r["ece"] for r in med[(m, "temperature", hi)]])
-            acc = np.median([r["accuracy"] for r in med[(m, "none", hi)]])
-            line += f" {100 * e0:.2f} % -> {100 * e1:.2f} % | {100 * acc:.1f} % |"
+            e0, e1 = ece[(m, "none")][hi], ece[(m, "temperature")][hi]
+            line += f" {100 * e0:.2f} % -> {100 * e1:.2f} % | {100 * acc[(m, 'none')][hi]:.1f} % |"
         out.append(line)
     if sh:
         out += ["", "| expected pattern (Ovadia et al. 2019) | held here? | numbers |", "|---|---|---|"]

@@ -343,7 +343,8 @@ def run_experiment(preset: str, data_dir, out_dir, work_dir=None, cache_dir=None
         uncertainty[v.name]["member_accuracy_mean"] = float(np.mean(v.test_samples.argmax(2) == y_test))
 
     study, curves = shift_and_ood(p, models, variants, fitted, members, (x_val, y_val), (x_test, y_test), logits,
-                                  mc, cached, work, out, dev, prec, log, progress)
+                                  mc, held_test, cached, work, out, dev, prec, log, progress)
+    study["ood"]["held_out_model_accuracy_in"] = train_info[HELD_OUT_MODEL]["test_accuracy"]
 
     data = {
         "experiment": "cifar10", "preset": preset, "preset_config": asdict(p),
@@ -372,8 +373,8 @@ def run_experiment(preset: str, data_dir, out_dir, work_dir=None, cache_dir=None
     return data
 
 
-def shift_and_ood(p: Preset, models, variants, fitted, members, val, test, logits, mc, cached, work, out, dev, prec,
-                  log, progress) -> tuple[dict, dict]:
+def shift_and_ood(p: Preset, models, variants, fitted, members, val, test, logits, mc, held, cached, work, out, dev,
+                  prec, log, progress) -> tuple[dict, dict]:
     """The shift and OOD part of the study: ({"shift": ..., "ood": ...} for metrics.json,
     the curves the report draws). Predictions are cached in WORK/predictions/{shift,ood};
     what every number needs is saved under OUT/logits: ``shift_VARIANT.npz`` (``logits``
@@ -385,7 +386,7 @@ def shift_and_ood(p: Preset, models, variants, fitted, members, val, test, logit
     from ..uncertainty import pooled_log_probs
     from . import shift as sh
     from .corruptions import CORRUPTIONS, corrupted_test_set
-    from .ood import N_DIGITS, OOD_SETS, far_ood_images, held_out_class_split
+    from .ood import N_DIGITS, OOD_SETS, far_ood_images
     from .sampling import mc_dropout_logits
     from .training import predict_logits
 
@@ -460,6 +461,13 @@ def shift_and_ood(p: Preset, models, variants, fitted, members, val, test, logit
     in_var, in_samples = shift_variants(in_raw), {"mc_dropout": in_raw["mc_dropout_samples"],
                                                   "ensemble": np.stack([in_raw[m] for m in members])}
 
+    def add_roc(panel, label, s_in, s_out, new_rows):
+        """ROC curves of the headline scores, with the AUROC of the rows just computed."""
+        for r in new_rows:
+            if r["score"] in ("MSP", "energy", "mutual information"):
+                fpr, tpr = sh.roc_points(s_in[r["score"]], s_out[r["score"]])
+                roc.setdefault(panel, {})[f"{label}: {r['score']}"] = (fpr, tpr, r["auroc"])
+
     def scores(samples, var, v):
         t = fitted[(v, "temperature")].temperature_ if (v, "temperature") in fitted else None
         return sh.ood_score_sets(var[v], samples.get(v), temperature=t)
@@ -472,14 +480,10 @@ def shift_and_ood(p: Preset, models, variants, fitted, members, val, test, logit
         atomic_save_npz(out / "logits" / f"ood_{name}.npz", **{k: v.astype(np.float32) for k, v in raw.items()})
         for v in in_var:
             s_in, s_out = scores(in_samples, in_var, v), scores(out_samples, out_var, v)
-            ood_rows += sh.ood_rows(v, name, "far", s_in, s_out, p.n_shift_resamples)
+            new = sh.ood_rows(v, name, "far", s_in, s_out, p.n_shift_resamples)
+            ood_rows += new
             if v in ("baseline", "ensemble"):
-                for key in ("MSP", "energy", "mutual information"):
-                    if key in s_in:
-                        fpr, tpr = sh.roc_points(s_in[key], s_out[key])
-                        auroc = next(r["auroc"] for r in ood_rows[::-1] if r["model"] == v and r["score"] == key)
-                        roc.setdefault(f"{name} (far)", {})[f"{v}: {key}"] = (fpr, tpr, auroc)
-    held = held_out_class_split(y_test, p.held_out)
+                add_roc(f"{name} (far)", v, s_in, s_out, new)
     hm = models[HELD_OUT_MODEL]
     near = cached(f"ood/{HELD_OUT_MODEL}", lambda: {
         "mc_dropout_samples": mc_dropout_logits(hm, x_test, p.mc_samples, seed=300, precision=prec, device=dev)})
@@ -491,19 +495,14 @@ def shift_and_ood(p: Preset, models, variants, fitted, members, val, test, logit
     for v, (zz, ss) in near_sets.items():
         s_in = sh.ood_score_sets(zz[held.in_mask], None if ss is None else ss[:, held.in_mask])
         s_out = sh.ood_score_sets(zz[held.out_mask], None if ss is None else ss[:, held.out_mask])
-        ood_rows += sh.ood_rows(v, HELD_OUT_MODEL, "near", s_in, s_out, p.n_shift_resamples)
-        for key in ("MSP", "energy", "mutual information"):
-            if key in s_in:
-                fpr, tpr = sh.roc_points(s_in[key], s_out[key])
-                auroc = next(r["auroc"] for r in ood_rows[::-1] if r["model"] == v and r["score"] == key)
-                roc.setdefault("held-out classes (near)", {})[f"{'MC dropout' if ss is not None else 'single'}: {key}"] = (
-                    fpr, tpr, auroc)
-    held_acc = float(np.mean(z[held.in_mask].argmax(1) == held.in_labels))
+        new = sh.ood_rows(v, HELD_OUT_MODEL, "near", s_in, s_out, p.n_shift_resamples)
+        ood_rows += new
+        add_roc("held-out classes (near)", "single" if ss is None else "MC dropout", s_in, s_out, new)
     study = {"shift": {"corruptions": names, "severities": list(p.severities), "n": int(len(y_sh)),
                        "n_resamples": p.n_shift_resamples, "calibrators": list(sh.SHIFT_CALIBRATORS),
                        "rows": rows, "patterns": patterns, "conformal": conf_rows},
              "ood": {"sets": dict(OOD_SETS), "n_in": int(len(y_test)), "n_out_far": int(p.n_ood),
-                     "held_out_classes": list(held.held_out), "held_out_model_accuracy_in": held_acc,
+                     "held_out_classes": list(held.held_out),
                      "rows": ood_rows}}
     return study, {"roc": roc, "risk_coverage": rc_curves}
 
@@ -569,12 +568,16 @@ _CORRUPT_SECONDS_PER_IMAGE = 2.6e-4
 _ODIR_CV_SECONDS = 20.0
 
 
+def shift_size(p: Preset) -> tuple[int, int]:
+    """(number of shifted sets, test images per set) of a preset."""
+    return len(p.corruptions or _all_corruptions()) * len(p.severities), p.n_shift or (p.n_test or 10_000)
+
+
 def forward_images(p: Preset, n_predict: int) -> int:
     """Images that go through a forward pass after training: the clean validation + test sets
     (every model and the MC dropout samples), the shifted sets and the OOD sets."""
     n_single = p.ensemble_size + 4  # members, label smoothing, over-fitting, focal, mixup
-    n_sets = len(p.corruptions or _all_corruptions()) * len(p.severities)
-    n_shift = p.n_shift or (p.n_test or 10_000)
+    n_sets, n_shift = shift_size(p)
     clean = (n_single + 1 + p.mc_samples) * n_predict
     shifted = n_sets * n_shift * (n_single + p.mc_samples)
     ood = 3 * p.n_ood * (n_single + p.mc_samples) + (p.n_test or 10_000) * p.mc_samples
@@ -593,8 +596,7 @@ def estimate_seconds(p: Preset, step_s, steps_left: int, n_predict: int) -> floa
     train_s = (step_s or 0.0) * steps_left
     predict_s = (step_s or 0.0) * _FORWARD_PER_STEP * forward_images(p, n_predict) / p.batch_size
     eval_s = _EVAL_SECONDS_PER_ROW_RESAMPLE * (p.n_test or 10_000) * p.n_resamples + _EVAL_FIXED_SECONDS
-    n_sets = len(p.corruptions or _all_corruptions()) * len(p.severities)
-    n_shift = p.n_shift or (p.n_test or 10_000)
+    n_sets, n_shift = shift_size(p)
     cells = 7 * 4 * (n_sets + 1)
     shift_s = (cells * _SHIFT_CELL_SECONDS_PER_ROW_RESAMPLE * n_shift * p.n_shift_resamples
                + n_sets * n_shift * _CORRUPT_SECONDS_PER_IMAGE + (7 * _ODIR_CV_SECONDS if len(p.odir_grid) > 1 else 0))
