@@ -11,6 +11,8 @@ hand them to :mod:`calibrate._dask`.
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 from scipy.special import log_softmax as _log_softmax
 
@@ -71,6 +73,25 @@ def row_max(zb: np.ndarray) -> np.ndarray:
     for j in range(1, k):
         np.maximum(m, zb[:, j], out=m)
     return m
+
+
+def exp_into(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """out <- exp(x) for float arrays of one dtype (out=None: in place); returns out.
+
+    numpy's float64 exp is a scalar loop on CPUs without AVX-512 (6.5-9.5 ns a value on
+    an AVX2 EPYC, against 3.8 ns for torch's vectorised one; both within 1 ulp). When
+    torch is already imported (a torch user's process) its exp is used, on torch's
+    threads for blocks of 32,768 values or more; torch is never imported for this, so a
+    numpy-only process keeps numpy's.
+    """
+    out = x if out is None else out
+    torch = sys.modules.get("torch")
+    if (torch is not None and x.dtype in (np.float64, np.float32) and out.dtype == x.dtype
+            and x.flags.c_contiguous and out.flags.c_contiguous):
+        torch.exp(torch.from_numpy(x), out=torch.from_numpy(out))
+    else:
+        np.exp(x, out=out)
+    return out
 
 
 _CONTROLLER = []

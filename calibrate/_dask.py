@@ -164,11 +164,13 @@ def accumulate(like, x, labels, kind):
 
 
 # ------------------------------------------------------------------ temperature
-def nll_sums_dask(z, y, a, also_at=None):
+def nll_sums_dask(z, y, a, also_at=None, with_mean=True):
     """calibrate.calibrators.scaling.nll_derivative_sums over the chunks of z (one pass)."""
+    import functools
+
     from .calibrators.scaling import nll_derivative_sums
 
-    return _sum_chunks(nll_derivative_sums, z, y, a, also_at)
+    return _sum_chunks(functools.partial(nll_derivative_sums, with_mean=with_mean), z, y, a, also_at)
 
 
 def fit_temperature_dask(z, labels, bounds=None):

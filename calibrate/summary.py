@@ -170,29 +170,63 @@ class SelectiveResampler:
                              np.bincount(g, weights=self.wrong[r], minlength=self.m))
 
 
+SELECTIVE_SCHEMES = ("auto", "rows", "groups")
+AUTO_ROW_RESAMPLING_MAX_ROWS = 200_000  # "auto": resample rows up to this n, group counts beyond
+INTERVAL_MAX_GROUPS = 8192  # "groups": contiguous confidence groups of the interval resamples
+
+
 def selective_intervals(confidence, correct, *, coverages=(0.8, 0.9), grid=None, n_resamples: int = 1000,
-                        confidence_level: float = 0.95, seed: int = 0) -> dict:
+                        confidence_level: float = 0.95, seed: int = 0, scheme: str = "auto",
+                        max_groups: int = INTERVAL_MAX_GROUPS) -> dict:
     """Risk-coverage numbers with percentile bootstrap intervals.
 
     Returns {"aurc" | "eaurc" | "augrc" | "risk@<c>": {"estimate", "low", "high",
-    "confidence"}, "curve": {"coverage" (g,), "estimate" (g,), "low" (g,), "high" (g,)}}.
-    Resample b uses rows ``default_rng(seed).integers(0, n, n)`` (the b-th draw).
+    "confidence"}, "curve": {"coverage" (g,), "estimate" (g,), "low" (g,), "high" (g,)},
+    "scheme": the scheme used, "n_resamples", "n_groups" (None for "rows")}. The
+    estimates are always the exact numbers of :mod:`calibrate.selective`.
+
+    scheme "rows": resample b uses rows ``default_rng(seed).integers(0, n, n)`` (the b-th
+    draw), O(n) per resample. "groups": Poisson bootstrap over rows resampled as counts
+    of at most ``max_groups`` contiguous confidence groups (see :func:`risk_coverage_band`:
+    the counts of wrong and correct rows of each group are independent Poisson draws,
+    exactly the row weights summed per group), O(G) per resample whatever n. Inside a
+    group the rows count as tied, which moves every number by a nearly constant
+    O(1/G) amount; the resampled values are shifted by (exact estimate - grouped
+    estimate), which removes it to first order (a basic bias correction of the grouping,
+    not of the bootstrap). "auto": "rows" up to AUTO_ROW_RESAMPLING_MAX_ROWS rows.
     """
     if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
         raise InputError(f"n_resamples: expected a positive integer, got {n_resamples!r}")
     if not 0.0 < float(confidence_level) < 1.0:
         raise InputError(f"confidence_level: expected a number in (0, 1), got {confidence_level!r}")
+    if scheme not in SELECTIVE_SCHEMES:
+        raise InputError(f"scheme: expected one of {', '.join(SELECTIVE_SCHEMES)}, got {scheme!r}")
+    if isinstance(max_groups, bool) or not isinstance(max_groups, (int, np.integer)) or max_groups < 1:
+        raise InputError(f"max_groups: expected a positive integer, got {max_groups!r}")
     rs = SelectiveResampler(confidence, correct, coverages, grid)
     est = rs.estimate()
-    rng = np.random.default_rng(seed)
     keys = [k for k in est if k != "curve"]
-    draws = {k: np.empty(n_resamples) for k in keys}
-    curves = np.empty((n_resamples, rs.grid.size))
-    for b in range(n_resamples):
-        v = rs.values(rng.integers(0, rs.n, rs.n))
+    if scheme == "auto":
+        scheme = "rows" if rs.n <= AUTO_ROW_RESAMPLING_MAX_ROWS else "groups"
+    n_groups = None
+    if scheme == "rows":
+        rng = np.random.default_rng(seed)
+        draws = {k: np.empty(n_resamples) for k in keys}
+        curves = np.empty((n_resamples, rs.grid.size))
+        for b in range(n_resamples):
+            v = rs.values(rng.integers(0, rs.n, rs.n))
+            for k in keys:
+                draws[k][b] = v[k]
+            curves[b] = v["curve"]
+    else:
+        c, ok = _check_conf_correct(confidence, correct)
+        err, cor = _contiguous_groups(c, ok, int(max_groups))
+        n_groups = int(err.size)
+        draws, curves = _grouped_resamples(err, cor, rs.coverages, rs.grid, int(n_resamples), seed)
+        flat = _grouped_numbers(err[None, :], cor[None, :], rs.coverages, rs.grid)
         for k in keys:
-            draws[k][b] = v[k]
-        curves[b] = v["curve"]
+            draws[k] += est[k] - flat[k][0]
+        curves += est["curve"] - flat["curve"][0]
     a = (1.0 - float(confidence_level)) / 2.0
     out = {}
     for k in keys:
@@ -200,7 +234,67 @@ def selective_intervals(confidence, correct, *, coverages=(0.8, 0.9), grid=None,
         out[k] = {"estimate": est[k], "low": float(lo), "high": float(hi), "confidence": float(confidence_level)}
     lo, hi = np.quantile(curves, [a, 1.0 - a], axis=0)
     out["curve"] = {"coverage": rs.grid, "estimate": est["curve"], "low": lo, "high": hi}
+    out.update(scheme=scheme, n_resamples=int(n_resamples), n_groups=n_groups)
     return out
+
+
+def _grouped_numbers(err: np.ndarray, cor: np.ndarray, coverages, grid) -> dict:
+    """The risk-coverage numbers of (R, G) per-group counts of wrong and correct rows (most
+    confident group first; each group accepted as a whole): {key: (R,)}, curve (R, g)."""
+    e = np.cumsum(err, axis=1)
+    acc = e + np.cumsum(cor, axis=1)
+    n = acc[:, -1]
+    cnt = err + cor
+    with np.errstate(invalid="ignore", divide="ignore"):
+        risk = np.where(acc > 0, e / np.maximum(acc, 1.0), 0.0)
+    w = cnt / np.maximum(n, 1.0)[:, None]
+    aurc = np.sum(w * risk, axis=1)
+    gr = e / np.maximum(n, 1.0)[:, None]
+    gr_prev = np.concatenate([np.zeros((gr.shape[0], 1)), gr[:, :-1]], axis=1)
+    out = {"aurc": aurc, "eaurc": aurc - _aurc_optimal_many(n - e[:, -1], n),
+           "augrc": np.sum(w * (gr + gr_prev) / 2.0, axis=1)}
+    cov = acc / np.maximum(n, 1.0)[:, None]
+    targets = np.concatenate([np.asarray(coverages, dtype=np.float64), grid])
+    targets = targets - 1e-12 * targets
+    at = np.empty((cov.shape[0], targets.size))
+    for i in range(cov.shape[0]):
+        j = np.minimum(np.searchsorted(cov[i], targets, side="left"), cov.shape[1] - 1)
+        at[i] = risk[i, j]
+    for m, c in enumerate(coverages):
+        out[f"risk@{c:g}"] = at[:, m]
+    out["curve"] = at[:, len(coverages):]
+    return out
+
+
+def _aurc_optimal_many(n_correct: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """:func:`calibrate.selective._aurc_optimal` for arrays of (correct, total) counts, in
+    closed form: (1/n) sum_{i=c+1}^{n} (i - c)/i = ((n - c) - c (H_n - H_c)) / n, with
+    H_n - H_c = psi(n + 1) - psi(c + 1)."""
+    from scipy.special import digamma
+
+    c = np.asarray(n_correct, dtype=np.float64)
+    n = np.asarray(n, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        v = ((n - c) - c * (digamma(n + 1.0) - digamma(c + 1.0))) / n
+    return np.where(n > 0, v, 0.0)
+
+
+def _grouped_resamples(err, cor, coverages, grid, n_resamples: int, seed: int):
+    """Poisson-bootstrap draws of the grouped numbers: ({key: (R,)}, curves (R, g)).
+    Draws: ``default_rng(seed).poisson`` of (rows, G) blocks, errors then correct rows."""
+    rng = np.random.default_rng(seed)
+    keys = ["aurc", "eaurc", "augrc"] + [f"risk@{c:g}" for c in coverages]
+    draws = {k: np.empty(n_resamples) for k in keys}
+    curves = np.empty((n_resamples, len(grid)))
+    block = max(1, 4_000_000 // err.size)
+    for b0 in range(0, n_resamples, block):
+        r = min(block, n_resamples - b0)
+        v = _grouped_numbers(rng.poisson(err, (r, err.size)).astype(np.float64),
+                             rng.poisson(cor, (r, cor.size)).astype(np.float64), coverages, grid)
+        for k in keys:
+            draws[k][b0:b0 + r] = v[k]
+        curves[b0:b0 + r] = v["curve"]
+    return draws, curves
 
 
 BAND_MAX_GROUPS = 2048  # risk-coverage band: contiguous groups of rows (by confidence) resampled as counts

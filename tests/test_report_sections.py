@@ -372,3 +372,47 @@ def test_best_marks_mark_ties_at_the_shown_precision():
     assert best_marks({"a": 0.1, "b": 0.2}) == {"a": "better", "b": ""}
     assert best_marks({"a": 0.1, "b": 0.2}, lower_is_better=False) == {"a": "", "b": "better"}
     assert best_marks({"a": 0.1}) == {"a": ""}  # nothing to compare
+
+
+def test_optimal_aurc_closed_form_equals_the_sum():
+    for c, n in [(0, 5), (5, 5), (3, 10), (1, 1), (997, 1000), (123_456, 200_000)]:
+        assert summary._aurc_optimal_many(np.array([c]), np.array([n]))[0] == pytest.approx(
+            selective._aurc_optimal(c, n), rel=1e-12, abs=1e-15)
+
+
+def test_grouped_numbers_with_one_group_per_distinct_score_are_the_exact_numbers():
+    c, ok = tied_scores(300, seed=4)
+    err, cor = summary._contiguous_groups(c, ok.astype(float), 10_000)  # 13 distinct scores: one group each
+    v = summary._grouped_numbers(err[None], cor[None], (0.8, 0.9), np.array([0.1, 0.5, 1.0]))
+    assert v["aurc"][0] == pytest.approx(selective.aurc(c, ok), abs=1e-14)
+    assert v["eaurc"][0] == pytest.approx(selective.eaurc(c, ok), abs=1e-14)
+    assert v["augrc"][0] == pytest.approx(selective.augrc(c, ok), abs=1e-14)
+    assert v["risk@0.8"][0] == pytest.approx(selective.risk_at_coverage(c, ok, 0.8), abs=1e-14)
+
+
+def test_grouped_selective_intervals_match_the_row_bootstrap():
+    """Group-count Poisson resamples (shifted by the grouping offset) against row resamples:
+    the same estimates, and interval ends within Monte Carlo error of each other."""
+    rng = np.random.default_rng(11)
+    n = 20_000
+    c = rng.beta(5, 2, n)
+    ok = rng.random(n) < c
+    rows = summary.selective_intervals(c, ok, n_resamples=1500, scheme="rows", seed=2)
+    groups = summary.selective_intervals(c, ok, n_resamples=1500, scheme="groups", seed=2, max_groups=512)
+    assert groups["scheme"] == "groups" and groups["n_groups"] == 512 and rows["n_groups"] is None
+    for k in ("aurc", "eaurc", "augrc", "risk@0.8", "risk@0.9"):
+        assert groups[k]["estimate"] == rows[k]["estimate"]
+        width = rows[k]["high"] - rows[k]["low"]
+        assert groups[k]["low"] == pytest.approx(rows[k]["low"], abs=0.1 * width)
+        assert groups[k]["high"] == pytest.approx(rows[k]["high"], abs=0.1 * width)
+    width = rows["curve"]["high"] - rows["curve"]["low"]
+    assert np.all(np.abs(groups["curve"]["low"] - rows["curve"]["low"]) <= 0.25 * width + 2e-3)
+
+
+def test_selective_intervals_switch_to_group_counts_past_the_row_limit(monkeypatch):
+    c, ok = tied_scores(400, seed=2)
+    assert summary.selective_intervals(c, ok, n_resamples=20)["scheme"] == "rows"
+    monkeypatch.setattr(summary, "AUTO_ROW_RESAMPLING_MAX_ROWS", 100)
+    assert summary.selective_intervals(c, ok, n_resamples=20)["scheme"] == "groups"
+    with pytest.raises(summary.InputError, match="scheme"):
+        summary.selective_intervals(c, ok, scheme="bogus")

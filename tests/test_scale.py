@@ -85,8 +85,9 @@ def test_evaluate_in_blocks_equals_all_metrics():
 
 
 # ------------------------------------------------------------------ temperature
-def test_one_pass_gives_the_nll_and_its_derivatives():
-    z, y = make_logits(n=500, k=7, seed=5)
+@pytest.mark.parametrize("k", [7, 100])  # rows worked on transposed (k <= 64) and as rows
+def test_one_pass_gives_the_nll_and_its_derivatives(k):
+    z, y = make_logits(n=500, k=k, seed=5)
     a, h = 0.7, 1e-4
     s = nll_derivative_sums(z, y, a)
     f = lambda b: ref_nll(z, y, 1 / b)  # noqa: E731
@@ -95,6 +96,63 @@ def test_one_pass_gives_the_nll_and_its_derivatives():
     assert s[3] / s[0] == pytest.approx((f(a + h) - 2 * f(a) + f(a - h)) / h**2, rel=1e-4)
     s2 = nll_derivative_sums(z, y, a, also_at=1.0)
     assert s2[7] / s2[0] == pytest.approx(ref_nll(z, y, 1.0), rel=1e-13)
+    # the 4th and 5th derivatives: central differences of the exact 3rd and 4th
+    d3 = lambda b: nll_derivative_sums(z, y, b)[4] / len(y)  # noqa: E731
+    d4 = lambda b: nll_derivative_sums(z, y, b)[8] / len(y)  # noqa: E731
+    assert s[8] / s[0] == pytest.approx((d3(a + h) - d3(a - h)) / (2 * h), rel=1e-6)
+    assert s[9] / s[0] == pytest.approx((d4(a + h) - d4(a - h)) / (2 * h), rel=1e-5)
+
+
+def test_the_float32_start_pass_is_close_to_the_float64_one():
+    z, y = make_logits(n=3000, k=10, seed=15)
+    s64, s32 = nll_derivative_sums(z, y, 0.6), nll_derivative_sums(z, y, 0.6, dtype=np.float32)
+    np.testing.assert_allclose(s32[:5], s64[:5], rtol=1e-4)
+
+
+def test_exp_into_matches_numpy_within_one_ulp_with_or_without_torch(monkeypatch):
+    x = -np.random.default_rng(0).random(100_000) * 700.0
+    ref = np.exp(x)
+    for present in (True, False):
+        if present:
+            pytest.importorskip("torch")
+        else:
+            monkeypatch.delitem(sys.modules, "torch", raising=False)
+        got = _blocks.exp_into(x.copy())
+        assert np.max(np.abs(got - ref) / np.spacing(ref)) <= 1.0
+        out = np.empty_like(x)
+        assert _blocks.exp_into(x, out) is out and np.max(np.abs(out - ref) / np.spacing(ref)) <= 1.0
+
+
+@pytest.mark.parametrize("offset, passes", [(1e-3, 1), (0.5, 2)])
+def test_one_pass_suffices_only_from_a_close_start(offset, passes):
+    """A start 0.1 % off: the 5-term Taylor model's root is taken after one pass, exact to
+    1e-9; 50 % off: more passes, same optimum."""
+    from scipy.optimize import brentq
+    from scipy.special import softmax
+
+    z, y = make_logits(n=20_000, k=10, temperature=2.0, seed=16)
+    zy = z[np.arange(len(y)), y]
+    # the root of the exact gradient in a = 1/T (scipy softmax), not the minimiser of the NLL
+    # value (flat at the optimum: only ~1e-8 relative)
+    a_ref = brentq(lambda a: np.mean(np.sum(softmax(a * z, axis=1) * z, axis=1) - zy), 0.1, 2.0, xtol=1e-15,
+                   rtol=1e-15)
+    t_ref = 1.0 / a_ref
+    t, info = fit_temperature_nll(z, y, start=t_ref * (1 + offset))
+    assert info["n_iter"] == passes if passes == 1 else info["n_iter"] >= passes
+    assert t == pytest.approx(t_ref, rel=1e-10)
+    assert info["nll"] == pytest.approx(ref_nll(z, y, t), rel=1e-13)
+    assert abs(info["grad_log_t"]) < 1e-10
+
+
+def test_taylor_root_refuses_when_the_terms_do_not_shrink():
+    from calibrate.calibrators.scaling import _taylor_root
+
+    # f' = s - 0.1 + ...: a quadratic with the root at 0.1 (terms shrinking by 10x per order)
+    s, _, g = _taylor_root(-0.1, 1.0, 0.0, 0.0, 0.0, 0.1, 1e-9) or (None, None, None)
+    assert s is None  # a zero 3rd-order term: no decay to judge the remainder by, refused
+    root = _taylor_root(-0.1, 1.0, 0.1, 0.01, 0.001, 0.1, 1e-6)
+    assert root is not None and abs(root[2]) < 1e-15
+    assert _taylor_root(-0.1, 1.0, 30.0, 900.0, 27000.0, 0.1, 1e-6) is None  # terms grow: refused
 
 
 def test_diagnostics_come_from_the_fit_and_are_exact():

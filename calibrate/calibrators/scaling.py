@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 from scipy.optimize import minimize, minimize_scalar
 
-from .._blocks import one_blas_thread, row_blocks, row_max
+from .._blocks import exp_into, one_blas_thread, row_blocks, row_max
 from .._validation import MAX_BINS, CalibrationWarning, InputError, check_choice
 from . import _budget
 from ._schema import Array, Bool, Choice, Number, Seq
@@ -24,62 +24,91 @@ _PASS_ELEMENTS = 1 << 15  # values per block of the derivative pass (its buffers
 _EXP_FLOOR = -700.0
 
 
-def nll_derivative_sums(z, y, a: float, also_at: float | None = None) -> np.ndarray:
+def nll_derivative_sums(z, y, a: float, also_at: float | None = None, *, dtype=np.float64,
+                        with_mean: bool = True) -> np.ndarray:
     """One pass over (n, k) logits: the row sums that give the NLL of softmax(a z) and
     its first three derivatives in a = 1/T.
 
     Per row, with zs = z - max_j z and p = softmax(a zs): f = log sum_j exp(a zs_j) -
     a zs_y; f' = E_p[zs] - zs_y; f'' = Var_p(zs) >= 0 (so the NLL is convex in a);
-    f''' = E_p[(zs - E_p zs)^3]. Moments are central (taken after subtracting the row
-    mean), so there is no cancellation. Rows are read in blocks and converted to float64
-    one block at a time (z may be float32 or memory-mapped; it is never copied whole),
-    with BLAS on one thread (see calibrate._blocks.one_blas_thread).
-    Returns float64 [rows, sum f, sum f', sum f'', sum f''', sum (mean_j zs_j - zs_y),
-    rows whose label is not a top logit, sum f at a = also_at (0 when None)]: the last
-    lets the first pass of a fit also give the NLL at T = 1 for one more exp per value.
+    f''' = E_p[(zs - E_p zs)^3]. The moments come from the raw sums sum_j e_j zs_j^r
+    (e_j = exp(a zs_j)): the top logit has zs = 0 and p >= 1/k there, so Var_p(zs) >=
+    E_p[zs]^2 / k and f'' loses at most log10(k) digits to cancellation; f' (which alone
+    fixes the optimum) has none. Rows are read in blocks and converted to ``dtype`` one
+    block at a time (z may be float32 or memory-mapped; it is never copied whole), with
+    BLAS on one thread (see calibrate._blocks.one_blas_thread); the exponential is
+    calibrate._blocks.exp_into. dtype float32 is for a starting point only (the fit's
+    own passes are float64).
+    Returns float64 [rows, sum f, sum f', sum f'', sum f''', sum (mean_j zs_j - zs_y)
+    (0 unless with_mean), rows whose label is not a top logit, sum f at a = also_at (0
+    when None), sum f'''', sum f''''']: f at also_at lets the first pass of a fit also give
+    the NLL at T = 1 for one more exp per value; f'''' and f''''' (the 4th and 5th
+    cumulants of zs under p) let it stop after one pass when it starts close enough.
     """
     with one_blas_thread():
-        return _nll_derivative_sums(z, y, a, also_at)
+        return _nll_derivative_sums(z, y, a, also_at, np.dtype(dtype), with_mean)
 
 
-def _nll_derivative_sums(z, y, a, also_at):
+def _nll_derivative_sums(z, y, a, also_at, dtype, with_mean):
     """The pass itself (see nll_derivative_sums)."""
     n, k = z.shape
-    out = np.zeros(8)
+    out = np.zeros(10)
     rows = max(1, _PASS_ELEMENTS // k)
-    r0 = min(rows, n)
-    buf, ebuf, tbuf = np.empty((r0, k)), np.empty((r0, k)), np.empty((r0, k))
-    ones = np.ones(k)
-    # row sums: BLAS matrix-vector products for short rows (numpy's short-axis sums are
-    # slow), numpy's own sums for long rows (a threaded BLAS call per row is slower still)
-    rowsum = (lambda x: x @ ones) if k <= 64 else (lambda x: x.sum(axis=1))
+    # Short rows (k <= 64) are worked on transposed, (k, m): the maxima and sums over a
+    # row become k - 1 vector operations over m values, 2x faster than numpy's (or
+    # BLAS's) short-axis reductions; long rows stay (m, k) and are summed along the row.
+    by_column = k <= 64
+    axis = 0 if by_column else 1
+
+    def rowsum(x):  # float64 sums per row (the float32 start pass sums in float32, then converts)
+        return x.sum(axis=axis).astype(np.float64, copy=False)
+
+    bufs = None
+    # exp(-700) = 1e-304 (float32: exp(-87) = 1.6e-38) instead of a subnormal (subnormal
+    # arithmetic is ~100x slower): zs is clamped once so that a zs (and also_at zs) stay
+    # above it; against the row's own exp(0) = 1 the change is below 1e-299 (1e-34)
+    floor = _EXP_FLOOR if dtype == np.float64 else -87.0
+    lim = floor / max(a, also_at or 0.0)
     for start in range(0, n, rows):
         zb = z[start:start + rows]
         m = zb.shape[0]
-        zs, e, t = buf[:m], ebuf[:m], tbuf[:m]
-        np.subtract(zb, row_max(zb)[:, None], out=zs, dtype=np.float64)
-        zy = zs[np.arange(m), y[start:start + m]]
+        if bufs is None or bufs[0].size != m * k:  # the first block, and a shorter last one
+            bufs = [np.empty((k, m) if by_column else (m, k), dtype) for _ in range(3)]
+        zs, e, t = bufs
+        yb, ar = y[start:start + m], np.arange(m)
+        if by_column:
+            np.copyto(zs, zb.T, casting="unsafe")
+            zs -= zs.max(axis=0)
+            zy = zs[yb, ar].astype(np.float64)
+        else:
+            np.subtract(zb, row_max(zb)[:, None], out=zs, dtype=dtype)
+            zy = zs[ar, yb].astype(np.float64)
+        mean_gap = float(rowsum(zs).sum() / k - zy.sum()) if with_mean else 0.0
+        if float(zs.min()) < lim:  # rare: only rows with a logit gap beyond 700 / a need it
+            np.maximum(zs, lim, out=zs)
         if also_at is not None:
-            np.multiply(zs, also_at, out=e)
-            np.maximum(e, _EXP_FLOOR, out=e)
-            f_also = np.log(rowsum(np.exp(e, out=e))).sum() - also_at * zy.sum()
+            if also_at == 1.0:
+                exp_into(zs, e)
+            else:
+                exp_into(np.multiply(zs, also_at, out=e))
+            f_also = np.log(rowsum(e)).sum() - also_at * zy.sum()
         else:
             f_also = 0.0
-        np.multiply(zs, a, out=e)
-        # exp(-700) = 1e-304 instead of a subnormal (subnormal arithmetic is ~100x slower);
-        # against the row's own exp(0) = 1 the change is below 1e-299: nothing in float64
-        np.maximum(e, _EXP_FLOOR, out=e)
-        np.exp(e, out=e)
+        exp_into(np.multiply(zs, a, out=e))
         s0 = rowsum(e)
         m1 = rowsum(np.multiply(e, zs, out=t)) / s0
-        mean_z = rowsum(zs) / k
-        zs -= m1[:, None]
-        e *= zs
-        e *= zs
-        m2 = rowsum(e) / s0
-        m3 = rowsum(np.multiply(e, zs, out=t)) / s0
-        out += (m, np.log(s0).sum() - a * zy.sum(), (m1 - zy).sum(), m2.sum(), m3.sum(),
-                (mean_z - zy).sum(), np.count_nonzero(zy < 0), f_also)
+        r2 = rowsum(np.multiply(t, zs, out=t)) / s0
+        r3 = rowsum(np.multiply(t, zs, out=t)) / s0
+        r4 = rowsum(np.multiply(t, zs, out=t)) / s0
+        r5 = rowsum(np.multiply(t, zs, out=t)) / s0
+        # central moments from the raw ones, then the cumulants k4 = mu4 - 3 mu2^2, k5 = mu5 - 10 mu3 mu2
+        mm = m1 * m1
+        mu2 = np.maximum(r2 - mm, 0.0)
+        mu3 = r3 - m1 * (3.0 * r2 - 2.0 * mm)
+        mu4 = r4 - m1 * (4.0 * r3 - 6.0 * m1 * r2 + 3.0 * mm * m1)
+        mu5 = r5 - m1 * (5.0 * r4 - 10.0 * m1 * r3 + 10.0 * mm * r2 - 4.0 * mm * mm)
+        out += (m, np.log(s0).sum() - a * zy.sum(), (m1 - zy).sum(), mu2.sum(), mu3.sum(), mean_gap,
+                np.count_nonzero(zy < 0), f_also, (mu4 - 3.0 * mu2 * mu2).sum(), (mu5 - 10.0 * mu3 * mu2).sum())
     return out
 
 
@@ -101,7 +130,11 @@ def fit_temperature_nll(z, y, bounds=None, max_iter: int = 100, start: float | N
     ``tol`` (relative; 0.1 sqrt(tol) for a Halley step) it is taken without another
     pass: the error after it is of order tol^2, and the NLL and gradient reported at the final T
     are the Taylor values from that last pass. On large inputs the iteration starts
-    from the optimum on an evenly strided eighth of the rows, so 2 or 3 full passes do.
+    from the optimum on an evenly strided eighth of the rows (float32 passes), so 1 or 2
+    full passes do: a pass also gives the 4th and 5th derivatives, and when the start is
+    close, the root of that 5-term Taylor model of f' is taken without another pass
+    provided its terms shrink fast enough that the next one would move it by less than
+    tol / 100 (relative; see _taylor_root).
 
     bounds: None (default) searches all of (0, inf) and refuses, with the reason, when no
     finite optimum exists: every label is a top logit (the NLL falls as T -> 0), or the
@@ -112,10 +145,14 @@ def fit_temperature_nll(z, y, bounds=None, max_iter: int = 100, start: float | N
     """
     n, k = z.shape
     if start is None and n >= 64 and n * k >= 32 * _PASS_ELEMENTS:
+        # the start needs no precision: its passes are float32 (2-4x cheaper than float64)
+        sub = _float32_sums if sums is nll_derivative_sums else sums
         try:
-            start, _ = fit_temperature_nll(z[::8], y[::8], bounds, max_iter, tol=1e-4, sums=sums,
+            start, _ = fit_temperature_nll(z[::8], y[::8], bounds, max_iter, tol=1e-4, sums=sub,
                                            want_nll_at_1=False)
-        except TemperatureFitError:
+        except (TemperatureFitError, RuntimeError, ArithmeticError):
+            start = None
+        if start is not None and not (math.isfinite(start) and start > 0):
             start = None
     a_min, a_max = (0.0, math.inf) if bounds is None else (1.0 / bounds[1], 1.0 / bounds[0])
     lo, hi = a_min, a_max
@@ -124,7 +161,7 @@ def fit_temperature_nll(z, y, bounds=None, max_iter: int = 100, start: float | N
     nll_at_1 = None
     prev_step = None
     for it in range(1, max_iter + 1):  # noqa: B007 (it is reported after the loop)
-        tot = sums(z, y, a, 1.0 if it == 1 and a != 1.0 and want_nll_at_1 else None)
+        tot = sums(z, y, a, 1.0 if it == 1 and a != 1.0 and want_nll_at_1 else None, with_mean=it == 1)
         cnt = tot[0]
         f, g, h, t3 = tot[1] / cnt, tot[2] / cnt, tot[3] / cnt, tot[4] / cnt
         if a == 1.0:
@@ -182,6 +219,15 @@ def fit_temperature_nll(z, y, bounds=None, max_iter: int = 100, start: float | N
             g += h * step + t3 * step * step / 2
             a = cand
             break
+        elif h > 0 and abs(step) <= 0.05 * a:
+            # close: the root of the 5-term Taylor model of f' is the optimum when that
+            # model's terms shrink fast enough that the next one moves it by < tol / 100
+            taylor = _taylor_root(g, h, t3, tot[8] / cnt, tot[9] / cnt, step, 0.01 * tol * a)
+            if taylor is not None and lo < a + taylor[0] < hi:
+                ds, f_gain, g = taylor
+                f += f_gain
+                a += ds
+                break
         if lo > 0 and hi / lo - 1.0 < 1e-15:
             break
         a = cand
@@ -191,6 +237,34 @@ def fit_temperature_nll(z, y, bounds=None, max_iter: int = 100, start: float | N
         )
     info = {"nll": f, "nll_at_1": nll_at_1, "grad_log_t": -a * g, "n_iter": it, "at_bound": at_bound}
     return 1.0 / a, info
+
+
+def _taylor_root(g, h, t3, t4, t5, step, atol):
+    """The root s of g + h s + t3 s^2/2 + t4 s^3/6 + t5 s^4/24 near ``step`` (Newton), when
+    the model's terms decrease geometrically at s with ratio rho < 1/2 and the estimated
+    remainder |t5 s^4/24| rho / (1 - rho) / h is at most ``atol`` in a; otherwise None.
+    Returns (s, f(a + s) - f(a), f'(a + s)) from the 6-term model of f."""
+    s = step
+    for _ in range(4):
+        gs = g + s * (h + s * (t3 / 2 + s * (t4 / 6 + s * t5 / 24)))
+        hs = h + s * (t3 + s * (t4 / 2 + s * t5 / 6))
+        if not hs > 0:
+            return None
+        s -= gs / hs
+    terms = [abs(h * s), abs(t3 * s * s / 2), abs(t4 * s**3 / 6), abs(t5 * s**4 / 24)]
+    if min(terms[:3]) == 0.0:
+        return None
+    rho = max(terms[i + 1] / terms[i] for i in range(3))
+    if not (rho < 0.5 and terms[3] * rho / (1.0 - rho) / h <= atol):
+        return None
+    gs = g + s * (h + s * (t3 / 2 + s * (t4 / 6 + s * t5 / 24)))
+    df = s * (g + s * (h / 2 + s * (t3 / 6 + s * (t4 / 24 + s * t5 / 120))))
+    return s, df, gs
+
+
+def _float32_sums(z, y, a, also_at=None, with_mean=True):
+    """nll_derivative_sums in float32: for the starting point of a fit only."""
+    return nll_derivative_sums(z, y, a, also_at, dtype=np.float32, with_mean=with_mean)
 
 
 def _mid(lo, hi):

@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import conformal, decomposition, metrics, ood
 from ..smooth import BAND_CELLS
-from ..summary import detection_intervals
+from ..summary import AUTO_ROW_RESAMPLING_MAX_ROWS, detection_intervals
 from .figures import (
     SMOOTH_MIN_ROWS,
     binned_and_smooth_figure,
@@ -105,9 +105,10 @@ def selective_section(probs: dict, labels, n_resamples: int, seed: int):
     """Risk-coverage of the max probability of each prediction: (json, section)."""
     y = np.asarray(labels)
     n_band = int(n_resamples)
-    n_resamples = band_resamples(n_resamples, y.shape[0])
+    grouped = y.shape[0] > AUTO_ROW_RESAMPLING_MAX_ROWS  # intervals from group counts: the full number
+    n_resamples = n_band if grouped else band_resamples(n_resamples, y.shape[0])
     curves, js = [], {}
-    groups = 0
+    groups = iv_groups = 0
     for name, p in probs.items():
         conf = p.max(axis=1)
         correct = p.argmax(axis=1) == y
@@ -115,6 +116,9 @@ def selective_section(probs: dict, labels, n_resamples: int, seed: int):
                                band_resamples=n_band)
         curves.append(d)
         groups = max(groups, d.intervals.pop("band")["n_groups"])
+        iv_groups = max(iv_groups, d.intervals.pop("n_groups") or 0)
+        for key in ("scheme", "n_resamples"):  # said once for all predictions (below)
+            d.intervals.pop(key)
         js[name] = d.intervals
     keys = [("aurc", "AURC"), ("eaurc", "E-AURC"), ("augrc", "AUGRC")] + \
            [(f"risk@{c:g}", f"risk at {100 * c:g} % coverage") for c in COVERAGES]
@@ -124,7 +128,9 @@ def selective_section(probs: dict, labels, n_resamples: int, seed: int):
     table = {"header": ["prediction"] + [h for _, h in keys], "rows": rows,
              "caption": "Selective prediction with the max probability as the confidence score; lower is better. "
                         "E-AURC is the excess over the best possible ranking of the same errors. Intervals: 95 % "
-                        f"percentile bootstrap over rows ({n_resamples} resamples)."}
+                        f"percentile bootstrap over rows ({n_resamples} resamples" + (
+                            f"; {BAND_SCHEME}: at most {iv_groups:,} contiguous confidence groups, the values "
+                            "shifted by the exact estimate minus the grouped one)." if grouped else ").")}
     fig = _png(risk_coverage_figure(curves), "Risk-coverage curves",
                f"Selective risk (error rate among the accepted rows) when only the most confident fraction of rows "
                f"is accepted; shaded: pointwise 95 % percentile bootstrap band ({n_band} resamples; {BAND_SCHEME}: "
@@ -139,6 +145,8 @@ def selective_section(probs: dict, labels, n_resamples: int, seed: int):
                               "also create ties, which are accepted together."],
                "tables": [table], "figures": [fig]}
     return {"score": "max probability", "n_resamples": n_resamples, "confidence": 0.95, "interval": "percentile",
+            "scheme": (f"{BAND_SCHEME} ({iv_groups} groups, shifted by the grouping offset)" if grouped
+                       else "rows drawn with replacement"),
             "band": {"n_resamples": n_band, "scheme": BAND_SCHEME, "n_groups": groups}, "predictions": js}, section
 
 

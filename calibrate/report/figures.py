@@ -229,7 +229,8 @@ def risk_coverage_data(confidence, correct, *, label: str = "", n_resamples: int
                        coverages=(0.8, 0.9), band_resamples: int | None = None) -> RiskCoverageData:
     """Curve of (n,) confidence scores and (n,) correctness, with intervals if n_resamples > 0.
 
-    intervals: :func:`calibrate.summary.selective_intervals` (row bootstrap, n_resamples);
+    intervals: :func:`calibrate.summary.selective_intervals` (n_resamples; rows resampled up to
+    200,000 rows, group counts beyond);
     the band: :func:`calibrate.summary.risk_coverage_band` (Poisson bootstrap resampled as
     counts of contiguous groups, ``band_resamples``, default n_resamples), O(G) per resample.
     """
