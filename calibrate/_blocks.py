@@ -94,6 +94,24 @@ def exp_into(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return out
 
 
+def worker_threads() -> int:
+    """Threads for work that releases the GIL (sparse products, BLAS): the CPUs this
+    process may run on, at most 4 (set CALIBRATE_THREADS to choose)."""
+    import os
+
+    env = os.environ.get("CALIBRATE_THREADS")
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            pass
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover (not Linux)
+        cpus = os.cpu_count() or 1
+    return max(1, min(4, cpus))
+
+
 _CONTROLLER = []
 
 

@@ -51,7 +51,7 @@ import scipy.sparse as sp
 from scipy.special import ndtr, ndtri
 
 from . import _binning, metrics
-from ._blocks import one_blas_thread, row_blocks
+from ._blocks import one_blas_thread, row_blocks, worker_threads
 from ._validation import (
     MAX_RESAMPLES,
     InputError,
@@ -469,6 +469,9 @@ class _Engine:
         rng = np.random.default_rng(seed)
         St = np.zeros((d.width, self.R))  # S transposed: (columns, resamples)
         X = None
+        # beyond the exact jackknife, its group sums are gathered in the resampling pass
+        self._group_sums = (np.zeros((JACKKNIFE_GROUPS, d.width))
+                            if jackknife and self.n > EXACT_JACKKNIFE_MAX_ROWS and self.scheme == "poisson" else None)
         with one_blas_thread():
             X, ones = self._accumulate(d, rng, St)
         self.S, self.ones, self._X = St.T, ones, X
@@ -485,12 +488,46 @@ class _Engine:
                 X.weighted_sums(w.T, part)
                 St[:, done:done + w.shape[0]] = part
                 done += w.shape[0]
-        else:
-            ones = np.zeros(d.width)
-            rows = max(1, _SAMPLE_BLOCK_WEIGHTS // max(self.R, 1))
-            for _s, x in d.blocks(rows):
-                x.weighted_sums(poisson_weights(rng, (x.m, self.R)).astype(np.float64), St)
-                ones += x.column_sums()
+            return X, ones
+        # Poisson: the weights of each row block are drawn here, in block order (so the
+        # draws do not depend on the threads); the products X_b^T W_b, the block's column
+        # sums and jackknife group sums run on worker threads (scipy's sparse products and
+        # BLAS release the GIL) and are added in block order, so the sums do not either.
+        ones = np.zeros(d.width)
+        rows = max(1, _SAMPLE_BLOCK_WEIGHTS // max(self.R, 1))
+        gs = self._group_sums
+
+        def block(s, w):
+            x = d.rows(s)
+            part = np.zeros((d.width, self.R))
+            x.weighted_sums(w.astype(np.float64), part)
+            g = None if gs is None else x.group_sums(np.arange(s.start, s.stop) % JACKKNIFE_GROUPS, JACKKNIFE_GROUPS)
+            return part, x.column_sums(), g
+
+        def add(result):
+            part, cs, g = result
+            St[...] += part
+            ones[...] += cs
+            if g is not None:
+                gs[...] += g
+
+        slices = (slice(a, min(self.n, a + rows)) for a in range(0, self.n, rows))
+        workers = worker_threads()
+        if workers == 1:
+            for s in slices:
+                add(block(s, poisson_weights(rng, (s.stop - s.start, self.R))))
+            return X, ones
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(workers) as pool:
+            pending = deque()
+            for s in slices:
+                pending.append(pool.submit(block, s, poisson_weights(rng, (s.stop - s.start, self.R))))
+                if len(pending) > workers:  # bounded: at most workers + 1 blocks of weights in memory
+                    add(pending.popleft().result())
+            while pending:
+                add(pending.popleft().result())
         return X, ones
 
     def _jackknife(self):
@@ -515,9 +552,11 @@ class _Engine:
                     arr[s] = _finish(spec, D, d.offsets[i][spec.group()], d.sources[i].k)
             return out
         G = JACKKNIFE_GROUPS
-        sums = np.zeros((G, d.width))
-        for s, x in d.blocks(max(1, 2_000_000 // max(d.width, 1))):
-            sums += x.group_sums(np.arange(s.start, s.stop) % G, G)
+        sums = self._group_sums
+        if sums is None:
+            sums = np.zeros((G, d.width))
+            for s, x in d.blocks(max(1, 2_000_000 // max(d.width, 1))):
+                sums += x.group_sums(np.arange(s.start, s.stop) % G, G)
         D = self.ones[None, :] - sums
         return {(i, j): _finish(self.specs[i][j], D, d.offsets[i][self.specs[i][j].group()], d.sources[i].k)
                 for (i, j) in keys}

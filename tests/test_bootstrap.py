@@ -224,3 +224,33 @@ def test_grouped_jackknife_beyond_the_exact_limit_gives_a_close_bca(pred, monkey
     monkeypatch.setattr(bootstrap, "JACKKNIFE_GROUPS", 300)
     grouped = bootstrap_ci("ece", p, y, method="bca", seed=2)
     assert grouped.low == pytest.approx(exact.low, rel=0.05) and grouped.high == pytest.approx(exact.high, rel=0.05)
+
+
+def test_worker_threads_change_no_number_and_the_jackknife_is_gathered_in_the_same_pass(pred, monkeypatch):
+    """Poisson weights drawn in block order and block sums added in block order: 1 or 3
+    threads give identical intervals; the group jackknife gathered while resampling equals
+    the one from its own pass."""
+    from calibrate import bootstrap
+    from calibrate.bootstrap import bootstrap_many
+
+    p, y = pred
+    lp_a, lp_b = np.log(p), metrics.log_softmax(np.log(p) / 1.5)
+    monkeypatch.setattr(bootstrap, "_SAMPLE_BLOCK_WEIGHTS", 200 * 50)  # many blocks of 50 rows
+    monkeypatch.setattr(bootstrap, "EXACT_JACKKNIFE_MAX_ROWS", 0)
+    monkeypatch.setattr(bootstrap, "JACKKNIFE_GROUPS", 100)
+    out = {}
+    for threads in ("1", "3"):
+        monkeypatch.setenv("CALIBRATE_THREADS", threads)
+        out[threads] = bootstrap_many({"a": lp_a, "b": lp_b}, y, ["ece", "nll", "classwise_ece"], 200, seed=1,
+                                      reference="a", method="bca", scheme="poisson")
+    for name in ("a", "b"):
+        for key in ("ece", "nll", "classwise_ece"):
+            one, three = out["1"][0][name][key], out["3"][0][name][key]
+            assert (one.low, one.high) == (three.low, three.high)
+    eng = bootstrap._Engine([bootstrap._Source.from_probs(p, lp_a)], y, [[bootstrap._Spec("nll")]], 50, 0,
+                            "poisson", True)
+    gathered = eng._group_sums.copy()
+    eng._group_sums = None
+    separate = eng._jackknife()
+    np.testing.assert_allclose(eng._jack[(0, 0)], separate[(0, 0)], rtol=1e-12)
+    assert gathered.shape == (100, eng.design.width)
