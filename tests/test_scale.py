@@ -279,3 +279,15 @@ def test_cli_fit_and_evaluate_read_a_memory_mapped_npy(tmp_path):
     lp = cal.predict_log_proba(z.astype(np.float32))
     assert got["nll"] == pytest.approx(metrics.nll_from_logits(lp, y), rel=1e-12)
     assert got["ece"] == pytest.approx(metrics.ece(np.exp(lp), y), rel=1e-12)
+
+
+def test_the_nll_at_t_1_in_the_same_pass_changes_no_other_sum():
+    """Logits of magnitude 1e4: exp(zs) at T = 1 underflows where exp(a zs) does not; each
+    exponent is floored on its own, so the derivatives at a are those of a pass without it."""
+    z, y = make_logits(n=300, k=10, seed=3)
+    z = z / np.abs(z).max() * 1e4
+    a = 1e-3
+    alone, both = nll_derivative_sums(z, y, a), nll_derivative_sums(z, y, a, also_at=1.0)
+    np.testing.assert_allclose(both[1:5], alone[1:5], rtol=1e-14)
+    assert both[7] / both[0] == pytest.approx(ref_nll(z, y, 1.0), rel=1e-12)
+    assert alone[1] / alone[0] == pytest.approx(ref_nll(z, y, 1 / a), rel=1e-13)

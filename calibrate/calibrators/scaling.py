@@ -65,10 +65,9 @@ def _nll_derivative_sums(z, y, a, also_at, dtype, with_mean):
 
     bufs = None
     # exp(-700) = 1e-304 (float32: exp(-87) = 1.6e-38) instead of a subnormal (subnormal
-    # arithmetic is ~100x slower): zs is clamped once so that a zs (and also_at zs) stay
-    # above it; against the row's own exp(0) = 1 the change is below 1e-299 (1e-34)
+    # arithmetic is ~100x slower): a zs is clamped there when any value of the block is
+    # below; against the row's own exp(0) = 1 the change is below 1e-299 (1e-34)
     floor = _EXP_FLOOR if dtype == np.float64 else -87.0
-    lim = floor / max(a, also_at or 0.0)
     for start in range(0, n, rows):
         zb = z[start:start + rows]
         m = zb.shape[0]
@@ -84,17 +83,17 @@ def _nll_derivative_sums(z, y, a, also_at, dtype, with_mean):
             np.subtract(zb, row_max(zb)[:, None], out=zs, dtype=dtype)
             zy = zs[ar, yb].astype(np.float64)
         mean_gap = float(rowsum(zs).sum() / k - zy.sum()) if with_mean else 0.0
-        if float(zs.min()) < lim:  # rare: only rows with a logit gap beyond 700 / a need it
-            np.maximum(zs, lim, out=zs)
+        zmin = float(zs.min())  # the products b zs below the floor are clamped (rare: gaps beyond 700 / b)
         if also_at is not None:
-            if also_at == 1.0:
+            if also_at == 1.0 and zmin >= floor:
                 exp_into(zs, e)
             else:
-                exp_into(np.multiply(zs, also_at, out=e))
+                _floored(np.multiply(zs, also_at, out=e), also_at * zmin, floor)
+                exp_into(e)
             f_also = np.log(rowsum(e)).sum() - also_at * zy.sum()
         else:
             f_also = 0.0
-        exp_into(np.multiply(zs, a, out=e))
+        exp_into(_floored(np.multiply(zs, a, out=e), a * zmin, floor))
         s0 = rowsum(e)
         m1 = rowsum(np.multiply(e, zs, out=t)) / s0
         r2 = rowsum(np.multiply(t, zs, out=t)) / s0
@@ -144,7 +143,7 @@ def fit_temperature_nll(z, y, bounds=None, max_iter: int = 100, start: float | N
     n_iter (passes over all rows), at_bound).
     """
     n, k = z.shape
-    if start is None and n >= 64 and n * k >= 32 * _PASS_ELEMENTS:
+    if start is None and n >= 512:  # a start from 1/8 of the rows (>= 64), itself started the same way
         # the start needs no precision: its passes are float32 (2-4x cheaper than float64)
         sub = _float32_sums if sums is nll_derivative_sums else sums
         try:
@@ -237,6 +236,13 @@ def fit_temperature_nll(z, y, bounds=None, max_iter: int = 100, start: float | N
         )
     info = {"nll": f, "nll_at_1": nll_at_1, "grad_log_t": -a * g, "n_iter": it, "at_bound": at_bound}
     return 1.0 / a, info
+
+
+def _floored(x, x_min, floor):
+    """x clamped below at ``floor`` in place, only when its minimum ``x_min`` is below."""
+    if x_min < floor:
+        np.maximum(x, floor, out=x)
+    return x
 
 
 def _taylor_root(g, h, t3, t4, t5, step, atol):
