@@ -144,11 +144,14 @@ else:
 reset_peak()
 base = rss("VmRSS:")
 t_pass = None
-if job.get("one_pass"):
-    t0 = time.perf_counter(); calibrate.metrics.nll_from_logits(z, y); t_pass = time.perf_counter() - t0
-t0 = time.perf_counter()
-cal = calibrate.TemperatureScaling().fit(z, y)
-t = time.perf_counter() - t0
+t = float("inf")
+for _ in range(job.get("repeat", 1)):  # interleaved, minimum of each (the machine is shared)
+    if job.get("one_pass"):
+        t0 = time.perf_counter(); calibrate.metrics.nll_from_logits(z, y)
+        t_pass = min(t_pass or float("inf"), time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    cal = calibrate.TemperatureScaling().fit(z, y)
+    t = min(t, time.perf_counter() - t0)
 out = dict(seconds=t, one_pass=t_pass, T=cal.temperature_, passes=cal.n_iter_, nll_before=cal.nll_before_,
            nll_after=cal.nll_after_, grad=cal.grad_log_t_, input=n * k * 4 + n * 8, resident=resident)
 """
@@ -178,7 +181,7 @@ def bench_temperature_numpy_only(n, k, rows, repeat):
 
 
 def bench_temperature_memory(n, k, rows, checks, budget_mb, npy=None, one_pass=False, label=None):
-    job = {"n": n, "k": k, "npy": npy, "one_pass": one_pass}
+    job = {"n": n, "k": k, "npy": npy, "one_pass": one_pass, "repeat": 3 if one_pass else 1}
     r = child(TEMPERATURE_JOB, job)
     if npy and os.path.exists(npy):
         os.unlink(npy)
@@ -196,7 +199,7 @@ def bench_temperature_memory(n, k, rows, checks, budget_mb, npy=None, one_pass=F
     if one_pass and r.get("one_pass"):
         ratio = r["seconds"] / r["one_pass"]
         msg += (f"; {r['seconds']:.1f} s = {ratio:.2f} x one pass over the data (one float64 NLL evaluation, "
-                f"{r['one_pass']:.1f} s; target <= 2: {mark(ratio <= 2)})")
+                f"{r['one_pass']:.1f} s; minimum of 3 interleaved runs each; target <= 2: {mark(ratio <= 2)})")
     checks.append(msg)
     return r
 

@@ -27,7 +27,7 @@ _EXP_FLOOR = -700.0
 def nll_derivative_sums(z, y, a: float, also_at: float | None = None, *, dtype=np.float64,
                         with_mean: bool = True) -> np.ndarray:
     """One pass over (n, k) logits: the row sums that give the NLL of softmax(a z) and
-    its first three derivatives in a = 1/T.
+    its first five derivatives in a = 1/T.
 
     Per row, with zs = z - max_j z and p = softmax(a zs): f = log sum_j exp(a zs_j) -
     a zs_y; f' = E_p[zs] - zs_y; f'' = Var_p(zs) >= 0 (so the NLL is convex in a);
