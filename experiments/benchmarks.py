@@ -176,7 +176,7 @@ def bench_temperature_numpy_only(n, k, rows, repeat):
         rows.append((label, "calibrate, numpy-only process", None, None, f"failed: {r['error']}"))
         return None
     rows.append((label, "calibrate TemperatureScaling().fit, numpy-only process (torch not imported)", r["seconds"],
-                 None, f"T = {r['T']:.6f}, {r['passes']} full passes; torch imported: {r['torch_imported']}"))
+                 None, f"T = {r['T']:.6f}, {r['passes']} full pass(es); torch imported: {r['torch_imported']}"))
     return r["seconds"]
 
 
@@ -281,7 +281,7 @@ def bench_temperature(n, k, rows, repeat):
     t, cal = timeit(lambda: calibrate.TemperatureScaling().fit(z, y), repeat)
     ref_t = cal.temperature_
     rows.append((label, "calibrate TemperatureScaling().fit (with NLL before/after, gradient)", t, 0.0,
-                 f"T = {cal.temperature_:.6f}, {cal.n_iter_} full passes, dNLL/dlogT = {cal.grad_log_t_:.1e}"))
+                 f"T = {cal.temperature_:.6f}, {cal.n_iter_} full pass(es), dNLL/dlogT = {cal.grad_log_t_:.1e}"))
     zt, yt = torch.from_numpy(z), torch.from_numpy(y)
 
     def scalar_torch():
@@ -428,6 +428,48 @@ def profile(fn, title, calls=3):
     return out + [""]
 
 
+PASS_PROFILE_JOB = r"""
+from calibrate.calibrators import scaling
+z, y = simulated_logits(job["n"], job["k"], temperature=2.5, seed=2)
+n = z.shape[0]
+def best(f, r=3):
+    ts = []
+    for _ in range(r):
+        t0 = time.perf_counter(); f(); ts.append(time.perf_counter() - t0)
+    return min(ts)
+def exp_all():
+    for a in range(0, n, 4):
+        np.exp(np.asarray(z[a:a + 4], dtype=np.float64))
+out = {
+    "TemperatureScaling().fit (the whole fit)": best(lambda: calibrate.TemperatureScaling().fit(z, y)),
+    "its start: float32 passes on 1/8 of the rows (and 1/64 for that one's start)": best(
+        lambda: scaling.fit_temperature_nll(z[::8], y[::8], tol=1e-4, sums=scaling._float32_sums,
+                                            want_nll_at_1=False)),
+    "its one full float64 pass: NLL and 5 derivatives at T, and the NLL at T = 1 (2 exps a value)": best(
+        lambda: scaling.nll_derivative_sums(z, y, 0.4, 1.0)),
+    "the same pass without the NLL at T = 1 (1 exp a value)": best(lambda: scaling.nll_derivative_sums(z, y, 0.4)),
+    "one float64 exp of every value (numpy; the floor of an exact pass)": best(exp_all),
+    "the reference 'one pass': metrics.nll_from_logits (1 exp a value + log-softmax)": best(
+        lambda: calibrate.metrics.nll_from_logits(z, y)),
+}
+out["torch_imported"] = "torch" in sys.modules
+"""
+
+
+def profile_temperature_pass(n, k):
+    """Where the time of a wide temperature fit goes, in a numpy-only process."""
+    r = child(PASS_PROFILE_JOB, {"n": n, "k": k})
+    title = (f"TemperatureScaling().fit on {n:,} x {k:,} float32 in a numpy-only process (torch imported: "
+             f"{r.get('torch_imported')}; seconds, minimum of 3)")
+    if "error" in r:
+        return [f"{title}: failed ({r['error']})", ""]
+    out = [title + ":", "", "| part | seconds |", "|---|---:|"]
+    for key, v in r.items():
+        if key not in ("torch_imported", "peak", "base"):
+            out.append(f"| {key} | {v:.3f} |")
+    return out + [""]
+
+
 def profile_report(n, resamples=1000):
     """Where the time of the report's bootstrap goes (Poisson weights, as at 1M rows)."""
     from calibrate import bootstrap
@@ -519,6 +561,7 @@ def main(argv=None):
 
     bench_temperature_memory(5 * big, 10, rows, checks, 256)
     bench_temperature_memory(500 if q else 5_000, 50_000, rows, checks, 512, one_pass=True)
+    profiles.append(profile_temperature_pass(200 if q else 1_000, 50_000))
     if not (q or args.skip_4gb):
         bench_temperature_memory(20_000, 50_000, rows, checks, 512, npy="/tmp/calibrate-bench-20000x50000.npy")
     print("memory done", flush=True)
