@@ -288,11 +288,18 @@ except KeyboardInterrupt:
 """
 
 
+def _default_sigint():
+    # a test run started in the background by a non-interactive shell ignores SIGINT, and a
+    # child inherits SIG_IGN (Python then installs no KeyboardInterrupt handler): reset it,
+    # as in a terminal
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_while_writing_removes_the_temporaries(tmp_path, sig, code):
     a, b = _pair(tmp_path)
     p = subprocess.Popen([sys.executable, "-c", _SLOW.format(root=ROOT, a=str(a), b=str(b))],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
     assert p.stdout.readline().strip() == "writing"
     assert any(n.endswith(".tmp") for n in os.listdir(tmp_path))
     p.send_signal(sig)
