@@ -33,10 +33,12 @@ BAND_SCHEME = "Poisson bootstrap over rows, resampled as group counts"
 
 
 def band_resamples(n_resamples: int, n: int, cap: int | None = None) -> int:
-    """Resamples for the row-level bootstrap intervals of the tables (AURC, risk at coverage,
-    smooth ECE): the asked number, at most ``cap``, and at most BAND_ROW_RESAMPLES / n (but
-    at least 100), so they cost O(5e7) work whatever n; the figures' bands are resampled as
-    group counts (O(groups) each) and get the full number. Captions and JSON say both."""
+    """Resamples for the row-level bootstrap intervals of the selective table (AURC, risk
+    at coverage), used up to AUTO_ROW_RESAMPLING_MAX_ROWS rows: the asked number, at most
+    ``cap``, and at most BAND_ROW_RESAMPLES / n (but at least 100), so they cost O(5e7)
+    work whatever n. Beyond, those intervals, and at any n the figures' bands and the
+    smooth-ECE interval, are resampled as group / cell counts (O(groups) each) and get the
+    full number. Captions and JSON say which."""
     r = int(n_resamples) if cap is None else min(int(n_resamples), cap)
     return max(1, min(r, max(100, BAND_ROW_RESAMPLES // max(int(n), 1))))
 
