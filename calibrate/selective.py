@@ -87,10 +87,18 @@ def _aurc(g: _Groups) -> float:
     return float(np.sum(width * g.errors / g.accepted))
 
 
-def _aurc_optimal(n_correct: int, n: int) -> float:
-    """AURC of the best ranking: every correct row strictly above every wrong one, no ties."""
-    i = np.arange(1, n + 1, dtype=np.float64)
-    return float(np.sum(np.maximum(i - n_correct, 0.0) / i) / n)
+def _aurc_optimal(n_correct, n):
+    """AURC of the best ranking (every correct row strictly above every wrong one, no ties)
+    of n rows, n_correct of them correct: (1/n) sum_{i=1}^n max(0, i - c) / i, in closed
+    form ((n - c) - c (H_n - H_c)) / n with H_n - H_c = psi(n + 1) - psi(c + 1). Scalars
+    give a float, arrays (of resampled counts) an array; 0 where n = 0."""
+    from scipy.special import digamma
+
+    c = np.asarray(n_correct, dtype=np.float64)
+    m = np.asarray(n, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        v = np.where(m > 0, ((m - c) - c * (digamma(m + 1.0) - digamma(c + 1.0))) / np.maximum(m, 1.0), 0.0)
+    return float(v) if v.ndim == 0 else v
 
 
 def eaurc(confidence, correct) -> float:

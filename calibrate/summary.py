@@ -125,7 +125,7 @@ class SelectiveResampler:
         self.grid = np.linspace(0.05, 1.0, 96) if grid is None else np.asarray(grid, dtype=np.float64)
         if self.grid.ndim != 1 or self.grid.size == 0 or self.grid.min() <= 0 or self.grid.max() > 1:
             raise InputError("grid: expected a 1-d array of coverages in (0, 1]")
-        order = np.argsort(-c, kind="stable")
+        order = self.order = np.argsort(-c, kind="stable")  # most confident first
         cs = c[order]
         starts = np.concatenate([[True], cs[1:] != cs[:-1]])
         gid_sorted = np.cumsum(starts) - 1
@@ -145,7 +145,7 @@ class SelectiveResampler:
         aurc = float(np.sum(cnt / n * risk))
         gr = np.concatenate([[0.0], errs / n])
         augrc = float(np.sum(cnt / n * (gr[1:] + gr[:-1]) / 2.0))
-        out = {"aurc": aurc, "eaurc": aurc - _aurc_optimal(int(round(n - errs[-1])), n), "augrc": augrc}
+        out = {"aurc": aurc, "eaurc": aurc - _aurc_optimal(round(n - errs[-1]), n), "augrc": augrc}
 
         def at(targets):
             t = np.asarray(targets, dtype=np.float64)
@@ -175,6 +175,16 @@ AUTO_ROW_RESAMPLING_MAX_ROWS = 200_000  # "auto": resample rows up to this n, gr
 INTERVAL_MAX_GROUPS = 8192  # "groups": contiguous confidence groups of the interval resamples
 
 
+def selective_scheme(scheme: str, n: int) -> str:
+    """The resampling scheme :func:`selective_intervals` uses for n rows ("auto": "rows" up
+    to AUTO_ROW_RESAMPLING_MAX_ROWS, "groups" beyond)."""
+    if scheme not in SELECTIVE_SCHEMES:
+        raise InputError(f"scheme: expected one of {', '.join(SELECTIVE_SCHEMES)}, got {scheme!r}")
+    if scheme == "auto":
+        return "rows" if n <= AUTO_ROW_RESAMPLING_MAX_ROWS else "groups"
+    return scheme
+
+
 def selective_intervals(confidence, correct, *, coverages=(0.8, 0.9), grid=None, n_resamples: int = 1000,
                         confidence_level: float = 0.95, seed: int = 0, scheme: str = "auto",
                         max_groups: int = INTERVAL_MAX_GROUPS) -> dict:
@@ -199,15 +209,13 @@ def selective_intervals(confidence, correct, *, coverages=(0.8, 0.9), grid=None,
         raise InputError(f"n_resamples: expected a positive integer, got {n_resamples!r}")
     if not 0.0 < float(confidence_level) < 1.0:
         raise InputError(f"confidence_level: expected a number in (0, 1), got {confidence_level!r}")
-    if scheme not in SELECTIVE_SCHEMES:
-        raise InputError(f"scheme: expected one of {', '.join(SELECTIVE_SCHEMES)}, got {scheme!r}")
+    selective_scheme(scheme, 0)  # checked before any work
     if isinstance(max_groups, bool) or not isinstance(max_groups, (int, np.integer)) or max_groups < 1:
         raise InputError(f"max_groups: expected a positive integer, got {max_groups!r}")
     rs = SelectiveResampler(confidence, correct, coverages, grid)
     est = rs.estimate()
     keys = [k for k in est if k != "curve"]
-    if scheme == "auto":
-        scheme = "rows" if rs.n <= AUTO_ROW_RESAMPLING_MAX_ROWS else "groups"
+    scheme = selective_scheme(scheme, rs.n)
     n_groups = None
     if scheme == "rows":
         rng = np.random.default_rng(seed)
@@ -220,7 +228,7 @@ def selective_intervals(confidence, correct, *, coverages=(0.8, 0.9), grid=None,
             curves[b] = v["curve"]
     else:
         c, ok = _check_conf_correct(confidence, correct)
-        err, cor = _contiguous_groups(c, ok, int(max_groups))
+        err, cor = _contiguous_groups(c, ok, int(max_groups), order=rs.order)
         n_groups = int(err.size)
         draws, curves = _grouped_resamples(err, cor, rs.coverages, rs.grid, int(n_resamples), seed)
         flat = _grouped_numbers(err[None, :], cor[None, :], rs.coverages, rs.grid)
@@ -251,7 +259,7 @@ def _grouped_numbers(err: np.ndarray, cor: np.ndarray, coverages, grid) -> dict:
     aurc = np.sum(w * risk, axis=1)
     gr = e / np.maximum(n, 1.0)[:, None]
     gr_prev = np.concatenate([np.zeros((gr.shape[0], 1)), gr[:, :-1]], axis=1)
-    out = {"aurc": aurc, "eaurc": aurc - _aurc_optimal_many(n - e[:, -1], n),
+    out = {"aurc": aurc, "eaurc": aurc - _aurc_optimal(n - e[:, -1], n),
            "augrc": np.sum(w * (gr + gr_prev) / 2.0, axis=1)}
     cov = acc / np.maximum(n, 1.0)[:, None]
     targets = np.concatenate([np.asarray(coverages, dtype=np.float64), grid])
@@ -264,19 +272,6 @@ def _grouped_numbers(err: np.ndarray, cor: np.ndarray, coverages, grid) -> dict:
         out[f"risk@{c:g}"] = at[:, m]
     out["curve"] = at[:, len(coverages):]
     return out
-
-
-def _aurc_optimal_many(n_correct: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """:func:`calibrate.selective._aurc_optimal` for arrays of (correct, total) counts, in
-    closed form: (1/n) sum_{i=c+1}^{n} (i - c)/i = ((n - c) - c (H_n - H_c)) / n, with
-    H_n - H_c = psi(n + 1) - psi(c + 1)."""
-    from scipy.special import digamma
-
-    c = np.asarray(n_correct, dtype=np.float64)
-    n = np.asarray(n, dtype=np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        v = ((n - c) - c * (digamma(n + 1.0) - digamma(c + 1.0))) / n
-    return np.where(n > 0, v, 0.0)
 
 
 def _grouped_resamples(err, cor, coverages, grid, n_resamples: int, seed: int):
@@ -300,11 +295,13 @@ def _grouped_resamples(err, cor, coverages, grid, n_resamples: int, seed: int):
 BAND_MAX_GROUPS = 2048  # risk-coverage band: contiguous groups of rows (by confidence) resampled as counts
 
 
-def _contiguous_groups(c: np.ndarray, ok: np.ndarray, max_groups: int):
-    """Rows sorted by decreasing confidence, cut into at most ``max_groups`` contiguous
-    groups of about n / max_groups rows, only where the confidence changes (ties never
-    split). Returns (errors, correct) per group, (G,) float64 each, most confident first."""
-    order = np.argsort(-c, kind="stable")
+def _contiguous_groups(c: np.ndarray, ok: np.ndarray, max_groups: int, order: np.ndarray | None = None):
+    """Rows sorted by decreasing confidence (``order``, when the caller has it), cut into at
+    most ``max_groups`` contiguous groups of about n / max_groups rows, only where the
+    confidence changes (ties never split). Returns (errors, correct) per group, (G,)
+    float64 each, most confident first."""
+    if order is None:
+        order = np.argsort(-c, kind="stable")
     cs = c[order]
     wrong = np.cumsum(1.0 - ok[order])
     ends = np.flatnonzero(np.append(cs[1:] != cs[:-1], True)) + 1  # rows accepted at each distinct score
@@ -348,19 +345,7 @@ def risk_coverage_band(confidence, correct, *, grid=None, n_resamples: int = 100
     if grid.ndim != 1 or grid.size == 0 or grid.min() <= 0 or grid.max() > 1:
         raise InputError("grid: expected a 1-d array of coverages in (0, 1]")
     err, cor = _contiguous_groups(c, ok, int(max_groups))
-    rng = np.random.default_rng(seed)
-    curves = np.empty((n_resamples, grid.size))
-    block = max(1, 4_000_000 // err.size)
-    for b0 in range(0, n_resamples, block):
-        r = min(block, n_resamples - b0)
-        e = np.cumsum(rng.poisson(err, (r, err.size)), axis=1, dtype=np.float64)
-        acc = e + np.cumsum(rng.poisson(cor, (r, cor.size)), axis=1, dtype=np.float64)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            cov = acc / np.maximum(acc[:, -1:], 1.0)
-            risk = np.where(acc > 0, e / np.maximum(acc, 1.0), 0.0)
-        for i in range(r):
-            j = np.minimum(np.searchsorted(cov[i], grid - 1e-12 * grid, side="left"), cov.shape[1] - 1)
-            curves[b0 + i] = risk[i, j]
+    _, curves = _grouped_resamples(err, cor, (), grid, int(n_resamples), seed)
     a = (1.0 - float(confidence_level)) / 2.0
     lo, hi = np.quantile(curves, [a, 1.0 - a], axis=0)
     return {"coverage": grid, "low": lo, "high": hi, "n_groups": int(err.size), "n_resamples": int(n_resamples),

@@ -375,9 +375,14 @@ def test_best_marks_mark_ties_at_the_shown_precision():
 
 
 def test_optimal_aurc_closed_form_equals_the_sum():
-    for c, n in [(0, 5), (5, 5), (3, 10), (1, 1), (997, 1000), (123_456, 200_000)]:
-        assert summary._aurc_optimal_many(np.array([c]), np.array([n]))[0] == pytest.approx(
-            selective._aurc_optimal(c, n), rel=1e-12, abs=1e-15)
+    cases = [(0, 5), (5, 5), (3, 10), (1, 1), (997, 1000), (123_456, 200_000)]
+    for c, n in cases:
+        i = np.arange(1, n + 1, dtype=np.float64)
+        assert selective._aurc_optimal(c, n) == pytest.approx(np.sum(np.maximum(i - c, 0.0) / i) / n,
+                                                              rel=1e-12, abs=1e-15)
+    many = selective._aurc_optimal(np.array([c for c, _ in cases]), np.array([n for _, n in cases]))
+    np.testing.assert_allclose(many, [selective._aurc_optimal(c, n) for c, n in cases], rtol=1e-15)
+    assert selective._aurc_optimal(0, 0) == 0.0
 
 
 def test_grouped_numbers_with_one_group_per_distinct_score_are_the_exact_numbers():

@@ -277,11 +277,6 @@ def _mid(lo, hi):
     return math.sqrt(lo * hi) if lo > 0 and math.isfinite(hi) else (lo + hi) / 2
 
 
-def _nll_at(z, y, a) -> float:
-    s = nll_derivative_sums(z, y, a)
-    return float(s[1] / s[0])
-
-
 class TemperatureScaling(Calibrator):
     """p = softmax(z / T) with one scalar T > 0 (Guo et al. 2017). Keeps the arg-max.
 
@@ -342,8 +337,9 @@ class TemperatureScaling(Calibrator):
         bounds = self._bounds() or (0.05, 100.0)
         z = np.asarray(z, dtype=np.float64)
         t, info = _fit_temperature_ece(z, y, bounds, self.n_bins)
-        self.nll_before_ = _nll_at(z, y, 1.0)
-        self.nll_after_ = _nll_at(z, y, 1.0 / t)
+        s = _nll_sums(z, y, 1.0 / t, also_at=1.0)  # the NLL at T and at 1 from one pass
+        self.nll_before_ = float(s[7] / s[0])
+        self.nll_after_ = float(s[1] / s[0])
         self._set(z.shape[1], t, info)
 
     def _fit_with(self, fitter, z, y):
@@ -351,7 +347,8 @@ class TemperatureScaling(Calibrator):
         t, info = fitter(z, y, self._bounds())
         f1 = info["nll_at_1"]  # the NLL at T = 1 costs a pass only if the fit never made one there
         if f1 is None:
-            f1 = _nll_pass(z, y)
+            s = _nll_sums(z, y, 1.0)
+            f1 = s[1] / s[0]
         self.nll_before_ = float(f1)
         self.nll_after_ = float(info["nll"])
         self._set(z.shape[1], t, info)
@@ -403,16 +400,15 @@ class TemperatureScaling(Calibrator):
         return TemperatureModule(self.temperature_)
 
 
-def _nll_pass(z, y) -> float:
+def _nll_sums(z, y, a: float, also_at: float | None = None) -> np.ndarray:
+    """nll_derivative_sums of one pass, on the cluster for a dask array."""
     from .._blocks import is_dask
 
     if is_dask(z):
         from .._dask import nll_sums_dask
 
-        s = nll_sums_dask(z, y, 1.0)
-    else:
-        s = nll_derivative_sums(z, y, 1.0)
-    return float(s[1] / s[0])
+        return nll_sums_dask(z, y, a, also_at)
+    return nll_derivative_sums(z, y, a, also_at)
 
 
 def _fit_temperature_ece(z, y, bounds, n_bins):

@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import conformal, decomposition, metrics, ood
 from ..smooth import BAND_CELLS
-from ..summary import AUTO_ROW_RESAMPLING_MAX_ROWS, detection_intervals
+from ..summary import detection_intervals, selective_scheme
 from .figures import (
     SMOOTH_MIN_ROWS,
     binned_and_smooth_figure,
@@ -34,7 +34,7 @@ BAND_SCHEME = "Poisson bootstrap over rows, resampled as group counts"
 
 def band_resamples(n_resamples: int, n: int, cap: int | None = None) -> int:
     """Resamples for the row-level bootstrap intervals of the selective table (AURC, risk
-    at coverage), used up to AUTO_ROW_RESAMPLING_MAX_ROWS rows: the asked number, at most
+    at coverage), used while :func:`calibrate.summary.selective_scheme` says "rows": the asked number, at most
     ``cap``, and at most BAND_ROW_RESAMPLES / n (but at least 100), so they cost O(5e7)
     work whatever n. Beyond, those intervals, and at any n the figures' bands and the
     smooth-ECE interval, are resampled as group / cell counts (O(groups) each) and get the
@@ -107,7 +107,7 @@ def selective_section(probs: dict, labels, n_resamples: int, seed: int):
     """Risk-coverage of the max probability of each prediction: (json, section)."""
     y = np.asarray(labels)
     n_band = int(n_resamples)
-    grouped = y.shape[0] > AUTO_ROW_RESAMPLING_MAX_ROWS  # intervals from group counts: the full number
+    grouped = selective_scheme("auto", y.shape[0]) == "groups"  # intervals from group counts: the full number
     n_resamples = n_band if grouped else band_resamples(n_resamples, y.shape[0])
     curves, js = [], {}
     groups = iv_groups = 0
