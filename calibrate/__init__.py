@@ -1,34 +1,25 @@
 """calibrate: honest classifier probabilities.
 
-The numpy core is imported here: :mod:`calibrate.metrics`, :mod:`calibrate.calibrators`,
-:mod:`calibrate.bootstrap`, :mod:`calibrate.streaming`, :mod:`calibrate.uncertainty`,
-:mod:`calibrate.io`. The parts with heavier dependencies are imported on first use:
-:mod:`calibrate.sklearn` (``calibrate.CalibratedClassifier``: any scikit-learn classifier,
-calibrated), :mod:`calibrate.report` (matplotlib, Jinja2), :mod:`calibrate.torch` (torch: sampling from
-any ``nn.Module``, losses, calibrated-model wrapper), :mod:`calibrate.cifar10` (the CIFAR-10
-study, an application of the library) and :mod:`calibrate.cli`.
+Imported here (numpy, scipy, scikit-learn only): :mod:`calibrate.metrics` (with its
+submodules selective, ood, smooth, decomposition, uncertainty, summary),
+:mod:`calibrate.calibrators`, :mod:`calibrate.conformal`, :mod:`calibrate.resampling`,
+:mod:`calibrate.backends` (streaming; Dask on demand), :mod:`calibrate.io`. Imported on first
+use: :mod:`calibrate.integrations` (``calibrate.CalibratedClassifier``: any scikit-learn
+classifier, calibrated; torch: sampling from any ``nn.Module``, losses, calibrated models),
+:mod:`calibrate.report` (matplotlib, Jinja2), :mod:`calibrate.apps` (the CIFAR-10 study, an
+application of the library) and :mod:`calibrate.cli`.
+
+Module paths of release 0.1 (``calibrate.selective``, ``calibrate.bootstrap``,
+``calibrate.torch``, ...) still import, with a DeprecationWarning naming the new path.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 import importlib as _importlib
 
-from . import (
-    bootstrap,
-    calibrators,
-    conformal,
-    decomposition,
-    io,
-    metrics,
-    ood,
-    selective,
-    smooth,
-    streaming,
-    uncertainty,
-)
-from ._validation import InputError
-from .bootstrap import bootstrap_ci, paired_bootstrap_ci
-from .calibrators import (
+from calibrate import _compat, backends, calibrators, conformal, io, metrics, resampling
+from calibrate._core.validation import InputError
+from calibrate.calibrators import (
     BBQ,
     BetaCalibration,
     Calibrator,
@@ -44,25 +35,30 @@ from .calibrators import (
     get_calibrator,
     load,
 )
-from .metrics import log_softmax, softmax
+from calibrate.metrics import log_softmax, softmax
+from calibrate.resampling import Interval, bootstrap_ci, paired_bootstrap_ci
 
-_LAZY_SUBMODULES = ("sklearn", "report", "torch", "cifar10", "cli")
-_LAZY_NAMES = {"CalibratedClassifier": "sklearn"}
+_LAZY_SUBMODULES = ("integrations", "report", "apps", "cli")
+_LAZY_NAMES = {"CalibratedClassifier": "calibrate.integrations.sklearn"}
 
 
 def __getattr__(name):
-    # PEP 562: `calibrate.torch` etc. import on first access, so `import calibrate` needs
-    # neither torch nor matplotlib.
+    # PEP 562: heavy parts import on first access, so `import calibrate` needs neither torch
+    # nor matplotlib; old module names resolve to their new place with a DeprecationWarning.
     if name in _LAZY_SUBMODULES:
-        return _importlib.import_module(f".{name}", __name__)
+        return _importlib.import_module(f"calibrate.{name}")
     if name in _LAZY_NAMES:
-        return getattr(_importlib.import_module(f".{_LAZY_NAMES[name]}", __name__), name)
+        return getattr(_importlib.import_module(_LAZY_NAMES[name]), name)
+    if name in _compat.MOVED_TOP:
+        return _compat.import_moved(f"calibrate.{name}", stacklevel=3)
     raise AttributeError(f"module 'calibrate' has no attribute {name!r}")
 
 
 def __dir__():
     return sorted(set(globals()) | set(_LAZY_SUBMODULES) | set(_LAZY_NAMES))
 
+
+_compat.install()
 
 __all__ = [
     "BBQ",
@@ -73,27 +69,27 @@ __all__ = [
     "EnsembleTemperatureScaling",
     "HistogramBinning",
     "InputError",
+    "Interval",
     "IsotonicCalibration",
     "MatrixScaling",
     "NotFittedError",
     "PlattScaling",
     "TemperatureScaling",
     "VectorScaling",
-    "bootstrap",
+    "apps",
+    "backends",
     "bootstrap_ci",
     "calibrators",
+    "cli",
     "conformal",
-    "decomposition",
     "get_calibrator",
+    "integrations",
     "io",
     "load",
     "log_softmax",
     "metrics",
-    "ood",
     "paired_bootstrap_ci",
-    "selective",
-    "smooth",
+    "report",
+    "resampling",
     "softmax",
-    "streaming",
-    "uncertainty",
 ]

@@ -11,7 +11,7 @@ class j); the Python API also takes other labels (strings) through ``classes_``.
 
 Bad input prints one line, ``calibrate: error: ...``, and exits with status 2; set
 CALIBRATE_DEBUG=1 to see the traceback. Warnings print one line, ``calibrate: warning: ...``.
-Outputs follow :mod:`calibrate.outputs`: only the files named are written, never over an
+Outputs follow :mod:`calibrate.io.outputs`: only the files named are written, never over an
 input, all outputs of one command as a unit; SIGINT exits 130 and SIGTERM 143, leaving
 no temporary file.
 """
@@ -51,7 +51,7 @@ def _add_data_args(p: argparse.ArgumentParser, name="DATA"):
 
 
 def _read(args, path=None, require_labels=True):
-    from .io import read_predictions
+    from calibrate.io.readers import read_predictions
 
     cols = [c.strip() for c in args.class_columns.split(",")] if args.class_columns else None
     return read_predictions(
@@ -83,9 +83,9 @@ def _fmt(x):
 
 # ----------------------------------------------------------------------------- fit
 def cmd_fit(args) -> int:
-    from .calibrators import get_calibrator
-    from .outputs import check_outputs, write_outputs
-    from .streaming import evaluate_in_blocks
+    from calibrate.backends.streaming import evaluate_in_blocks
+    from calibrate.calibrators import get_calibrator
+    from calibrate.io.outputs import check_outputs, write_outputs
 
     check_outputs([args.output], _inputs(args))
     data = _read(args)
@@ -113,8 +113,8 @@ def cmd_fit(args) -> int:
 
 # ----------------------------------------------------------------------------- apply
 def cmd_apply(args) -> int:
-    from .calibrators import load
-    from .outputs import check_outputs, save_npz
+    from calibrate.calibrators import load
+    from calibrate.io.outputs import check_outputs, save_npz
 
     check_outputs([args.output], _inputs(args))
     cal = load(args.calibrator)
@@ -131,8 +131,8 @@ def cmd_apply(args) -> int:
 
 # ----------------------------------------------------------------------------- evaluate
 def evaluate_predictions(data, calibrator_path=None, n_bins=15) -> dict:
-    from .calibrators import load
-    from .summary import summary_in_blocks
+    from calibrate.calibrators import load
+    from calibrate.metrics.summary import summary_in_blocks
 
     y = data.require_labels()
     transform = None
@@ -148,7 +148,7 @@ def evaluate_predictions(data, calibrator_path=None, n_bins=15) -> dict:
 
 
 def cmd_evaluate(args) -> int:
-    from .summary import SUMMARY_NAMES
+    from calibrate.metrics.summary import SUMMARY_NAMES
 
     if args.calibrator and len(args.calibrator) > 1:
         raise CLIError(f"evaluate takes one --calibrator, got {len(args.calibrator)}; "
@@ -172,8 +172,8 @@ def cmd_evaluate(args) -> int:
 def cmd_report(args) -> int:
     import time
 
-    from .calibrators import get_calibrator, load
-    from .outputs import check_outputs
+    from calibrate.calibrators import get_calibrator, load
+    from calibrate.io.outputs import check_outputs
 
     t0 = time.time()
     check_outputs([args.output, args.json, args.pdf], _inputs(args))
@@ -184,7 +184,7 @@ def cmd_report(args) -> int:
     if args.conformal is not None and not 0.0 < args.conformal < 1.0:
         raise CLIError(f"--conformal: expected a miscoverage ALPHA in (0, 1), got {args.conformal:g}")
     methods = [m.strip() for m in (args.methods or ",".join(ALL_METHODS)).split(",") if m.strip()]
-    from .calibrators import available_methods
+    from calibrate.calibrators import available_methods
 
     unknown = [m for m in methods if m not in available_methods()]
     if unknown:
@@ -215,7 +215,7 @@ def cmd_report(args) -> int:
         if ood.k != test.k:
             raise CLIError(f"{args.ood}: has {ood.k} classes, {args.data} has {test.k}")
     print(f"bootstrapping {args.resamples} resamples for {1 + len(cals)} predictions", file=sys.stderr)
-    from .report.html import calibration_report_sections, render_html, write_report
+    from calibrate.report.html import calibration_report_sections, render_html, write_report
 
     sections, subtitle, data = calibration_report_sections(test.logits, y, cals, data_name=test.path, fit_name=fit_name,
                                     n_bins=args.bins, n_resamples=args.resamples, seed=args.seed,
@@ -227,7 +227,7 @@ def cmd_report(args) -> int:
     html = render_html(args.title, sections, subtitle=subtitle)
     pdf = None
     if args.pdf:
-        from .report.pdf import render_pdf
+        from calibrate.report.pdf import render_pdf
 
         print(f"laying out the PDF ({len(sections)} sections)", file=sys.stderr)
         pdf = render_pdf(args.title, sections, subtitle=subtitle)
@@ -244,11 +244,11 @@ def cmd_report(args) -> int:
 def cmd_experiment(args) -> int:
     from pathlib import Path
 
-    from ._optional import require_torch
+    from calibrate._core.optional import require_torch
 
     require_torch("calibrate experiment")  # before anything imports it
-    from .cifar10.data import detect_layout
-    from .cifar10.runner import run_experiment
+    from calibrate.apps.cifar10.data import detect_layout
+    from calibrate.apps.cifar10.runner import run_experiment
 
     detect_layout(args.data)  # a clear error before anything heavy is imported
     args.out = args.out or f"out/cifar10-{args.preset}"
@@ -267,7 +267,7 @@ def _slow_kw(method, allow_slow) -> dict:
     """allow_slow=True for the calibrators that refuse slow fits (BBQ, isotonic, matrix)."""
     import inspect
 
-    from .calibrators.base import _REGISTRY
+    from calibrate.calibrators.base import _REGISTRY
 
     cls = _REGISTRY.get(method)
     ok = cls is not None and "allow_slow" in inspect.signature(cls.__init__).parameters
@@ -279,7 +279,7 @@ ALL_METHODS = ["temperature", "vector", "matrix", "platt", "isotonic", "histogra
 
 # ----------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
-    from .calibrators import available_methods
+    from calibrate.calibrators import available_methods
 
     parser = _Parser(prog="calibrate", description="Measure and fix the calibration of classifier probabilities.")
     parser.add_argument("--version", action="version", version=f"calibrate {_version()}")
@@ -346,13 +346,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version():
-    from . import __version__
+    from calibrate import __version__
 
     return __version__
 
 
 def _int_arg(text, name, check):
-    from ._validation import InputError
+    from calibrate._core.validation import InputError
 
     try:
         value = int(text)
@@ -371,7 +371,7 @@ def _int_arg(text, name, check):
 
 
 def _bins(text):
-    from ._validation import check_n_bins
+    from calibrate._core.validation import check_n_bins
 
     return _int_arg(text, "--bins", check_n_bins)
 
@@ -387,7 +387,7 @@ def _seed(text):
 
 
 def _resamples(text):
-    from ._validation import check_n_resamples
+    from calibrate._core.validation import check_n_resamples
 
     return _int_arg(text, "--resamples", check_n_resamples)
 
@@ -407,9 +407,9 @@ def main(argv=None) -> int:
     import signal
     import warnings
 
-    from ._validation import InputError
-    from .calibrators import NotFittedError
-    from .outputs import EXIT_SIGINT, Terminated
+    from calibrate._core.validation import InputError
+    from calibrate.calibrators import NotFittedError
+    from calibrate.io.outputs import EXIT_SIGINT, Terminated
 
     parser = build_parser()
     args = parser.parse_args(argv)

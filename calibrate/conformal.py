@@ -44,8 +44,14 @@ from fractions import Fraction
 import numpy as np
 from scipy.special import log_softmax
 
-from ._validation import InputError, check_labels, check_logits_labels, check_scores, to_numpy
-from .calibrators.base import NotFittedError
+from calibrate._core.validation import (
+    InputError,
+    check_labels,
+    check_logits_labels,
+    check_scores,
+    to_numpy,
+)
+from calibrate.calibrators.base import NotFittedError
 
 BLOCK_ROWS = 65536
 FORMAT = "calibrate.conformal"
@@ -227,7 +233,7 @@ class _SplitConformal:
         """Write the fitted predictor as JSON (atomically), like the calibrators."""
         import json
 
-        from .io import atomic_write_text
+        from calibrate.io.readers import atomic_write_text
 
         atomic_write_text(path, json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n")
 
@@ -352,7 +358,7 @@ def from_dict(d: dict, source: str = "conformal") -> _SplitConformal:
 
 def load(path) -> _SplitConformal:
     """Load a predictor saved with ``save`` (plain JSON, validated; nothing is executed)."""
-    from .io import read_json
+    from calibrate.io.readers import read_json
 
     return _SplitConformal.from_dict(read_json(path), str(path))
 

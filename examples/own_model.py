@@ -1,10 +1,10 @@
-# Your own model through calibrate.torch: logits -> temperature -> a calibrated model.
+# Your own model through calibrate.integrations.torch: logits -> temperature -> a calibrated model.
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import calibrate
-from calibrate.torch import CalibratedModel, mc_dropout_logits, predict_logits
+from calibrate.integrations.torch import CalibratedModel, mc_dropout_logits, predict_logits
 
 torch.manual_seed(0)
 x = torch.randn(2000, 20, dtype=torch.float64)            # tabular data, float64

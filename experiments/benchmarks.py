@@ -34,7 +34,7 @@ import numpy as np
 
 import calibrate
 from calibrate import metrics
-from calibrate.examples import simulated_logits
+from calibrate.io.examples import simulated_logits
 from calibrate.report.html import environment
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,7 +106,7 @@ def rss(field):
             return int(line.split()[1]) * 1024
     return 0
 import numpy as np, calibrate
-from calibrate.examples import simulated_logits
+from calibrate.io.examples import simulated_logits
 job = json.loads(sys.argv[1])
 base = rss("VmRSS:")
 {body}
@@ -169,7 +169,7 @@ out = dict(seconds=min(ts), torch_imported="torch" in sys.modules, T=cal.tempera
 
 def bench_temperature_numpy_only(n, k, rows, repeat):
     """TemperatureScaling().fit in a fresh process that never imports torch (a saved-logits
-    user: numpy's exp instead of torch's, see calibrate._blocks.exp_into)."""
+    user: numpy's exp instead of torch's, see calibrate._core.blocks.exp_into)."""
     r = child(NUMPY_ONLY_FIT_JOB, {"n": n, "k": k, "repeat": repeat})
     label = f"temperature fit, {n:,} x {k} float32"
     if "error" in r:
@@ -472,8 +472,8 @@ def profile_temperature_pass(n, k):
 
 def profile_report(n, resamples=1000):
     """Where the time of the report's bootstrap goes (Poisson weights, as at 1M rows)."""
-    from calibrate import bootstrap
     from calibrate.report.html import calibration_report
+    from calibrate.resampling import bootstrap
 
     z, y = simulated_logits(n, 10, seed=5)
     cal = calibrate.TemperatureScaling().fit(z[: n // 4], y[: n // 4])
@@ -580,7 +580,7 @@ def main(argv=None):
     print("slow fits done", flush=True)
 
     text = render(rows, env, args, time.time() - t0, checks, profiles)
-    from calibrate.io import atomic_write_text
+    from calibrate.io.readers import atomic_write_text
 
     atomic_write_text(args.out, text + "\n")
     print(text)

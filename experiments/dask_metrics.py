@@ -11,7 +11,7 @@ distributed pass; the temperature fit is one pass per Newton step (2 or 3 after 
 an eighth of the rows). The script then computes the same numbers in memory and prints both.
 
 For logits that come out of a torch job instead, stream them into
-``calibrate.streaming.CalibrationAccumulator`` on each rank and sum the states with
+``calibrate.backends.streaming.CalibrationAccumulator`` on each rank and sum the states with
 ``all_reduce_torch`` (see ``experiments/distributed_metrics.py``).
 """
 
@@ -24,7 +24,7 @@ import numpy as np
 
 
 def _chunk(i, rows, k):
-    from calibrate.examples import simulated_logits
+    from calibrate.io.examples import simulated_logits
 
     return simulated_logits(rows, k, seed=1000 + i)
 

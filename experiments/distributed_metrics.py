@@ -20,7 +20,7 @@ import numpy as np
 
 
 def simulated(n, k=10, seed=0):
-    from calibrate.examples import simulated_logits
+    from calibrate.io.examples import simulated_logits
 
     return simulated_logits(n, k, seed=seed)
 
@@ -28,7 +28,7 @@ def simulated(n, k=10, seed=0):
 def worker(rank, world, init_file, rows, batch, out):
     import torch.distributed as dist
 
-    from calibrate.streaming import CalibrationAccumulator
+    from calibrate.backends.streaming import CalibrationAccumulator
 
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     z, y = simulated(rows)

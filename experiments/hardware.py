@@ -20,8 +20,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from calibrate.cifar10.model import ResNet9
-from calibrate.torch.precision import autocast, cpu_info
+from calibrate.apps.cifar10.model import ResNet9
+from calibrate.integrations.torch.precision import autocast, cpu_info
 
 
 def step_time(widths, precision="fp32", channels_last=True, compile=False, batch=512, repeats=3,

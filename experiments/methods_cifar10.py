@@ -22,12 +22,12 @@ import numpy as np
 
 import calibrate
 from calibrate import metrics
-from calibrate._machine import cpu_model
+from calibrate._core.machine import cpu_model
 
 try:  # the bootstrap may move
-    from calibrate.bootstrap import bootstrap_ci, paired_bootstrap_ci
+    from calibrate.resampling.bootstrap import bootstrap_ci, paired_bootstrap_ci
 except ImportError:  # pragma: no cover
-    from calibrate.metrics import bootstrap_ci, paired_bootstrap_ci
+    from calibrate.metrics.calibration import bootstrap_ci, paired_bootstrap_ci
 
 LOGITS = Path("reports/cifar10/logits")
 METHODS = {

@@ -41,8 +41,8 @@ from sklearn.svm import LinearSVC
 from threadpoolctl import threadpool_limits
 
 from calibrate import CalibratedClassifier, metrics
-from calibrate._machine import cpu_model
-from calibrate.metrics import softmax
+from calibrate._core.machine import cpu_model
+from calibrate.metrics.calibration import softmax
 
 
 def datasets():

@@ -12,7 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
-from calibrate.cifar10.shift import medians
+from calibrate.apps.cifar10.shift import medians
 
 MODELS = ("baseline", "label_smoothing", "focal_loss", "mixup", "overfit_noaug", "mc_dropout", "ensemble")
 

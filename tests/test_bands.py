@@ -5,7 +5,7 @@ import pytest
 from conftest import make_logits
 
 import calibrate
-from calibrate import selective, smooth, summary
+from calibrate.metrics import selective, smooth, summary
 from calibrate.report.figures import SMOOTH_MIN_ROWS
 
 

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from conftest import make_logits
 
-from calibrate import bootstrap_ci, metrics, paired_bootstrap_ci, softmax
-from calibrate.bootstrap import _count_chunks, _evaluator, bootstrap_distribution
+from calibrate import bootstrap_ci, paired_bootstrap_ci, softmax
+from calibrate.metrics import calibration as metrics
+from calibrate.resampling.bootstrap import _count_chunks, _evaluator, bootstrap_distribution
 
 NAMES = ["accuracy", "nll", "brier", "ece", "ece_mass", "ece_l2", "ece_l2_debiased", "mce", "classwise_ece"]
 
@@ -128,7 +129,7 @@ def test_intervals_equal_scipy_bootstrap_on_the_same_resamples(name, fn, method)
 
 @pytest.mark.parametrize("name", ["ece", "ece_mass", "mce", "classwise_ece", "accuracy"])
 def test_leave_one_out_from_sufficient_statistics_equals_recomputing(pred, name):
-    from calibrate.bootstrap import _Engine, _resolve, _Source, _Spec
+    from calibrate.resampling.bootstrap import _Engine, _resolve, _Source, _Spec
 
     p, y = pred[0][:80], pred[1][:80]
     fn, kw = _resolve(name, {})
@@ -139,7 +140,7 @@ def test_leave_one_out_from_sufficient_statistics_equals_recomputing(pred, name)
     for i in range(80):
         keep[i] = False
         if kw.get("binning") == "mass":  # edges of the full sample (the documented conditioning)
-            from calibrate import _binning
+            from calibrate._core import binning as _binning
 
             c = p.max(1)
             e = _binning.equal_mass_edges(c, 15)
@@ -178,7 +179,7 @@ def test_bca_moves_the_interval_of_a_biased_ece_down_and_the_report_contains_the
 
 def test_poisson_weights_follow_poisson_1():
     st = pytest.importorskip("scipy.stats")
-    from calibrate.bootstrap import poisson_weights
+    from calibrate.resampling.bootstrap import poisson_weights
 
     w = poisson_weights(np.random.default_rng(0), (2_000, 1_000)).ravel().astype(int)
     obs = np.bincount(np.minimum(w, 6), minlength=7)
@@ -198,7 +199,7 @@ def test_poisson_scheme_intervals_agree_with_multinomial(pred):
 
 @pytest.mark.parametrize("scheme", ["multinomial", "poisson"])
 def test_bootstrap_many_uses_one_set_of_weights(pred, scheme):
-    from calibrate.bootstrap import bootstrap_many
+    from calibrate.resampling.bootstrap import bootstrap_many
 
     p, y = pred
     lp_a, lp_b = np.log(p), metrics.log_softmax(np.log(p) / 1.5)
@@ -216,7 +217,7 @@ def test_bootstrap_many_uses_one_set_of_weights(pred, scheme):
 
 
 def test_grouped_jackknife_beyond_the_exact_limit_gives_a_close_bca(pred, monkeypatch):
-    from calibrate import bootstrap
+    from calibrate.resampling import bootstrap
 
     p, y = pred
     exact = bootstrap_ci("ece", p, y, method="bca", seed=2)
@@ -230,8 +231,8 @@ def test_worker_threads_change_no_number_and_the_jackknife_is_gathered_in_the_sa
     """Poisson weights drawn in block order and block sums added in block order: 1 or 3
     threads give identical intervals; the group jackknife gathered while resampling equals
     the one from its own pass."""
-    from calibrate import bootstrap
-    from calibrate.bootstrap import bootstrap_many
+    from calibrate.resampling import bootstrap
+    from calibrate.resampling.bootstrap import bootstrap_many
 
     p, y = pred
     lp_a, lp_b = np.log(p), metrics.log_softmax(np.log(p) / 1.5)

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from PIL import Image
 
-from calibrate._validation import InputError
-from calibrate.cifar10 import corruptions as C
+from calibrate._core.validation import InputError
+from calibrate.apps.cifar10 import corruptions as C
 
 # ../shared/data/cifar10 next to the checkout (tests/test_experiment.py), or two levels up from a worktree
 CANDIDATES = [Path(__file__).resolve().parents[i] / "shared" / "data" / "cifar10" / "test" for i in (2, 3)]

@@ -7,7 +7,7 @@ from conftest import make_logits
 
 import calibrate
 from calibrate import metrics
-from calibrate.streaming import CalibrationAccumulator
+from calibrate.backends.streaming import CalibrationAccumulator
 
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")

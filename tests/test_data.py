@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from calibrate._validation import InputError
-from calibrate.cifar10 import data
+from calibrate._core.validation import InputError
+from calibrate.apps.cifar10 import data
 
 
 def _batch(n, seed):

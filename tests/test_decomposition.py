@@ -5,8 +5,9 @@ from hypothesis import strategies as st
 from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, softmax
 
-from calibrate import InputError, IsotonicCalibration, TemperatureScaling, decomposition, metrics
-from calibrate._binning import bin_index, equal_mass_edges, equal_width_edges
+from calibrate import InputError, IsotonicCalibration, TemperatureScaling, metrics
+from calibrate._core.binning import bin_index, equal_mass_edges, equal_width_edges
+from calibrate.metrics import decomposition
 
 
 def make(n=3000, k=4, seed=0, temp=2.0):

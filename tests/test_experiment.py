@@ -71,7 +71,7 @@ def test_tiny_preset_writes_every_row(tiny):
 def test_compute_choice_is_recorded_and_reported(tiny):
     d, _ = tiny
     c = json.loads((d / "out" / "metrics.json").read_text())["compute"]
-    from calibrate.torch.precision import choose_precision
+    from calibrate.integrations.torch.precision import choose_precision
 
     assert c["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
     assert (c["precision"], c["precision_reason"]) == choose_precision("auto", c["device"])
@@ -196,7 +196,7 @@ def test_experiment_report_fits_1280_px_in_a_real_browser(tiny):
 
 
 def test_resume_message_lists_what_is_left(tmp_path):
-    from calibrate.cifar10.runner import PRESETS, model_specs, resume_message, run_state
+    from calibrate.apps.cifar10.runner import PRESETS, model_specs, resume_message, run_state
 
     specs = model_specs(PRESETS["quick"])
     assert resume_message(tmp_path, specs, run_state(tmp_path, specs)) is None  # nothing there yet
@@ -249,8 +249,8 @@ def test_quick_preset_writes_every_row(tiny, tmp_path):
 
 
 def test_time_estimate_adds_training_prediction_and_evaluation():
-    from calibrate.cifar10 import runner
-    from calibrate.cifar10.training import TrainConfig, time_train_step
+    from calibrate.apps.cifar10 import runner
+    from calibrate.apps.cifar10.training import TrainConfig, time_train_step
 
     p = runner.PRESETS["quick"]
     evaluation = runner.estimate_seconds(p, None, 0, 3000)  # nothing left to train, no step time

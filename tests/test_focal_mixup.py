@@ -8,7 +8,7 @@ from scipy import stats
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
-from calibrate.torch import FocalLoss, Mixup, focal_loss, mixup, mixup_cross_entropy  # noqa: E402
+from calibrate.integrations.torch import FocalLoss, Mixup, focal_loss, mixup, mixup_cross_entropy  # noqa: E402
 
 
 def random_logits(n=64, k=5, seed=0, scale=3.0):

@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from calibrate import metrics
-from calibrate._binning import bin_index, equal_mass_edges, equal_width_edges
-from calibrate._validation import InputError
+from calibrate._core.binning import bin_index, equal_mass_edges, equal_width_edges
+from calibrate._core.validation import InputError
+from calibrate.metrics import calibration as metrics
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "published-predictions"
 

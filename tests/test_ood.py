@@ -5,7 +5,8 @@ from hypothesis import strategies as st
 from scipy.special import logsumexp, softmax
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
-from calibrate import InputError, ood, uncertainty
+from calibrate import InputError
+from calibrate.metrics import ood, uncertainty
 
 
 def sk_metrics(s_in, s_out):

@@ -9,8 +9,8 @@ from PIL import Image
 from scipy import stats
 from sklearn.datasets import load_digits
 
-from calibrate._validation import InputError
-from calibrate.cifar10 import ood
+from calibrate._core.validation import InputError
+from calibrate.apps.cifar10 import ood
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Device and precision choice (calibrate.torch.precision); CUDA is mocked, so these run on any CPU."""
+"""Device and precision choice (calibrate.integrations.torch.precision); CUDA is mocked, so these run on any CPU."""
 
 import contextlib
 
@@ -6,8 +6,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from calibrate._validation import InputError  # noqa: E402
-from calibrate.torch import precision as P  # noqa: E402
+from calibrate._core.validation import InputError  # noqa: E402
+from calibrate.integrations.torch import precision as P  # noqa: E402
 
 
 @pytest.fixture
@@ -128,7 +128,7 @@ def test_training_step_takes_the_device_and_precision(monkeypatch, fake_cuda):
     request is a clean error, not a crash deep inside torch."""
     import numpy as np
 
-    from calibrate.cifar10.training import TrainConfig, train
+    from calibrate.apps.cifar10.training import TrainConfig, train
 
     fake_cuda(available=False)
     x = np.zeros((8, 32, 32, 3), np.uint8)

@@ -192,7 +192,7 @@ def test_cli_pdf_that_cannot_be_written_leaves_no_file(data_dir, tmp_path):
 
 def test_write_report_keeps_the_old_set_when_the_pdf_fails(tmp_path, monkeypatch):
     """A failure while the unit is written (here: the PDF's temporary) leaves the old files."""
-    from calibrate import outputs
+    from calibrate.io import outputs
     from calibrate.report.html import write_report
 
     (tmp_path / "r.html").write_text("old html")

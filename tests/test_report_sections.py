@@ -1,7 +1,7 @@
 """The report's sections beyond ECE (issue 13, item 6) and `evaluate --json`'s new keys.
 
 Numbers are checked against direct calls of the numpy functions they come from
-(calibrate.selective / smooth / decomposition / ood / conformal), the bootstraps by
+(calibrate.metrics.selective / smooth / decomposition / ood / conformal), the bootstraps by
 group counts against the public functions on explicitly resampled arrays, and the
 detection metrics also against scikit-learn."""
 
@@ -18,7 +18,8 @@ from matplotlib.figure import Figure
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 import calibrate
-from calibrate import conformal, decomposition, metrics, ood, selective, smooth, summary
+from calibrate import conformal, metrics
+from calibrate.metrics import decomposition, ood, selective, smooth, summary
 from calibrate.report import figures
 
 NEW_KEYS = ("aurc", "augrc", "smooth_ece", "brier_calibration", "brier_refinement", "overconfidence",

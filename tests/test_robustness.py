@@ -19,9 +19,14 @@ import pytest
 from conftest import make_logits
 
 import calibrate
-from calibrate import outputs
-from calibrate._validation import CalibrationWarning, InputError, check_labels, check_sample_weight
+from calibrate._core.validation import (
+    CalibrationWarning,
+    InputError,
+    check_labels,
+    check_sample_weight,
+)
 from calibrate.cli import main
+from calibrate.io import outputs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -633,7 +638,7 @@ def test_an_npz_header_claiming_terabytes_is_refused_before_loading(tmp_path):
 def test_an_npy_header_beyond_memory_is_refused(tmp_path, monkeypatch):
     np.save(tmp_path / "z.npy", np.zeros((1000, 10)))
     np.save(tmp_path / "y.npy", np.zeros(1000, int))
-    monkeypatch.setattr(calibrate._validation, "available_memory", lambda: 50_000)
+    monkeypatch.setattr(calibrate._core.validation, "available_memory", lambda: 50_000)
     with pytest.raises(InputError, match=r"z.npy: the array of shape \(1000, 10\) float64 in its header needs "
                                          r"80 kB, more than the 50 kB of memory available"):
         calibrate.io.read_predictions(tmp_path / "z.npy", labels_path=tmp_path / "y.npy")
@@ -655,7 +660,7 @@ def test_an_input_that_is_a_fifo_or_a_device_is_refused_instead_of_hanging(d, tm
 
 
 def test_available_memory_is_a_positive_number():
-    m = calibrate._validation.available_memory()
+    m = calibrate._core.validation.available_memory()
     assert m is None or m > 0
 
 
@@ -724,7 +729,7 @@ def test_torch_advice_to_load_unsafely_is_never_repeated(tmp_path):
     assert line == (f"calibrate: error: {tmp_path / 'evil.pt'}: refusing to load it: it holds Python objects, not "
                     "only tensors and plain containers (unsupported GLOBAL posix.system); save a dict of tensors: "
                     "torch.save({'logits': t, 'labels': y}, path)")
-    from calibrate.io import _torch_reason
+    from calibrate.io.readers import _torch_reason
 
     advice = RuntimeError("Weights only load failed. Re-running `torch.load` with `weights_only` set to `False` "
                           "will likely succeed, but it can result in arbitrary code execution.")
@@ -816,7 +821,7 @@ def test_a_truncated_jpeg_in_an_image_folder_names_the_file(tmp_path):
     pytest.importorskip("PIL")
     from PIL import Image
 
-    from calibrate.cifar10.data import _read_image_folder
+    from calibrate.apps.cifar10.data import _read_image_folder
 
     for c in range(10):
         (tmp_path / "train" / f"c{c}").mkdir(parents=True)
@@ -834,7 +839,7 @@ def test_a_truncated_jpeg_in_an_image_folder_names_the_file(tmp_path):
     (np.arange(100) % 10, 100, "class 0 has 10 images, too few to put 10 in validation"),
 ])
 def test_a_dataset_too_small_to_split(y, n_val, message):
-    from calibrate.cifar10.data import split_train_val
+    from calibrate.apps.cifar10.data import split_train_val
 
     with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
         split_train_val(y, n_val)

@@ -14,7 +14,8 @@ from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax
 
 import calibrate
-from calibrate import _blocks, metrics
+from calibrate import metrics
+from calibrate._core import blocks as _blocks
 from calibrate.calibrators import _budget
 from calibrate.calibrators.scaling import (
     TemperatureFitError,
@@ -74,7 +75,7 @@ def test_all_finite_finds_a_nan_in_any_block():
 
 
 def test_evaluate_in_blocks_equals_all_metrics():
-    from calibrate.streaming import evaluate_in_blocks
+    from calibrate.backends.streaming import evaluate_in_blocks
 
     z, y = make_logits(n=9_000, k=5, seed=4)
     ref = metrics.all_metrics(metrics.softmax(z), y, 15, logits=z)

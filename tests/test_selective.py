@@ -4,7 +4,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 
-from calibrate import InputError, selective
+from calibrate import InputError
+from calibrate.metrics import selective
 
 
 def brute_curve(c, ok):

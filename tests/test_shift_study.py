@@ -1,12 +1,12 @@
-"""The shift / OOD numbers of the CIFAR-10 study (calibrate.cifar10.shift), on synthetic logits."""
+"""The shift / OOD numbers of the CIFAR-10 study (calibrate.apps.cifar10.shift), on synthetic logits."""
 
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
 from calibrate import metrics
+from calibrate.apps.cifar10 import shift as sh
 from calibrate.calibrators import TemperatureScaling
-from calibrate.cifar10 import shift as sh
 from calibrate.report.html import evaluate_with_ci
 
 
@@ -111,8 +111,8 @@ def test_conformal_rows_cover_on_exchangeable_data():
 
 
 def test_pooled_predictions_take_logit_scores_from_the_members_mean_logits():
-    from calibrate import ood
-    from calibrate.uncertainty import pooled_log_probs
+    from calibrate.metrics import ood
+    from calibrate.metrics.uncertainty import pooled_log_probs
 
     rng = np.random.default_rng(5)
     samples = rng.normal(size=(4, 30, 3)) * 3

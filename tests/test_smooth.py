@@ -6,7 +6,8 @@ import pytest
 from scipy.special import softmax
 from scipy.stats import norm
 
-from calibrate import InputError, smooth
+from calibrate import InputError
+from calibrate.metrics import smooth
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +139,6 @@ def test_validation_and_inputs():
 
 
 def test_never_imports_relplot():
-    code = "import sys, calibrate, calibrate.smooth as s; s.smooth_reliability([0.2, 0.9], [0, 1]); " \
+    code = "import sys, calibrate, calibrate.metrics.smooth as s; s.smooth_reliability([0.2, 0.9], [0, 1]); " \
            "assert 'relplot' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from calibrate import metrics
-from calibrate.streaming import CalibrationAccumulator
+from calibrate.backends.streaming import CalibrationAccumulator
 
 Z, Y = make_logits(n=3000, k=7, temperature=2.0, seed=12)
 P = metrics.softmax(Z)
@@ -63,7 +63,7 @@ def test_state_dict_round_trip():
 
 
 def test_fixed_edges_from_a_first_pass_give_equal_mass_ece():
-    from calibrate._binning import equal_mass_edges
+    from calibrate._core.binning import equal_mass_edges
 
     conf = P.max(1)
     acc = CalibrationAccumulator(7, edges=equal_mass_edges(conf, 15), classwise=False)

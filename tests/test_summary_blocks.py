@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import calibrate
-from calibrate._machine import human_duration
-from calibrate.summary import summary_in_blocks, summary_metrics
+from calibrate._core.machine import human_duration
+from calibrate.metrics.summary import summary_in_blocks, summary_metrics
 
 
 @pytest.mark.parametrize("rows_elements", [64, 1 << 20])
@@ -14,7 +14,7 @@ def test_summary_in_blocks_equals_summary_metrics(monkeypatch, rows_elements):
     z = (rng.normal(size=(3000, 6)) * 3).astype(np.float32)
     y = rng.integers(0, 6, 3000)
     z[:5] = 0.0  # ties in confidence
-    from calibrate import streaming
+    from calibrate.backends import streaming
 
     real = streaming.evaluate_in_blocks
     monkeypatch.setattr(streaming, "evaluate_in_blocks",

@@ -1,4 +1,4 @@
-"""calibrate.torch on models of other kinds: a tabular MLP (BatchNorm + dropout, float64 data),
+"""calibrate.integrations.torch on models of other kinds: a tabular MLP (BatchNorm + dropout, float64 data),
 a 1-D conv over sequences, a Hugging Face style model fed dict batches; DataLoaders; devices."""
 
 import numpy as np
@@ -9,8 +9,8 @@ from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 from calibrate import TemperatureScaling  # noqa: E402
-from calibrate._validation import InputError  # noqa: E402
-from calibrate.torch import (  # noqa: E402
+from calibrate._core.validation import InputError  # noqa: E402
+from calibrate.integrations.torch import (  # noqa: E402
     CalibratedModel,
     ensemble_logits,
     mc_dropout_logits,

@@ -68,7 +68,7 @@ def test_fit_evaluate_report_apply_run_without_torch(tmp_path):
 
 def test_python_api_runs_without_torch():
     code = (
-        "import numpy as np, calibrate, calibrate.report, calibrate.sklearn\n"
+        "import numpy as np, calibrate, calibrate.report, calibrate.integrations.sklearn\n"
         "from sklearn.linear_model import LogisticRegression\n"
         "from sklearn.datasets import load_wine\n"
         "X, y = load_wine(return_X_y=True)\n"

@@ -5,15 +5,15 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from calibrate.cifar10 import sampling  # noqa: E402
-from calibrate.cifar10.training import (  # noqa: E402
+from calibrate.apps.cifar10 import sampling  # noqa: E402
+from calibrate.apps.cifar10.training import (  # noqa: E402
     TrainConfig,
     augment_batch,
     build_model,
     predict_logits,
     train,
 )
-from calibrate.torch.losses import LabelSmoothingLoss, label_smoothing_cross_entropy  # noqa: E402
+from calibrate.integrations.torch.losses import LabelSmoothingLoss, label_smoothing_cross_entropy  # noqa: E402
 
 
 @pytest.mark.parametrize("eps", [0.0, 0.05, 0.1, 0.3])
@@ -58,7 +58,7 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch):
     x, y = _tiny()
     full = train(CFG, x, y, tmp_path / "full", progress=False)
     # interrupt after the first epoch: the save of epoch 2 raises
-    import calibrate.cifar10.training as tr
+    import calibrate.apps.cifar10.training as tr
 
     real_save = tr._atomic_torch_save
     calls = {"n": 0}
@@ -117,10 +117,10 @@ def test_mc_dropout_head_only_shortcut_matches_full_passes_in_distribution():
 
 def test_mc_dropout_head_only_shortcut_equals_full_passes_with_the_same_masks():
     """With dropout active, the shortcut (features once, S head passes) and S full passes of
-    calibrate.torch.mc_dropout_logits draw the same masks from the same seed when the
+    calibrate.integrations.torch.mc_dropout_logits draw the same masks from the same seed when the
     batches coincide, so the samples are equal (a brute-force reference for the shortcut)."""
-    from calibrate.cifar10.images import ImageBatches
-    from calibrate.torch import mc_dropout_logits
+    from calibrate.apps.cifar10.images import ImageBatches
+    from calibrate.integrations.torch import mc_dropout_logits
 
     x, _ = _tiny(30)
     model = build_model(TrainConfig(widths=(8, 16, 16), dropout=0.5)).eval()

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from scipy.special import softmax
 
-from calibrate import TemperatureScaling, uncertainty
+from calibrate import TemperatureScaling
+from calibrate.metrics import uncertainty
 
 
 def test_pooled_log_probs_is_the_log_mean_probability():

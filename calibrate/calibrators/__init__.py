@@ -1,11 +1,22 @@
 """Post-hoc calibrators: one interface (fit / predict_proba / save), several families."""
 
-from .base import Calibrator, NotFittedError, available_methods, get_calibrator, load
-from .beta import BetaCalibration
-from .binning import BBQ, HistogramBinning, IsotonicCalibration
-from .dirichlet import DirichletCalibration
-from .ets import EnsembleTemperatureScaling
-from .scaling import MatrixScaling, PlattScaling, TemperatureScaling, VectorScaling
+from calibrate.calibrators.base import (
+    Calibrator,
+    NotFittedError,
+    available_methods,
+    get_calibrator,
+    load,
+)
+from calibrate.calibrators.beta import BetaCalibration
+from calibrate.calibrators.binning import BBQ, HistogramBinning, IsotonicCalibration
+from calibrate.calibrators.dirichlet import DirichletCalibration
+from calibrate.calibrators.ets import EnsembleTemperatureScaling
+from calibrate.calibrators.scaling import (
+    MatrixScaling,
+    PlattScaling,
+    TemperatureScaling,
+    VectorScaling,
+)
 
 __all__ = [
     "BBQ",

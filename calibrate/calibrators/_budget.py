@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import time
 
-from .._machine import human_duration
-from .._validation import InputError
+from calibrate._core.machine import human_duration
+from calibrate._core.validation import InputError
 
 SLOW_FIT_SECONDS = 60.0
 SUGGESTION = ("temperature scaling (one parameter, seconds at any k), vector scaling (2k parameters), "

@@ -27,7 +27,7 @@ import re
 
 import numpy as np
 
-from .._validation import InputError
+from calibrate._core.validation import InputError
 
 _DIM = re.compile(r"^([A-Za-z_]\w*)(?:\+(\d+))?$")
 

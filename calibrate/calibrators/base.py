@@ -29,9 +29,9 @@ from scipy.special import log_softmax as _log_softmax
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
 
-from .._blocks import row_blocks
-from .._validation import InputError, as_logits, check_labels, to_numpy
-from ._schema import ClassLabels, Loc, Number, decode_fields
+from calibrate._core.blocks import row_blocks
+from calibrate._core.validation import InputError, as_logits, check_labels, to_numpy
+from calibrate.calibrators._schema import ClassLabels, Loc, Number, decode_fields
 
 FORMAT = "calibrate.calibrator"
 FORMAT_VERSION = 1
@@ -295,8 +295,8 @@ class Calibrator(BaseEstimator):
         return obj
 
     def save(self, path) -> None:
-        """Write the fitted calibrator as JSON (a temporary file, fsync, rename: see calibrate.outputs)."""
-        from ..outputs import write_outputs
+        """Write the fitted calibrator as JSON (a temporary file, fsync, rename: see calibrate.io.outputs)."""
+        from calibrate.io.outputs import write_outputs
 
         self._check_fitted()
         write_outputs({path: self.to_json()})
@@ -305,7 +305,7 @@ class Calibrator(BaseEstimator):
 def load(path) -> Calibrator:
     """Load a calibrator saved with ``save`` (plain JSON, checked against its schema; nothing
     is executed)."""
-    from ..io import read_json
+    from calibrate.io.readers import read_json
 
     return Calibrator.from_dict(read_json(path), str(path))
 

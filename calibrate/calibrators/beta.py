@@ -35,9 +35,9 @@ import math
 
 import numpy as np
 
-from .._validation import InputError, check_choice, check_scores
-from ._schema import Array, Choice, Number
-from .base import Calibrator, log_softmax64, one_vs_rest_log_odds
+from calibrate._core.validation import InputError, check_choice, check_scores
+from calibrate.calibrators._schema import Array, Choice, Number
+from calibrate.calibrators.base import Calibrator, log_softmax64, one_vs_rest_log_odds
 
 _EPS = np.finfo(np.float64).eps
 _LN2 = math.log(2.0)

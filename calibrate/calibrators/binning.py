@@ -14,11 +14,11 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import gammaln, logsumexp
 
-from .._binning import bin_index, equal_mass_edges, equal_width_edges
-from .._validation import MAX_BINS, InputError, check_choice, check_n_bins
-from . import _budget
-from ._schema import Array, Bool, Choice, ListOf, Number, Record
-from .base import Calibrator, log_softmax64
+from calibrate._core.binning import bin_index, equal_mass_edges, equal_width_edges
+from calibrate._core.validation import MAX_BINS, InputError, check_choice, check_n_bins
+from calibrate.calibrators import _budget
+from calibrate.calibrators._schema import Array, Bool, Choice, ListOf, Number, Record
+from calibrate.calibrators.base import Calibrator, log_softmax64
 
 _MIN_PROB = Number(gt=0, lt=0.5)
 _EDGES = Array(("B+1",), ge=0, le=1, order="nondecreasing", first=0.0, last=1.0)
@@ -105,7 +105,7 @@ class IsotonicCalibration(_OneVsRest):
 class HistogramBinning(_OneVsRest):
     """Histogram binning (Zadrozny & Elkan 2001): p_j -> the frequency of class j in its bin.
 
-    Bins follow the package's one rule (calibrate._binning); binning "width" (equal
+    Bins follow the package's one rule (calibrate._core.binning); binning "width" (equal
     width on [0, 1]) or "mass" (equal count). An empty bin maps to its midpoint.
     Fitted: maps_, a list of {"edges": (B + 1,), "values": (B,)}.
     """

@@ -40,9 +40,9 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import log_softmax as _log_softmax
 
-from .._validation import InputError, check_choice
-from ._schema import Array, Bool, Choice, ListOf, Number
-from .base import Calibrator
+from calibrate._core.validation import InputError, check_choice
+from calibrate.calibrators._schema import Array, Bool, Choice, ListOf, Number
+from calibrate.calibrators.base import Calibrator
 
 BLOCK_VALUES = 1 << 21  # float64 values per row block (16 MiB)
 

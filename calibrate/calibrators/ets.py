@@ -24,10 +24,10 @@ import math
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from .._validation import InputError, check_choice
-from ._schema import Array, Choice, Number, Seq
-from .base import Calibrator, log_softmax64
-from .scaling import fit_temperature_nll
+from calibrate._core.validation import InputError, check_choice
+from calibrate.calibrators._schema import Array, Choice, Number, Seq
+from calibrate.calibrators.base import Calibrator, log_softmax64
+from calibrate.calibrators.scaling import fit_temperature_nll
 
 _BLOCK_VALUES = 1 << 21
 

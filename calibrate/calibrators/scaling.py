@@ -11,11 +11,11 @@ import warnings
 import numpy as np
 from scipy.optimize import minimize, minimize_scalar
 
-from .._blocks import exp_into, one_blas_thread, row_blocks, row_max
-from .._validation import MAX_BINS, CalibrationWarning, InputError, check_choice
-from . import _budget
-from ._schema import Array, Bool, Choice, Number, Seq
-from .base import Calibrator, log_softmax64, one_vs_rest_log_odds
+from calibrate._core.blocks import exp_into, one_blas_thread, row_blocks, row_max
+from calibrate._core.validation import MAX_BINS, CalibrationWarning, InputError, check_choice
+from calibrate.calibrators import _budget
+from calibrate.calibrators._schema import Array, Bool, Choice, Number, Seq
+from calibrate.calibrators.base import Calibrator, log_softmax64, one_vs_rest_log_odds
 
 _TYPICAL_LBFGS_EVALS = 100  # matrix scaling: evaluations of a typical fit (a lower estimate)
 
@@ -36,8 +36,8 @@ def nll_derivative_sums(z, y, a: float, also_at: float | None = None, *, dtype=n
     E_p[zs]^2 / k and f'' loses at most log10(k) digits to cancellation; f' (which alone
     fixes the optimum) has none. Rows are read in blocks and converted to ``dtype`` one
     block at a time (z may be float32 or memory-mapped; it is never copied whole), with
-    BLAS on one thread (see calibrate._blocks.one_blas_thread); the exponential is
-    calibrate._blocks.exp_into. dtype float32 is for a starting point only (the fit's
+    BLAS on one thread (see calibrate._core.blocks.one_blas_thread); the exponential is
+    calibrate._core.blocks.exp_into. dtype float32 is for a starting point only (the fit's
     own passes are float64).
     Returns float64 [rows, sum f, sum f', sum f'', sum f''', sum (mean_j zs_j - zs_y)
     (0 unless with_mean), rows whose label is not a top logit, sum f at a = also_at (0
@@ -309,10 +309,10 @@ class TemperatureScaling(Calibrator):
         self.n_bins = n_bins
 
     def fit(self, logits, labels, *, kind: str | None = None):
-        from .._blocks import is_dask
+        from calibrate._core.blocks import is_dask
 
         if is_dask(logits) or is_dask(labels):
-            from .._dask import fit_temperature_dask
+            from calibrate.backends.dask import fit_temperature_dask
 
             self._fit_with(lambda z, y, b: fit_temperature_dask(z, y, b), logits, labels)
             return self
@@ -365,7 +365,7 @@ class TemperatureScaling(Calibrator):
                           stacklevel=4)
 
     def predict_log_proba(self, logits, *, kind: str | None = None):
-        from .._blocks import is_dask
+        from calibrate._core.blocks import is_dask
 
         if is_dask(logits):
             self._check_fitted()
@@ -376,10 +376,10 @@ class TemperatureScaling(Calibrator):
         return super().predict_log_proba(logits, kind=kind)
 
     def _log_proba(self, z):
-        from .._blocks import is_dask
+        from calibrate._core.blocks import is_dask
 
         if is_dask(z):
-            from .._dask import log_softmax_scaled
+            from calibrate.backends.dask import log_softmax_scaled
 
             return log_softmax_scaled(z, 1.0 / self.temperature_)
         n, k = z.shape
@@ -395,24 +395,24 @@ class TemperatureScaling(Calibrator):
     def to_torch(self):
         """A torch.nn.Module that divides logits by the fitted temperature."""
         self._check_fitted()
-        from ..torch.modules import TemperatureModule
+        from calibrate.integrations.torch.modules import TemperatureModule
 
         return TemperatureModule(self.temperature_)
 
 
 def _nll_sums(z, y, a: float, also_at: float | None = None) -> np.ndarray:
     """nll_derivative_sums of one pass, on the cluster for a dask array."""
-    from .._blocks import is_dask
+    from calibrate._core.blocks import is_dask
 
     if is_dask(z):
-        from .._dask import nll_sums_dask
+        from calibrate.backends.dask import nll_sums_dask
 
         return nll_sums_dask(z, y, a, also_at)
     return nll_derivative_sums(z, y, a, also_at)
 
 
 def _fit_temperature_ece(z, y, bounds, n_bins):
-    from ..metrics import ece
+    from calibrate.metrics.calibration import ece
 
     def obj(log_t):
         return ece(np.exp(log_softmax64(z / math.exp(log_t))), y, n_bins)

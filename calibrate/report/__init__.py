@@ -6,15 +6,20 @@ and its JSON from the templates in ``templates/``; :mod:`calibrate.report.pdf` l
 sections out as an A4 PDF (matplotlib only).
 """
 
-from . import figures, html, pdf
-from .figures import (
+from calibrate.report import figures, html, pdf
+from calibrate.report.figures import (
     classwise_reliability_figure,
     plot_reliability,
     reliability_data,
     reliability_figure,
 )
-from .html import calibration_report, calibration_report_sections, render_html, write_report
-from .pdf import render_pdf
+from calibrate.report.html import (
+    calibration_report,
+    calibration_report_sections,
+    render_html,
+    write_report,
+)
+from calibrate.report.pdf import render_pdf
 
 __all__ = [
     "calibration_report",

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import conformal, decomposition, metrics, ood
-from ..smooth import BAND_CELLS
-from ..summary import detection_intervals, selective_scheme
-from .figures import (
+from calibrate import conformal
+from calibrate.metrics import calibration as metrics
+from calibrate.metrics import decomposition, ood
+from calibrate.metrics.smooth import BAND_CELLS
+from calibrate.metrics.summary import detection_intervals, selective_scheme
+from calibrate.report.figures import (
     SMOOTH_MIN_ROWS,
     binned_and_smooth_figure,
     figure_to_png,
@@ -34,7 +36,7 @@ BAND_SCHEME = "Poisson bootstrap over rows, resampled as group counts"
 
 def band_resamples(n_resamples: int, n: int, cap: int | None = None) -> int:
     """Resamples for the row-level bootstrap intervals of the selective table (AURC, risk
-    at coverage), used while :func:`calibrate.summary.selective_scheme` says "rows": the asked number, at most
+    at coverage), used while :func:`calibrate.metrics.summary.selective_scheme` says "rows": the asked number, at most
     ``cap``, and at most BAND_ROW_RESAMPLES / n (but at least 100), so they cost O(5e7)
     work whatever n. Beyond, those intervals, and at any n the figures' bands and the
     smooth-ECE interval, are resampled as group / cell counts (O(groups) each) and get the
@@ -77,7 +79,7 @@ def best_marks(values: dict, lower_is_better=True, digits: int = 4) -> dict:
 
 # ------------------------------------------------------------------------ decomposition
 def decomposition_numbers(probs: dict, labels, n_bins: int = 15) -> dict:
-    """{name: Brier decomposition (calibrate.decomposition.brier_decomposition) plus
+    """{name: Brier decomposition (calibrate.metrics.decomposition.brier_decomposition) plus
     brier_calibration = reliability, brier_refinement = brier - reliability, and the
     over/under-confidence of the top-label ECE} for probs {name: (n, k)}."""
     out = {}
@@ -207,7 +209,7 @@ def ood_section(test_logits, ood_logits, calibrators: dict, ood_name: str = "", 
                 seed: int = 0):
     """Detection of OOD rows: (json, section). Uncalibrated: all five scores; each calibrator:
     the scores that depend on its probabilities (max logit and energy do not). Intervals:
-    :func:`calibrate.summary.detection_intervals` with min(n_resamples, OOD_MAX_RESAMPLES)."""
+    :func:`calibrate.metrics.summary.detection_intervals` with min(n_resamples, OOD_MAX_RESAMPLES)."""
     s_in = {"uncalibrated": ood_scores(test_logits)}
     s_out = {"uncalibrated": ood_scores(ood_logits)}
     for name, cal in calibrators.items():

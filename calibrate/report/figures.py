@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib.figure import Figure
 
-from .. import metrics
-from .._validation import InputError, check_probs_labels
+from calibrate._core.validation import InputError, check_probs_labels
+from calibrate.metrics import calibration as metrics
 
 BAR = "#4C72B0"
 GAP = "#DD8452"
@@ -208,11 +208,11 @@ CURVE_COLORS = ("#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860"
 
 @dataclass
 class RiskCoverageData:
-    """One risk-coverage curve (:func:`calibrate.selective.risk_coverage`) and its band.
+    """One risk-coverage curve (:func:`calibrate.metrics.selective.risk_coverage`) and its band.
 
     coverage, risk: (m,) one point per distinct confidence; grid, low, high: (g,) the
     pointwise bootstrap band on a coverage grid (None without a bootstrap); intervals:
-    the table numbers of :func:`calibrate.summary.selective_intervals` (or None).
+    the table numbers of :func:`calibrate.metrics.summary.selective_intervals` (or None).
     """
 
     coverage: np.ndarray
@@ -229,12 +229,12 @@ def risk_coverage_data(confidence, correct, *, label: str = "", n_resamples: int
                        coverages=(0.8, 0.9), band_resamples: int | None = None) -> RiskCoverageData:
     """Curve of (n,) confidence scores and (n,) correctness, with intervals if n_resamples > 0.
 
-    intervals: :func:`calibrate.summary.selective_intervals` (n_resamples; rows resampled up to
+    intervals: :func:`calibrate.metrics.summary.selective_intervals` (n_resamples; rows resampled up to
     200,000 rows, group counts beyond);
-    the band: :func:`calibrate.summary.risk_coverage_band` (Poisson bootstrap resampled as
+    the band: :func:`calibrate.metrics.summary.risk_coverage_band` (Poisson bootstrap resampled as
     counts of contiguous groups, ``band_resamples``, default n_resamples), O(G) per resample.
     """
-    from .. import selective, summary
+    from calibrate.metrics import selective, summary
 
     cov, risk = selective.risk_coverage(confidence, correct)
     if not n_resamples:
@@ -279,7 +279,7 @@ def risk_coverage_figure(curves, *, size=(8.0, 4.4), suptitle: str | None = None
 # ------------------------------------------------------------ smoothed reliability
 @dataclass
 class SmoothReliabilityData:
-    """A smoothed reliability diagram (:func:`calibrate.smooth.smooth_reliability`).
+    """A smoothed reliability diagram (:func:`calibrate.metrics.smooth.smooth_reliability`).
 
     x, y, density: (g,); lower, upper: (g,) bootstrap band or None; smece and its
     interval (smece_low, smece_high, NaN without a bootstrap) at the bandwidth sigma.
@@ -302,11 +302,11 @@ def smooth_reliability_data(probs, labels, *, label: str = "", n_resamples: int 
                             n_grid: int = 200, band_resamples: int | None = None) -> SmoothReliabilityData:
     """Top-label smoothed curve of probs (n, k) and labels (n,), with band and smECE interval.
 
-    smECE interval: :func:`calibrate.summary.smooth_ece_interval` (Poisson bootstrap as
-    (cell, outcome) counts, n_resamples); band: :func:`calibrate.smooth.smooth_reliability_band` (Poisson bootstrap
+    smECE interval: :func:`calibrate.metrics.summary.smooth_ece_interval` (Poisson bootstrap as
+    (cell, outcome) counts, n_resamples); band: :func:`calibrate.metrics.smooth.smooth_reliability_band` (Poisson bootstrap
     resampled as (cell, outcome) counts, ``band_resamples``, default n_resamples).
     """
-    from .. import smooth, summary
+    from calibrate.metrics import smooth, summary
 
     r = smooth.smooth_reliability(probs, labels, n_grid=n_grid)
     lo = hi = float("nan")
@@ -406,7 +406,7 @@ class ScoreHistogramData:
 
 def score_histogram_data(scores_in, scores_out, *, label: str = "", n_bins: int = 50) -> ScoreHistogramData:
     """Shared equal-width edges over both (n_in,) and (n_out,) score arrays; densities integrate to 1."""
-    from .. import ood
+    from calibrate.metrics import ood
 
     s_in = np.asarray(scores_in, dtype=np.float64)
     s_out = np.asarray(scores_out, dtype=np.float64)

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import metrics
-from .._machine import cpu_model
-from ..bootstrap import bootstrap_many
-from .beyond import beyond_report
-from .figures import classwise_reliability_figure, figure_to_png, reliability_figure
+from calibrate._core.machine import cpu_model
+from calibrate.metrics import calibration as metrics
+from calibrate.report.beyond import beyond_report
+from calibrate.report.figures import classwise_reliability_figure, figure_to_png, reliability_figure
+from calibrate.resampling.bootstrap import bootstrap_many
 
 METRIC_KEYS = list(metrics.METRIC_NAMES)
 HIGHER_IS_BETTER = {"accuracy"}
@@ -54,7 +54,7 @@ def evaluate_with_ci(log_probs: np.ndarray, labels: np.ndarray, n_bins: int = 15
 
     log_probs: (n, k) float64 log-probabilities (any logits: a log-softmax is applied).
     All intervals come from one set of resample weights over sufficient statistics
-    (calibrate.bootstrap.bootstrap_many); method "bca" (default), "percentile" or "basic".
+    (calibrate.resampling.bootstrap.bootstrap_many); method "bca" (default), "percentile" or "basic".
     """
     lp = metrics.log_softmax(log_probs)
     est = {"p": _point_estimates(lp, labels, n_bins, METRIC_KEYS)}
@@ -306,10 +306,10 @@ def write_report(html_path, html: str, data: dict | None = None, json_path=None,
     (those given), as one unit.
 
     Nothing else is written (no file beside the HTML that was not named); an output that
-    is one of ``inputs`` is refused. The files are committed together (calibrate.outputs):
+    is one of ``inputs`` is refused. The files are committed together (calibrate.io.outputs):
     never a new JSON or PDF beside an old HTML. Returns the paths written.
     """
-    from ..outputs import write_outputs
+    from calibrate.io.outputs import write_outputs
 
     if (pdf_path is None) != (pdf is None):
         raise ValueError("write_report: give both pdf_path and pdf, or neither")

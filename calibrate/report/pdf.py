@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
-from .html import column_groups, prepare_sections, split_columns
+from calibrate.report.html import column_groups, prepare_sections, split_columns
 
 PAGE_W, PAGE_H = 8.27, 11.69  # A4 portrait, inches
 MARGIN = 0.65

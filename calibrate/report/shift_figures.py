@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from .figures import CURVE_COLORS, DIAG
+from calibrate.report.figures import CURVE_COLORS, DIAG
 
 METHOD_COLORS = CURVE_COLORS + ("#64B5CD", "#CCB974", "#1F3A5F", "#A0522D")
 

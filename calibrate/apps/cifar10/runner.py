@@ -1,0 +1,666 @@
+"""The CIFAR-10 calibration experiment: train, sample, calibrate, report (imports torch).
+
+    calibrate experiment --preset tiny|quick|cpu|full --data DIR --out DIR [--work DIR]
+        [--device auto|cpu|cuda] [--precision auto|fp32|bf16|fp16] [--cache-dir DIR]
+
+0. Device and precision are chosen for the machine (``auto``: CUDA if present; bf16 only
+   where native and measured faster, see :mod:`calibrate.integrations.torch.precision`). A short speed
+   calibration (a few training steps) gives the expected time, printed before the work
+   starts; a tqdm bar over all training steps shows the ETA. The choice, the CPU
+   capability and the thread count go into metrics.json (``compute``) and the report.
+
+1. CIFAR-10 (either layout), the seeded stratified 45,000 / 5,000 / 10,000 split.
+2. Models (cached in WORK/models/NAME, resumable): the baseline (standard recipe), the
+   ensemble members (the baseline recipe with seeds 1..M-1; the baseline is member 0), a
+   label-smoothing model, and an over-fitting model trained without augmentation or
+   weight decay (the regime where Guo et al. saw over-confidence).
+3. Predictions saved as ``.npz`` (``logits``, ``labels``) that ``calibrate fit / evaluate /
+   report`` read as they are: baseline, label_smoothing, overfit_noaug, mc_dropout (the
+   baseline with S dropout samples, pooled) and ensemble (M members, pooled). Pooled
+   predictions are saved as log-probabilities (valid logits); samples as (S, n, k).
+4. Every calibrator fitted on validation and evaluated on test with 95 % bootstrap CIs;
+   for the ensemble also each member calibrated before pooling.
+5. Under shift and on unseen inputs (:mod:`calibrate.apps.cifar10.shift`): every model x
+   {uncalibrated, temperature, ODIR, isotonic} on each corruption x severity, OOD
+   detection on far (digits, noise) and near (held-out classes) sets, AURC and conformal
+   coverage under shift; the three patterns of Ovadia et al. 2019 tested.
+6. OUT/metrics.json, OUT/report.html (figures embedded), OUT/report.pdf (the same report,
+   printable) and OUT/logits/ (everything the numbers need).
+
+Resuming: finished models and cached predictions in WORK are reused; the run says so
+("resuming: N of M runs already done in WORK") and lists the runs it will do.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from calibrate._core.machine import human_duration
+from calibrate.calibrators import get_calibrator
+from calibrate.io.readers import atomic_save_npz
+from calibrate.metrics import calibration as metrics
+from calibrate.report.html import environment, evaluate_with_ci, paired_differences
+
+CALIBRATORS = ["none", "temperature", "vector", "matrix", "platt", "isotonic", "histogram", "bbq", "dirichlet"]
+# ODIR's penalties chosen by 3-fold CV on a 6 x 6 grid (10^-4 .. 10^1): the default 24 x 8 grid
+# with 5 folds costs about a minute per model on 2 cores for the same choice here
+ODIR_GRID = tuple(10.0**i for i in range(-4, 2))
+
+
+def make_calibrator(name: str, odir_grid: tuple = ODIR_GRID):
+    """A fresh calibrator of the study (``get_calibrator``; ODIR's penalties cross-validated
+    on ``odir_grid``, or fixed when the grid has one value)."""
+    if name == "dirichlet":
+        from calibrate.calibrators import DirichletCalibration
+
+        if len(odir_grid) == 1:
+            return DirichletCalibration(reg_lambda=odir_grid[0], reg_mu=odir_grid[0])
+        return DirichletCalibration(lambdas=odir_grid, mus=odir_grid, cv=3)
+    return get_calibrator(name)
+
+
+ANCHORS_GUO = {  # Guo et al. 2017, Table 1, CIFAR-10, ECE % (../shared/docs/anchors.md)
+    "ResNet-110": {"none": 4.60, "histogram": 0.58, "isotonic": 0.81, "bbq": 0.54, "temperature": 0.83, "vector": 0.88, "matrix": 1.00},
+    "Wide ResNet-32": {"none": 4.52, "histogram": 0.72, "isotonic": 1.08, "bbq": 0.74, "temperature": 0.54, "vector": 0.60, "matrix": 0.72},
+    "DenseNet-40": {"none": 3.28, "histogram": 0.44, "isotonic": 0.61, "bbq": 0.81, "temperature": 0.33, "vector": 0.41, "matrix": 0.41},
+    "LeNet-5": {"none": 3.02, "histogram": 1.56, "isotonic": 1.85, "bbq": 1.59, "temperature": 0.93, "vector": 1.15, "matrix": 1.16},
+}
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    epochs: int
+    widths: tuple
+    ensemble_size: int
+    mc_samples: int
+    overfit_epochs: int
+    label_smoothing: float = 0.1
+    focal_gamma: str | float = "flsd-53"  # Mukhoti et al. 2020's schedule
+    mixup_alpha: float = 0.2  # Thulasidasan et al. 2019: alpha in [0.2, 0.4] calibrates best
+    held_out: tuple = (5, 9)  # near OOD: a model trained without dog and truck (cifar10.ood)
+    corruptions: tuple | None = None  # CIFAR-10-C style shifts (None: all of corruptions.CORRUPTIONS)
+    severities: tuple = (1, 2, 3, 4, 5)
+    n_shift: int | None = 2000  # test images per corruption and severity (stratified subset)
+    n_ood: int = 2000  # images per far-OOD set
+    n_shift_resamples: int = 200  # bootstrap resamples per shifted cell
+    odir_grid: tuple = ODIR_GRID  # ODIR's lambda = mu candidates (one value: fixed, no CV)
+    n_train: int | None = None  # a stratified subset of the 45,000 (quick)
+    n_val: int = 5000
+    n_test: int | None = None
+    n_resamples: int = 1000
+    batch_size: int = 512
+    lr: float = 0.4
+    notes: str = ""
+
+
+PRESETS = {
+    "tiny": Preset("tiny", epochs=1, widths=(8, 16, 16), ensemble_size=2, mc_samples=3, overfit_epochs=1,
+                   n_train=500, n_val=200, n_test=300, n_resamples=50, batch_size=64,
+                   corruptions=("gaussian_noise", "contrast"), severities=(3,), n_shift=100, n_ood=100,
+                   n_shift_resamples=20, odir_grid=(1e-2,),
+                   notes="for the tests: a few hundred images, one epoch; numbers are meaningless"),
+    "quick": Preset("quick", epochs=2, widths=(16, 32, 64), ensemble_size=2, mc_samples=5, overfit_epochs=2,
+                    n_train=6000, n_val=1000, n_test=2000, n_resamples=200,
+                    corruptions=("gaussian_noise", "defocus_blur", "contrast", "jpeg_compression"), severities=(3,),
+                    n_shift=1000, n_ood=500, n_shift_resamples=50, odir_grid=(1e-2,),
+                    notes="smoke run on a subset (at most 4 minutes on a 2-core CPU): numbers are not meaningful"),
+    "cpu": Preset("cpu", epochs=10, widths=(16, 32, 64), ensemble_size=5, mc_samples=10, overfit_epochs=10,
+                  notes="the real experiment on a CPU: 10 models of a narrow ResNet-9 for 10 epochs, 13 corruptions "
+                        "x 5 severities, 4 OOD sets; about an hour on 2 AVX2 cores (float32): see the time printed "
+                        "at the start"),
+    "full": Preset("full", epochs=60, widths=(64, 128, 256), ensemble_size=5, mc_samples=30, overfit_epochs=60,
+                   n_shift=None, n_ood=10000,
+                   notes="for users with a GPU: a ResNet-9 at full width and a long schedule; not run here"),
+}
+
+
+@dataclass
+class Variant:
+    """One model's predictions: logits (n, k) for val and test, optional samples (S, n, k)."""
+
+    name: str
+    val: np.ndarray
+    test: np.ndarray
+    val_samples: np.ndarray | None = None
+    test_samples: np.ndarray | None = None
+    info: dict = field(default_factory=dict)
+
+
+def _stratified_subset(y, n, seed):
+    if n is None or n >= len(y):
+        return np.arange(len(y))
+    rng = np.random.default_rng(seed)
+    k = int(y.max()) + 1
+    per = n // k
+    return np.sort(np.concatenate([rng.permutation(np.flatnonzero(y == c))[:per] for c in range(k)]))
+
+
+def _load_npz(path):
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
+def run_experiment(preset: str, data_dir, out_dir, work_dir=None, cache_dir=None, progress: bool = True,
+                   device="auto", precision: str = "auto") -> dict:
+    """Run (or resume) the experiment; returns the metrics dict written to OUT/metrics.json.
+
+    device: "auto" | "cpu" | "cuda" | "cuda:N"; precision: "auto" | "fp32" | "bf16" | "fp16";
+    cache_dir: where the decoded images are cached (default ``$CALIBRATE_CACHE``, else WORK/cache).
+    """
+    from tqdm import tqdm
+
+    from calibrate.apps.cifar10.data import CLASSES, load_cifar10, split_train_val
+    from calibrate.apps.cifar10.ood import held_out_class_split
+    from calibrate.apps.cifar10.sampling import mc_dropout_logits
+    from calibrate.apps.cifar10.training import predict_logits, time_train_step, train
+    from calibrate.integrations import torch as ctorch
+    from calibrate.metrics.uncertainty import (
+        calibrate_members_then_pool,
+        pooled_log_probs,
+        uncertainty_decomposition,
+    )
+
+    t_start = time.time()
+    if preset not in PRESETS:
+        raise ValueError(f"--preset: expected one of {', '.join(PRESETS)}, got {preset!r}")
+    p = PRESETS[preset]
+    dev = ctorch.resolve_device(device)
+    prec, prec_reason = ctorch.choose_precision(precision, dev)
+    layout = speed_choices(dev)
+    out = Path(out_dir)
+    work = Path(work_dir) if work_dir else Path("runs") / f"cifar10-{preset}"
+    (out / "logits").mkdir(parents=True, exist_ok=True)
+    (work / "models").mkdir(parents=True, exist_ok=True)
+    if cache_dir is None:
+        from calibrate.apps.cifar10.data import default_cache_dir
+
+        cache_dir = default_cache_dir() or work / "cache"
+
+    def log(msg):
+        if progress:
+            tqdm.write(f"[{time.time() - t_start:7.1f} s] {msg}")
+
+    cpu = ctorch.cpu_info()
+    compute = {"device": str(dev), "device_name": _device_name(dev), "precision": prec,
+               "precision_asked": precision, "precision_reason": prec_reason,
+               "cpu": cpu["cpu"], "cpu_capability": cpu["capability"], "cpu_native_bf16": cpu["native_bf16"],
+               "cpu_amx_bf16": cpu["amx_bf16"], "cpu_avx512_bf16": cpu["avx512_bf16"],
+               "threads": cpu["threads"], "cores": cpu["cores"], **layout}
+    log(f"compute: {compute['device_name']}, precision {prec} ({prec_reason}); CPU capability "
+        f"{cpu['capability']}, {cpu['threads']} threads; channels_last {layout['channels_last']}, "
+        f"torch.compile {layout['compile']}")
+
+    log(f"loading CIFAR-10 from {data_dir}")
+    xtr, ytr, xte, yte = load_cifar10(data_dir, cache_dir, progress=progress)
+    tr_idx, va_idx = split_train_val(ytr, 5000, seed=0)
+    tr_idx = tr_idx[_stratified_subset(ytr[tr_idx], p.n_train, 1)]
+    va_idx = va_idx[_stratified_subset(ytr[va_idx], p.n_val, 2)]
+    te_idx = _stratified_subset(yte, p.n_test, 3)
+    x_train, y_train = xtr[tr_idx], ytr[tr_idx]
+    x_val, y_val = xtr[va_idx], ytr[va_idx]
+    x_test, y_test = xte[te_idx], yte[te_idx]
+    log(f"split: train {len(y_train)}, val {len(y_val)}, test {len(y_test)}")
+
+    specs = model_specs(p)
+    held = held_out_class_split(y_train, p.held_out)
+    train_data = {name: (x_train, y_train) for name in specs}
+    train_data[HELD_OUT_MODEL] = (x_train[held.in_mask], held.in_labels)
+    state = run_state(work, specs)
+    todo = {name: (cfg.epochs - state[name]) * math.ceil(len(train_data[name][1]) / cfg.batch_size)
+            for name, cfg in specs.items() if state[name] is not None and state[name] < cfg.epochs}
+    msg = resume_message(work, specs, state)
+    if msg and progress:
+        print(msg, flush=True)
+    steps_left = sum(todo.values())
+    # timed even with nothing to train: the forward passes (clean, shifted, OOD) scale with it;
+    # cached predictions make the estimate an upper bound
+    step_s = time_train_step(specs["baseline"], dev, prec, layout["channels_last"], layout["compile"])
+    estimate = estimate_seconds(p, step_s, steps_left, len(y_val) + len(y_test))
+    compute.update({"measured_step_seconds": None if step_s is None else round(step_s, 4),
+                    "train_steps_left": steps_left, "estimated_seconds": round(estimate, 1)})
+    if progress:
+        per = f"{step_s:.2f} s per training step (batch {p.batch_size}), " if step_s else ""
+        print(f"expected time for --preset {preset} on this machine: about {human_duration(estimate)} "
+              f"({per}{steps_left} steps to train)", flush=True)
+
+    models, train_info = {}, {}
+    bar = tqdm(total=steps_left, desc=f"training ({preset})", unit="step", disable=not progress or not steps_left,
+               mininterval=2, dynamic_ncols=True)
+    try:
+        for name, cfg in specs.items():
+            t0 = time.time()
+            log(f"model {name}: {cfg}")
+            models[name] = train(cfg, *train_data[name], work / "models" / name, progress=progress, desc=name,
+                                 device=dev, precision=prec, channels_last=layout["channels_last"],
+                                 compile=layout["compile"], bar=bar)
+            logfile = work / "models" / name / "log.jsonl"
+            epochs = [json.loads(line) for line in logfile.read_text().splitlines()] if logfile.exists() else []
+            train_info[name] = {"config": cfg.to_dict(), "train_seconds": round(sum(e["seconds"] for e in epochs), 1),
+                                "final_train_loss": epochs[-1]["train_loss"] if epochs else None,
+                                "final_train_acc": epochs[-1]["train_acc"] if epochs else None,
+                                "precision": sorted({e.get("precision", "bf16 (before 0.2)") for e in epochs}),
+                                "seconds_this_run": round(time.time() - t0, 1)}
+    finally:
+        bar.close()
+
+    def cached(name, compute_fn):
+        path = work / "predictions" / f"{name}.npz"
+        if path.exists():
+            return _load_npz(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = compute_fn()
+        atomic_save_npz(path, **arrays)
+        return arrays
+
+    logits = {}
+    for name, model in models.items():
+        log(f"predicting {name}")
+        logits[name] = cached(name, lambda m=model: {"val": predict_logits(m, x_val, precision=prec, device=dev),
+                                                     "test": predict_logits(m, x_test, precision=prec, device=dev)})
+        model.cpu()
+    held_test = held_out_class_split(y_test, p.held_out)
+    for name in models:
+        if name == HELD_OUT_MODEL:  # on the test images of the kept classes
+            acc = np.mean(logits[name]["test"][held_test.in_mask].argmax(1) == held_test.in_labels)
+        else:
+            acc = np.mean(logits[name]["test"].argmax(1) == y_test)
+        train_info[name]["test_accuracy"] = float(acc)
+
+    log(f"MC dropout: {p.mc_samples} samples of the baseline")
+    mc = cached("mc_dropout_samples", lambda: {
+        "val": mc_dropout_logits(models["baseline"], x_val, p.mc_samples, seed=1, precision=prec, device=dev),
+        "test": mc_dropout_logits(models["baseline"], x_test, p.mc_samples, seed=2, precision=prec, device=dev)})
+    models["baseline"].cpu()
+    members = ["baseline"] + [f"member{m}" for m in range(1, p.ensemble_size)]
+    ens = {s: np.stack([logits[m][s] for m in members]) for s in ("val", "test")}
+
+    variants = [
+        Variant("baseline", logits["baseline"]["val"], logits["baseline"]["test"]),
+        Variant("label_smoothing", logits["label_smoothing"]["val"], logits["label_smoothing"]["test"]),
+        Variant("overfit_noaug", logits["overfit_noaug"]["val"], logits["overfit_noaug"]["test"]),
+        Variant("focal_loss", logits["focal_loss"]["val"], logits["focal_loss"]["test"]),
+        Variant("mixup", logits["mixup"]["val"], logits["mixup"]["test"]),
+        Variant("mc_dropout", pooled_log_probs(mc["val"]), pooled_log_probs(mc["test"]), mc["val"], mc["test"]),
+        Variant("ensemble", pooled_log_probs(ens["val"]), pooled_log_probs(ens["test"]), ens["val"], ens["test"]),
+    ]
+    for v in variants:
+        for split, arr, y in (("val", v.val, y_val), ("test", v.test, y_test)):
+            atomic_save_npz(out / "logits" / f"{v.name}_{split}.npz", logits=arr.astype(np.float32), labels=y)
+        if v.test_samples is not None:  # the samples behind the pooled prediction (MI, members)
+            atomic_save_npz(out / "logits" / f"{v.name}_samples_test.npz", samples=v.test_samples.astype(np.float32),
+                            labels=y_test)
+
+    results, fitted = [], {}
+    test_probs = {}
+    for v in variants:
+        ref = metrics.log_softmax(v.test)
+        for cal_name in CALIBRATORS:
+            t0 = time.time()
+            if cal_name == "none":
+                lp, cal = ref, None
+            else:
+                cal = make_calibrator(cal_name, p.odir_grid).fit(v.val, y_val, kind="logits")
+                lp = cal.predict_log_proba(v.test, kind="logits")
+            row = _result_row(v.name, cal_name, lp, ref, y_test, p.n_resamples)
+            if cal is not None:
+                row["params"] = cal.summary()
+                fitted[(v.name, cal_name)] = cal
+            row["seconds"] = round(time.time() - t0, 2)
+            results.append(row)
+            test_probs[(v.name, cal_name)] = np.exp(lp)
+            log(f"{v.name:<16} {cal_name:<12} acc {row['accuracy']:.4f}  ECE {row['ece']:.4f} "
+                f"[{row['ci']['ece']['low']:.4f}, {row['ci']['ece']['high']:.4f}]  NLL {row['nll']:.4f}")
+        if v.name == "ensemble":
+            for cal_name in CALIBRATORS[1:]:
+                if cal_name == "dirichlet":  # 5 cross-validated fits: see the pooled row instead
+                    continue
+                lp = calibrate_members_then_pool(lambda c=cal_name: make_calibrator(c, p.odir_grid), v.val_samples, y_val, v.test_samples)
+                row = _result_row("ensemble_members_calibrated", cal_name, lp, ref, y_test, p.n_resamples)
+                results.append(row)
+                test_probs[("ensemble_members_calibrated", cal_name)] = np.exp(lp)
+                log(f"{'ens (members)':<16} {cal_name:<12} ECE {row['ece']:.4f}  NLL {row['nll']:.4f}")
+
+    uncertainty = {}
+    for v in variants:
+        if v.test_samples is None:
+            continue
+        d = uncertainty_decomposition(v.test_samples)
+        correct = v.test.argmax(1) == y_test
+        uncertainty[v.name] = {
+            key: {"mean": float(a.mean()), "mean_correct": float(a[correct].mean()),
+                  "mean_wrong": float(a[~correct].mean()) if (~correct).any() else None,
+                  "auroc_error_detection": _auroc(a, ~correct)}
+            for key, a in d.items()}
+        uncertainty[v.name]["members"] = int(v.test_samples.shape[0])
+        uncertainty[v.name]["member_accuracy_mean"] = float(np.mean(v.test_samples.argmax(2) == y_test))
+
+    study, curves = shift_and_ood(p, models, variants, fitted, members, (x_val, y_val), (x_test, y_test), logits,
+                                  mc, held_test, cached, work, out, dev, prec, log, progress)
+    study["ood"]["held_out_model_accuracy_in"] = train_info[HELD_OUT_MODEL]["test_accuracy"]
+
+    data = {
+        "experiment": "cifar10", "preset": preset, "preset_config": asdict(p),
+        "data": {"root": os.path.relpath(Path(data_dir).resolve(), Path.cwd().resolve()), "note": _data_note(data_dir),
+                 "n_train": int(len(y_train)), "n_val": int(len(y_val)), "n_test": int(len(y_test))},
+        "protocol": "Guo et al. 2017: 45k/5k/10k; calibrators fitted on validation NLL; ECE 15 equal-width bins, top-label; "
+                    "binning calibrators one-vs-rest then renormalised",
+        "results": results, "train": train_info, "uncertainty": uncertainty, **study,
+        "command": _command(), "hardware": environment(), "compute": compute, "classes": list(CLASSES),
+        "wall_seconds": round(time.time() - t_start, 1),
+    }
+    log("writing report.html, report.pdf and metrics.json")
+    from calibrate.apps.cifar10.report import experiment_sections
+    from calibrate.io.outputs import write_outputs
+    from calibrate.report.html import render_html
+    from calibrate.report.pdf import render_pdf
+
+    title, sections, subtitle = experiment_sections(data, test_probs, y_test, list(CLASSES), ANCHORS_GUO, curves)
+    html = render_html(title, sections, subtitle=subtitle)
+    pdf = render_pdf(title, sections, subtitle=subtitle)
+    data["wall_seconds"] = round(time.time() - t_start, 1)
+    # one unit: never a new metrics.json beside an old report.html (calibrate.io.outputs)
+    write_outputs({out / "report.html": html, out / "report.pdf": pdf,
+                   out / "metrics.json": json.dumps(_clean(data), indent=1, allow_nan=False) + "\n"})
+    log(f"done: {out / 'report.html'}, {out / 'report.pdf'}, {out / 'metrics.json'}")
+    return data
+
+
+def shift_and_ood(p: Preset, models, variants, fitted, members, val, test, logits, mc, held, cached, work, out, dev,
+                  prec, log, progress) -> tuple[dict, dict]:
+    """The shift and OOD part of the study: ({"shift": ..., "ood": ...} for metrics.json,
+    the curves the report draws). Predictions are cached in WORK/predictions/{shift,ood};
+    what every number needs is saved under OUT/logits: ``shift_VARIANT.npz`` (``logits``
+    (C, S, n, k) float32, ``labels`` (n,), ``corruptions`` (C,), ``severities`` (S,)) and
+    ``ood_SET.npz`` (each variant's logits, MC dropout samples and ensemble members)."""
+    from tqdm import tqdm
+
+    from calibrate.apps.cifar10 import shift as sh
+    from calibrate.apps.cifar10.corruptions import CORRUPTIONS, corrupted_test_set
+    from calibrate.apps.cifar10.ood import N_DIGITS, OOD_SETS, far_ood_images
+    from calibrate.apps.cifar10.sampling import mc_dropout_logits
+    from calibrate.apps.cifar10.training import predict_logits
+    from calibrate.metrics import selective
+    from calibrate.metrics.uncertainty import pooled_log_probs
+
+    (_, y_val), (x_test, y_test) = val, test
+    names = list(p.corruptions or CORRUPTIONS)
+    idx = _stratified_subset(y_test, p.n_shift, 4)
+    x_sh, y_sh = x_test[idx], y_test[idx]
+    singles = [m for m in models if m != HELD_OUT_MODEL]
+
+    def predict_all(images, mc_seed):
+        out = {m: predict_logits(models[m], images, precision=prec, device=dev) for m in singles}
+        out["mc_dropout_samples"] = mc_dropout_logits(models["baseline"], images, p.mc_samples, seed=mc_seed,
+                                                      precision=prec, device=dev)
+        for m in models.values():
+            m.cpu()
+        return out
+
+    def shift_variants(raw):
+        """{variant: (n, k)} as the clean study's variants (pooled MC dropout and ensemble)."""
+        out = {v: raw[v] for v in ("baseline", "label_smoothing", "overfit_noaug", "focal_loss", "mixup")}
+        out["mc_dropout"] = pooled_log_probs(raw["mc_dropout_samples"])
+        out["ensemble"] = pooled_log_probs(np.stack([raw[m] for m in members]))
+        return {k: v.astype(np.float32) for k, v in out.items()}  # what OUT/logits keeps
+
+    clean = {v.name: v.test[idx].astype(np.float32) for v in variants}
+    sets = [(sh.CLEAN, 0, clean)]
+    todo = [(c, s) for c in names for s in p.severities]
+    log(f"shift: {len(names)} corruptions x {len(p.severities)} severities on {len(y_sh)} test images; "
+        f"{len(singles)} models and {p.mc_samples} MC dropout samples each")
+    bar = tqdm(todo, desc="shifted test sets", unit="set", disable=not progress, mininterval=2, dynamic_ncols=True)
+    for c, s in bar:
+        raw = cached(f"shift/{c}-s{s}", lambda c=c, s=s: predict_all(
+            corrupted_test_set(x_sh, c, s, work / "corruptions", seed=0), mc_seed=100 + s))
+        sets.append((c, s, shift_variants(raw)))
+    bar.close()
+    for v in clean:
+        arr = np.stack([np.stack([d[v] for c2, s2, d in sets[1:] if c2 == c]) for c in names]).astype(np.float32)
+        atomic_save_npz(out / "logits" / f"shift_{v}.npz", logits=arr, labels=y_sh, corruptions=np.array(names),
+                        severities=np.array(p.severities), test_rows=idx)
+
+    cals = {(v, c): fitted.get((v, c)) for v in clean for c in sh.SHIFT_CALIBRATORS}
+    log(f"shift metrics: {len(cals)} model x calibrator pairs x {len(sets)} sets, {p.n_shift_resamples} resamples")
+    mbar = tqdm(total=len(cals) * len(sets), desc="shift metrics", unit="cell", disable=not progress,
+                mininterval=2, dynamic_ncols=True)
+    rows = sh.shift_rows(sets, y_sh, cals, p.n_shift_resamples, seed=0, bar=mbar)
+    mbar.close()
+    model_names = [v.name for v in variants]
+    patterns = sh.patterns(rows, model_names)
+    for pat in patterns:
+        log(f"pattern '{pat['pattern']}': {'held' if pat['held'] else 'did NOT hold'}. {pat['text']}")
+
+    conf_rows, rc_curves = [], {}
+    for v in ("baseline", "ensemble"):
+        t = fitted[(v, "temperature")]
+        val_lp = t.predict_log_proba(next(x for x in variants if x.name == v).val, kind="logits")
+        cal_sets = [(c, s, t.predict_log_proba(d[v], kind="logits")) for c, s, d in sets]
+        conf_rows += sh.conformal_rows(f"{v} + temperature", val_lp, y_val, cal_sets, y_sh, alpha=0.1)
+        by_sev = {}
+        for sev in sorted({s for _, s, _ in sets}):
+            lp = np.concatenate([lp for _, s, lp in cal_sets if s == sev])
+            y = np.tile(y_sh, sum(1 for _, s, _ in cal_sets if s == sev))
+            conf, ok = np.exp(lp.max(axis=1)), lp.argmax(axis=1) == y
+            cov, risk = selective.risk_coverage(conf, ok)
+            by_sev[sev] = (cov, risk, selective.aurc(conf, ok))
+        rc_curves[f"{v} + temperature (rows of all corruptions)"] = by_sev
+
+    # ---- OOD: far sets against the clean test set; near: the held-out-class model
+    log(f"OOD: {', '.join(OOD_SETS)} ({p.n_ood} images per far set)")
+    ood_rows, roc = [], {}
+    in_raw = {m: logits[m]["test"] for m in singles}
+    in_raw["mc_dropout_samples"] = mc["test"]
+    in_var, in_samples = shift_variants(in_raw), {"mc_dropout": in_raw["mc_dropout_samples"],
+                                                  "ensemble": np.stack([in_raw[m] for m in members])}
+
+    def add_roc(panel, label, s_in, s_out, new_rows):
+        """ROC curves of the headline scores, with the AUROC of the rows just computed."""
+        for r in new_rows:
+            if r["score"] in ("MSP", "energy", "mutual information"):
+                fpr, tpr = sh.roc_points(s_in[r["score"]], s_out[r["score"]])
+                roc.setdefault(panel, {})[f"{label}: {r['score']}"] = (fpr, tpr, r["auroc"])
+
+    def scores(samples, var, v):
+        t = fitted[(v, "temperature")].temperature_ if (v, "temperature") in fitted else None
+        return sh.ood_score_sets(var[v], samples.get(v), temperature=t)
+
+    for name in [n for n, kind in OOD_SETS.items() if kind == "far"]:
+        n_out = min(p.n_ood, N_DIGITS) if name == "digits" else p.n_ood
+        raw = cached(f"ood/{name}", lambda name=name, n=n_out: predict_all(far_ood_images(name, n, seed=0), mc_seed=200))
+        out_var = shift_variants(raw)
+        out_samples = {"mc_dropout": raw["mc_dropout_samples"], "ensemble": np.stack([raw[m] for m in members])}
+        atomic_save_npz(out / "logits" / f"ood_{name}.npz", **{k: v.astype(np.float32) for k, v in raw.items()})
+        for v in in_var:
+            s_in, s_out = scores(in_samples, in_var, v), scores(out_samples, out_var, v)
+            new = sh.ood_rows(v, name, "far", s_in, s_out, p.n_shift_resamples)
+            ood_rows += new
+            if v in ("baseline", "ensemble"):
+                add_roc(f"{name} (far)", v, s_in, s_out, new)
+    hm = models[HELD_OUT_MODEL]
+    near = cached(f"ood/{HELD_OUT_MODEL}", lambda: {
+        "mc_dropout_samples": mc_dropout_logits(hm, x_test, p.mc_samples, seed=300, precision=prec, device=dev)})
+    hm.cpu()
+    z, zs = logits[HELD_OUT_MODEL]["test"], near["mc_dropout_samples"]
+    atomic_save_npz(out / "logits" / f"ood_{HELD_OUT_MODEL}.npz", test=z.astype(np.float32),
+                    mc_dropout_samples=zs.astype(np.float32), labels=y_test, held_out=np.array(p.held_out))
+    near_sets = {HELD_OUT_MODEL: (z, None), f"{HELD_OUT_MODEL} (MC dropout)": (pooled_log_probs(zs), zs)}
+    for v, (zz, ss) in near_sets.items():
+        s_in = sh.ood_score_sets(zz[held.in_mask], None if ss is None else ss[:, held.in_mask])
+        s_out = sh.ood_score_sets(zz[held.out_mask], None if ss is None else ss[:, held.out_mask])
+        new = sh.ood_rows(v, HELD_OUT_MODEL, "near", s_in, s_out, p.n_shift_resamples)
+        ood_rows += new
+        add_roc("held-out classes (near)", "single" if ss is None else "MC dropout", s_in, s_out, new)
+    study = {"shift": {"corruptions": names, "severities": list(p.severities), "n": int(len(y_sh)),
+                       "n_resamples": p.n_shift_resamples, "calibrators": list(sh.SHIFT_CALIBRATORS),
+                       "rows": rows, "patterns": patterns, "conformal": conf_rows},
+             "ood": {"sets": dict(OOD_SETS), "n_in": int(len(y_test)), "n_out_far": int(p.n_ood),
+                     "held_out_classes": list(held.held_out),
+                     "rows": ood_rows}}
+    return study, {"roc": roc, "risk_coverage": rc_curves}
+
+
+def model_specs(p: Preset) -> dict:
+    """name -> TrainConfig of every model the preset trains (the baseline is ensemble member 0)."""
+    from calibrate.apps.cifar10.training import TrainConfig
+
+    base = TrainConfig(epochs=p.epochs, widths=p.widths, batch_size=p.batch_size, lr=p.lr, seed=0)
+    specs = {"baseline": base}
+    for m in range(1, p.ensemble_size):
+        specs[f"member{m}"] = TrainConfig(**{**asdict(base), "seed": m})
+    specs["label_smoothing"] = TrainConfig(**{**asdict(base), "label_smoothing": p.label_smoothing})
+    specs["overfit_noaug"] = TrainConfig(**{**asdict(base), "augment": False, "weight_decay": 0.0,
+                                            "epochs": p.overfit_epochs})
+    specs["focal_loss"] = TrainConfig(**{**asdict(base), "focal_gamma": p.focal_gamma})
+    specs["mixup"] = TrainConfig(**{**asdict(base), "mixup_alpha": p.mixup_alpha})
+    specs[HELD_OUT_MODEL] = base  # the baseline recipe on the training images of the kept classes
+    return specs
+
+
+HELD_OUT_MODEL = "held_out_classes"  # trained without Preset.held_out: the near-OOD case
+
+
+def run_state(work, specs) -> dict:
+    """name -> None (finished: model.pt), else the number of epochs already done (0 if none)."""
+    state = {}
+    for name in specs:
+        folder = Path(work) / "models" / name
+        if (folder / "model.pt").exists():
+            state[name] = None
+        elif (folder / "last.pt").exists() and (folder / "log.jsonl").exists():
+            state[name] = len((folder / "log.jsonl").read_text().splitlines())
+        else:
+            state[name] = 0
+    return state
+
+
+def resume_message(work, specs, state) -> str | None:
+    """"resuming: N of M runs already done in WORK; will run: ..." when WORK holds earlier work."""
+    n_done = sum(1 for name in specs if state[name] is None)
+    todo = [n for n in specs if state[n] is not None]
+    if not n_done and not any(state[n] for n in todo):
+        return None
+    will = ", ".join(f"{n} (from epoch {state[n] + 1}/{specs[n].epochs})" if state[n] else n for n in todo)
+    return (f"resuming: {n_done} of {len(specs)} runs already done in {work}; "
+            + (f"will run: {will}" if todo else "no training left (predictions are reused where cached)"))
+
+
+# Seconds per (test row x bootstrap resample) for all calibrators, variants and CIs, plus a
+# fixed part (imports, report figures): fitted to --preset quick on the 2-core AVX2 EPYC
+# (46 s for 2,000 x 200 while the machine was shared, load 8; about a third of that idle) and
+# to the committed --preset cpu re-run (2 min for 10,000 x 1,000 on a 2-core Xeon). The
+# forward pass of a batch costs about 0.35 training steps (measured there too). Shift: one
+# cell's BCa intervals cost about 4e-7 s per row x resample (0.15 s for 2,000 x 200, shared
+# 2-core EPYC), generating a corrupted image about 2.6e-4 s (3.3 s per 1,000 images for all 13
+# corruptions), an ODIR cross-validation on the 6 x 6 grid about 20 s per model (5,000 rows).
+_EVAL_SECONDS_PER_ROW_RESAMPLE = 3e-5
+_EVAL_FIXED_SECONDS = 20.0
+_FORWARD_PER_STEP = 0.35
+_SHIFT_CELL_SECONDS_PER_ROW_RESAMPLE = 4e-7
+_CORRUPT_SECONDS_PER_IMAGE = 2.6e-4
+_ODIR_CV_SECONDS = 20.0
+
+
+def shift_size(p: Preset) -> tuple[int, int]:
+    """(number of shifted sets, test images per set) of a preset."""
+    return len(p.corruptions or _all_corruptions()) * len(p.severities), p.n_shift or (p.n_test or 10_000)
+
+
+def forward_images(p: Preset, n_predict: int) -> int:
+    """Images that go through a forward pass after training: the clean validation + test sets
+    (every model and the MC dropout samples), the shifted sets and the OOD sets."""
+    n_single = p.ensemble_size + 4  # members, label smoothing, over-fitting, focal, mixup
+    n_sets, n_shift = shift_size(p)
+    clean = (n_single + 1 + p.mc_samples) * n_predict
+    shifted = n_sets * n_shift * (n_single + p.mc_samples)
+    ood = 3 * p.n_ood * (n_single + p.mc_samples) + (p.n_test or 10_000) * p.mc_samples
+    return clean + shifted + ood
+
+
+def _all_corruptions():
+    from calibrate.apps.cifar10.corruptions import CORRUPTIONS
+
+    return CORRUPTIONS
+
+
+def estimate_seconds(p: Preset, step_s, steps_left: int, n_predict: int) -> float:
+    """Expected seconds: training steps left x measured step time, the forward passes of
+    :func:`forward_images`, generating the corrupted images, calibration and bootstrap."""
+    train_s = (step_s or 0.0) * steps_left
+    predict_s = (step_s or 0.0) * _FORWARD_PER_STEP * forward_images(p, n_predict) / p.batch_size
+    eval_s = _EVAL_SECONDS_PER_ROW_RESAMPLE * (p.n_test or 10_000) * p.n_resamples + _EVAL_FIXED_SECONDS
+    n_sets, n_shift = shift_size(p)
+    cells = 7 * 4 * (n_sets + 1)
+    shift_s = (cells * _SHIFT_CELL_SECONDS_PER_ROW_RESAMPLE * n_shift * p.n_shift_resamples
+               + n_sets * n_shift * _CORRUPT_SECONDS_PER_IMAGE + (7 * _ODIR_CV_SECONDS if len(p.odir_grid) > 1 else 0))
+    return train_s + predict_s + eval_s + shift_s
+
+
+def speed_choices(dev) -> dict:
+    """channels_last and torch.compile for the training step, kept only where measured to pay.
+
+    Measured with ``python -m experiments.hardware`` on a 2-core AVX2 EPYC (README, "Speed on
+    your machine"): channels_last made the ResNet-9 step 1.4-1.5x cheaper in float32, so it
+    is on; torch.compile made it slower (0.78 vs 0.51 CPU-s per step at widths 16-32-64)
+    after 171 s of compiling, so it is off. Not measured this session: AMX / AVX-512-BF16
+    CPUs and GPUs, where the same defaults are kept (channels_last is the layout oneDNN and
+    cuDNN prefer for convolutions; compiling every model of a preset costs minutes).
+    """
+    return {"channels_last": True, "compile": False}
+
+
+def _device_name(dev) -> str:
+    import torch
+
+    if dev.type == "cuda":
+        return f"{dev} ({torch.cuda.get_device_name(dev)})"
+    return str(dev)
+
+
+
+def _result_row(model, cal_name, lp, ref, y, n_resamples):
+    ci = evaluate_with_ci(lp, y, 15, n_resamples, seed=0)
+    row = {"model": model, "calibrator": cal_name}
+    row.update({k: v["estimate"] for k, v in ci.items()})
+    row["ci"] = {k: {"low": v["low"], "high": v["high"]} for k, v in ci.items()}
+    if cal_name != "none":
+        row["vs_uncalibrated"] = paired_differences(ref, lp, y, 15, n_resamples, seed=0, keys=("ece", "nll", "brier", "accuracy"))
+    return row
+
+
+def _auroc(score, positive):
+    """Area under the ROC curve of ``score`` for detecting ``positive`` (ties averaged)."""
+    from scipy.stats import rankdata
+
+    pos = int(positive.sum())
+    neg = positive.size - pos
+    if pos == 0 or neg == 0:
+        return None
+    r = rankdata(score)
+    return float((r[positive].sum() - pos * (pos + 1) / 2) / (pos * neg))
+
+
+def _data_note(root):
+    from calibrate.apps.cifar10.data import detect_layout
+
+    layout = detect_layout(root)
+    return "CIFAR-10 (JPEG copy, image-folder layout)" if layout == "image-folder" else "CIFAR-10 (original release)"
+
+
+def _command():
+    from calibrate.report.html import command_line
+
+    return command_line()
+
+
+def _clean(x):
+    from calibrate.report.html import _jsonable
+
+    return _jsonable(x)

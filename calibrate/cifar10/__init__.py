@@ -1,7 +1,0 @@
-"""The CIFAR-10 study, an application of the library (imports torch).
-
-data (loading, split, cache) -> images (normalised batches for calibrate.torch) -> model
-(ResNet-9 style) -> training (loop, checkpoints, per-machine precision) -> sampling (MC
-dropout, ensembles, through calibrate.torch) -> runner (``calibrate experiment``) -> report.
-Nothing in the library imports this package.
-"""

@@ -1,0 +1,211 @@
+"""Decompositions of proper scores and of the ECE, a calibration test, KS and Kuiper errors.
+
+Shapes: ``probs`` (n, k) float with rows summing to 1 (or (n,) P(class 1)),
+``logits`` (n, k) float, ``labels`` (n,) int. Binning follows :mod:`calibrate._core.binning`
+(the one bin rule of :mod:`calibrate.metrics`). Sums are float64.
+
+Brier (Murphy 1973; Stephenson et al. 2008). For one class, forecasts f_i = p_ij,
+outcomes o_i = [y_i = j], bins b holding n_b rows with mean forecast f_b and mean
+outcome o_b, and overall frequency o:
+    REL = (1/n) sum_b n_b (f_b - o_b)^2          reliability (calibration), lower = better
+    RES = (1/n) sum_b n_b (o_b - o)^2            resolution, higher = better
+    UNC = o (1 - o)                              uncertainty of the outcome
+    WBV = (1/n) sum_b sum_{i in b} (f_i - f_b)^2                 within-bin variance
+    WBC = (1/n) sum_b sum_{i in b} (f_i - f_b)(o_i - o_b)        within-bin covariance
+Exactly (an algebraic identity, for any bins):  BS = REL - RES + UNC + WBV - 2 WBC,
+and the Brier score of the binned forecast (each f_i replaced by its bin's f_b) is
+exactly REL - RES + UNC. The multiclass values are the sums over classes (one-vs-rest,
+each class binned on its own column), matching :func:`calibrate.metrics.brier` (the sum
+over classes, in [0, 2]); UNC is then 1 - sum_j o_j^2.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from calibrate._core import binning as _binning
+from calibrate._core.validation import (
+    InputError,
+    check_choice,
+    check_logits_labels,
+    check_n_bins,
+    check_probs_labels,
+)
+from calibrate.metrics.calibration import BINNINGS, _top_label, brier, nll_from_logits
+
+BLOCK_ROWS = 65536
+
+
+def _check_binning(n_bins, binning):
+    check_choice(binning, "binning", BINNINGS)
+    return check_n_bins(n_bins)
+
+
+# ------------------------------------------------------------------------ Brier
+def brier_decomposition(probs, labels, n_bins: int = 15, *, binning: str = "width") -> dict:
+    """Murphy's decomposition of the (multiclass) Brier score, with the two extra terms.
+
+    Returns a dict of floats: brier, reliability, resolution, uncertainty,
+    within_bin_variance, within_bin_covariance, with
+    brier = reliability - resolution + uncertainty + within_bin_variance
+    - 2 within_bin_covariance (exact; see the module docstring).
+    """
+    n_bins = _check_binning(n_bins, binning)
+    p, y = check_probs_labels(probs, labels)
+    n, k = p.shape
+    edges = (
+        [_binning.equal_width_edges(n_bins)] * k
+        if binning == "width"
+        else [_binning.equal_mass_edges(p[:, j], n_bins) for j in range(k)]
+    )
+    size = k * n_bins
+    cnt, sf, so, sff, sfo = (np.zeros(size) for _ in range(5))
+    offset = np.arange(k) * n_bins
+    for s in range(0, n, BLOCK_ROWS):
+        b = p[s : s + BLOCK_ROWS]
+        if binning == "width":
+            idx = _binning.bin_index(b, edges[0])
+        else:
+            idx = np.stack([_binning.bin_index(b[:, j], edges[j]) for j in range(k)], axis=1)
+        flat = (idx + offset).ravel()
+        f = b.astype(np.float64).ravel()
+        o = np.zeros(b.shape)
+        o[np.arange(b.shape[0]), y[s : s + BLOCK_ROWS]] = 1.0
+        o = o.ravel()
+        cnt += np.bincount(flat, minlength=size)
+        sf += np.bincount(flat, weights=f, minlength=size)
+        so += np.bincount(flat, weights=o, minlength=size)
+        sff += np.bincount(flat, weights=f * f, minlength=size)
+        sfo += np.bincount(flat, weights=f * o, minlength=size)
+    safe = np.where(cnt > 0, cnt, 1.0)
+    fb, ob = sf / safe, so / safe
+    freq = np.bincount(y, minlength=k) / n  # o_j for each class
+    o_all = np.repeat(freq, n_bins)
+    return {
+        "brier": brier(p, y),
+        "reliability": float(np.sum(cnt * (fb - ob) ** 2) / n),
+        "resolution": float(np.sum(cnt * (ob - o_all) ** 2) / n),
+        "uncertainty": float(np.sum(freq * (1.0 - freq))),
+        "within_bin_variance": float(np.sum(sff - sf * fb) / n),
+        "within_bin_covariance": float(np.sum(sfo - sf * ob) / n),
+    }
+
+
+# ---------------------------------------------------------------------- log loss
+def log_loss_decomposition(logits, labels, method="temperature") -> dict:
+    """Log loss = calibration + refinement, with the calibrated forecast fitted in-sample.
+
+    refinement = NLL of the recalibrated forecast r (``method`` fitted on these logits and
+    labels: "temperature" (:class:`calibrate.TemperatureScaling`), "isotonic"
+    (:class:`calibrate.IsotonicCalibration`) or any unfitted calibrator instance);
+    calibration = NLL - refinement, the loss that recalibration removes (Brocker 2009's
+    reliability term for the log score, estimated with that recalibration family).
+    With temperature scaling the calibration term is >= 0 (T = 1 is a candidate);
+    isotonic maps are fitted one-vs-rest and renormalised, so it can be slightly negative.
+    Returns dict(nll, calibration, refinement, method). logits: (n, k); labels: (n,) int.
+    """
+    from calibrate.calibrators import Calibrator, IsotonicCalibration, TemperatureScaling
+
+    z, y = check_logits_labels(logits, labels)
+    if isinstance(method, Calibrator):
+        cal, name = method, type(method).__name__
+    else:
+        check_choice(method, "method", ("temperature", "isotonic"))
+        cal = TemperatureScaling() if method == "temperature" else IsotonicCalibration()
+        name = method
+    rows = np.arange(z.shape[0])
+    nll = nll_from_logits(z, y)
+    refinement = float(-np.mean(cal.fit(z, y).predict_log_proba(z)[rows, y]))
+    return {"nll": nll, "calibration": nll - refinement, "refinement": refinement, "method": name}
+
+
+# ------------------------------------------------------------------ ECE: signed
+def _top_binned(probs, labels, n_bins, binning):
+    n_bins = _check_binning(n_bins, binning)
+    p, y = check_probs_labels(probs, labels)
+    conf, ok = _top_label(p, y)
+    edges = _binning.make_edges(conf, n_bins, binning)
+    return conf, ok, _binning.bin_index(conf, edges), n_bins
+
+
+def ece_over_under(probs, labels, n_bins: int = 15, *, binning: str = "width") -> dict:
+    """Split the top-label ECE into over- and under-confidence (signed bin gaps).
+
+    overconfidence = sum_b w_b max(conf_b - acc_b, 0), underconfidence =
+    sum_b w_b max(acc_b - conf_b, 0), w_b = n_b / n; they sum to
+    :func:`calibrate.metrics.ece` with the same bins. Returns dict(ece, overconfidence,
+    underconfidence).
+    """
+    conf, ok, idx, n_bins = _top_binned(probs, labels, n_bins, binning)
+    gap = np.bincount(idx, weights=conf.astype(np.float64) - ok, minlength=n_bins) / conf.size
+    over = float(np.sum(np.maximum(gap, 0.0)))
+    under = float(np.sum(np.maximum(-gap, 0.0)))
+    return {"ece": over + under, "overconfidence": over, "underconfidence": under}
+
+
+class ConsistencyTest(NamedTuple):
+    ece: float  # the observed top-label ECE (L1)
+    p_value: float  # (1 + #{null >= ece}) / (1 + n_resamples)
+    null: np.ndarray  # (n_resamples,) ECEs of the resampled labels
+
+
+def ece_consistency_test(probs, labels, n_bins: int = 15, *, binning: str = "width",
+                         n_resamples: int = 1000, seed: int = 0) -> ConsistencyTest:
+    """Is the ECE larger than perfect calibration would give? (consistency resampling)
+
+    Brocker & Smith 2007: keep the confidences c_i, redraw the correctness of the top
+    label as Bernoulli(c_i) (a perfectly calibrated world) ``n_resamples`` times (draw r
+    is ``u < c`` for the r-th row of uniform numbers from numpy's default_rng(seed), in
+    order), recompute the top-label ECE with the same bins, and report the one-sided
+    p-value (1 + #{null >= observed}) / (1 + n_resamples).
+    """
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
+        raise InputError(f"n_resamples: expected a positive integer, got {n_resamples!r}")
+    conf, ok, idx, n_bins = _top_binned(probs, labels, n_bins, binning)
+    n = conf.size
+    c64 = conf.astype(np.float64)
+    s_conf = np.bincount(idx, weights=c64, minlength=n_bins)
+    observed = float(np.abs(np.bincount(idx, weights=ok, minlength=n_bins) - s_conf).sum() / n)
+    rng = np.random.default_rng(seed)
+    null = np.empty(int(n_resamples))
+    chunk = max(1, (1 << 22) // n)
+    for r0 in range(0, null.size, chunk):
+        m = min(chunk, null.size - r0)
+        hits = rng.random((m, n)) < c64
+        flat = (idx + (np.arange(m) * n_bins)[:, None]).ravel()
+        s_corr = np.bincount(flat, weights=hits.ravel(), minlength=m * n_bins).reshape(m, n_bins)
+        null[r0 : r0 + m] = np.abs(s_corr - s_conf).sum(axis=1) / n
+    p = (1.0 + np.count_nonzero(null >= observed)) / (1.0 + null.size)
+    return ConsistencyTest(observed, float(p), null)
+
+
+# ------------------------------------------------------------------ KS and Kuiper
+def _cumulative_gap(probs, labels):
+    """h_t = (1/n) sum_{c_i <= t} (correct_i - c_i) at every distinct confidence t, with h = 0
+    before the first: the empirical gap between the two cumulative curves."""
+    p, y = check_probs_labels(probs, labels)
+    conf, ok = _top_label(p, y)
+    c = conf.astype(np.float64)
+    order = np.argsort(c, kind="stable")
+    cs = c[order]
+    h = np.cumsum(ok[order] - cs) / c.size
+    last = np.flatnonzero(np.append(cs[1:] != cs[:-1], True))  # ends of tie groups
+    return np.concatenate([[0.0], h[last]])
+
+
+def ks_calibration_error(probs, labels) -> float:
+    """Top-label Kolmogorov-Smirnov calibration error (Gupta et al. 2021).
+
+    KS = max_t |(1/n) sum_{c_i <= t} (correct_i - c_i)| over the confidences t; rows with
+    equal confidence enter together (no dependence on their order).
+    """
+    return float(np.max(np.abs(_cumulative_gap(probs, labels))))
+
+
+def kuiper_calibration_error(probs, labels) -> float:
+    """Top-label Kuiper calibration error: max_t h_t - min_t h_t (h as in the KS error, and
+    h = 0 before the first confidence), i.e. the largest gap above plus the largest below."""
+    h = _cumulative_gap(probs, labels)
+    return float(h.max() - h.min())
