@@ -18,7 +18,7 @@ __version__ = "0.2.0"
 import importlib as _importlib
 
 from calibrate import _compat, backends, calibrators, conformal, io, metrics, resampling
-from calibrate._core.validation import InputError
+from calibrate._core.validation import CalibrationWarning, InputError
 from calibrate.calibrators import (
     BBQ,
     BetaCalibration,
@@ -64,6 +64,7 @@ __all__ = [
     "BBQ",
     "BetaCalibration",
     "CalibratedClassifier",
+    "CalibrationWarning",
     "Calibrator",
     "DirichletCalibration",
     "EnsembleTemperatureScaling",
