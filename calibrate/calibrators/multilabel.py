@@ -28,7 +28,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from calibrate._core.validation import InputError, check_choice
-from calibrate.calibrators._schema import Loc, Number, decode_fields
+from calibrate.calibrators._schema import Choice, Field, Loc, Number, decode_fields
 from calibrate.calibrators.base import _REGISTRY, Calibrator, NotFittedError, _encode
 from calibrate.metrics.multilabel import check_multilabel, check_multilabel_scores
 
@@ -160,7 +160,7 @@ class MultiLabelCalibrator(BaseEstimator):
             if not isinstance(d.get(part), dict):
                 raise InputError(f"{source}: field '{part}': expected an object, got "
                                  f"{type(d.get(part)).__name__ if part in d else 'nothing (missing)'}")
-        top = decode_fields({"method": _MethodField(), "params": _ParamsField()}, d["params"],
+        top = decode_fields({"method": Choice(*METHODS), "params": _ParamsField()}, d["params"],
                             where.key("params"), {})
         klass = _REGISTRY[top["method"]]
         sub = _decode_sub_params(klass, top["params"], where.key("params").key("params"))
@@ -203,21 +203,12 @@ class MultiLabelCalibrator(BaseEstimator):
         return cls.from_dict(read_json(path), str(path))
 
 
-class _MethodField:
-    required = True
-
-    def decode(self, v, where, dims):
-        if v not in METHODS or isinstance(v, bool):
-            raise InputError(f"{where}: expected one of {', '.join(map(repr, METHODS))}, got {v!r}")
-        return v
-
-
-class _ParamsField:
-    required = True
+class _ParamsField(Field):
+    """The binary calibrator's hyperparameters: null or an object (its fields checked later)."""
 
     def decode(self, v, where, dims):
         if v is not None and not isinstance(v, dict):
-            raise InputError(f"{where}: expected an object of hyperparameters, got {type(v).__name__}")
+            self.fail(where, type(v).__name__, "null or an object of hyperparameters")
         return v
 
 

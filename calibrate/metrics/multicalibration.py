@@ -267,20 +267,19 @@ def multicalibration_error_from_scores(scores, outcomes, features, *, categorica
     columns = segment_columns(features, categorical, numerical, n=n, n_bins=n_bins,
                               max_categories=max_categories)
     order = sort_order(s, ties, seed)
-    rank = np.empty(n, dtype=np.intp)
-    rank[order] = np.arange(n)
+    # the columns in score order: each segment's rows then come out in score order
+    sorted_columns = [Column(c.name, c.codes[order], c.values) for c in columns]
     ss, rs = s[order], r[order]
     ws = None if w is None else w[order]
     defs, size, ecce, sigma = [], [], [], []
-    for definition, rows in iter_segments(columns, n, max_depth=max_depth, min_segment_size=min_segment_size,
-                                          max_segments=max_segments):
-        pos = np.sort(rank[rows])
+    for definition, pos in iter_segments(sorted_columns, n, max_depth=max_depth,
+                                         min_segment_size=min_segment_size, max_segments=max_segments):
         _, c, sg = curve_sorted(ss[pos], rs[pos], None if ws is None else ws[pos])
         defs.append(definition)
         size.append(pos.size)
         ecce.append(float(c.max() - c.min()))
         sigma.append(sg)
-    if not defs:
+    if not defs:  # the whole data set is the largest segment: n < min_segment_size
         raise InputError(f"min_segment_size: no segment holds {min_segment_size} rows (the data have {n})")
     ecce_a, sigma_a = np.array(ecce), np.array(sigma)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -290,7 +289,7 @@ def multicalibration_error_from_scores(scores, outcomes, features, *, categorica
     mean = float(np.average(r, weights=w))
     prevalence = min(mean, 1.0 - mean)
     mce_sigma = float(ratio.max())
-    global_sigma = float(sigma_a[0]) if defs[0] == {} else _global_sigma(s, w)
+    global_sigma = float(sigma_a[0])  # segment 0 is the whole data set
     mce = mce_sigma * global_sigma
 
     def rel(x):
@@ -301,12 +300,6 @@ def multicalibration_error_from_scores(scores, outcomes, features, *, categorica
         pvalue=pvalue, prevalence=prevalence, mce_sigma=mce_sigma, mce=mce, mce_relative=rel(mce),
         mce_pvalue=0.0 if math.isinf(mce_sigma) else float(kuiper_sf(mce_sigma)),
         mde=5.0 * global_sigma, mde_relative=rel(5.0 * global_sigma))
-
-
-def _global_sigma(s, w):
-    if w is None:
-        return math.sqrt(float(np.sum(s * (1 - s)))) / s.shape[0]
-    return math.sqrt(float(np.sum(w * w * s * (1 - s)))) / float(w.sum())
 
 
 def multicalibration_error(probs, labels, features, *, class_index: int | None = None, categorical=(),
