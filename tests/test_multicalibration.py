@@ -143,11 +143,13 @@ def test_categorical_missing_values_are_a_category():
 
 def test_numerical_column_bins_equal_pandas_qcut_rule():
     pd = pytest.importorskip("pandas")
-    v = np.random.default_rng(7).gamma(2.0, size=500).round(2)
-    col = numerical_column("x", v, n_bins=4)
+    v = np.random.default_rng(0).gamma(2.0, size=513)  # 502 finite: the quantiles fall on data values
+    v[::50] = np.nan
+    col = numerical_column("x", v, n_bins=3)
     s = pd.Series(v)
-    want = pd.cut(s, bins=s.quantile(np.linspace(0, 1, 5)), labels=False, include_lowest=True, duplicates="drop")
-    np.testing.assert_array_equal(col.codes, want.to_numpy())
+    want = pd.cut(s, bins=s.quantile(np.linspace(0, 1, 4)), labels=False, include_lowest=True, duplicates="drop")
+    np.testing.assert_array_equal(col.codes[~np.isnan(v)], want.to_numpy()[~np.isnan(v)])
+    assert (col.codes[np.isnan(v)] == len(col.values) - 1).all() and col.values[-1] is None
 
 
 def test_numerical_column_with_few_values_and_nan():
@@ -204,3 +206,27 @@ def test_equal_to_mcgrad():
         # MCGrad takes 1 - CDF (absolute error ~1e-16); ours sums the tail series
         assert ours.mce_pvalue == pytest.approx(theirs.mce_pvalue, rel=1e-6, abs=1e-15)
         assert math.isfinite(ours.mce_sigma)
+
+
+def test_equal_to_mcgrad_with_missing_values():
+    pd = pytest.importorskip("pandas")
+    metrics = pytest.importorskip("mcgrad.metrics")
+    rng = np.random.default_rng(12)
+    n = 2000
+    s = rng.uniform(0.02, 0.98, n)
+    cat = rng.choice(["a", "b", "c", None], n, p=[0.5, 0.2, 0.2, 0.1]).astype(object)
+    num = rng.normal(size=n)
+    num[rng.uniform(size=n) < 0.1] = np.nan
+    y = (rng.uniform(size=n) < np.clip(s + 0.1 * (num > 0.5), 0, 1)).astype(int)
+    df = pd.DataFrame({"s": s, "y": y, "cat": cat, "num": num})
+    for k in (3, 5):
+        theirs = metrics.MulticalibrationError(
+            df, "y", "s", categorical_segment_columns=["cat"], numerical_segment_columns=["num"], max_depth=2,
+            max_values_per_segment_feature=k, min_samples_per_segment=10, max_n_segments=None,
+            precision_dtype="float64")
+        ours = multicalibration_error_from_scores(s, y, {"cat": cat, "num": num}, categorical=["cat"],
+                                                  numerical=["num"], max_depth=2, n_bins=k, max_categories=k,
+                                                  max_segments=None)
+        assert len(theirs.segments_ecce) == len(ours.ecce)
+        np.testing.assert_allclose(np.sort(ours.ecce), np.sort(theirs.segments_ecce), rtol=1e-12, atol=1e-15)
+        assert ours.mce_sigma == pytest.approx(theirs.mce_sigma, rel=1e-12)

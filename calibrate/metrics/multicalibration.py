@@ -178,8 +178,8 @@ def numerical_column(name: str, values, n_bins: int = 3) -> Column:
         codes = np.searchsorted(distinct, v)
         labels: list = [float(x) for x in distinct]
     else:
-        # pandas' Series.quantile evaluates np.percentile at 100 q: the same edges, bit for bit
-        edges = np.unique(np.percentile(finite, 100.0 * np.linspace(0.0, 1.0, n_bins + 1)))
+        # np.quantile, as pandas' Series.quantile (>= 2.x) evaluates it: the same edges, bit for bit
+        edges = np.unique(np.quantile(finite, np.linspace(0.0, 1.0, n_bins + 1)))
         codes = np.searchsorted(edges, v, side="left") - 1
         codes[v == edges[0]] = 0
         labels = [(float(a), float(b)) for a, b in zip(edges[:-1], edges[1:])]
