@@ -1,0 +1,196 @@
+"""Calibration metrics of multi-label models: (n, L) independent sigmoid outputs.
+
+Shapes: ``scores`` (n, L) float, probabilities P(label j is on) (``kind="probs"``) or
+logits z with P = sigmoid(z) (``kind="logits"``): the caller says which, nothing is
+guessed. ``labels`` (n, L) 0/1, the indicator matrix of scikit-learn's multi-label
+convention (bool, integers or integral floats; a scipy sparse matrix is densified).
+
+Per label j (a binary problem: p_j against y_j):
+
+- ECE: the calibration of P(y_j = 1): equal-width (or equal-mass) bins of p_j, the
+  weighted mean of |frequency of y_j = 1 - mean p_j| per bin; this is
+  :func:`calibrate.metrics.ece_from_confidences` on (p_j, y_j) (torchmetrics'
+  BinaryCalibrationError convention), with the package's one bin rule;
+- Brier: mean (p_j - y_j)^2 (scikit-learn's brier_score_loss; the package's ``brier`` on
+  (n,) scores sums over both classes, twice this);
+- NLL: -mean [y_j log p_j + (1 - y_j) log(1 - p_j)] in nats: exact from logits
+  (softplus(z) - y z), from probabilities clipped at the smallest positive float64 as
+  :func:`calibrate.metrics.nll` does.
+
+Averages: "macro" is the mean over labels of the per-label values; "micro" is the metric
+of the n L pooled (p, y) pairs (for Brier and NLL, with every label on every row, the two
+are equal; for ECE they are not).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from calibrate._core.binning import bin_index, make_edges
+from calibrate._core.validation import (
+    InputError,
+    check_choice,
+    check_n_bins,
+    to_numpy,
+)
+
+KINDS = ("probs", "logits")
+AVERAGES = ("macro", "micro", None)
+_TINY = np.finfo(np.float64).tiny
+
+
+def check_multilabel_scores(scores, kind: str) -> np.ndarray:
+    """(n, L) float64 scores, validated. kind: "probs" (values in [0, 1]) or "logits" (finite reals)."""
+    check_choice(kind, "kind", KINDS)
+    x = to_numpy(scores, "scores")
+    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
+        raise InputError(f"scores: expected (n, L) {kind}, one column per label, got shape {x.shape}")
+    if x.dtype.kind not in "fiub":
+        raise TypeError(f"scores: expected a float array of {kind}, got dtype {x.dtype}")
+    x = x.astype(np.float64)
+    if not np.isfinite(x).all():
+        i, j = np.argwhere(~np.isfinite(x))[0]
+        raise InputError(f"scores: expected finite {kind}, got {x[i, j]} at row {i}, label {j}")
+    if kind == "probs" and (x.min() < 0 or x.max() > 1):
+        i, j = np.argwhere((x < 0) | (x > 1))[0]
+        raise InputError(f"scores: expected probabilities in [0, 1], got {x[i, j]:g} at row {i}, label {j}; "
+                         "if these are logits, pass kind='logits'")
+    return x
+
+
+def check_multilabel(scores, labels, kind: str):
+    """(scores (n, L) float64 as given, labels (n, L) float64 0/1), validated (kind required)."""
+    x = check_multilabel_scores(scores, kind)
+    return x, check_indicator(labels, x.shape)
+
+
+def check_indicator(labels, shape) -> np.ndarray:
+    """(n, L) float64 0/1 from an indicator matrix (dense, or scipy sparse)."""
+    if hasattr(labels, "toarray") and hasattr(labels, "nnz"):
+        labels = labels.toarray()
+    y = to_numpy(labels, "labels")
+    if y.ndim != 2:
+        raise InputError(f"labels: expected an (n, L) indicator matrix of 0/1 (scikit-learn's multi-label "
+                         f"format; MultiLabelBinarizer makes one from label sets), got shape {y.shape}")
+    if y.shape != tuple(shape):
+        raise InputError(f"labels: expected shape {tuple(shape)}, the shape of the scores, got {y.shape}")
+    if y.dtype.kind not in "fiub":
+        raise TypeError(f"labels: expected a 0/1 indicator matrix, got dtype {y.dtype}")
+    y = y.astype(np.float64)
+    bad = (y != 0) & (y != 1)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise InputError(f"labels: expected 0 or 1 in the indicator matrix, got {y[i, j]:g} at row {i}, label {j}")
+    return y
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """Elementwise 1 / (1 + exp(-z)) in float64, without overflow."""
+    out = np.empty_like(z, dtype=np.float64)
+    pos = z >= 0
+    out[pos] = 1.0 / (1.0 + np.exp(-z[pos]))
+    e = np.exp(z[~pos])
+    out[~pos] = e / (1.0 + e)
+    return out
+
+
+def probabilities(scores, kind: str) -> np.ndarray:
+    """(n, L) float64 P(label on) from probabilities or logits (kind required)."""
+    check_choice(kind, "kind", KINDS)
+    x = to_numpy(scores, "scores").astype(np.float64)
+    return x if kind == "probs" else sigmoid(x)
+
+
+# ----------------------------------------------------------------------------- per-label terms
+def _ece_columns(p: np.ndarray, y: np.ndarray, n_bins: int, binning: str) -> np.ndarray:
+    """(L,) ECE of each column: sum_b |sum_{i in b} (y_i - p_i)| / n, the bins of that column."""
+    n, L = p.shape
+    out = np.empty(L)
+    for j in range(L):
+        edges = make_edges(p[:, j], n_bins, binning)
+        s = np.bincount(bin_index(p[:, j], edges), weights=y[:, j] - p[:, j], minlength=n_bins)
+        out[j] = np.abs(s).sum() / n
+    return out
+
+
+def _nll_columns(x: np.ndarray, y: np.ndarray, kind: str) -> np.ndarray:
+    if kind == "logits":
+        terms = np.logaddexp(0.0, x) - y * x  # softplus(z) - y z = -log sigmoid(+-z)
+    else:
+        terms = -np.log(np.maximum(np.where(y == 1, x, 1.0 - x), _TINY))
+    return terms.mean(axis=0)
+
+
+def _average(per_label: np.ndarray, micro: float, average):
+    check_choice(average, "average", AVERAGES)
+    if average is None:
+        return per_label
+    return float(per_label.mean()) if average == "macro" else float(micro)
+
+
+def multilabel_ece(scores, labels, *, kind: str, n_bins: int = 15, binning: str = "width",
+                   average: str | None = "macro"):
+    """ECE of a multi-label model. average: "macro" (mean over labels), "micro" (pooled
+    pairs) or None: the (L,) per-label values."""
+    n_bins = check_n_bins(n_bins)
+    check_choice(binning, "binning", ("width", "mass"))
+    check_choice(average, "average", AVERAGES)
+    x, y = check_multilabel(scores, labels, kind)
+    p = x if kind == "probs" else sigmoid(x)
+    per = _ece_columns(p, y, n_bins, binning)
+    micro = _ece_columns(p.reshape(-1, 1), y.reshape(-1, 1), n_bins, binning)[0] if average == "micro" else 0.0
+    return _average(per, micro, average)
+
+
+def multilabel_brier(scores, labels, *, kind: str, average: str | None = "macro"):
+    """Brier score mean (p - y)^2 of a multi-label model (macro, micro or per label)."""
+    check_choice(average, "average", AVERAGES)
+    x, y = check_multilabel(scores, labels, kind)
+    d = (x if kind == "probs" else sigmoid(x)) - y
+    sq = d * d
+    return _average(sq.mean(axis=0), sq.mean(), average)
+
+
+def multilabel_nll(scores, labels, *, kind: str, average: str | None = "macro"):
+    """Binary NLL (nats) of a multi-label model (macro, micro or per label)."""
+    check_choice(average, "average", AVERAGES)
+    x, y = check_multilabel(scores, labels, kind)
+    per = _nll_columns(x, y, kind)
+    micro = float(np.mean(_nll_columns(x.reshape(-1, 1), y.reshape(-1, 1), kind)))
+    return _average(per, micro, average)
+
+
+def multilabel_metrics(scores, labels, *, kind: str, n_bins: int = 15, binning: str = "width",
+                       label_names=None) -> dict:
+    """Every metric of this module: {"per_label": {name: (L,) array}, "macro": {...},
+    "micro": {...}, "labels": [L names], "prevalence": (L,) mean of each label}.
+
+    Names: ece, brier, nll. label_names: L names for the report (default "0".."L-1").
+    """
+    n_bins = check_n_bins(n_bins)
+    check_choice(binning, "binning", ("width", "mass"))
+    x, y = check_multilabel(scores, labels, kind)
+    p = x if kind == "probs" else sigmoid(x)
+    L = x.shape[1]
+    names = [str(j) for j in range(L)] if label_names is None else [str(s) for s in label_names]
+    if len(names) != L:
+        raise InputError(f"label_names: expected {L} names, one per label column, got {len(names)}")
+    d = p - y
+    per = {"ece": _ece_columns(p, y, n_bins, binning), "brier": (d * d).mean(axis=0),
+           "nll": _nll_columns(x, y, kind)}
+    micro = {"ece": float(_ece_columns(p.reshape(-1, 1), y.reshape(-1, 1), n_bins, binning)[0]),
+             "brier": float((d * d).mean()),
+             "nll": float(_nll_columns(x.reshape(-1, 1), y.reshape(-1, 1), kind)[0])}
+    macro = {k: float(v.mean()) for k, v in per.items()}
+    return {"per_label": per, "macro": macro, "micro": micro, "labels": names, "prevalence": y.mean(axis=0)}
+
+
+def worst_labels(metrics: dict, metric: str = "ece", k: int = 5) -> list[tuple[str, float]]:
+    """The k labels with the largest per-label ``metric`` from :func:`multilabel_metrics`,
+    largest first: [(name, value)]."""
+    per = metrics["per_label"]
+    if metric not in per:
+        raise InputError(f"metric: expected one of {', '.join(per)}, got {metric!r}")
+    vals = per[metric]
+    order = np.argsort(-vals, kind="stable")[:k]
+    return [(metrics["labels"][i], float(vals[i])) for i in order]
