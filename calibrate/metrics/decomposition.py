@@ -33,7 +33,8 @@ from calibrate._core.validation import (
     check_n_bins,
     check_probs_labels,
 )
-from calibrate.metrics.calibration import BINNINGS, _top_label, brier, nll_from_logits
+from calibrate._core.stats import top_label as _top_label
+from calibrate.metrics.calibration import BINNINGS, brier, nll_from_logits
 
 BLOCK_ROWS = 65536
 
