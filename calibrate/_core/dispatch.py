@@ -13,7 +13,8 @@ chunks (every column of a row in one chunk):
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 

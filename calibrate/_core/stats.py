@@ -116,6 +116,7 @@ class Statistic:
     """A statistic: ``size`` float64 sums defined by ``terms`` (see the module docstring)."""
 
     size = 0
+    dense_cols = _EMPTY_INT  # the positions of the dense part of the terms (the same for every block)
 
     def zeros(self) -> np.ndarray:
         return np.zeros(self.size)
@@ -142,7 +143,7 @@ class _RowMean(Statistic):
     """State [rows, sum of one value per row]; finish: their mean."""
 
     size = 2
-    _DENSE_COLS = np.arange(2)
+    dense_cols = np.arange(2)
 
     def values(self, block: Block) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
@@ -151,7 +152,7 @@ class _RowMean(Statistic):
         dense = np.empty((2, block.m))
         dense[0] = 1.0
         dense[1] = self.values(block)
-        return Terms(_EMPTY_INT, _EMPTY_INT, _EMPTY, self._DENSE_COLS, dense)
+        return Terms(_EMPTY_INT, _EMPTY_INT, _EMPTY, self.dense_cols, dense)
 
     def finish(self, state: np.ndarray) -> np.ndarray:
         """(...) mean of the per-row value from (..., 2) states."""
@@ -300,7 +301,7 @@ class ClasswiseBins(Statistic):
         self.n_bins = self.edges.shape[-1] - 1
         kb = self.k * self.n_bins
         self.size = 3 * kb + self.k + 1
-        self._dense_cols = np.arange(3 * kb, self.size)
+        self.dense_cols = np.arange(3 * kb, self.size)
 
     @classmethod
     def of(cls, p: np.ndarray, n_bins: int, binning: str = "width"):
@@ -335,7 +336,7 @@ class ClasswiseBins(Statistic):
         dense[:k] = p.T
         dense[k] = 1.0
         return Terms(np.concatenate([rr, rr, ar]), np.concatenate([cc, kb + cc, 2 * kb + cols[ar, y]]), vals,
-                     self._dense_cols, dense)
+                     self.dense_cols, dense)
 
     def sums(self, state):
         """(count, sum of p, sum of hits), each (..., k, B) float64, from (..., size) states."""

@@ -26,6 +26,7 @@ from typing import NamedTuple
 import numpy as np
 
 from calibrate._core import binning as _binning
+from calibrate._core.stats import top_label as _top_label
 from calibrate._core.validation import (
     InputError,
     check_choice,
@@ -33,7 +34,6 @@ from calibrate._core.validation import (
     check_n_bins,
     check_probs_labels,
 )
-from calibrate._core.stats import top_label as _top_label
 from calibrate.metrics.calibration import BINNINGS, brier, nll_from_logits
 
 BLOCK_ROWS = 65536
