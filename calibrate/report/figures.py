@@ -64,7 +64,7 @@ def _class_reliability(p, y, j, n_bins, binning, label) -> ReliabilityData:
     gives the curve and the ECE (the sums of metrics.reliability_curve and
     metrics.ece_from_confidences)."""
     pj, hit = p[:, j], (y == j)
-    stat, state = metrics.calibration.binned_state(pj, hit, n_bins, binning)
+    stat, state = metrics.binned_state(pj, hit, n_bins, binning)
     edges, (count, s_conf, s_corr) = stat.edges, stat.sums(state)
     e = float(stat.finish(state)) if pj.size else float("nan")
     with np.errstate(invalid="ignore", divide="ignore"):
