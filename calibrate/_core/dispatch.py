@@ -70,6 +70,15 @@ def _chunk_top_label(x, labels, kind):
     return _stats.top_label_values(x, labels, kind)
 
 
+def map_reduce(fn, x, labels, *args) -> np.ndarray:
+    """fn(x, labels, *args) as a float64 array: called once on numpy arrays (fn walks its
+    own row blocks), summed over row chunks of a chunked x. fn must be picklable."""
+    backend = backend_of(x, labels)
+    if backend is None:
+        return np.asarray(fn(x, labels, *args), dtype=np.float64)
+    return backend.map_reduce(fn, x, labels, *args)
+
+
 def reduce(stats, x, labels, kind: str = "probs") -> list:
     """The states of ``stats`` (a sequence of statistics) over every row of x and labels.
 

@@ -392,18 +392,9 @@ def _scaled_log_softmax(a: float, zb) -> np.ndarray:
     return log_softmax64(np.multiply(zb, a, dtype=np.float64))
 
 
-def _nll_sums(z, y, a: float, also_at: float | None = None) -> np.ndarray:
-    """nll_derivative_sums of one pass, on the cluster for a dask array."""
-    if is_dask(z) or is_dask(y):
-        return _nll_sums_dask(z, y, a, also_at)
-    return nll_derivative_sums(z, y, a, also_at)
-
-
-def _nll_sums_dask(z, y, a, also_at=None, with_mean=True):
-    """nll_derivative_sums over the row chunks of a dask z (one pass)."""
-    from calibrate.backends.dask import map_reduce
-
-    return map_reduce(functools.partial(nll_derivative_sums, with_mean=with_mean), z, y, a, also_at)
+def _nll_sums(z, y, a: float, also_at: float | None = None, with_mean: bool = True) -> np.ndarray:
+    """nll_derivative_sums of one pass (over the row chunks of a dask z, on its cluster)."""
+    return _dispatch.map_reduce(functools.partial(nll_derivative_sums, with_mean=with_mean), z, y, a, also_at)
 
 
 def fit_temperature_dask(z, labels, bounds=None):
@@ -417,7 +408,7 @@ def fit_temperature_dask(z, labels, bounds=None):
     check_labels(np.array(value_range(y)), None, z.shape[1])
     if z.dtype.kind not in "fiu":
         raise InputError(f"logits: expected a float array, got dtype {z.dtype}")
-    return fit_temperature_nll(z, y, bounds, sums=_nll_sums_dask)
+    return fit_temperature_nll(z, y, bounds, sums=_nll_sums)
 
 
 def _fit_temperature_ece(z, y, bounds, n_bins):
