@@ -37,19 +37,6 @@ def log_softmax64(zb: np.ndarray) -> np.ndarray:
     return _log_softmax(np.asarray(zb, dtype=np.float64), axis=1)
 
 
-def log_softmax_rows(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """(n, k) float64 log-softmax of z computed block by block into ``out``.
-
-    The only full-size array is the result; each block is converted to float64 alone.
-    """
-    n, k = z.shape
-    if out is None:
-        out = np.empty((n, k), dtype=np.float64)
-    for s in row_blocks(n, k):
-        out[s] = _log_softmax(np.asarray(z[s], dtype=np.float64), axis=1)
-    return out
-
-
 def is_dask(x) -> bool:
     """True for a dask array (checked by type name: dask is never imported for this)."""
     t = type(x)

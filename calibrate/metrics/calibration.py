@@ -33,10 +33,6 @@ BINNINGS = ("width", "mass")
 
 
 # ----------------------------------------------------------------------------- softmax
-def _log_softmax_block(zb) -> np.ndarray:
-    return log_softmax64(zb)
-
-
 def log_softmax(logits) -> np.ndarray:
     """(n, k) float64 log-probabilities from logits, computed in float64.
 
@@ -47,7 +43,7 @@ def log_softmax(logits) -> np.ndarray:
     """
     if _dispatch.backend_of(logits) is None:
         logits = check_scores(logits, "logits", kind="logits")
-    return _dispatch.map_rows(_log_softmax_block, logits)
+    return _dispatch.map_rows(log_softmax64, logits)
 
 
 def softmax(logits) -> np.ndarray:
