@@ -44,6 +44,7 @@ from fractions import Fraction
 import numpy as np
 from scipy.special import log_softmax
 
+from calibrate._core.blocks import row_blocks
 from calibrate._core.validation import (
     InputError,
     check_labels,
@@ -53,7 +54,6 @@ from calibrate._core.validation import (
 )
 from calibrate.calibrators.base import NotFittedError
 
-BLOCK_ROWS = 65536
 FORMAT = "calibrate.conformal"
 FORMAT_VERSION = 1
 
@@ -109,10 +109,10 @@ class _SplitConformal:
 
     def _scores_blocks(self, z: np.ndarray, rng):
         """Yield (start, (b, k) scores of every class) in blocks of rows."""
-        for s in range(0, z.shape[0], BLOCK_ROWS):
-            p = np.exp(log_softmax(z[s : s + BLOCK_ROWS].astype(np.float64), axis=1))
+        for s in row_blocks(*z.shape):
+            p = np.exp(log_softmax(z[s].astype(np.float64), axis=1))
             u = rng.random(p.shape[0]) if (rng is not None and self._uses_u()) else None
-            yield s, self._all_scores(p, u)
+            yield s.start, self._all_scores(p, u)
 
     # ------------------------------------------------------------------ public API
     def fit(self, cal_logits, cal_labels, alpha: float = 0.1):

@@ -169,7 +169,7 @@ out = dict(seconds=min(ts), torch_imported="torch" in sys.modules, T=cal.tempera
 
 def bench_temperature_numpy_only(n, k, rows, repeat):
     """TemperatureScaling().fit in a fresh process that never imports torch (a saved-logits
-    user: numpy's exp instead of torch's, see calibrate._core.blocks.exp_into)."""
+    user)."""
     r = child(NUMPY_ONLY_FIT_JOB, {"n": n, "k": k, "repeat": repeat})
     label = f"temperature fit, {n:,} x {k} float32"
     if "error" in r:

@@ -141,12 +141,13 @@ def test_leave_one_out_from_sufficient_statistics_equals_recomputing(pred, name)
         keep[i] = False
         if kw.get("binning") == "mass":  # edges of the full sample (the documented conditioning)
             from calibrate._core import binning as _binning
+            from calibrate._core import stats as _stats
 
             c = p.max(1)
             e = _binning.equal_mass_edges(c, 15)
             ok = (p.argmax(1) == y)[keep]
-            brute.append(metrics._group_errors(*[v[None] for v in _binning.bin_sums(
-                _binning.bin_index(c[keep], e), c[keep], ok, 15)], "l1", False)[0])
+            stat = _stats.Bins(e)
+            brute.append(stat.finish(stat.update_values(stat.zeros(), c[keep], ok)))
         else:
             brute.append(fn(p[keep], y[keep], **kw))
         keep[i] = True
@@ -236,7 +237,7 @@ def test_worker_threads_change_no_number_and_the_jackknife_is_gathered_in_the_sa
 
     p, y = pred
     lp_a, lp_b = np.log(p), metrics.log_softmax(np.log(p) / 1.5)
-    monkeypatch.setattr(bootstrap, "_SAMPLE_BLOCK_WEIGHTS", 200 * 50)  # many blocks of 50 rows
+    monkeypatch.setattr(bootstrap, "_POISSON_BLOCK_BYTES", 8 * 200 * 50)  # many blocks of 50 rows
     monkeypatch.setattr(bootstrap, "EXACT_JACKKNIFE_MAX_ROWS", 0)
     monkeypatch.setattr(bootstrap, "JACKKNIFE_GROUPS", 100)
     out = {}

@@ -83,3 +83,15 @@ def test_bad_dask_labels_are_input_errors(client, data):
         calibrate.TemperatureScaling().fit(zd, da.from_array(y[:-1]))
     with pytest.raises(calibrate.InputError, match="class indices"):
         calibrate.TemperatureScaling().fit(zd, da.from_array(y + 7))
+
+
+@pytest.mark.parametrize("seed", [0, 5])
+def test_debiased_l1_ece_of_a_dask_array_follows_the_seed(client, data, seed):
+    z, y, p, zd, yd, pd = data
+    got = metrics.ece(pd, yd, debiased=True, seed=seed)
+    assert got == pytest.approx(metrics.ece(p, y, debiased=True, seed=seed), rel=1e-12)
+
+
+def test_debiased_l1_ece_of_a_dask_array_differs_between_seeds(client, data):
+    z, y, p, zd, yd, pd = data
+    assert metrics.ece(pd, yd, debiased=True, seed=0) != metrics.ece(pd, yd, debiased=True, seed=5)

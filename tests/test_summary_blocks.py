@@ -8,8 +8,8 @@ from calibrate._core.machine import human_duration
 from calibrate.metrics.summary import summary_in_blocks, summary_metrics
 
 
-@pytest.mark.parametrize("rows_elements", [64, 1 << 20])
-def test_summary_in_blocks_equals_summary_metrics(monkeypatch, rows_elements):
+@pytest.mark.parametrize("block_bytes", [8 * 64, 8 << 20])
+def test_summary_in_blocks_equals_summary_metrics(monkeypatch, block_bytes):
     rng = np.random.default_rng(0)
     z = (rng.normal(size=(3000, 6)) * 3).astype(np.float32)
     y = rng.integers(0, 6, 3000)
@@ -18,7 +18,7 @@ def test_summary_in_blocks_equals_summary_metrics(monkeypatch, rows_elements):
 
     real = streaming.evaluate_in_blocks
     monkeypatch.setattr(streaming, "evaluate_in_blocks",
-                        lambda *a, **k: real(*a, rows_elements=rows_elements, **k))
+                        lambda *a, **k: real(*a, block_bytes=block_bytes, **k))
     got = summary_in_blocks(z, y, 15)
     ref = summary_metrics(calibrate.softmax(z), y, 15, logits=z)
     assert set(got) == set(ref)

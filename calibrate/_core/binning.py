@@ -1,4 +1,5 @@
-"""Bin edges and per-bin sums: the one binning rule every binned metric uses.
+"""Bin edges and bin indices: the one binning rule every binned metric uses (the per-bin
+sums are :class:`calibrate._core.stats.Bins`).
 
 The rule (that of Guo et al. 2017's reference code, which the published CIFAR figures
 use): with edges ``e_0 = 0 < e_1 < ... < e_B = 1``, bin ``b`` holds the values ``v`` with
@@ -78,21 +79,3 @@ def bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     idx = np.searchsorted(edges, values, side="left") - 1
     np.clip(idx, 0, n_bins - 1, out=idx)
     return idx
-
-
-def bin_sums(idx: np.ndarray, conf: np.ndarray, correct: np.ndarray, n_bins: int, weights=None):
-    """Per-bin (count, sum of confidence, sum of correct), all float64 of shape (n_bins,).
-
-    weights: optional (n,) sample weights (the bootstrap uses resampling counts).
-    Sums are accumulated in float64 whatever the input dtype.
-    """
-    if weights is None:
-        count = np.bincount(idx, minlength=n_bins).astype(np.float64)
-        s_conf = np.bincount(idx, weights=conf, minlength=n_bins)
-        s_corr = np.bincount(idx, weights=correct, minlength=n_bins)
-    else:
-        w = np.asarray(weights, dtype=np.float64)
-        count = np.bincount(idx, weights=w, minlength=n_bins)
-        s_conf = np.bincount(idx, weights=w * conf, minlength=n_bins)
-        s_corr = np.bincount(idx, weights=w * correct, minlength=n_bins)
-    return count, s_conf, s_corr

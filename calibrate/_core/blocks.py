@@ -1,32 +1,33 @@
-"""Row blocks: how every metric and calibrator walks an (n, k) array in bounded memory.
+"""Row blocks: the one block policy, in bytes, by which every metric, statistic and
+calibrator walks an (n, k) array in bounded memory.
 
-A block is a slice of whole rows holding about ``BLOCK_ELEMENTS`` values, so the float64
-working copies of one block (its log-softmax, its exponentials) stay a few MiB whatever
-n and k are, and the input is never converted as a whole (a float32 input, a
-memory-mapped ``.npy``, stays as it is). Sums over blocks are float64.
+A block is a slice of whole rows holding about ``BLOCK_BYTES`` bytes of one working copy
+(``k * itemsize`` bytes a row), so the float64 working copies of one block (its
+log-softmax, its exponentials) stay a few hundred KiB whatever n and k are, and the input
+is never converted as a whole (a float32 input, a memory-mapped ``.npy``, stays as it is).
+Sums over blocks are float64. Passes that hold several working copies at once, or that
+need a block to stay in a core's cache, take a stated multiple or fraction of
+``BLOCK_BYTES`` (see their modules).
 
-Dask arrays are recognised here (without importing dask) so the public functions can
-hand them to :mod:`calibrate.backends.dask`.
+Dask arrays are recognised here (without importing dask): see :mod:`calibrate._core.dispatch`.
 """
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 from scipy.special import log_softmax as _log_softmax
 
-BLOCK_ELEMENTS = 1 << 16  # 64 Ki values: 512 KiB per float64 working copy
+BLOCK_BYTES = 1 << 19  # 512 KiB of one float64 working copy: 65,536 values
 
 
-def block_rows(k: int, elements: int = BLOCK_ELEMENTS) -> int:
-    """Rows per block for rows of k values (at least 1)."""
-    return max(1, elements // max(int(k), 1))
+def block_rows(k: int, itemsize: int = 8, nbytes: int = BLOCK_BYTES) -> int:
+    """Rows per block for rows of k values of ``itemsize`` bytes (at least 1)."""
+    return max(1, int(nbytes) // (max(int(k), 1) * max(int(itemsize), 1)))
 
 
-def row_blocks(n: int, k: int, elements: int = BLOCK_ELEMENTS):
-    """Yield ``slice`` objects covering rows 0..n in blocks of about ``elements`` values."""
-    step = block_rows(k, elements)
+def row_blocks(n: int, k: int, itemsize: int = 8, nbytes: int = BLOCK_BYTES):
+    """Yield ``slice`` objects covering rows 0..n in blocks of about ``nbytes`` bytes."""
+    step = block_rows(k, itemsize, nbytes)
     for start in range(0, n, step):
         yield slice(start, min(n, start + step))
 
@@ -34,19 +35,6 @@ def row_blocks(n: int, k: int, elements: int = BLOCK_ELEMENTS):
 def log_softmax64(zb: np.ndarray) -> np.ndarray:
     """(m, k) float64 log-softmax of one block (any float dtype in)."""
     return _log_softmax(np.asarray(zb, dtype=np.float64), axis=1)
-
-
-def log_softmax_rows(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """(n, k) float64 log-softmax of z computed block by block into ``out``.
-
-    The only full-size array is the result; each block is converted to float64 alone.
-    """
-    n, k = z.shape
-    if out is None:
-        out = np.empty((n, k), dtype=np.float64)
-    for s in row_blocks(n, k):
-        out[s] = _log_softmax(np.asarray(z[s], dtype=np.float64), axis=1)
-    return out
 
 
 def is_dask(x) -> bool:
@@ -60,7 +48,7 @@ def all_finite(a: np.ndarray) -> bool:
     if a.ndim < 2:
         return bool(np.isfinite(a).all())
     n, k = a.shape[0], int(np.prod(a.shape[1:]))
-    return all(bool(np.isfinite(a[s]).all()) for s in row_blocks(n, k, 1 << 20))
+    return all(bool(np.isfinite(a[s]).all()) for s in row_blocks(n, k, a.itemsize, 16 * BLOCK_BYTES))
 
 
 def row_max(zb: np.ndarray) -> np.ndarray:
@@ -73,25 +61,6 @@ def row_max(zb: np.ndarray) -> np.ndarray:
     for j in range(1, k):
         np.maximum(m, zb[:, j], out=m)
     return m
-
-
-def exp_into(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """out <- exp(x) for float arrays of one dtype (out=None: in place); returns out.
-
-    numpy's float64 exp is a scalar loop on CPUs without AVX-512 (6.5-9.5 ns a value on
-    an AVX2 EPYC, against 3.8 ns for torch's vectorised one; both within 1 ulp). When
-    torch is already imported (a torch user's process) its exp is used, on torch's
-    threads for blocks of 32,768 values or more; torch is never imported for this, so a
-    numpy-only process keeps numpy's.
-    """
-    out = x if out is None else out
-    torch = sys.modules.get("torch")
-    if (torch is not None and x.dtype in (np.float64, np.float32) and out.dtype == x.dtype
-            and x.flags.c_contiguous and out.flags.c_contiguous):
-        torch.exp(torch.from_numpy(x), out=torch.from_numpy(out))
-    else:
-        np.exp(x, out=out)
-    return out
 
 
 def worker_threads() -> int:

@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 
-from calibrate._core.blocks import all_finite, one_blas_thread
+from calibrate._core.blocks import BLOCK_BYTES, all_finite, block_rows, one_blas_thread
 
 MAX_BINS = 10_000  # n_bins / --bins: far above any useful binning, far below a memory problem
 MAX_RESAMPLES = 100_000  # bootstrap resamples: 1,000 to 10,000 is the useful range
@@ -246,7 +246,7 @@ def looks_like(z: np.ndarray, sample: int = 10_000) -> str | None:
     n, k = z.shape
     if k < 2:
         return None
-    sample = max(1, min(sample, (1 << 20) // k))  # at most ~1M values (8 MB), whatever k
+    sample = max(1, min(sample, block_rows(k, 8, 16 * BLOCK_BYTES)))  # at most 16 blocks (8 MiB), whatever k
     rows = z[:: max(1, n // sample)][:sample]
     rows = rows.astype(np.float64)
     tol = 1e-3 if z.dtype == np.float32 else 1e-6

@@ -1,9 +1,9 @@
 """Streaming metrics: update in batches, merge across workers, compute at the end.
 
-The state is a handful of float64 sums, O(bins x classes), whatever the number of rows:
-per-bin (count, sum of confidence, sum of correct) for the top-label bins and for each
-class's bins, plus running sums of the NLL, the Brier score and the number correct.
-Sums are associative, so ``merge`` in any order, and any split of the data into
+The state is the float64 states of a few statistics of :mod:`calibrate._core.stats`,
+O(bins x classes), whatever the number of rows: top-label bins (count, sum of
+confidence, sum of correct per bin), each class's bins, and the NLL, Brier and accuracy
+sums. Sums are associative, so ``merge`` in any order, and any split of the data into
 batches, gives the one-shot result up to float64 rounding (1e-12 relative is tested).
 torchmetrics and TorchUncertainty keep every confidence instead, so their memory grows
 with the data.
@@ -22,23 +22,18 @@ from __future__ import annotations
 import numpy as np
 
 from calibrate._core import binning as _binning
-from calibrate._core.blocks import is_dask, log_softmax64, row_blocks
+from calibrate._core import dispatch as _dispatch
+from calibrate._core import stats as _stats
+from calibrate._core.blocks import row_blocks
 from calibrate._core.validation import InputError, check_labels, check_n_bins, check_scores
-from calibrate.metrics.calibration import (
-    _brier_terms,
-    _group_errors,
-    _nll_terms,
-    _top_label,
-    classwise_sums,
-)
-
-_KEYS = ("count", "conf", "correct", "cw_count", "cw_conf", "cw_correct", "totals")
 
 
 class CalibrationAccumulator:
     """Accumulates top-label and class-wise bins, NLL, Brier and accuracy.
 
     n_classes: k; n_bins: equal-width bins (or ``edges``: (B + 1,) increasing from 0 to 1).
+    ``states``: {name: float64 state} of the statistics ``stats`` (top, classwise, nll,
+    brier, accuracy; no classwise when ``classwise`` is False).
     """
 
     def __init__(self, n_classes: int, n_bins: int = 15, *, edges=None, classwise: bool = True):
@@ -50,11 +45,11 @@ class CalibrationAccumulator:
         self.n_classes = int(n_classes)
         self.edges = edges
         self.classwise = classwise
-        b = edges.size - 1
-        k = self.n_classes if classwise else 0
-        self.count, self.conf, self.correct = np.zeros(b), np.zeros(b), np.zeros(b)
-        self.cw_count, self.cw_conf, self.cw_correct = np.zeros((k, b)), np.zeros((k, b)), np.zeros((k, b))
-        self.totals = np.zeros(4)  # n, sum NLL, sum Brier, n correct
+        self.stats = {"top": _stats.Bins(edges), "nll": _stats.NLL(), "brier": _stats.Brier(),
+                      "accuracy": _stats.Accuracy()}
+        if classwise:
+            self.stats["classwise"] = _stats.ClasswiseBins(self.n_classes, edges)
+        self.states = {key: s.zeros() for key, s in self.stats.items()}
 
     @property
     def n_bins(self) -> int:
@@ -64,79 +59,66 @@ class CalibrationAccumulator:
         """Add a batch: ``probs`` (n, k) or ``logits`` (n, k) (exact NLL), and labels (n,).
 
         A batch of any size is processed in row blocks (bounded memory; a memory-mapped
-        array is read block by block). A dask array is reduced on its cluster, one task
-        per chunk of rows (:mod:`calibrate.backends.dask`).
+        array is read block by block); a dask array is reduced on its cluster, one task
+        per chunk of rows (see :mod:`calibrate._core.dispatch`).
         """
         if (probs is None) == (logits is None):
             raise InputError("update: give exactly one of probs or logits")
+        kind = "probs" if logits is None else "logits"
         x = probs if logits is None else logits
-        if is_dask(x) or is_dask(labels):
-            from calibrate.backends.dask import accumulate
-
-            return self.merge(accumulate(self, x, labels, kind="probs" if logits is None else "logits"))
-        kind = "logits" if logits is not None else "probs"
-        arr = check_scores(x, kind, kind=kind)
-        if arr.shape[1] != self.n_classes:
-            raise InputError(f"{kind}: expected {self.n_classes} classes, got {arr.shape[1]}")
-        y = check_labels(labels, arr.shape[0], self.n_classes)
-        for s in row_blocks(*arr.shape):
-            self._update_block(arr[s], y[s], kind)
+        if _dispatch.backend_of(x, labels) is None:
+            x = check_scores(x, kind, kind=kind)
+            if x.shape[1] != self.n_classes:
+                raise InputError(f"{kind}: expected {self.n_classes} classes, got {x.shape[1]}")
+            labels = check_labels(labels, x.shape[0], self.n_classes)
+        elif x.shape[1] != self.n_classes:
+            raise InputError(f"{kind}: expected {self.n_classes} classes, got {x.shape[1]}")
+        keys = list(self.stats)
+        for key, state in zip(keys, _dispatch.reduce([self.stats[k] for k in keys], x, labels, kind)):
+            self.states[key] += state
         return self
 
-    def _update_block(self, x, y, kind):
-        if kind == "logits":
-            lp = log_softmax64(x)
-            p = np.exp(lp)
-        else:
-            p, lp = x, None
-        conf, ok = _top_label(p, y)
-        b = self.n_bins
-        count, s_conf, s_corr = _binning.bin_sums(_binning.bin_index(conf, self.edges), conf, ok, b)
-        self.count += count
-        self.conf += s_conf
-        self.correct += s_corr
-        if self.classwise:
-            count, s_conf, s_corr = classwise_sums(p, y, b, "width", edges=self.edges)
-            self.cw_count += count
-            self.cw_conf += s_conf
-            self.cw_correct += s_corr
-        self.totals += [p.shape[0], _nll_terms(p, y, lp).sum(), _brier_terms(p, y).sum(), ok.sum()]
+    def update_block(self, block: _stats.Block):
+        """Add one validated :class:`calibrate._core.stats.Block` of rows."""
+        for key, stat in self.stats.items():
+            stat.update(self.states[key], block)
+        return self
 
     def merge(self, other: CalibrationAccumulator):
         """Add another accumulator's sums (same classes and edges). Returns self."""
         if other.n_classes != self.n_classes or not np.array_equal(other.edges, self.edges) \
                 or other.classwise != self.classwise:
             raise InputError("merge: accumulators differ in classes, edges or classwise")
-        for key in _KEYS:
-            setattr(self, key, getattr(self, key) + getattr(other, key))
+        for key in self.states:
+            self.states[key] = _stats.merge(self.states[key], other.states[key])
         return self
 
     def state_dict(self) -> dict:
-        return {key: getattr(self, key).copy() for key in _KEYS}
+        return {key: v.copy() for key, v in self.states.items()}
 
     def load_state_dict(self, state: dict):
-        for key in _KEYS:
-            setattr(self, key, np.asarray(state[key], dtype=np.float64).reshape(getattr(self, key).shape))
+        for key, v in self.states.items():
+            self.states[key] = np.asarray(state[key], dtype=np.float64).reshape(v.shape)
         return self
 
     def compute(self) -> dict:
         """The metrics of everything seen so far, as floats."""
-        n = self.totals[0]
+        n = self.states["nll"][0]
         if n == 0:
             raise InputError("compute: no data has been added")
-        s = (self.count[None], self.conf[None], self.correct[None])
+        top, s = self.stats["top"], self.states["top"]
         out = {
             "n": int(n),
-            "accuracy": float(self.totals[3] / n),
-            "ece": float(_group_errors(*s, "l1", False)[0]),
-            "ece_l2": float(_group_errors(*s, "l2", False)[0]),
-            "ece_l2_debiased": float(_group_errors(*s, "l2", True)[0]),
-            "mce": float(_group_errors(*s, "max", False)[0]),
-            "nll": float(self.totals[1] / n),
-            "brier": float(self.totals[2] / n),
+            "accuracy": float(self.stats["accuracy"].finish(self.states["accuracy"])),
+            "ece": float(top.finish(s, "l1")),
+            "ece_l2": float(top.finish(s, "l2")),
+            "ece_l2_debiased": float(top.finish(s, "l2", debiased=True)),
+            "mce": float(top.finish(s, "max")),
+            "nll": float(self.stats["nll"].finish(self.states["nll"])),
+            "brier": float(self.stats["brier"].finish(self.states["brier"])),
         }
         if self.classwise:
-            out["classwise_ece"] = float(_group_errors(self.cw_count, self.cw_conf, self.cw_correct, "l1", False).mean())
+            out["classwise_ece"] = float(self.stats["classwise"].finish(self.states["classwise"], "l1"))
         return out
 
     def all_reduce_torch(self, group=None):
@@ -144,14 +126,14 @@ class CalibrationAccumulator:
         import torch
         import torch.distributed as dist
 
-        for key in _KEYS:
-            t = torch.from_numpy(np.ascontiguousarray(getattr(self, key)))
+        for key in self.states:
+            t = torch.from_numpy(np.ascontiguousarray(self.states[key]))
             dist.all_reduce(t, op=dist.ReduceOp.SUM, group=group)
-            setattr(self, key, t.numpy())
+            self.states[key] = t.numpy()
         return self
 
 
-def evaluate_in_blocks(logits, labels, n_bins: int = 15, *, transform=None, rows_elements: int = 1 << 20,
+def evaluate_in_blocks(logits, labels, n_bins: int = 15, *, transform=None, block_bytes: int | None = None,
                        return_state: bool = False) -> dict:
     """Every metric of :func:`calibrate.metrics.all_metrics` from (n, k) logits, in row blocks.
 
@@ -159,26 +141,27 @@ def evaluate_in_blocks(logits, labels, n_bins: int = 15, *, transform=None, rows
     transform: optional f(logits block) -> log-probabilities block (a calibrator's
     ``predict_log_proba``), applied block by block. Memory: the (n,) top-label confidences
     (for the equal-mass ECE) plus one block; the NLL is exact from the log-probabilities.
+    block_bytes: bytes of one float64 working copy of a block (default: 16 blocks of the
+    package's policy, as a calibrator's transform has a per-call cost).
     return_state: give (the metrics, the accumulator, confidences (n,), correct (n,))
     instead, for :func:`calibrate.metrics.summary.summary_in_blocks`.
     """
-    from calibrate._core.blocks import row_blocks as _rb
-    from calibrate.metrics.calibration import ece_from_confidences
+    from calibrate._core.blocks import BLOCK_BYTES
 
     z = check_scores(logits, "logits", kind="logits")
     n, k = z.shape
     y = check_labels(labels, n, k)
     acc = CalibrationAccumulator(k, n_bins)
     conf, ok = np.empty(n), np.empty(n, dtype=np.int64)
-    for s in _rb(n, k, rows_elements):
+    for s in row_blocks(n, k, 8, 16 * BLOCK_BYTES if block_bytes is None else block_bytes):
         zb = z[s] if transform is None else transform(z[s])
-        lp = log_softmax64(zb)
-        c, o = _top_label(np.exp(lp), y[s])
-        conf[s], ok[s] = c, o
-        acc._update_block(lp, y[s], "logits")
+        block = _stats.Block.from_logits(zb, y[s])
+        conf[s], ok[s] = block.top()
+        acc.update_block(block)
     out = acc.compute()
     res = {key: out[key] for key in ("accuracy", "ece")}
-    res["ece_mass"] = ece_from_confidences(conf, ok, n_bins, binning="mass")
+    mass = _stats.Bins(_binning.equal_mass_edges(conf, n_bins))
+    res["ece_mass"] = float(mass.finish(mass.update_values(mass.zeros(), conf, ok)))
     res.update({key: out[key] for key in ("ece_l2", "ece_l2_debiased", "mce", "classwise_ece", "nll", "brier")})
     if return_state:
         return res, acc, conf, ok

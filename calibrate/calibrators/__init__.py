@@ -17,6 +17,10 @@ from calibrate.calibrators.scaling import (
     TemperatureScaling,
     VectorScaling,
 )
+from calibrate.metrics import decomposition as _decomposition
+
+_decomposition.register_recalibration("temperature", TemperatureScaling)
+_decomposition.register_recalibration("isotonic", IsotonicCalibration)
 
 __all__ = [
     "BBQ",

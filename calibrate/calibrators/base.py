@@ -29,7 +29,7 @@ from scipy.special import log_softmax as _log_softmax
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
 
-from calibrate._core.blocks import row_blocks
+from calibrate._core.blocks import BLOCK_BYTES, row_blocks
 from calibrate._core.validation import InputError, as_logits, check_labels, to_numpy
 from calibrate.calibrators._schema import ClassLabels, Loc, Number, decode_fields
 
@@ -160,14 +160,14 @@ class Calibrator(BaseEstimator):
         if self._keep_dtype:
             lp = self._log_proba(z)
             if isinstance(lp, np.ndarray):
-                for s in row_blocks(*lp.shape, 1 << 18):
+                for s in row_blocks(*lp.shape, 8, 4 * BLOCK_BYTES):
                     _check_finite_output(lp[s], z[s], s.start)
             return lp
         # every calibrator maps rows independently: predict in row blocks, so the only
         # full-size array is the output (no float64 copy of the input, no full temporaries)
         n, k = z.shape
         out = np.empty((n, k), dtype=np.float64)
-        for s in row_blocks(n, k, 1 << 18):
+        for s in row_blocks(n, k, 8, 4 * BLOCK_BYTES):
             out[s] = self._log_proba(np.asarray(z[s], dtype=np.float64))
             _check_finite_output(out[s], z[s], s.start)
         return out

@@ -40,11 +40,12 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import log_softmax as _log_softmax
 
+from calibrate._core.blocks import BLOCK_BYTES
 from calibrate._core.validation import InputError, check_choice
 from calibrate.calibrators._schema import Array, Bool, Choice, ListOf, Number
 from calibrate.calibrators.base import Calibrator
 
-BLOCK_VALUES = 1 << 21  # float64 values per row block (16 MiB)
+BLOCK_VALUES = 32 * BLOCK_BYTES // 8  # float64 values per row block: 32 blocks (16 MiB), one BLAS product each
 
 # The grid of ports of the authors' neural-network experiment code for 10 classes:
 # lambda in {1, 0.25, 0.5} x 10^i and mu in 10^i, i = -4 ... 3 (some versions extend

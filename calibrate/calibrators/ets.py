@@ -24,12 +24,13 @@ import math
 import numpy as np
 from scipy.optimize import minimize_scalar
 
+from calibrate._core.blocks import BLOCK_BYTES
 from calibrate._core.validation import InputError, check_choice
 from calibrate.calibrators._schema import Array, Choice, Number, Seq
 from calibrate.calibrators.base import Calibrator, log_softmax64
 from calibrate.calibrators.scaling import fit_temperature_nll
 
-_BLOCK_VALUES = 1 << 21
+_BLOCK_VALUES = 32 * BLOCK_BYTES // 8  # float64 values per row block: 32 blocks (16 MiB)
 
 
 def _blocks(n, k):

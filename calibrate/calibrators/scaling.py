@@ -5,13 +5,15 @@ All are fitted by minimising the validation negative log-likelihood in float64.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 
 import numpy as np
 from scipy.optimize import minimize, minimize_scalar
 
-from calibrate._core.blocks import exp_into, one_blas_thread, row_blocks, row_max
+from calibrate._core import dispatch as _dispatch
+from calibrate._core.blocks import BLOCK_BYTES, block_rows, is_dask, one_blas_thread, row_max
 from calibrate._core.validation import MAX_BINS, CalibrationWarning, InputError, check_choice
 from calibrate.calibrators import _budget
 from calibrate.calibrators._schema import Array, Bool, Choice, Number, Seq
@@ -20,7 +22,9 @@ from calibrate.calibrators.base import Calibrator, log_softmax64, one_vs_rest_lo
 _TYPICAL_LBFGS_EVALS = 100  # matrix scaling: evaluations of a typical fit (a lower estimate)
 
 # ====================================================================== temperature
-_PASS_ELEMENTS = 1 << 15  # values per block of the derivative pass (its buffers stay in cache)
+# the derivative pass holds three float64 working copies of a block: half the package's
+# block each, so the three stay in a core's L2 cache (1 MiB or more) between operations
+_PASS_BYTES = BLOCK_BYTES // 2
 _EXP_FLOOR = -700.0
 
 
@@ -37,8 +41,7 @@ def nll_derivative_sums(z, y, a: float, also_at: float | None = None, *, dtype=n
     fixes the optimum) has none. Rows are read in blocks and converted to ``dtype`` one
     block at a time (z may be float32 or memory-mapped; it is never copied whole), with
     BLAS on one thread (see calibrate._core.blocks.one_blas_thread); the exponential is
-    calibrate._core.blocks.exp_into. dtype float32 is for a starting point only (the fit's
-    own passes are float64).
+    numpy's. dtype float32 is for a starting point only (the fit's own passes are float64).
     Returns float64 [rows, sum f, sum f', sum f'', sum f''', sum (mean_j zs_j - zs_y)
     (0 unless with_mean), rows whose label is not a top logit, sum f at a = also_at (0
     when None), sum f'''', sum f''''']: f at also_at lets the first pass of a fit also give
@@ -53,7 +56,7 @@ def _nll_derivative_sums(z, y, a, also_at, dtype, with_mean):
     """The pass itself (see nll_derivative_sums)."""
     n, k = z.shape
     out = np.zeros(10)
-    rows = max(1, _PASS_ELEMENTS // k)
+    rows = block_rows(k, 8, _PASS_BYTES)
     # Short rows (k <= 64) are worked on transposed, (k, m): the maxima and sums over a
     # row become k - 1 vector operations over m values, 2x faster than numpy's (or
     # BLAS's) short-axis reductions; long rows stay (m, k) and are summed along the row.
@@ -86,14 +89,15 @@ def _nll_derivative_sums(z, y, a, also_at, dtype, with_mean):
         zmin = float(zs.min())  # the products b zs below the floor are clamped (rare: gaps beyond 700 / b)
         if also_at is not None:
             if also_at == 1.0 and zmin >= floor:
-                exp_into(zs, e)
+                np.exp(zs, out=e)
             else:
                 _floored(np.multiply(zs, also_at, out=e), also_at * zmin, floor)
-                exp_into(e)
+                np.exp(e, out=e)
             f_also = np.log(rowsum(e)).sum() - also_at * zy.sum()
         else:
             f_also = 0.0
-        exp_into(_floored(np.multiply(zs, a, out=e), a * zmin, floor))
+        _floored(np.multiply(zs, a, out=e), a * zmin, floor)
+        np.exp(e, out=e)
         s0 = rowsum(e)
         m1 = rowsum(np.multiply(e, zs, out=t)) / s0
         r2 = rowsum(np.multiply(t, zs, out=t)) / s0
@@ -309,12 +313,8 @@ class TemperatureScaling(Calibrator):
         self.n_bins = n_bins
 
     def fit(self, logits, labels, *, kind: str | None = None):
-        from calibrate._core.blocks import is_dask
-
         if is_dask(logits) or is_dask(labels):
-            from calibrate.backends.dask import fit_temperature_dask
-
-            self._fit_with(lambda z, y, b: fit_temperature_dask(z, y, b), logits, labels)
+            self._fit_with(fit_temperature_dask, logits, labels)
             return self
         return super().fit(logits, labels, kind=kind)
 
@@ -365,8 +365,6 @@ class TemperatureScaling(Calibrator):
                           stacklevel=4)
 
     def predict_log_proba(self, logits, *, kind: str | None = None):
-        from calibrate._core.blocks import is_dask
-
         if is_dask(logits):
             self._check_fitted()
             if logits.ndim != 2 or logits.shape[1] != self.n_classes_:
@@ -376,18 +374,7 @@ class TemperatureScaling(Calibrator):
         return super().predict_log_proba(logits, kind=kind)
 
     def _log_proba(self, z):
-        from calibrate._core.blocks import is_dask
-
-        if is_dask(z):
-            from calibrate.backends.dask import log_softmax_scaled
-
-            return log_softmax_scaled(z, 1.0 / self.temperature_)
-        n, k = z.shape
-        out = np.empty((n, k), dtype=np.float64)
-        a = 1.0 / self.temperature_
-        for s in row_blocks(n, k):
-            out[s] = log_softmax64(np.multiply(z[s], a, dtype=np.float64))
-        return out
+        return _dispatch.map_rows(functools.partial(_scaled_log_softmax, 1.0 / self.temperature_), z)
 
     def summary(self):
         return {"T": self.temperature_}
@@ -400,15 +387,28 @@ class TemperatureScaling(Calibrator):
         return TemperatureModule(self.temperature_)
 
 
-def _nll_sums(z, y, a: float, also_at: float | None = None) -> np.ndarray:
-    """nll_derivative_sums of one pass, on the cluster for a dask array."""
-    from calibrate._core.blocks import is_dask
+def _scaled_log_softmax(a: float, zb) -> np.ndarray:
+    """(m, k) float64 log-softmax of a * zb."""
+    return log_softmax64(np.multiply(zb, a, dtype=np.float64))
 
-    if is_dask(z):
-        from calibrate.backends.dask import nll_sums_dask
 
-        return nll_sums_dask(z, y, a, also_at)
-    return nll_derivative_sums(z, y, a, also_at)
+def _nll_sums(z, y, a: float, also_at: float | None = None, with_mean: bool = True) -> np.ndarray:
+    """nll_derivative_sums of one pass (over the row chunks of a dask z, on its cluster)."""
+    return _dispatch.map_reduce(functools.partial(nll_derivative_sums, with_mean=with_mean), z, y, a, also_at)
+
+
+def fit_temperature_dask(z, labels, bounds=None):
+    """fit_temperature_nll where each pass (NLL and derivatives at one T) is a dask pass."""
+    from calibrate._core.validation import check_labels
+    from calibrate.backends.dask import prepare, value_range
+
+    z, y = prepare(z, labels, "logits")
+    if z.shape[1] < 2:
+        raise InputError(f"logits: a calibrator needs at least 2 classes, got shape {z.shape}")
+    check_labels(np.array(value_range(y)), None, z.shape[1])
+    if z.dtype.kind not in "fiu":
+        raise InputError(f"logits: expected a float array, got dtype {z.dtype}")
+    return fit_temperature_nll(z, y, bounds, sums=_nll_sums)
 
 
 def _fit_temperature_ece(z, y, bounds, n_bins):

@@ -10,18 +10,18 @@ last bin.
 
 from __future__ import annotations
 
-import sys
 from typing import NamedTuple
 
 import numpy as np
 
 from calibrate._core import binning as _binning
-from calibrate._core.blocks import is_dask, log_softmax64, log_softmax_rows, row_blocks
+from calibrate._core import dispatch as _dispatch
+from calibrate._core import stats as _stats
+from calibrate._core.blocks import log_softmax64
 from calibrate._core.validation import (
     InputError,
     check_choice,
     check_labels,
-    check_logits_labels,
     check_n_bins,
     check_probs_labels,
     check_scores,
@@ -30,7 +30,6 @@ from calibrate._core.validation import (
 
 NORMS = ("l1", "l2", "max")
 BINNINGS = ("width", "mass")
-_TINY = np.finfo(np.float64).tiny
 
 
 # ----------------------------------------------------------------------------- softmax
@@ -39,14 +38,12 @@ def log_softmax(logits) -> np.ndarray:
 
     log p_ij = z_ij - max_j z_ij - log sum_j exp(z_ij - max_j z_ij). A float32 softmax
     saturates at exactly 1.0 for confident models; this does not. Computed in row blocks:
-    the result is the only full-size array (no float64 copy of the input).
+    the result is the only full-size array (no float64 copy of the input); lazy for a
+    dask array.
     """
-    if is_dask(logits):
-        from calibrate.backends.dask import log_softmax_scaled
-
-        return log_softmax_scaled(logits, 1.0)
-    z = check_scores(logits, "logits", kind="logits")
-    return log_softmax_rows(z)
+    if _dispatch.backend_of(logits) is None:
+        logits = check_scores(logits, "logits", kind="logits")
+    return _dispatch.map_rows(log_softmax64, logits)
 
 
 def softmax(logits) -> np.ndarray:
@@ -56,12 +53,14 @@ def softmax(logits) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ simple metrics
+def _mean(stat, x, labels, kind="probs") -> float:
+    x, y = _dispatch.check(x, labels, kind)
+    return float(stat.finish(_dispatch.reduce([stat], x, y, kind)[0]))
+
+
 def accuracy(probs, labels) -> float:
     """Fraction of rows whose arg-max class (the first, on ties) equals the label."""
-    if is_dask(probs):
-        return _dask_metric("accuracy", probs, labels)
-    p, y = check_probs_labels(probs, labels)
-    return float(np.mean(_top_label(p, y)[1]))
+    return _mean(_stats.Accuracy(), probs, labels)
 
 
 def nll(probs, labels) -> float:
@@ -71,22 +70,12 @@ def nll(probs, labels) -> float:
     wrong certain prediction costs 708 nats instead of inf. From logits, prefer
     :func:`nll_from_logits`, which is exact.
     """
-    if is_dask(probs):
-        return _dask_metric("nll", probs, labels)
-    p, y = check_probs_labels(probs, labels)
-    return float(np.mean(_nll_terms(p, y)))
+    return _mean(_stats.NLL(), probs, labels)
 
 
 def nll_from_logits(logits, labels) -> float:
     """Negative log-likelihood from logits via a float64 log-softmax (no clipping)."""
-    if is_dask(logits):
-        return _dask_metric("nll_from_logits", logits, labels)
-    z, y = check_logits_labels(logits, labels)
-    total = 0.0
-    for s in row_blocks(*z.shape):
-        lp = log_softmax64(z[s])
-        total += lp[np.arange(lp.shape[0]), y[s]].sum()
-    return float(-total / z.shape[0])
+    return _mean(_stats.NLL(), logits, labels, "logits")
 
 
 def brier(probs, labels) -> float:
@@ -95,86 +84,15 @@ def brier(probs, labels) -> float:
     This is the sum over classes (Brier 1950), not divided by k. For binary (n,)
     scores it is computed on [1 - p, p], i.e. twice scikit-learn's brier_score_loss.
     """
-    if is_dask(probs):
-        return _dask_metric("brier", probs, labels)
-    p, y = check_probs_labels(probs, labels)
-    return float(np.mean(_brier_terms(p, y)))
-
-
-# Per-sample terms: the one definition that nll, brier, the bootstrap and the streaming
-# accumulator all sum (validated (n, k) probs and (n,) labels in, (n,) float64 out).
-def _nll_terms(p: np.ndarray, y: np.ndarray, log_probs=None) -> np.ndarray:
-    """-log p_{i, y_i}; exact from ``log_probs`` when given, else clipped at float64 tiny."""
-    rows = np.arange(p.shape[0])
-    if log_probs is not None:
-        return -log_probs[rows, y]
-    return -np.log(np.maximum(p[rows, y].astype(np.float64), _TINY))
-
-
-def _brier_terms(p: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """sum_j (p_ij - [y_i = j])^2 = sum_j p_ij^2 - 2 p_{i, y_i} + 1, in float64 (row blocks)."""
-    n, k = p.shape
-    out = np.empty(n)
-    for s in row_blocks(n, k):
-        p64 = np.asarray(p[s], dtype=np.float64)
-        out[s] = np.einsum("ij,ij->i", p64, p64) - 2.0 * p64[np.arange(p64.shape[0]), y[s]] + 1.0
-    return out
+    return _mean(_stats.Brier(), probs, labels)
 
 
 # ------------------------------------------------------------------ binned metrics
-def _top_label(p: np.ndarray, y: np.ndarray):
-    """(confidence, correct) of the arg-max class (the first one on ties)."""
-    torch = sys.modules.get("torch")
-    if torch is not None and p.shape[1] <= 64 and p.size >= 1_000_000:
-        # torch is already loaded: its row max over short rows is multi-threaded (numpy's
-        # arg-max is slow there) and returns the same values and first indices on ties.
-        # torch is never imported just for this.
-        v, i = torch.from_numpy(np.ascontiguousarray(p)).max(dim=1)
-        return v.numpy(), (i.numpy() == y)
-    pred = p.argmax(axis=1)
-    conf = p[np.arange(p.shape[0]), pred]
-    return conf, (pred == y)
-
-
-def _group_errors(count, s_conf, s_corr, norm: str, debiased: bool, rng=None, n_resamples=1000):
-    """Calibration error of each group of per-bin sums; bins on the last axis.
-
-    count, s_conf, s_corr: (..., B). Returns (...) errors:
-    l1 = sum_b w_b |acc_b - conf_b|, l2 = sqrt(sum_b w_b gap_b^2), max = max over
-    non-empty bins |gap_b|; w_b = n_b / n.
-    """
-    n = count.sum(axis=-1, keepdims=True)
-    nonempty = count > 0
-    safe = np.where(nonempty, count, 1.0)
-    acc = s_corr / safe
-    conf = s_conf / safe
-    gap = np.where(nonempty, acc - conf, 0.0)
-    w = count / np.where(n > 0, n, 1.0)
-    if norm == "max":
-        if debiased:
-            raise InputError("debiased: the debiased estimator is defined for norm 'l1' or 'l2', not 'max'")
-        return np.max(np.abs(gap), axis=-1)
-    if not debiased:
-        if norm == "l1":
-            return np.sum(w * np.abs(gap), axis=-1)
-        return np.sqrt(np.sum(w * gap**2, axis=-1))
-    if norm == "l2":
-        # Kumar et al. 2019: subtract the sampling variance of each bin's accuracy.
-        var = np.where(count > 1, acc * (1.0 - acc) / np.where(count > 1, count - 1.0, 1.0), 0.0)
-        sq = np.sum(w * np.where(count > 1, gap**2 - var, 0.0), axis=-1)
-        return np.sqrt(np.maximum(sq, 0.0))
-    # l1: Kumar et al.'s normal debiasing: 2 * plug-in - mean over resampled accuracies
-    plug = np.sum(w * np.abs(gap), axis=-1)
-    sd = np.sqrt(np.clip(acc * (1.0 - acc), 0.0, None) / safe)
-    draws = rng.standard_normal((n_resamples,) + acc.shape) * sd + acc
-    resampled = np.sum(w * np.abs(np.where(nonempty, draws - conf, 0.0)), axis=-1)
-    return 2.0 * plug - resampled.mean(axis=0)
-
-
-def _binned_sums(values, correct, n_bins, binning, weights=None):
-    edges = _binning.make_edges(values, n_bins, binning)
-    idx = _binning.bin_index(values, edges)
-    return edges, _binning.bin_sums(idx, values, correct, n_bins, weights)
+def binned_state(values, hits, n_bins: int, binning: str):
+    """(Bins statistic, its state) of (n,) values against (n,) 0/1 hits, with edges of
+    ``binning`` ("width", or "mass" from the values)."""
+    stat = _stats.Bins(_binning.make_edges(values, n_bins, binning))
+    return stat, stat.update_values(stat.zeros(), values, hits)
 
 
 def ece_from_confidences(
@@ -194,9 +112,8 @@ def ece_from_confidences(
     if not np.isfinite(c).all() or c.min() < 0 or c.max() > 1:
         raise InputError("confidences: expected values in [0, 1]")
     ok = check_labels(correct, c.shape[0], 2, "correct")
-    _, (count, s_conf, s_corr) = _binned_sums(c, ok, n_bins, binning)
-    rng = np.random.default_rng(seed)
-    return float(_group_errors(count[None], s_conf[None], s_corr[None], norm, debiased, rng)[0])
+    stat, state = binned_state(c, ok, n_bins, binning)
+    return float(stat.finish(state, norm, debiased, seed))
 
 
 def ece(
@@ -217,74 +134,36 @@ def ece(
     debiased: subtract the estimated sampling bias (Kumar et al. 2019): for l2, each
         bin's acc_b (1 - acc_b) / (n_b - 1); for l1, 2 * plug-in minus the mean of 1000
         Gaussian resamples of the bin accuracies (seeded by ``seed``).
+    probs may be a dask array (equal-width bins for the class-wise ECE).
     """
     n_bins = check_n_bins(n_bins)
     check_choice(binning, "binning", BINNINGS)
     check_choice(norm, "norm", NORMS)
-    if is_dask(probs):
-        return _dask_metric("ece", probs, labels, n_bins=n_bins, binning=binning, norm=norm,
-                            classwise=classwise, debiased=debiased)
-    p, y = check_probs_labels(probs, labels)
-    rng = np.random.default_rng(seed)
-    if not classwise:
-        conf, ok = _top_label(p, y)
-        if norm == "l1" and not debiased:
-            # L1 needs only each bin's sum of (correct - confidence): one weighted count.
-            edges = _binning.make_edges(conf, n_bins, binning)
-            resid = ok - conf.astype(np.float64)
-            s = np.bincount(_binning.bin_index(conf, edges), weights=resid, minlength=n_bins)
-            return float(np.abs(s).sum() / conf.shape[0])
-        _, (count, s_conf, s_corr) = _binned_sums(conf, ok, n_bins, binning)
-        return float(_group_errors(count[None], s_conf[None], s_corr[None], norm, debiased, rng)[0])
-    count, s_conf, s_corr = classwise_sums(p, y, n_bins, binning)
-    per_class = _group_errors(count, s_conf, s_corr, norm, debiased, rng)
-    if norm == "l1":
-        return float(per_class.mean())
-    if norm == "l2":
-        return float(np.sqrt(np.mean(per_class**2)))
-    return float(per_class.max())
-
-
-def classwise_sums(p: np.ndarray, y: np.ndarray, n_bins: int, binning: str, weights=None, edges=None):
-    """Per-class, per-bin sums: three (k, n_bins) float64 arrays (count, conf, correct).
-
-    Each class j bins p[:, j] against [y = j]: with ``edges`` given (shared by all
-    classes), else equal-width edges or each class's own equal-mass edges.
-    """
-    n, k = p.shape
-    if edges is None and binning == "mass":
-        edges_j = [_binning.equal_mass_edges(p[:, j], n_bins) for j in range(k)]
-    else:
-        edges_j = None
-        e = _binning.equal_width_edges(n_bins) if edges is None else edges
-    nb = n_bins * k
-    count, s_conf, s_corr = np.zeros(nb), np.zeros(nb), np.zeros(nb)
-    offs = np.arange(k) * n_bins
-    for s in row_blocks(n, k):  # blocks: the (m, k) bin indices are the only temporaries
-        pb = p[s]
-        m = pb.shape[0]
-        if edges_j is None:
-            idx = _binning.bin_index(pb, e)
+    if debiased and norm == "max":
+        raise InputError("debiased: the debiased estimator is defined for norm 'l1' or 'l2', not 'max'")
+    p, y = _dispatch.check(probs, labels)
+    if classwise:
+        if binning == "width":
+            stat = _stats.ClasswiseBins(p.shape[1], _binning.equal_width_edges(n_bins))
+        elif _dispatch.backend_of(p, y) is None:
+            stat = _stats.ClasswiseBins.of(p, n_bins, "mass")
         else:
-            idx = np.stack([_binning.bin_index(pb[:, j], edges_j[j]) for j in range(k)], axis=1)
-        flat = idx + offs
-        w = None if weights is None else np.asarray(weights[s], np.float64)
-        wk = np.ones(m) if w is None else w
-        count += np.bincount(flat.ravel(), weights=None if w is None else np.repeat(w, k), minlength=nb)
-        vals = pb.astype(np.float64) if w is None else pb.astype(np.float64) * w[:, None]
-        s_conf += np.bincount(flat.ravel(), weights=vals.ravel(), minlength=nb)
-        s_corr += np.bincount(flat[np.arange(m), y[s]], weights=wk, minlength=nb)
-    return count.reshape(k, n_bins), s_conf.reshape(k, n_bins), s_corr.reshape(k, n_bins)
+            raise InputError("binning: class-wise equal-mass ECE of a dask array is not supported; use 'width'")
+        return float(stat.finish(_dispatch.reduce([stat], p, y)[0], norm, debiased, seed))
+    if binning == "width":
+        stat = _stats.Bins(_binning.equal_width_edges(n_bins))
+        state = _dispatch.reduce([stat], p, y)[0]
+    else:
+        stat, state = binned_state(*_dispatch.top_label_values(p, y), n_bins, binning)
+    return float(stat.finish(state, norm, debiased, seed))
 
 
 def classwise_bin_index(p: np.ndarray, n_bins: int, binning: str = "width", edges=None) -> np.ndarray:
-    """(n, k) int: the bin of each p_ij within class j (see :func:`classwise_sums`)."""
-    if edges is not None or binning == "width":
-        return _binning.bin_index(p, _binning.equal_width_edges(n_bins) if edges is None else edges)
-    idx = np.empty(p.shape, dtype=np.intp)
-    for j in range(p.shape[1]):
-        idx[:, j] = _binning.bin_index(p[:, j], _binning.equal_mass_edges(p[:, j], n_bins))
-    return idx
+    """(n, k) int: the bin of each p_ij within class j (equal-width, each class's own
+    equal-mass edges, or the given shared ``edges``)."""
+    if edges is not None:
+        return _stats.ClasswiseBins(p.shape[1], edges).bin_index(p)
+    return _stats.ClasswiseBins.of(p, n_bins, binning).bin_index(p)
 
 
 def mce(probs, labels, n_bins: int = 15, *, binning: str = "width") -> float:
@@ -314,14 +193,15 @@ def reliability_curve(
     check_choice(binning, "binning", BINNINGS)
     p, y = check_probs_labels(probs, labels)
     if class_index is None:
-        values, hit = _top_label(p, y)
+        values, hit = _stats.top_label(p, y)
     else:
         if not 0 <= class_index < p.shape[1]:
             raise InputError(f"class_index: expected an integer in [0, {p.shape[1]}), got {class_index}")
         values, hit = p[:, class_index], (y == class_index)
-    edges, (count, s_conf, s_corr) = _binned_sums(values, hit, n_bins, binning)
+    stat, state = binned_state(values, hit, n_bins, binning)
+    count, s_conf, s_corr = stat.sums(state)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return ReliabilityCurve(edges, count.astype(np.int64), s_conf / count, s_corr / count)
+        return ReliabilityCurve(stat.edges, count.astype(np.int64), s_conf / count, s_corr / count)
 
 
 def all_metrics(probs, labels, n_bins: int = 15, *, logits=None) -> dict:
@@ -355,9 +235,3 @@ METRIC_NAMES = {
     "nll": "NLL",
     "brier": "Brier",
 }
-
-
-def _dask_metric(name, x, labels, **kw):
-    from calibrate.backends.dask import metric
-
-    return metric(name, x, labels, **kw)

@@ -26,6 +26,8 @@ from typing import NamedTuple
 import numpy as np
 
 from calibrate._core import binning as _binning
+from calibrate._core.blocks import row_blocks
+from calibrate._core.stats import top_label as _top_label
 from calibrate._core.validation import (
     InputError,
     check_choice,
@@ -33,9 +35,7 @@ from calibrate._core.validation import (
     check_n_bins,
     check_probs_labels,
 )
-from calibrate.metrics.calibration import BINNINGS, _top_label, brier, nll_from_logits
-
-BLOCK_ROWS = 65536
+from calibrate.metrics.calibration import BINNINGS, brier, nll_from_logits
 
 
 def _check_binning(n_bins, binning):
@@ -63,8 +63,8 @@ def brier_decomposition(probs, labels, n_bins: int = 15, *, binning: str = "widt
     size = k * n_bins
     cnt, sf, so, sff, sfo = (np.zeros(size) for _ in range(5))
     offset = np.arange(k) * n_bins
-    for s in range(0, n, BLOCK_ROWS):
-        b = p[s : s + BLOCK_ROWS]
+    for s in row_blocks(n, k):
+        b = p[s]
         if binning == "width":
             idx = _binning.bin_index(b, edges[0])
         else:
@@ -72,7 +72,7 @@ def brier_decomposition(probs, labels, n_bins: int = 15, *, binning: str = "widt
         flat = (idx + offset).ravel()
         f = b.astype(np.float64).ravel()
         o = np.zeros(b.shape)
-        o[np.arange(b.shape[0]), y[s : s + BLOCK_ROWS]] = 1.0
+        o[np.arange(b.shape[0]), y[s]] = 1.0
         o = o.ravel()
         cnt += np.bincount(flat, minlength=size)
         sf += np.bincount(flat, weights=f, minlength=size)
@@ -94,27 +94,34 @@ def brier_decomposition(probs, labels, n_bins: int = 15, *, binning: str = "widt
 
 
 # ---------------------------------------------------------------------- log loss
+RECALIBRATIONS: dict = {}  # name -> calibrator class; filled by calibrate.calibrators
+
+
+def register_recalibration(name: str, factory) -> None:
+    """Make ``name`` a ``method`` of :func:`log_loss_decomposition`: factory() gives an
+    unfitted calibrator (:mod:`calibrate.calibrators` registers "temperature" and "isotonic")."""
+    RECALIBRATIONS[name] = factory
+
+
 def log_loss_decomposition(logits, labels, method="temperature") -> dict:
     """Log loss = calibration + refinement, with the calibrated forecast fitted in-sample.
 
     refinement = NLL of the recalibrated forecast r (``method`` fitted on these logits and
     labels: "temperature" (:class:`calibrate.TemperatureScaling`), "isotonic"
-    (:class:`calibrate.IsotonicCalibration`) or any unfitted calibrator instance);
+    (:class:`calibrate.IsotonicCalibration`) or any unfitted calibrator instance: an
+    object with fit(logits, labels) and predict_log_proba(logits));
     calibration = NLL - refinement, the loss that recalibration removes (Brocker 2009's
     reliability term for the log score, estimated with that recalibration family).
     With temperature scaling the calibration term is >= 0 (T = 1 is a candidate);
     isotonic maps are fitted one-vs-rest and renormalised, so it can be slightly negative.
     Returns dict(nll, calibration, refinement, method). logits: (n, k); labels: (n,) int.
     """
-    from calibrate.calibrators import Calibrator, IsotonicCalibration, TemperatureScaling
-
     z, y = check_logits_labels(logits, labels)
-    if isinstance(method, Calibrator):
+    if hasattr(method, "fit") and hasattr(method, "predict_log_proba"):
         cal, name = method, type(method).__name__
     else:
-        check_choice(method, "method", ("temperature", "isotonic"))
-        cal = TemperatureScaling() if method == "temperature" else IsotonicCalibration()
-        name = method
+        check_choice(method, "method", tuple(RECALIBRATIONS) or ("temperature", "isotonic"))
+        cal, name = RECALIBRATIONS[method](), method
     rows = np.arange(z.shape[0])
     nll = nll_from_logits(z, y)
     refinement = float(-np.mean(cal.fit(z, y).predict_log_proba(z)[rows, y]))

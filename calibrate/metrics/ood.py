@@ -30,11 +30,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import log_softmax, logsumexp
 
+from calibrate._core.blocks import block_rows, row_blocks
 from calibrate._core.validation import InputError, check_1d_scores, check_scores, to_numpy
 from calibrate.metrics import uncertainty
-
-BLOCK_ROWS = 65536
-
 
 _check_1d_scores = check_1d_scores
 
@@ -111,8 +109,8 @@ def misclassification_metrics(confidence, correct) -> dict:
 def _blocks(logits, fn, name="logits") -> np.ndarray:
     z = check_scores(logits, name, kind="logits")
     out = np.empty(z.shape[0], dtype=np.float64)
-    for s in range(0, z.shape[0], BLOCK_ROWS):
-        out[s : s + BLOCK_ROWS] = fn(z[s : s + BLOCK_ROWS].astype(np.float64))
+    for s in row_blocks(*z.shape):
+        out[s] = fn(z[s].astype(np.float64))
     return out
 
 
@@ -191,7 +189,7 @@ def _sample_blocks(logit_samples, key) -> np.ndarray:
     if a.ndim != 3 or min(a.shape) == 0:
         raise InputError(f"logit_samples: expected (members, n, k) logits, got shape {a.shape}")
     out = np.empty(a.shape[1], dtype=np.float64)
-    rows = max(1, BLOCK_ROWS // a.shape[0])
+    rows = block_rows(a.shape[0] * a.shape[2])
     for s in range(0, a.shape[1], rows):
         out[s : s + rows] = -uncertainty.uncertainty_decomposition(a[:, s : s + rows])[key]
     return out

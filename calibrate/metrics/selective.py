@@ -21,9 +21,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from calibrate._core.blocks import row_blocks
 from calibrate._core.validation import InputError, check_1d_scores, check_scores, to_numpy
-
-BLOCK_ROWS = 65536
 
 
 def _check_conf_correct(confidence, correct):
@@ -164,8 +163,8 @@ def _check_fraction(x, name, low_open):
 # --------------------------------------------------------------- confidence scores
 def _row_blocks(p: np.ndarray, fn) -> np.ndarray:
     out = np.empty(p.shape[0], dtype=np.float64)
-    for s in range(0, p.shape[0], BLOCK_ROWS):
-        out[s : s + BLOCK_ROWS] = fn(p[s : s + BLOCK_ROWS].astype(np.float64))
+    for s in row_blocks(p.shape[0], p.shape[1] if p.ndim > 1 else 1):
+        out[s] = fn(p[s].astype(np.float64))
     return out
 
 

@@ -29,8 +29,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from calibrate._core.stats import top_label as _top_label
 from calibrate._core.validation import InputError, check_probs_labels, to_numpy
-from calibrate.metrics.calibration import _top_label
 
 _DENS_EPS = 1e-4
 _DIRECT_MAX = 4001  # grids up to this many nodes are convolved directly, larger by FFT

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from calibrate._core import stats as _stats
 from calibrate._core.validation import InputError, check_probs_labels
 from calibrate.metrics import calibration as metrics
 from calibrate.metrics import decomposition, selective, smooth
@@ -61,7 +62,7 @@ def summary_metrics(probs, labels, n_bins: int = 15, *, logits=None) -> dict:
     """
     p, y = check_probs_labels(probs, labels)
     out = metrics.all_metrics(p, y, n_bins, logits=logits)
-    conf, ok = metrics._top_label(p, y)
+    conf, ok = _stats.top_label(p, y)
     g = _groups(conf.astype(np.float64), ok.astype(np.float64))
     bd = decomposition.brier_decomposition(p, y, n_bins)
     ou = decomposition.ece_over_under(p, y, n_bins)
@@ -92,9 +93,10 @@ def summary_in_blocks(logits, labels, n_bins: int = 15, *, transform=None) -> di
 
     res, acc, conf, ok = evaluate_in_blocks(logits, labels, n_bins, transform=transform, return_state=True)
     n = conf.shape[0]
-    cnt = acc.cw_count
-    rel = float(np.sum(np.where(cnt > 0, (acc.cw_conf - acc.cw_correct) ** 2 / np.where(cnt > 0, cnt, 1.0), 0.0)) / n)
-    gap = acc.conf - acc.correct  # per top-label bin: sum of confidence - sum of correctness
+    cnt, s_p, s_o = acc.stats["classwise"].sums(acc.states["classwise"])
+    rel = float(np.sum(np.where(cnt > 0, (s_p - s_o) ** 2 / np.where(cnt > 0, cnt, 1.0), 0.0)) / n)
+    _, s_conf, s_corr = acc.stats["top"].sums(acc.states["top"])
+    gap = s_conf - s_corr  # per top-label bin: sum of confidence - sum of correctness
     g = _groups(conf, ok.astype(np.float64))
     res.update({
         "aurc": _aurc(g),
@@ -368,7 +370,7 @@ def smooth_ece_interval(probs, labels, *, n_resamples: int = 200, confidence_lev
     if not 0.0 < float(confidence_level) < 1.0:
         raise InputError(f"confidence_level: expected a number in (0, 1), got {confidence_level!r}")
     p, y = check_probs_labels(probs, labels)
-    conf, ok = metrics._top_label(p, y)
+    conf, ok = _stats.top_label(p, y)
     f, o = conf.astype(np.float64), ok.astype(np.float64)
     est, s = smooth.smooth_ece(f, o, sigma, return_sigma=True)
     draws = smooth.smooth_ece_resamples(f, o, s, n_resamples=int(n_resamples), seed=seed)

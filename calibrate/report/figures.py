@@ -64,9 +64,9 @@ def _class_reliability(p, y, j, n_bins, binning, label) -> ReliabilityData:
     gives the curve and the ECE (the sums of metrics.reliability_curve and
     metrics.ece_from_confidences)."""
     pj, hit = p[:, j], (y == j)
-    edges, (count, s_conf, s_corr) = metrics._binned_sums(pj, hit, n_bins, binning)
-    e = float(metrics._group_errors(count[None], s_conf[None], s_corr[None], "l1", False,
-                                    np.random.default_rng(0))[0]) if pj.size else float("nan")
+    stat, state = metrics.binned_state(pj, hit, n_bins, binning)
+    edges, (count, s_conf, s_corr) = stat.edges, stat.sums(state)
+    e = float(stat.finish(state)) if pj.size else float("nan")
     with np.errstate(invalid="ignore", divide="ignore"):
         conf, acc = s_conf / count, s_corr / count
     return ReliabilityData(edges, count.astype(np.int64), conf, acc, e, int(count.sum()), label,

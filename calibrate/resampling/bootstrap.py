@@ -51,7 +51,14 @@ import scipy.sparse as sp
 from scipy.special import ndtr, ndtri
 
 from calibrate._core import binning as _binning
-from calibrate._core.blocks import one_blas_thread, row_blocks, worker_threads
+from calibrate._core import stats as _stats
+from calibrate._core.blocks import (
+    BLOCK_BYTES,
+    block_rows,
+    one_blas_thread,
+    row_blocks,
+    worker_threads,
+)
 from calibrate._core.validation import (
     MAX_RESAMPLES,
     InputError,
@@ -65,8 +72,12 @@ from calibrate.metrics import calibration as metrics
 SCHEMES = ("auto", "multinomial", "poisson")
 METHODS = ("percentile", "bca", "basic")
 AUTO_MULTINOMIAL_MAX_ROWS = 200_000
-_CHUNK_ELEMENTS = 20_000_000  # multinomial: resamples drawn in chunks of at most this many counts
-_SAMPLE_BLOCK_WEIGHTS = 2_000_000  # poisson: samples per block x resamples
+# Sizes from the package's block policy (calibrate._core.blocks.BLOCK_BYTES), larger
+# multiples of it because each block here is one call into numpy's generator or
+# scipy.sparse, whose per-call cost must stay small against the block's work:
+_RESAMPLE_CHUNK_BYTES = 256 * BLOCK_BYTES  # multinomial: float64 counts of a chunk of resamples (128 MiB)
+_POISSON_BLOCK_BYTES = 32 * BLOCK_BYTES  # poisson: float64 weights of a block of rows x resamples (16 MiB)
+_DESIGN_BLOCK_BYTES = 32 * BLOCK_BYTES  # rows of X built, or densified for the jackknife, at once (16 MiB)
 
 
 @dataclass(frozen=True)
@@ -168,7 +179,7 @@ def poisson_weights(rng: np.random.Generator, shape) -> np.ndarray:
 def _count_chunks(n, n_resamples, rng):
     """Multinomial: yield (r, n) float64 count matrices, n_resamples rows in all (the draws
     of scipy.stats.bootstrap: rng.integers(0, n, (R, n)), chunk by chunk)."""
-    per = max(1, _CHUNK_ELEMENTS // max(n, 1))
+    per = block_rows(n, 8, _RESAMPLE_CHUNK_BYTES)
     done = 0
     while done < n_resamples:
         r = min(per, n_resamples - done)
@@ -214,7 +225,7 @@ class _Source:
 
 @dataclass
 class _Spec:
-    """A metric as finish(sums of its columns)."""
+    """A metric as the finish of one statistic of :mod:`calibrate._core.stats`."""
 
     kind: str  # "accuracy", "nll", "brier", "bins", "classwise"
     n_bins: int = 15
@@ -246,9 +257,16 @@ class _Spec:
         return None
 
     def group(self):
+        """The key of the statistic this metric finishes (shared by metrics of one statistic)."""
         if self.kind in ("accuracy", "nll", "brier"):
-            return ("totals",)
+            return (self.kind,)
         return (self.kind, self.n_bins, self.binning)
+
+    def finish(self, stat, S: np.ndarray) -> np.ndarray:
+        """(...) metric values of the (..., stat.size) states S."""
+        if self.kind in ("accuracy", "nll", "brier"):
+            return stat.finish(S)
+        return stat.finish(S, self.norm, self.debiased)
 
 
 @dataclass
@@ -267,7 +285,7 @@ class _Layout:
 
 class _Rows:
     """Rows of X: a sparse part (m x C, zero in the dense columns) and a dense part
-    (m x len(dense_cols)) for the columns every sample touches (totals, class totals)."""
+    (len(dense_cols) x m) for the columns every sample touches (counts, class totals)."""
 
     def __init__(self, sparse, dense, dense_cols):
         self.sparse, self.dense, self.dense_cols = sparse, dense, dense_cols
@@ -278,140 +296,91 @@ class _Rows:
 
     def toarray(self):
         out = self.sparse.toarray()
-        out[:, self.dense_cols] += self.dense
+        out[:, self.dense_cols] += self.dense.T
         return out
 
     def weighted_sums(self, wt, out):
         """out (C, R) += X^T wt for weights wt (m, R)."""
         out += self.sparse.T @ wt
         if self.dense_cols.size:
-            out[self.dense_cols] += self.dense.T @ wt
+            out[self.dense_cols] += self.dense @ wt
 
     def column_sums(self):
         out = np.asarray(self.sparse.sum(axis=0)).ravel()
-        out[self.dense_cols] += self.dense.sum(axis=0)
+        out[self.dense_cols] += self.dense.sum(axis=1)
         return out
 
     def group_sums(self, groups, n_groups):
         """(n_groups, C) sums of the rows of each group."""
         g = sp.csr_matrix((np.ones(self.m), (groups, np.arange(self.m))), shape=(n_groups, self.m))
         out = (g @ self.sparse).toarray()
-        out[:, self.dense_cols] += g @ self.dense
+        out[:, self.dense_cols] += g @ self.dense.T
         return out
 
     def __getitem__(self, s):
-        return _Rows(self.sparse[s], self.dense[s], self.dense_cols)
+        return _Rows(self.sparse[s], self.dense[:, s], self.dense_cols)
 
 
 class _Design:
     """The per-sample statistics X (n x C) of several predictions and metrics, in row blocks.
 
-    Columns per prediction: "totals" (count, correct, NLL, Brier: dense), top-label "bins"
-    (count, confidence, correct per bin: 3 non-zeros per sample), "classwise" (count and
-    p_ij in the bin of p_ij for every class j, correct in the label's bin, and the class
-    totals sum_i p_ij and the count, dense). The class-wise bin 0 (most p_ij of a k-class
-    model lie there) is not stored: its count and confidence sums are the totals minus
-    the other bins, so a sample has about 2 + (classes whose p_ij > 1/B) sparse entries.
+    Row i of X is row i's terms (:meth:`calibrate._core.stats.Statistic.terms`) of every
+    statistic the metrics of every prediction finish, side by side: the resampled states
+    are S = W X, the full-sample ones the column sums, a leave-one-out one their
+    difference with row i.
     """
 
     def __init__(self, sources: list[_Source], y: np.ndarray, specs: list[list[_Spec]]):
         self.sources, self.y, self.n = sources, y, y.shape[0]
-        self.layout, self.offsets, self.edges, self.top = _Layout(), [], [], []
-        dense = []
-        for src, sp_list in zip(sources, specs):
-            groups = {s.group() for s in sp_list}
-            offs, edges = {}, {}
-            # pass A: top-label statistics of every row (O(n) floats, not (n, k))
-            top = self._top(src) if any(g[0] in ("totals", "bins") for g in groups) else None
-            for g in sorted(groups, key=str):
-                if g[0] == "totals":
-                    o = offs[g] = self.layout.add((len(self.offsets), g), 4)
-                    dense += range(o, o + 4)
-                elif g[0] == "bins":
-                    offs[g] = self.layout.add((len(self.offsets), g), 3 * g[1])
-                    e = _binning.make_edges(top[0], g[1], g[2])
-                    edges[g] = _binning.bin_index(top[0], e)
-                else:
-                    kb = g[1] * src.k
-                    o = offs[g] = self.layout.add((len(self.offsets), g), 3 * kb + src.k + 1)
-                    dense += range(o + 3 * kb, o + 3 * kb + src.k + 1)
-                    edges[g] = _binning.make_edges(None, g[1], "width") if g[2] == "width" else None
+        self.layout, self.offsets, self.stats = _Layout(), [], []
+        for i, (src, sp_list) in enumerate(zip(sources, specs)):
+            offs, stats = {}, {}
+            for g in sorted({s.group() for s in sp_list}, key=str):
+                stats[g] = self._statistic(src, g)
+                offs[g] = self.layout.add((i, g), stats[g].size)
             self.offsets.append(offs)
-            self.edges.append(edges)
-            self.top.append(top)
+            self.stats.append(stats)
         self.width = self.layout.width
-        self.dense_cols = np.array(dense, dtype=np.intp)
+        self.dense_cols = np.concatenate([np.empty(0, np.intp)] + [
+            offs[g] + stat.dense_cols for offs, stats in zip(self.offsets, self.stats) for g, stat in stats.items()])
 
-    def _top(self, src):
-        n = src.n
-        conf, ok = np.empty(n), np.empty(n, dtype=bool)
-        nll_t, brier_t = np.empty(n), np.empty(n)
-        for s in row_blocks(n, src.k):
-            p, lp = src.block(s)
-            y = self.y[s]
-            c, o = metrics._top_label(p, y)
-            conf[s], ok[s] = c, o
-            nll_t[s] = metrics._nll_terms(p, y, lp)
-            brier_t[s] = metrics._brier_terms(p, y)
-        return conf, ok, nll_t, brier_t
+    def _statistic(self, src, g):
+        if g[0] == "accuracy":
+            return _stats.Accuracy()
+        if g[0] == "nll":
+            return _stats.NLL()
+        if g[0] == "brier":
+            return _stats.Brier()
+        n_bins, binning = g[1], g[2]
+        if g[0] == "bins":
+            if binning == "width":
+                return _stats.Bins(_binning.equal_width_edges(n_bins))
+            conf = np.concatenate([_stats.top_label(src.block(s)[0], self.y[s])[0]
+                                   for s in row_blocks(src.n, src.k)])
+            return _stats.Bins(_binning.equal_mass_edges(conf, n_bins))
+        if binning == "width":
+            return _stats.ClasswiseBins(src.k, _binning.equal_width_edges(n_bins))
+        # each class's own equal-mass edges: one pass per class, so one column in memory
+        return _stats.ClasswiseBins(src.k, np.stack([
+            _binning.equal_mass_edges(np.concatenate([src.block(s)[0][:, j] for s in row_blocks(src.n, src.k)]),
+                                      n_bins) for j in range(src.k)]))
 
     def rows(self, s) -> _Rows:
         """X[s]."""
         m = s.stop - s.start
-        r_all, c_all, v_all = [], [], []
-        dense = np.zeros((m, self.dense_cols.size))
-        dpos = {c: i for i, c in enumerate(self.dense_cols.tolist())}
-        ar = np.arange(m)
-        for src, offs, edges, top in zip(self.sources, self.offsets, self.edges, self.top):
-            p = None
-            for g, o in offs.items():
-                if g[0] == "totals":
-                    conf, ok, nll_t, brier_t = (a[s] for a in top)
-                    i = dpos[o]
-                    dense[:, i], dense[:, i + 1], dense[:, i + 2], dense[:, i + 3] = 1.0, ok, nll_t, brier_t
-                elif g[0] == "bins":
-                    b = g[1]
-                    conf, ok = top[0][s], top[1][s]
-                    idx = edges[g][s]
-                    r_all += [ar] * 3
-                    c_all += [o + idx, o + b + idx, o + 2 * b + idx]
-                    v_all += [np.ones(m), conf, ok.astype(np.float64)]
-                else:
-                    b, k = g[1], src.k
-                    if p is None:
-                        p, _ = src.block(s)
-                    e = edges[g]
-                    if e is None:
-                        idx = np.empty(p.shape, dtype=np.intp)
-                        for j in range(k):
-                            idx[:, j] = _binning.bin_index(p[:, j], self._cw_mass_edges(src, g, j))
-                    else:
-                        idx = _binning.bin_index(p, e)
-                    cols = idx + (np.arange(k) * b)[None, :]
-                    y = self.y[s]
-                    rr, jj = np.nonzero(idx > 0)  # bin 0 is derived from the totals
-                    cc = cols[rr, jj]
-                    r_all += [rr, rr, ar]
-                    c_all += [o + cc, o + k * b + cc, o + 2 * k * b + cols[ar, y]]
-                    v_all += [np.ones(rr.size), p[rr, jj], np.ones(m)]
-                    i = dpos[o + 3 * k * b]
-                    dense[:, i:i + k] = p
-                    dense[:, i + k] = 1.0
-        if r_all:
-            r, c, v = np.concatenate(r_all), np.concatenate(c_all), np.concatenate(v_all)
-        else:
-            r = c = np.empty(0, np.intp)
-            v = np.empty(0)
+        r_all, c_all, v_all, d_all = [], [], [], []
+        for src, offs, stats in zip(self.sources, self.offsets, self.stats):
+            p, lp = src.block(s)
+            block = _stats.Block(p, self.y[s], lp)
+            for g, stat in stats.items():
+                t = stat.terms(block)
+                r_all.append(t.rows)
+                c_all.append(t.cols + offs[g])
+                v_all.append(t.vals)
+                d_all.append(t.dense)
+        r, c, v = np.concatenate(r_all), np.concatenate(c_all), np.concatenate(v_all)
+        dense = np.concatenate(d_all) if d_all else np.empty((0, m))
         return _Rows(sp.csr_matrix((v, (r, c)), shape=(m, self.width)), dense, self.dense_cols)
-
-    def _cw_mass_edges(self, src, g, j):
-        # class-wise equal-mass edges: each class's own quantiles (one pass per class, cached)
-        cache = self.__dict__.setdefault("_cw_mass", {})
-        key = (id(src), g, j)
-        if key not in cache:
-            col = np.concatenate([src.block(s)[0][:, j] for s in row_blocks(src.n, src.k)])
-            cache[key] = _binning.equal_mass_edges(col, g[1])
-        return cache[key]
 
     def blocks(self, rows_per_block):
         for start in range(0, self.n, rows_per_block):
@@ -419,37 +388,15 @@ class _Design:
             yield s, self.rows(s)
 
     def full(self) -> _Rows:
-        parts = [x for _, x in self.blocks(max(1, 2_000_000 // max(self.width, 1)) + 1)]
-        return _Rows(sp.vstack([x.sparse for x in parts], format="csr"), np.concatenate([x.dense for x in parts]),
+        parts = [x for _, x in self.blocks(block_rows(self.width, 8, _DESIGN_BLOCK_BYTES))]
+        return _Rows(sp.vstack([x.sparse for x in parts], format="csr"), np.concatenate([x.dense for x in parts], 1),
                      self.dense_cols)
 
-
-def _finish(spec: _Spec, S: np.ndarray, off: int, k: int) -> np.ndarray:
-    """The metric of column sums S (..., C) (columns of one prediction from ``off``)."""
-    if spec.kind in ("accuracy", "nll", "brier"):
-        j = {"accuracy": 1, "nll": 2, "brier": 3}[spec.kind]
-        return S[..., off + j] / S[..., off]
-    b = spec.n_bins
-    if spec.kind == "bins":
-        cnt, conf, corr = S[..., off:off + b], S[..., off + b:off + 2 * b], S[..., off + 2 * b:off + 3 * b]
-        return metrics._group_errors(cnt, conf, corr, spec.norm, spec.debiased)
-    shape = S.shape[:-1] + (k, b)
-    kb = k * b
-    cnt = S[..., off:off + kb].reshape(shape).copy()
-    conf = S[..., off + kb:off + 2 * kb].reshape(shape).copy()
-    corr = S[..., off + 2 * kb:off + 3 * kb].reshape(shape)
-    totals = S[..., off + 3 * kb:off + 3 * kb + k]
-    count = S[..., off + 3 * kb + k]
-    cnt[..., 0] = count[..., None] - cnt[..., 1:].sum(-1)  # bin 0 = all minus the others
-    conf[..., 0] = totals - conf[..., 1:].sum(-1)
-    cnt[..., 0] = np.maximum(cnt[..., 0], 0.0)
-    conf[..., 0] = np.where(cnt[..., 0] > 0, np.maximum(conf[..., 0], 0.0), 0.0)
-    e = metrics._group_errors(cnt, conf, corr, spec.norm, spec.debiased)
-    if spec.norm == "l1":
-        return e.mean(-1)
-    if spec.norm == "l2":
-        return np.sqrt(np.mean(e**2, -1))
-    return e.max(-1)
+    def finish(self, i: int, spec: _Spec, S: np.ndarray) -> np.ndarray:
+        """Values of metric ``spec`` of prediction i from the (..., C) column sums S."""
+        g = spec.group()
+        stat, off = self.stats[i][g], self.offsets[i][g]
+        return spec.finish(stat, S[..., off:off + stat.size])
 
 
 # --------------------------------------------------------------------- the engine
@@ -495,7 +442,7 @@ class _Engine:
         # sums and jackknife group sums run on worker threads (scipy's sparse products and
         # BLAS release the GIL) and are added in block order, so the sums do not either.
         ones = np.zeros(d.width)
-        rows = max(1, _SAMPLE_BLOCK_WEIGHTS // max(self.R, 1))
+        rows = block_rows(self.R, 8, _POISSON_BLOCK_BYTES)
         gs = self._group_sums
 
         def block(s, w):
@@ -541,7 +488,7 @@ class _Engine:
         keys = self._keys()
         if self.n <= EXACT_JACKKNIFE_MAX_ROWS:
             out = {key: np.empty(self.n) for key in keys}
-            rows = max(1, 4_000_000 // max(d.width, 1))
+            rows = block_rows(d.width, 8, 2 * _DESIGN_BLOCK_BYTES)
             if self._X is not None:
                 src = ((slice(a, min(self.n, a + rows)), self._X[a:a + rows]) for a in range(0, self.n, rows))
             else:
@@ -550,24 +497,23 @@ class _Engine:
                 D = self.ones[None, :] - x.toarray()
                 for (i, j), arr in out.items():
                     spec = self.specs[i][j]
-                    arr[s] = _finish(spec, D, d.offsets[i][spec.group()], d.sources[i].k)
+                    arr[s] = d.finish(i, spec, D)
             return out
         G = JACKKNIFE_GROUPS
         sums = self._group_sums
         if sums is None:
             sums = np.zeros((G, d.width))
-            for s, x in d.blocks(max(1, 2_000_000 // max(d.width, 1))):
+            for s, x in d.blocks(block_rows(d.width, 8, _DESIGN_BLOCK_BYTES)):
                 sums += x.group_sums(np.arange(s.start, s.stop) % G, G)
         D = self.ones[None, :] - sums
-        return {(i, j): _finish(self.specs[i][j], D, d.offsets[i][self.specs[i][j].group()], d.sources[i].k)
-                for (i, j) in keys}
+        return {(i, j): d.finish(i, self.specs[i][j], D) for (i, j) in keys}
 
     def _keys(self):
         return [(i, j) for i, sl in enumerate(self.specs) for j in range(len(sl))]
 
     def values(self, i, j) -> np.ndarray:
         spec = self.specs[i][j]
-        return _finish(spec, self.S, self.design.offsets[i][spec.group()], self.design.sources[i].k)
+        return self.design.finish(i, spec, self.S)
 
     def jackknife(self, i, j):
         return None if self._jack is None else self._jack[(i, j)]
@@ -612,13 +558,12 @@ def _evaluator(metric, p, y, kw, log_probs=None):
     if spec is not None:
         d = _Design([_Source.from_probs(p, log_probs)], y, [[spec]])
         X = d.full()
-        off = d.offsets[0][spec.group()]
 
         def values(w):
             w = np.asarray(w, np.float64)
             out = np.zeros((d.width, w.shape[0]))
             X.weighted_sums(w.T, out)
-            return _finish(spec, out.T, off, p.shape[1])
+            return d.finish(0, spec, out.T)
 
         return fn, kw, values
 
@@ -647,7 +592,7 @@ def _weights(n, n_resamples, seed, scheme):
     if _scheme(scheme, n) == "multinomial":
         yield from _count_chunks(n, n_resamples, rng)
     else:
-        per = max(1, _CHUNK_ELEMENTS // max(n, 1))
+        per = block_rows(n, 8, _RESAMPLE_CHUNK_BYTES)
         for a in range(0, n_resamples, per):
             yield poisson_weights(rng, (min(per, n_resamples - a), n)).astype(np.float64)
 
@@ -806,7 +751,7 @@ def bootstrap_many(predictions: dict, labels, metric_names, n_resamples: int = 1
                 est[name][key] = float(estimates[name][key])
             else:
                 spec = specs[i][j]
-                est[name][key] = float(_finish(spec, eng.ones, eng.design.offsets[i][spec.group()], sources[i].k))
+                est[name][key] = float(eng.design.finish(i, spec, eng.ones))
     table, paired = {}, {}
     for i, name in enumerate(names):
         table[name] = {}
