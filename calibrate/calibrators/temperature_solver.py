@@ -140,100 +140,160 @@ def fit_temperature_nll(z, y, bounds=None, max_iter: int = 100, start: float | N
     Returns (T, info), info = dict(nll, nll_at_1 (from the first pass), grad_log_t,
     n_iter (passes over all rows), at_bound).
     """
-    n, k = z.shape
-    if start is None and n >= 512:  # a start from 1/8 of the rows (>= 64), itself started the same way
-        # the start needs no precision: its passes are float32 (2-4x cheaper than float64)
-        sub = _float32_sums if sums is nll_derivative_sums else sums
-        try:
-            start, _ = fit_temperature_nll(z[::8], y[::8], bounds, max_iter, tol=1e-4, sums=sub,
-                                           want_nll_at_1=False)
-        except (TemperatureFitError, RuntimeError, ArithmeticError):
-            start = None
-        if start is not None and not (math.isfinite(start) and start > 0):
-            start = None
-    a_min, a_max = (0.0, math.inf) if bounds is None else (1.0 / bounds[1], 1.0 / bounds[0])
-    lo, hi = a_min, a_max
-    a = min(max(1.0 if start is None else 1.0 / start, a_min), a_max)
+    if start is None and z.shape[0] >= 512:
+        start = _subsample_start(z, y, bounds, max_iter, sums)
+    br = _Bracket(bounds)
+    a = br.clamp(1.0 if start is None else 1.0 / start)
     at_bound = False
     nll_at_1 = None
-    prev_step = None
     for it in range(1, max_iter + 1):  # noqa: B007 (it is reported after the loop)
-        tot = sums(z, y, a, 1.0 if it == 1 and a != 1.0 and want_nll_at_1 else None, with_mean=it == 1)
-        cnt = tot[0]
-        f, g, h, t3 = tot[1] / cnt, tot[2] / cnt, tot[3] / cnt, tot[4] / cnt
+        also_at = 1.0 if it == 1 and a != 1.0 and want_nll_at_1 else None
+        tot = np.asarray(sums(z, y, a, also_at, with_mean=it == 1), dtype=np.float64)
+        f, g, h, t3, t4, t5 = tot[[1, 2, 3, 4, 8, 9]] / tot[0]
         if a == 1.0:
             nll_at_1 = f
         elif it == 1 and want_nll_at_1:
-            nll_at_1 = tot[7] / cnt
+            nll_at_1 = tot[7] / tot[0]
         if it == 1 and bounds is None:
-            if tot[6] == 0:
-                raise TemperatureFitError(
-                    "logits: every row's label has the largest logit, so the NLL keeps falling as T -> 0 "
-                    "and no temperature minimises it; give bounds=(low, high) to fit within a range")
-            if tot[5] / cnt >= 0:
-                raise TemperatureFitError(
-                    "logits: the labels' logits are on average no higher than the mean logit, so the NLL "
-                    "falls as T -> inf (uniform predictions): the logits carry no usable ranking")
-        if g > 0:
-            hi = a
-        elif g < 0:
-            lo = a
-        else:
+            _check_finite_optimum(tot)
+        if not br.update(a, g):
             break
-        if (a == a_max and g < 0) or (a == a_min and g > 0):  # optimum at (or beyond) a bound
+        if br.at_bound(a, g):
             at_bound = True
             break
-        if h > 0:
-            newton = -g / h
-            c = (g / h) * (t3 / h) / 2.0  # not g t3 / h^2: h^2 underflows on separable rows
-            halley = abs(c) < 0.5
-            step = newton / (1.0 - c) if halley else newton  # Halley when safe
-        else:
-            step, halley = -math.copysign(math.inf, g), False
-        cand = a + step
-        # Slow progress toward a side nothing has bracketed yet (separable rows: the NLL
-        # tail is ~exp(-a margin), where Newton adds only ~1/margin to a per pass): when
-        # a step is not at least half as short as the previous one in the same direction,
-        # move geometrically instead (x2 in a, or /2), reaching a bound in log2 passes.
-        if prev_step is not None and step * prev_step > 0 and abs(step) > 0.5 * abs(prev_step):
-            if step > 0 and hi == a_max:
-                cand = max(cand, min(2.0 * a, a_max))
-            elif step < 0 and lo == a_min:
-                cand = min(cand, max(a / 2.0, a_min))
-        prev_step = step
-        if not lo < cand < hi:
-            # Left the bracket: toward an untested side move by a factor 10 (the bound
-            # itself when that reaches it); inside a known bracket, bisect.
-            if cand >= hi:
-                cand = min(10.0 * a, a_max) if hi == a_max else _mid(lo, hi)
-            else:
-                cand = max(a / 10.0, a_min) if lo == a_min else _mid(lo, hi)
-                if cand == 0.0:
-                    cand = a / 10.0
-        elif abs(step) <= (math.sqrt(tol) * 0.1 if halley else tol) * a:
-            # converged: take the last step, with the Taylor values of f and f' there
-            f += g * step + h * step * step / 2 + t3 * step**3 / 6
-            g += h * step + t3 * step * step / 2
-            a = cand
+        step, halley = _halley_step(g, h, t3)
+        cand = br.next_point(a, step)
+        inside = br.lo < cand < br.hi
+        last = _last_step(br, a, cand, step, halley, tol, (f, g, h, t3, t4, t5)) if inside else None
+        if last is not None:
+            a, f, g = last
             break
-        elif h > 0 and abs(step) <= 0.05 * a:
-            # close: the root of the 5-term Taylor model of f' is the optimum when that
-            # model's terms shrink fast enough that the next one moves it by < tol / 100
-            taylor = _taylor_root(g, h, t3, tot[8] / cnt, tot[9] / cnt, step, 0.01 * tol * a)
-            if taylor is not None and lo < a + taylor[0] < hi:
-                ds, f_gain, g = taylor
-                f += f_gain
-                a += ds
-                break
-        if lo > 0 and hi / lo - 1.0 < 1e-15:
+        if br.collapsed():
             break
-        a = cand
+        a = cand if inside else br.outside(a, cand)
     else:
         raise RuntimeError(
             f"temperature fit: Newton did not converge in {max_iter} iterations (last T={1 / a:.6g})"
         )
-    info = {"nll": f, "nll_at_1": nll_at_1, "grad_log_t": -a * g, "n_iter": it, "at_bound": at_bound}
+    info = {"nll": float(f), "nll_at_1": None if nll_at_1 is None else float(nll_at_1),
+            "grad_log_t": float(-a * g), "n_iter": it, "at_bound": at_bound}
     return 1.0 / a, info
+
+
+def _subsample_start(z, y, bounds, max_iter, sums):
+    """A starting T from every 8th row (>= 64 rows; itself started the same way), or None.
+
+    The start needs no precision: its passes are float32 when ``sums`` is the numpy pass.
+    """
+    sub = _float32_sums if sums is nll_derivative_sums else sums
+    try:
+        start, _ = fit_temperature_nll(z[::8], y[::8], bounds, max_iter, tol=1e-4, sums=sub,
+                                       want_nll_at_1=False)
+    except (TemperatureFitError, RuntimeError, ArithmeticError):
+        return None
+    return start if math.isfinite(start) and start > 0 else None
+
+
+def _check_finite_optimum(tot):
+    """Raise TemperatureFitError when the sums at the first pass show no finite optimum in (0, inf)."""
+    if tot[6] == 0:
+        raise TemperatureFitError(
+            "logits: every row's label has the largest logit, so the NLL keeps falling as T -> 0 "
+            "and no temperature minimises it; give bounds=(low, high) to fit within a range")
+    if tot[5] / tot[0] >= 0:
+        raise TemperatureFitError(
+            "logits: the labels' logits are on average no higher than the mean logit, so the NLL "
+            "falls as T -> inf (uniform predictions): the logits carry no usable ranking")
+
+
+def _halley_step(g, h, t3):
+    """(step in a, whether it is a Halley step) from f', f'' and f''' at a.
+
+    Halley when its correction factor c is below 1/2, else Newton; an infinite step
+    toward the descent side when f'' is not positive."""
+    if not h > 0:
+        return -math.copysign(math.inf, g), False
+    newton = -g / h
+    c = (g / h) * (t3 / h) / 2.0  # not g t3 / h^2: h^2 underflows on separable rows
+    if abs(c) < 0.5:
+        return newton / (1.0 - c), True
+    return newton, False
+
+
+def _last_step(br, a, cand, step, halley, tol, derivs):
+    """(a, f, f') at the optimum when this pass ends the fit, else None.
+
+    derivs: (f, f', f'', f''', f'''', f''''') at a, step: the Halley/Newton step, cand the
+    point it leads to (inside the bracket). Converged (the step below tol, relative; 0.1
+    sqrt(tol) for a Halley step): cand, with the cubic Taylor values of f and f' there.
+    Close (the step within 5% of a): the root of the 5-term Taylor model of f', when
+    that model's terms shrink fast enough that the next one moves it by < tol / 100.
+    """
+    f, g, h, t3, t4, t5 = derivs
+    if abs(step) <= (math.sqrt(tol) * 0.1 if halley else tol) * a:
+        return (cand, f + (g * step + h * step * step / 2 + t3 * step**3 / 6),
+                g + (h * step + t3 * step * step / 2))
+    if h > 0 and abs(step) <= 0.05 * a:
+        taylor = _taylor_root(g, h, t3, t4, t5, step, 0.01 * tol * a)
+        if taylor is not None and br.lo < a + taylor[0] < br.hi:
+            ds, f_gain, g_new = taylor
+            return a + ds, f + f_gain, g_new
+    return None
+
+
+class _Bracket:
+    """What the passes so far know of the optimum a* = 1/T*: a* in [lo, hi], within the
+    search range [a_min, a_max]; and the last step, to detect slow progress."""
+
+    def __init__(self, bounds):
+        self.a_min, self.a_max = (0.0, math.inf) if bounds is None else (1.0 / bounds[1], 1.0 / bounds[0])
+        self.lo, self.hi = self.a_min, self.a_max
+        self.prev_step = None
+
+    def clamp(self, a):
+        return min(max(a, self.a_min), self.a_max)
+
+    def update(self, a, g) -> bool:
+        """Narrow the bracket by the sign of f'(a) = g; False when g == 0 (a is the optimum)."""
+        if g > 0:
+            self.hi = a
+        elif g < 0:
+            self.lo = a
+        else:
+            return False
+        return True
+
+    def at_bound(self, a, g) -> bool:
+        """True when the optimum lies at (or beyond) the search range's end a."""
+        return (a == self.a_max and g < 0) or (a == self.a_min and g > 0)
+
+    def collapsed(self) -> bool:
+        return self.lo > 0 and self.hi / self.lo - 1.0 < 1e-15
+
+    def next_point(self, a, step):
+        """a + step, or further along it on slow progress (the point may leave the bracket).
+
+        Slow progress toward a side nothing has bracketed yet (separable rows: the NLL
+        tail is ~exp(-a margin), where Newton adds only ~1/margin to a per pass): when
+        a step is not at least half as short as the previous one in the same direction,
+        move geometrically instead (x2 in a, or /2), reaching a bound in log2 passes.
+        """
+        cand = a + step
+        prev, self.prev_step = self.prev_step, step
+        if prev is not None and step * prev > 0 and abs(step) > 0.5 * abs(prev):
+            if step > 0 and self.hi == self.a_max:
+                cand = max(cand, min(2.0 * a, self.a_max))
+            elif step < 0 and self.lo == self.a_min:
+                cand = min(cand, max(a / 2.0, self.a_min))
+        return cand
+
+    def outside(self, a, cand):
+        """The next a when the step left the bracket: toward an untested side a factor 10
+        (the range's end when that reaches it); inside a known bracket, its midpoint."""
+        if cand >= self.hi:
+            return min(10.0 * a, self.a_max) if self.hi == self.a_max else _mid(self.lo, self.hi)
+        cand = max(a / 10.0, self.a_min) if self.lo == self.a_min else _mid(self.lo, self.hi)
+        return a / 10.0 if cand == 0.0 else cand
 
 
 def _floored(x, x_min, floor):
