@@ -295,11 +295,14 @@ class Calibrator(BaseEstimator):
         return obj
 
     def save(self, path) -> None:
-        """Write the fitted calibrator as JSON (a temporary file, fsync, rename: see calibrate.io.outputs)."""
-        from calibrate.io.outputs import write_outputs
+        """Write the fitted calibrator as JSON, atomically: a temporary file in the same
+        directory, fsync, rename (calibrate.io.outputs.write_atomic). The process's signal
+        handlers are not touched; on failure the previous file is intact and an InputError
+        names the file."""
+        from calibrate.io.outputs import write_atomic
 
         self._check_fitted()
-        write_outputs({path: self.to_json()})
+        write_atomic(path, self.to_json())
 
 
 def load(path) -> Calibrator:
