@@ -204,6 +204,14 @@ class EnsembleTemperatureScaling(Calibrator):
         out = np.logaddexp(a, b)
         return np.logaddexp(out, lw[2] - math.log(k))
 
+    def to_torch(self):
+        """A torch.nn.Module computing the calibrated log-probabilities with the ensemble
+        weights (float64 tensor ops)."""
+        self._check_fitted()
+        from calibrate.calibrators.torch_modules import EnsembleTemperatureModule
+
+        return EnsembleTemperatureModule(self.temperature_, self.weights_)
+
     def summary(self):
         return {"T": self.temperature_, "w_T": float(self.weights_[0]), "w_1": float(self.weights_[1]),
                 "w_uniform": float(self.weights_[2])}

@@ -24,8 +24,6 @@ from calibrate.calibrators.temperature_solver import (  # noqa: F401 (this modul
     nll_derivative_sums,
 )
 
-_TYPICAL_LBFGS_EVALS = 100  # matrix scaling: evaluations of a typical fit (a lower estimate)
-
 # ====================================================================== temperature
 
 class TemperatureScaling(Calibrator):
@@ -144,9 +142,9 @@ class TemperatureScaling(Calibrator):
         return {"T": self.temperature_}
 
     def to_torch(self):
-        """A torch.nn.Module that divides logits by the fitted temperature."""
+        """A torch.nn.Module that divides logits by the fitted temperature (float64)."""
         self._check_fitted()
-        from calibrate.integrations.torch.modules import TemperatureModule
+        from calibrate.calibrators.torch_modules import TemperatureModule
 
         return TemperatureModule(self.temperature_)
 
@@ -214,16 +212,15 @@ class _AffineScaling(Calibrator):
             return loss, np.concatenate([gw.ravel(), gb])
 
         theta0 = np.concatenate([w0.ravel(), np.zeros(k)])
-        if not self.diagonal:
-            # one evaluation (loss and gradient) times a typical L-BFGS count: refuse a fit of minutes
-            t1, _ = _budget.timed(lambda: fun(theta0))
-            _budget.check(f"{type(self).__name__} on {n:,} x {k}", t1 * _TYPICAL_LBFGS_EVALS,
-                          getattr(self, "allow_slow", True),
-                          f"{k * k + k:,} parameters, {t1:.2g} s per evaluation, about {_TYPICAL_LBFGS_EVALS} evaluations")
-        res = minimize(
-            fun, theta0, jac=True, method="L-BFGS-B",
-            options={"maxiter": self.max_iter, "maxcor": 20, "ftol": self.tol * 1e-3, "gtol": self.tol},
-        )
+        long = not self.diagonal and _budget.announce(type(self).__name__, _budget.fit_size("matrix", n, k), 5)
+        bar = _budget.progress(long, None, f"{self.name} fit", "iteration")
+        try:
+            res = minimize(
+                fun, theta0, jac=True, method="L-BFGS-B", callback=lambda *_: bar.update(),
+                options={"maxiter": self.max_iter, "maxcor": 20, "ftol": self.tol * 1e-3, "gtol": self.tol},
+            )
+        finally:
+            bar.close()
         grad = np.abs(res.jac).max()
         if not res.success and grad > 1e-4:
             raise RuntimeError(f"{type(self).__name__}: L-BFGS-B failed: {res.message} (max |grad| {grad:.3g})")
@@ -260,6 +257,13 @@ class _AffineScaling(Calibrator):
     def _log_proba(self, z):
         return log_softmax64(self._transform(z, self.weights_, self.bias_))
 
+    def to_torch(self):
+        """A torch.nn.Module: logits * w + b (vector) or logits @ W.T + b (matrix), float64."""
+        self._check_fitted()
+        from calibrate.calibrators.torch_modules import AffineModule
+
+        return AffineModule(self.weights_, self.bias_)
+
 
 class VectorScaling(_AffineScaling):
     """p = softmax(w * z + b), w and b of shape (k,) (Guo et al. 2017). reg: L2 toward w=1, b=0."""
@@ -280,12 +284,16 @@ class MatrixScaling(_AffineScaling):
 
     name = "matrix"
     diagonal = False
-    param_schema = {**_AffineScaling.param_schema, "allow_slow": Bool()}
+    param_schema = {**_AffineScaling.param_schema, "allow_slow": Bool(nullable=True).optional()}
     state_schema = {**_AffineScaling.state_schema, "weights_": Array(("k", "k"))}
 
-    def __init__(self, reg: float = 1e-3, max_iter: int = 5000, tol: float = 1e-10, allow_slow: bool = False):
+    def __init__(self, reg: float = 1e-3, max_iter: int = 5000, tol: float = 1e-10, allow_slow: bool | None = None):
         super().__init__(reg, max_iter, tol)
         self.allow_slow = allow_slow
+
+    def _fit(self, z, y):
+        _budget.deprecated_allow_slow(self)
+        super()._fit(z, y)
 
     def summary(self):
         k = self.weights_.shape[0]
@@ -357,6 +365,13 @@ class PlattScaling(Calibrator):
             return np.stack([_log_sigmoid(-x), _log_sigmoid(x)], axis=1)
         lq = _log_sigmoid(s * self.a_ + self.b_)
         return log_softmax64(lq)
+
+    def to_torch(self):
+        """A torch.nn.Module computing the calibrated log-probabilities (float64 tensor ops)."""
+        self._check_fitted()
+        from calibrate.calibrators.torch_modules import PlattModule
+
+        return PlattModule(self.a_, self.b_)
 
     def summary(self):
         if self.a_.size == 1:  # binary: one fit, its two numbers
