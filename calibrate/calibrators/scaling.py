@@ -15,7 +15,7 @@ from calibrate._core.validation import MAX_BINS, CalibrationWarning, InputError,
 from calibrate.calibrators import _budget
 from calibrate.calibrators._schema import Array, Bool, Choice, Number, Seq
 from calibrate.calibrators.base import Calibrator, log_softmax64, one_vs_rest_log_odds
-from calibrate.calibrators.temperature_solver import (  # noqa: F401 (this module's names before the solver moved)
+from calibrate.calibrators.temperature_solver import (  # noqa: F401 (public names of this module too)
     TemperatureFitError,
     _fit_temperature_ece,
     _float32_sums,
