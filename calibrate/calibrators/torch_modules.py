@@ -214,7 +214,7 @@ class BinnedModule(_OneVsRestMaps):
     maps: per map a list of (edges (B+1,), values (B,)) models and their weights (M,).
     Map j's models are padded to one (M, B_max + 1) block of edges (+inf beyond a model's
     own) and one (M, B_max) block of values, stored flat; one searchsorted looks p up in
-    all of them.
+    all of them (temporaries of M x n values per map for n rows).
     """
 
     def __init__(self, maps, min_prob: float):
