@@ -93,7 +93,8 @@ def cmd_fit(args) -> int:
     if data.k < 2:
         raise CLIError(f"{data.path}: has {data.k} class column; a calibrator needs at least 2 (binary scores "
                        "may be one column of an .npz/.npy: (n,) logits of class 1)")
-    cal = get_calibrator(args.method, **_slow_kw(args.method, args.allow_slow))
+    _refuse_long_fit(args.method, data.n, data.k, args.allow_slow)
+    cal = get_calibrator(args.method)
     cal.fit(data.logits, y, kind="logits")  # data.logits are logits: what the file held was settled on reading
     # in row blocks: a memory-mapped .npy is never loaded whole
     m0 = evaluate_in_blocks(data.logits, y, args.bins)
@@ -205,9 +206,10 @@ def cmd_report(args) -> int:
             raise CLIError(f"{args.fit_on}: has {val.k} classes, but {args.data} has {test.k}; fit and "
                            "report on predictions of the same classes")
         for m in methods:
+            _refuse_long_fit(m, val.n, val.k, args.allow_slow)
+        for m in methods:
             print(f"fitting {m} on {args.fit_on}", file=sys.stderr)
-            cals[m] = get_calibrator(m, **_slow_kw(m, args.allow_slow)).fit(val.logits, val.require_labels(),
-                                                                            kind="logits")
+            cals[m] = get_calibrator(m).fit(val.logits, val.require_labels(), kind="logits")
         fit_name = args.fit_on
     ood = None
     if args.ood:
@@ -263,15 +265,16 @@ def cmd_experiment(args) -> int:
     return 0
 
 
-def _slow_kw(method, allow_slow) -> dict:
-    """allow_slow=True for the calibrators that refuse slow fits (BBQ, isotonic, matrix)."""
-    import inspect
+def _refuse_long_fit(method, n, k, allow_slow) -> None:
+    """Refuse, before fitting, a fit that is long by the size rule
+    (calibrate.calibrators._budget: from method, n and k only), unless --allow-slow."""
+    from calibrate.calibrators import _budget
 
-    from calibrate.calibrators.base import _REGISTRY
-
-    cls = _REGISTRY.get(method)
-    ok = cls is not None and "allow_slow" in inspect.signature(cls.__init__).parameters
-    return {"allow_slow": True} if allow_slow and ok else {}
+    size = _budget.fit_size(method, n, k)
+    if allow_slow or size is None or not size.long:
+        return
+    raise CLIError(f"--method {method} on {n:,} x {k}: a long fit by the size rule ({size.describe()}); "
+                   f"use {_budget.SUGGESTION}, or pass --allow-slow to run it anyway")
 
 
 ALL_METHODS = ["temperature", "vector", "matrix", "platt", "isotonic", "histogram", "bbq"]
@@ -290,7 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default="temperature", choices=available_methods())
     p.add_argument("-o", "--output", required=True, metavar="CAL.json")
     p.add_argument("--bins", type=_bins, default=15, help="bins of the ECE shown (default 15)")
-    p.add_argument("--allow-slow", action="store_true", help="run a fit estimated to take over a minute")
+    p.add_argument("--allow-slow", action="store_true",
+                   help="run a fit that is long by the size rule (over a minute by its n, k and method)")
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("apply", help="write calibrated probabilities")
@@ -323,7 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "needed): adds OOD detection metrics and score histograms")
     p.add_argument("--conformal", type=float, metavar="ALPHA", help="add split conformal sets (LAC, APS) for "
                    "miscoverage ALPHA, calibrated on --fit-on data, else on a seeded half of DATA")
-    p.add_argument("--allow-slow", action="store_true", help="run fits estimated to take over a minute")
+    p.add_argument("--allow-slow", action="store_true",
+                   help="run fits that are long by the size rule (over a minute by their n, k and method)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("experiment", help="the CIFAR-10 experiment: train, sample, calibrate, report")

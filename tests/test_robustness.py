@@ -174,6 +174,58 @@ def test_python_api_save_refuses_what_the_cli_refuses(d, tmp_path):
     assert listing(tmp_path) == ["pipe", "r.html"]
 
 
+def _fitted_temperature():
+    z, y = make_logits(n=200, k=3, temperature=2.0, seed=1)
+    return calibrate.TemperatureScaling().fit(z, y)
+
+
+def test_save_never_replaces_the_processs_signal_handlers(tmp_path, monkeypatch):
+    def on_int(signum, frame):
+        pass
+
+    def on_term(signum, frame):
+        pass
+
+    old_int, old_term = signal.signal(signal.SIGINT, on_int), signal.signal(signal.SIGTERM, on_term)
+    calls = []
+    try:
+        monkeypatch.setattr(signal, "signal", lambda *a: calls.append(("signal", a)))
+        if hasattr(signal, "pthread_sigmask"):
+            monkeypatch.setattr(signal, "pthread_sigmask", lambda *a: calls.append(("pthread_sigmask", a)))
+        cal = _fitted_temperature()
+        cal.save(tmp_path / "cal.json")
+        monkeypatch.undo()
+        assert calls == []
+        assert signal.getsignal(signal.SIGINT) is on_int
+        assert signal.getsignal(signal.SIGTERM) is on_term
+    finally:
+        monkeypatch.undo()
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)
+    assert (tmp_path / "cal.json").read_text() == cal.to_json()
+    assert calibrate.load(tmp_path / "cal.json").temperature_ == cal.temperature_
+    assert listing(tmp_path) == ["cal.json"]
+
+
+@pytest.mark.parametrize("where", ["fsync", "replace"])
+def test_save_that_fails_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypatch, where):
+    import errno
+
+    out = tmp_path / "cal.json"
+    out.write_text("old")
+
+    def no_space(*a, **k):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, where, no_space)
+    with pytest.raises(InputError) as e:
+        _fitted_temperature().save(out)
+    monkeypatch.undo()
+    assert str(e.value) == f"{out}: cannot write ({os.strerror(errno.ENOSPC)})"
+    assert out.read_text() == "old"
+    assert listing(tmp_path) == ["cal.json"]
+
+
 def test_replacing_an_output_keeps_its_permissions(d, tmp_path):
     out = tmp_path / "cal.json"
     out.write_text("old")

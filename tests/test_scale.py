@@ -1,5 +1,5 @@
 """Bounded memory and exactness at scale: row blocks, the temperature fit's bracket and
-diagnostics, memory-mapped input, slow fits refused up front."""
+diagnostics, memory-mapped input, long fits decided by the size rule (never by a timing)."""
 
 import json
 import subprocess
@@ -240,15 +240,121 @@ def test_temperature_fit_peak_memory_is_input_plus_a_few_mib(tmp_path):
     assert m["peak"] - m["base"] <= m["input"] + 64 * 2**20, m
 
 
-# ------------------------------------------------------------------ slow fits
+# ------------------------------------------------------------------ long fits
+def test_the_size_rule_counts_units_from_n_k_and_method_only():
+    n, k = 2000, 12
+    iso = _budget.fit_size("isotonic", n, k)
+    assert iso.units == pytest.approx(k * n * np.log2(n), rel=1e-15)
+    assert _budget.fit_size("isotonic", n, 2).units == pytest.approx(n * np.log2(n), rel=1e-15)  # one map
+    lo, hi = 1, 126  # n^(1/3) = 12.6: floor(12.6 / 10), ceil(10 x 12.6)
+    assert calibrate.BBQ()._model_range(n) == (lo, hi)
+    assert _budget.fit_size("bbq", n, k).units == pytest.approx(k * (hi - lo + 1) * n * np.log2(n), rel=1e-15)
+    assert _budget.fit_size("matrix", n, k).units == 100 * n * k * k
+    assert iso.seconds == pytest.approx(iso.units * 30e-9, rel=1e-15)
+    for m in ("temperature", "vector", "platt", "histogram", "dirichlet", "beta", "ets"):
+        assert _budget.fit_size(m, n, k) is None
+
+
+def test_a_long_fit_by_the_size_rule_crosses_the_limit_where_its_estimate_does():
+    # matrix: 100 n k^2 units of 1 ns; 60 s is 6e10 units
+    assert _budget.fit_size("matrix", 600, 1000).seconds == pytest.approx(60.0, rel=1e-12)
+    assert not _budget.fit_size("matrix", 599, 1000).long
+    assert _budget.fit_size("matrix", 601, 1000).long
+
+
 @pytest.mark.parametrize("method", ["bbq", "isotonic", "matrix"])
-def test_slow_fits_are_refused_up_front_unless_allowed(monkeypatch, method):
+def test_the_api_runs_a_long_fit_with_a_warning_and_a_progress_bar(monkeypatch, capsys, method):
     z, y = make_logits(n=600, k=12, seed=10)
-    monkeypatch.setattr(_budget, "SLOW_FIT_SECONDS", 0.0)
-    with pytest.raises(_budget.SlowFitError, match=r"about .* (s|min|h) here.*temperature"):
-        calibrate.get_calibrator(method).fit(z, y)
-    cal = calibrate.get_calibrator(method, allow_slow=True).fit(z, y)
+    monkeypatch.setattr(_budget, "LONG_FIT_SECONDS", 0.0)
+    with pytest.warns(_budget.LongFitWarning, match=r"size rule \(.* units at .* ns each = about .*\)"):
+        cal = calibrate.get_calibrator(method).fit(z, y)
+    assert "fit" in capsys.readouterr().err  # the bar, on stderr
+    ref = calibrate.get_calibrator(method)
+    monkeypatch.setattr(_budget, "LONG_FIT_SECONDS", 60.0)
+    ref.fit(z, y)
+    np.testing.assert_array_equal(cal.predict_proba(z), ref.predict_proba(z))
+
+
+@pytest.mark.parametrize("method", ["bbq", "isotonic", "matrix"])
+def test_a_short_fit_shows_no_warning_and_no_bar(capsys, recwarn, method):
+    z, y = make_logits(n=600, k=12, seed=10)
+    calibrate.get_calibrator(method).fit(z, y)
+    assert not [w for w in recwarn if issubclass(w.category, _budget.LongFitWarning)]
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("method", ["bbq", "isotonic", "matrix"])
+def test_the_decision_never_reads_a_clock(monkeypatch, recwarn, method):
+    """A machine so loaded that every timing reads an hour: the same call fits, silently."""
+    import time
+
+    z, y = make_logits(n=600, k=12, seed=10)
+    clock = iter(range(0, 10**9, 3600))
+    monkeypatch.setattr(time, "perf_counter", lambda: float(next(clock)))
+    monkeypatch.setattr(time, "monotonic", lambda: float(next(clock)))
+    cal = calibrate.get_calibrator(method).fit(z, y)
     assert cal.predict_proba(z).shape == z.shape
+    assert not [w for w in recwarn if issubclass(w.category, _budget.LongFitWarning)]
+
+
+@pytest.mark.parametrize("method", ["bbq", "isotonic", "matrix"])
+def test_allow_slow_is_deprecated_and_has_no_effect(method):
+    z, y = make_logits(n=300, k=4, seed=12)
+    with pytest.warns(DeprecationWarning, match="allow_slow=.* deprecated and has no effect"):
+        old = calibrate.get_calibrator(method, allow_slow=True).fit(z, y)
+    new = calibrate.get_calibrator(method).fit(z, y)
+    np.testing.assert_array_equal(old.predict_proba(z), new.predict_proba(z))
+
+
+@pytest.mark.parametrize("method", ["bbq", "isotonic", "matrix"])
+def test_a_file_saved_with_allow_slow_false_still_loads(tmp_path, recwarn, method):
+    z, y = make_logits(n=300, k=4, seed=12)
+    cal = calibrate.get_calibrator(method).fit(z, y)
+    d = cal.to_dict()
+    assert d["params"]["allow_slow"] is None
+    d["params"]["allow_slow"] = False  # what earlier versions wrote
+    (tmp_path / "old.json").write_text(json.dumps(d))
+    loaded = calibrate.load(tmp_path / "old.json")
+    np.testing.assert_array_equal(loaded.predict_proba(z), cal.predict_proba(z))
+    assert not [w for w in recwarn if issubclass(w.category, DeprecationWarning)]
+
+
+def _cli(*args):
+    import contextlib
+    import io
+
+    from calibrate.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as e:
+            code = e.code
+    return code, err.getvalue()
+
+
+def test_the_cli_refuses_a_long_fit_by_the_size_rule_and_names_the_flag(tmp_path, monkeypatch):
+    z, y = make_logits(n=601, k=1000, seed=13)
+    np.savez(tmp_path / "v.npz", logits=z.astype(np.float32), labels=y)
+    code, err = _cli("fit", tmp_path / "v.npz", "--method", "matrix", "-o", tmp_path / "c.json")
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, err
+    assert ("--method matrix on 601 x 1000: a long fit by the size rule (100 L-BFGS evaluations x n k^2 = "
+            "6.01e+10 units at 1 ns each = about 60 s on a typical core, over the 60 s of a long fit)") in lines[0]
+    assert lines[0].endswith("or pass --allow-slow to run it anyway")
+    assert not (tmp_path / "c.json").exists()
+
+
+def test_the_cli_runs_a_long_fit_with_allow_slow(tmp_path, monkeypatch):
+    z, y = make_logits(n=300, k=5, seed=14)
+    np.savez(tmp_path / "v.npz", logits=z, labels=y)
+    monkeypatch.setattr(_budget, "LONG_FIT_SECONDS", 0.0)
+    code, err = _cli("fit", tmp_path / "v.npz", "--method", "isotonic", "-o", tmp_path / "c.json")
+    assert code == 2 and "--allow-slow" in err
+    code, err = _cli("fit", tmp_path / "v.npz", "--method", "isotonic", "-o", tmp_path / "c.json", "--allow-slow")
+    assert code == 0, err
+    assert calibrate.load(tmp_path / "c.json").predict_proba(z).shape == z.shape
 
 
 def test_cli_fit_and_evaluate_read_a_memory_mapped_npy(tmp_path):

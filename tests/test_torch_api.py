@@ -1,6 +1,8 @@
 """calibrate.integrations.torch on models of other kinds: a tabular MLP (BatchNorm + dropout, float64 data),
 a 1-D conv over sequences, a Hugging Face style model fed dict batches; DataLoaders; devices."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -308,16 +310,132 @@ def test_calibrated_model_temperature_is_exact_and_differentiable():
     np.testing.assert_allclose(lp, ts.predict_log_proba(z), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("method", ["vector", "matrix", "isotonic", "histogram", "platt"])
-def test_calibrated_model_matches_the_numpy_calibrator(method):
+ALL_METHODS = ["temperature", "vector", "matrix", "platt", "isotonic", "histogram", "bbq", "dirichlet", "beta",
+               "ets"]
+DIFFERENTIABLE = {"temperature", "vector", "matrix", "platt", "dirichlet", "beta", "ets"}
+
+
+def _logits(k, n, rng):
+    y = rng.integers(0, k, n)
+    z = rng.normal(size=(n, k)) * 2.0
+    z[np.arange(n), y] += 2.5 * rng.random(n)  # informative, over-confident logits
+    z[:3] *= 40.0  # a few extreme rows: probabilities at and beyond the fitted maps' ends
+    return z, y
+
+
+def _fitted(method, k, seed=0, n=400):
+    """(calibrator fitted on n rows, new logits (n, k), their labels).
+
+    The new rows are another draw: the binning maps' equal-mass edges are fitting
+    probabilities, and a lookup on a value equal to an edge depends on its last bit
+    (torch's and numpy's exp may round it differently)."""
     from calibrate import get_calibrator
 
-    x, y = tabular(300)
-    model = mlp()
-    z, labels = predict_logits(model, [(x, y)])
-    cal = get_calibrator(method).fit(z, labels)
-    lp = CalibratedModel(model, cal, output="log_probs").eval()(x.float()).detach().numpy()
-    np.testing.assert_allclose(np.exp(lp), cal.predict_proba(z), atol=1e-5)
+    rng = np.random.default_rng(seed)
+    z_fit, y_fit = _logits(k, n, rng)
+    z, y = _logits(k, n, rng)
+    return get_calibrator(method).fit(z_fit, y_fit), z, y
+
+
+@pytest.mark.parametrize("k", [2, 4])
+@pytest.mark.parametrize("method", ALL_METHODS)
+def test_calibrated_model_equals_predict_proba_for_every_method(method, k):
+    """nn.Identity over float64 logits: softmax of the output is predict_proba to 1e-10
+    (float64 tensor ops and lookups against numpy's: their roundings differ in the last bits)."""
+    from calibrate.calibrators.torch_modules import NumpyModule
+
+    cal, z, _ = _fitted(method, k)
+    cm = CalibratedModel(nn.Identity(), cal).eval()
+    assert not isinstance(cm.calibration, NumpyModule)
+    out = cm(torch.from_numpy(z))
+    assert out.dtype == torch.float64
+    np.testing.assert_allclose(torch.softmax(out, 1).numpy(), cal.predict_proba(z), rtol=0, atol=1e-10)
+    lp = CalibratedModel(nn.Identity(), cal, output="log_probs")(torch.from_numpy(z)).numpy()
+    np.testing.assert_allclose(lp, cal.predict_log_proba(z), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("method", ALL_METHODS)
+def test_calibrated_model_after_a_linear_layer_equals_predict_proba(method):
+    from calibrate import get_calibrator
+
+    torch.manual_seed(0)
+    model = nn.Linear(6, 3).double()
+    rng = np.random.default_rng(1)
+    x_fit, x = (torch.from_numpy(rng.normal(size=(300, 6)) * 2.0) for _ in range(2))
+    with torch.no_grad():
+        z_fit, z = model(x_fit).numpy(), model(x).numpy()
+    y_fit = np.argmax(z_fit + rng.gumbel(size=z_fit.shape), axis=1)
+    cal = get_calibrator(method).fit(z_fit, y_fit)
+    with torch.no_grad():
+        p = torch.softmax(CalibratedModel(model, cal)(x), 1).numpy()
+    np.testing.assert_allclose(p, cal.predict_proba(z), rtol=0, atol=1e-10)
+
+
+def test_calibrated_model_keeps_the_ensemble_weights():
+    cal, z, _ = _fitted("ets", 4, seed=3)
+    cal.weights_ = np.array([0.5, 0.2, 0.3])  # a mixture far from temperature scaling alone
+    lp = CalibratedModel(nn.Identity(), cal, output="log_probs")(torch.from_numpy(z)).numpy()
+    np.testing.assert_allclose(lp, cal.predict_log_proba(z), rtol=1e-10, atol=1e-10)
+    t_alone = torch.log_softmax(torch.from_numpy(z) / cal.temperature_, 1).numpy()
+    assert np.abs(lp - t_alone).max() > 1.0
+
+
+@pytest.mark.parametrize("method", sorted(DIFFERENTIABLE))
+def test_tensor_op_modules_are_differentiable_in_the_logits(method):
+    cal, z, _ = _fitted(method, 4)
+    zt = torch.from_numpy(z[3:]).requires_grad_(True)
+    cal.to_torch()(zt).logsumexp(1).sum().backward()
+    assert zt.grad is not None and torch.isfinite(zt.grad).all()
+
+
+def test_float32_logits_give_the_float64_result_rounded():
+    cal, z, _ = _fitted("dirichlet", 4)
+    z32 = z.astype(np.float32)
+    out = cal.to_torch()(torch.from_numpy(z32))
+    assert out.dtype == torch.float32
+    np.testing.assert_allclose(torch.log_softmax(out.double(), 1).numpy(), cal.predict_log_proba(z32),
+                               rtol=1e-6, atol=1e-6)
+
+
+def test_isotonic_lookup_equals_np_interp_at_knots_and_beyond():
+    from calibrate.calibrators.torch_modules import IsotonicModule
+
+    maps = [{"x": np.array([0.1, 0.25, 0.5, 0.9]), "y": np.array([0.0, 0.2, 0.2, 0.95])},
+            {"x": np.array([0.3]), "y": np.array([0.4])}]
+    p = np.array([0.0, 0.1, 0.15, 0.25, 0.3, 0.5, 0.7, 0.9, 0.95, 1.0, np.nextafter(0.25, 1), np.nextafter(0.9, 0)])
+    mod = IsotonicModule(maps, 1e-6)
+    for j, m in enumerate(maps):
+        np.testing.assert_array_equal(mod.map_probs(j, torch.from_numpy(p)).numpy(), np.interp(p, m["x"], m["y"]))
+
+
+def test_binned_lookup_equals_the_binning_rule_on_the_edges():
+    from calibrate._core.binning import bin_index, equal_width_edges
+    from calibrate.calibrators.torch_modules import BinnedModule
+
+    e1, v1 = equal_width_edges(5), np.array([0.1, 0.3, 0.5, 0.7, 0.9])
+    e2, v2 = np.array([0.0, 0.3, 1.0, 1.0]), np.array([0.2, 0.6, 0.99])  # a repeated 1.0 edge: an empty last bin
+    w = np.array([0.25, 0.75])
+    p = np.concatenate([[0.0, 1.0, 0.3], e1, np.nextafter(e1, 1), np.nextafter(e1, 0).clip(0), [0.55]])
+    mod = BinnedModule([([(e1, v1), (e2, v2)], w)], 1e-6)
+    ref = w[0] * v1[bin_index(p, e1)] + w[1] * v2[bin_index(p, e2)]
+    np.testing.assert_allclose(mod.map_probs(0, torch.from_numpy(p)).numpy(), ref, rtol=1e-15, atol=0)
+
+
+def test_the_calibrators_layer_does_not_import_the_integrations():
+    import calibrate.calibrators.scaling as scaling
+
+    src = Path(scaling.__file__).read_text()
+    assert "calibrate.integrations" not in src
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("method", ALL_METHODS)
+def test_calibrated_model_on_cuda_equals_predict_proba(method):
+    cal, z, _ = _fitted(method, 4)
+    cm = CalibratedModel(nn.Identity(), cal).to("cuda")
+    out = cm(torch.from_numpy(z).to("cuda"))
+    assert out.device.type == "cuda"
+    np.testing.assert_allclose(torch.softmax(out, 1).cpu().numpy(), cal.predict_proba(z), rtol=0, atol=1e-10)
 
 
 def test_calibrated_model_on_hf_outputs_and_bad_arguments():

@@ -1,42 +1,121 @@
-"""Refusing, up front, fits that would run for minutes.
+"""Long fits, decided from the sizes alone: the size rule, its warning and progress bar.
 
-Calibrators whose cost grows fast with k (BBQ and isotonic one-vs-rest: k maps; BBQ
-also about 10 N^(1/3) binning models per map; matrix scaling: k^2 + k parameters, each
-L-BFGS evaluation a (n, k) x (k, k) product) time one small unit of their work on the
-actual data, multiply by the number of units, and refuse when the estimate exceeds
-``SLOW_FIT_SECONDS``, saying the estimate and a better choice. ``allow_slow=True`` (CLI
-``--allow-slow``) runs them anyway.
+Calibrators whose cost grows fast with n and k have a size rule: a count of work units
+from (method, n, k) and a fixed nominal cost per unit (``NS_PER_UNIT``, a typical
+x86-64 core), so the same sizes always give the same estimate, whatever the machine's
+load. Units:
+
+- isotonic: m one-vs-rest maps x n log2 n (each map sorts and pools n values);
+- bbq: m maps x M binning models x n log2 n (each model sorts n values;
+  M = ceil(c n^(1/3)) - floor(n^(1/3) / c) + 1, c = 10);
+- matrix: 100 L-BFGS evaluations (a typical count, a lower estimate) x n k^2 (each
+  evaluation two (n, k) x (k, k) products);
+
+with m = 1 for k = 2, else k. A fit is long when its estimate exceeds
+``LONG_FIT_SECONDS``. The Python API never refuses a long fit: it warns
+(:class:`LongFitWarning`, with the estimate) and shows a progress bar on stderr. The
+command line refuses one up front unless given ``--allow-slow`` (``calibrate.cli``).
 """
 
 from __future__ import annotations
 
-import time
+import math
+import sys
+import warnings
+from dataclasses import dataclass
 
 from calibrate._core.machine import human_duration
-from calibrate._core.validation import InputError
 
-SLOW_FIT_SECONDS = 60.0
+LONG_FIT_SECONDS = 60.0
+NS_PER_UNIT = {"isotonic": 30.0, "bbq": 10.0, "matrix": 1.0}
+MATRIX_EVALS = 100
 SUGGESTION = ("temperature scaling (one parameter, seconds at any k), vector scaling (2k parameters), "
               "or regularised matrix scaling on fewer classes")
 
 
-class SlowFitError(InputError):
-    """The fit would take longer than SLOW_FIT_SECONDS (the message gives the estimate)."""
+class LongFitWarning(UserWarning):
+    """A fit that is long by the size rule is running (the message gives the estimate)."""
 
 
-def timed(fn):
-    """(seconds, result) of one call."""
-    t0 = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - t0, out
+def bbq_model_range(n: int, c: float = 10.0) -> tuple[int, int]:
+    """(fewest, most) bins of BBQ's models on n rows: floor(n^(1/3) / c), ceil(c n^(1/3)), within [1, n]."""
+    root = n ** (1.0 / 3.0)
+    return max(1, int(math.floor(root / c))), min(n, int(math.ceil(c * root)))
 
 
-def check(what: str, estimate_s: float, allow_slow: bool, detail: str = "") -> None:
-    """Raise SlowFitError when ``estimate_s`` exceeds the budget and ``allow_slow`` is false."""
-    if allow_slow or estimate_s <= SLOW_FIT_SECONDS:
-        return
-    raise SlowFitError(
-        f"{what}: the fit would take about {human_duration(estimate_s)} here{f' ({detail})' if detail else ''}; "
-        f"refusing to run for minutes unannounced. Use {SUGGESTION}, or pass allow_slow=True "
-        "(CLI: --allow-slow) to run it anyway")
+@dataclass(frozen=True)
+class FitSize:
+    """A fit's size by the size rule: ``units`` of work, described by ``rule``."""
 
+    method: str
+    n: int
+    k: int
+    units: float
+    rule: str
+
+    @property
+    def seconds(self) -> float:
+        """The nominal duration: units x NS_PER_UNIT[method]."""
+        return self.units * NS_PER_UNIT[self.method] * 1e-9
+
+    @property
+    def long(self) -> bool:
+        return self.seconds > LONG_FIT_SECONDS
+
+    def describe(self) -> str:
+        """One line: the rule, the units, the estimate and the limit."""
+        text = (f"{self.rule} = {self.units:.3g} units at {NS_PER_UNIT[self.method]:g} ns each = about "
+                f"{human_duration(self.seconds)} on a typical core")
+        return text + (f", over the {LONG_FIT_SECONDS:.0f} s of a long fit" if self.long else "")
+
+
+def fit_size(method: str, n: int, k: int, c: float = 10.0) -> FitSize | None:
+    """The size of fitting ``method`` on n rows of k classes; None for a method without a
+    size rule (its fits take seconds at any size). c: BBQ's model-range constant."""
+    if method not in NS_PER_UNIT:
+        return None
+    n, k = int(n), int(k)
+    m = 1 if k == 2 else k
+    sort = n * math.log2(max(n, 2))
+    if method == "isotonic":
+        return FitSize(method, n, k, m * sort, f"{m} one-vs-rest maps x n log2 n")
+    if method == "bbq":
+        lo, hi = bbq_model_range(n, c)
+        models = hi - lo + 1
+        return FitSize(method, n, k, m * models * sort, f"{m} one-vs-rest maps x {models} binning models x n log2 n")
+    return FitSize(method, n, k, float(MATRIX_EVALS) * n * k * k, f"{MATRIX_EVALS} L-BFGS evaluations x n k^2")
+
+
+def announce(who: str, size: FitSize | None, stacklevel: int = 4) -> bool:
+    """Warn (LongFitWarning) when ``size`` is long; True when it is (a progress bar is then due)."""
+    if size is None or not size.long:
+        return False
+    warnings.warn(f"{who} on {size.n:,} x {size.k}: a long fit by the size rule ({size.describe()}); "
+                  f"it runs, with a progress bar on stderr. Faster: {SUGGESTION}", LongFitWarning,
+                  stacklevel=stacklevel)
+    return True
+
+
+def progress(show: bool, total: int | None, desc: str, unit: str):
+    """A tqdm bar on stderr when ``show``, else an object whose update/close do nothing."""
+    if not show:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, mininterval=1.0, dynamic_ncols=True)
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def deprecated_allow_slow(cal) -> None:
+    """DeprecationWarning when ``allow_slow`` was given (it has no effect; removed in the next release)."""
+    if getattr(cal, "allow_slow", None) is not None:
+        warnings.warn(f"{type(cal).__name__}(allow_slow=...) is deprecated and has no effect: fits are never "
+                      "refused for their size (a long one warns with its estimate); it will be removed in the "
+                      "next release", DeprecationWarning, stacklevel=4)

@@ -141,9 +141,16 @@ class Number(Field):
 
 
 class Bool(Field):
+    """true or false (with nullable=True, also null)."""
+
+    def __init__(self, *, nullable=False):
+        self.nullable = nullable
+
     def decode(self, v, where, dims):
+        if v is None and self.nullable:
+            return None
         if not isinstance(v, bool):
-            self.fail(where, _desc(v), "true or false")
+            self.fail(where, _desc(v), "true, false or null" if self.nullable else "true or false")
         return v
 
 

@@ -219,6 +219,16 @@ class Calibrator(BaseEstimator):
         """The few fitted numbers worth printing (overridden by subclasses)."""
         return {}
 
+    def to_torch(self):
+        """A torch.nn.Module mapping logits (n, k) to calibrated logits (n, k) (softmax of
+        its output is ``predict_proba``); imports torch. Every built-in calibrator returns
+        its own module (calibrate.calibrators.torch_modules); this default runs
+        ``predict_log_proba`` through numpy on the CPU (not differentiable)."""
+        self._check_fitted()
+        from calibrate.calibrators.torch_modules import NumpyModule
+
+        return NumpyModule(self)
+
     def __repr__(self, N_CHAR_MAX=700):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params(deep=False).items())
         return f"{type(self).__name__}({args})"
@@ -295,11 +305,14 @@ class Calibrator(BaseEstimator):
         return obj
 
     def save(self, path) -> None:
-        """Write the fitted calibrator as JSON (a temporary file, fsync, rename: see calibrate.io.outputs)."""
-        from calibrate.io.outputs import write_outputs
+        """Write the fitted calibrator as JSON, atomically: a temporary file in the same
+        directory, fsync, rename (calibrate.io.outputs.write_atomic). The process's signal
+        handlers are not touched; on failure the previous file is intact and an InputError
+        names the file."""
+        from calibrate.io.outputs import write_atomic
 
         self._check_fitted()
-        write_outputs({path: self.to_json()})
+        write_atomic(path, self.to_json())
 
 
 def load(path) -> Calibrator:

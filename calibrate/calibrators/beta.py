@@ -166,6 +166,14 @@ class BetaCalibration(Calibrator):
             return np.stack([_log_sigmoid(-eta), _log_sigmoid(eta)], axis=1)
         return log_softmax64(_log_sigmoid(self.a_ * lp - self.b_ * l1p + self.c_))
 
+    def to_torch(self):
+        """A torch.nn.Module computing the calibrated log-probabilities (float64 tensor ops);
+        with scores="probs" it takes probabilities (n, k), as predict_proba does."""
+        self._check_fitted()
+        from calibrate.calibrators.torch_modules import BetaModule
+
+        return BetaModule(self.a_, self.b_, self.c_, probs=self.scores == "probs")
+
     @property
     def m_(self) -> np.ndarray:
         """The score m with q(m) = 1/2 for each fitted map (NaN when q never crosses 1/2)."""

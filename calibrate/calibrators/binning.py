@@ -23,6 +23,7 @@ from calibrate.calibrators.base import Calibrator, log_softmax64
 _MIN_PROB = Number(gt=0, lt=0.5)
 _EDGES = Array(("B+1",), ge=0, le=1, order="nondecreasing", first=0.0, last=1.0)
 _VALUES = Array(("B",), ge=0, le=1)
+_ALLOW_SLOW = Bool(nullable=True).optional()  # deprecated, no effect (see _budget.deprecated_allow_slow)
 
 
 class _OneVsRest(Calibrator):
@@ -35,23 +36,25 @@ class _OneVsRest(Calibrator):
     def _fit(self, z, y):
         if not 0 < self.min_prob < 0.5:
             raise InputError(f"min_prob: expected a value in (0, 0.5), got {self.min_prob}")
+        _budget.deprecated_allow_slow(self)
         p = np.exp(log_softmax64(z))
         classes = [1] if z.shape[1] == 2 else list(range(z.shape[1]))
-        allow = getattr(self, "allow_slow", True)
-        self._precheck(p, y, classes, allow)
-        maps = []
-        for i, j in enumerate(classes):
-            if i == 1:  # time the second map (the first pays for imports): the rest cost the same
-                t1, m = _budget.timed(lambda j=j: self._fit_map(p[:, j], (y == j).astype(np.float64)))
-                _budget.check(f"{type(self).__name__} on {z.shape[0]:,} x {z.shape[1]}", t1 * (len(classes) - 1),
-                              allow, f"{len(classes)} one-vs-rest maps of {t1:.2g} s each")
-            else:
-                m = self._fit_map(p[:, j], (y == j).astype(np.float64))
-            maps.append(m)
-        self.maps_ = maps
+        size = self._fit_size(*z.shape)
+        long = _budget.announce(type(self).__name__, size)
+        steps = self._map_steps(z.shape[0])
+        bar = _budget.progress(long, len(classes) * steps, f"{self.name} fit", "step")
+        try:
+            self.maps_ = [self._fit_map(p[:, j], (y == j).astype(np.float64), bar.update) for j in classes]
+        finally:
+            bar.close()
 
-    def _precheck(self, p, y, classes, allow):
-        """Refuse before any map when even one map would exceed the budget (BBQ)."""
+    def _fit_size(self, n, k):
+        """The fit's size by calibrate.calibrators._budget's size rule (None: no rule)."""
+        return None
+
+    def _map_steps(self, n) -> int:
+        """Progress steps of one map (``_fit_map`` calls its ``tick`` once per step)."""
+        return 1
 
     def _log_proba(self, z):
         p = np.exp(log_softmax64(z))
@@ -65,7 +68,7 @@ class _OneVsRest(Calibrator):
         np.clip(q, lo, hi, out=q)
         return np.log(q / q.sum(axis=1, keepdims=True))
 
-    def _fit_map(self, p, t) -> dict:
+    def _fit_map(self, p, t, tick) -> dict:
         raise NotImplementedError
 
     def _apply_map(self, m: dict, p: np.ndarray) -> np.ndarray:
@@ -81,25 +84,36 @@ class IsotonicCalibration(_OneVsRest):
     """
 
     name = "isotonic"
-    param_schema = {"min_prob": _MIN_PROB, "allow_slow": Bool()}
+    param_schema = {"min_prob": _MIN_PROB, "allow_slow": _ALLOW_SLOW}
     # knots: x strictly increasing probabilities, y non-decreasing in [0, 1] (a monotone map)
     state_schema = {"maps_": ListOf(Record({"x": Array(("m",), ge=0, le=1, order="increasing", min_len=1),
                                             "y": Array(("m",), ge=0, le=1, order="nondecreasing")}),
                                     length="c")}
 
-    def __init__(self, min_prob: float = 1e-6, allow_slow: bool = False):
+    def __init__(self, min_prob: float = 1e-6, allow_slow: bool | None = None):
         self.min_prob = min_prob
         self.allow_slow = allow_slow
 
-    def _fit_map(self, p, t):
+    def _fit_size(self, n, k):
+        return _budget.fit_size("isotonic", n, k)
+
+    def _fit_map(self, p, t, tick):
         from sklearn.isotonic import IsotonicRegression
 
         iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
         iso.fit(p, t)
+        tick()
         return {"x": np.asarray(iso.X_thresholds_, np.float64), "y": np.asarray(iso.y_thresholds_, np.float64)}
 
     def _apply_map(self, m, p):
         return np.interp(p, m["x"], m["y"])
+
+    def to_torch(self):
+        """A torch.nn.Module: the maps by torch.searchsorted and linear interpolation (float64)."""
+        self._check_fitted()
+        from calibrate.calibrators.torch_modules import IsotonicModule
+
+        return IsotonicModule(self.maps_, self.min_prob)
 
 
 class HistogramBinning(_OneVsRest):
@@ -120,7 +134,7 @@ class HistogramBinning(_OneVsRest):
         self.binning = binning
         self.min_prob = min_prob
 
-    def _fit_map(self, p, t):
+    def _fit_map(self, p, t, tick):
         n_bins = check_n_bins(self.n_bins)
         check_choice(self.binning, "binning", ("width", "mass"))
         edges = equal_width_edges(n_bins) if self.binning == "width" else equal_mass_edges(p, n_bins)
@@ -129,10 +143,18 @@ class HistogramBinning(_OneVsRest):
         hits = np.bincount(idx, weights=t, minlength=n_bins)
         mid = (edges[:-1] + edges[1:]) / 2
         values = np.where(count > 0, hits / np.maximum(count, 1), mid)
+        tick()
         return {"edges": edges, "values": values}
 
     def _apply_map(self, m, p):
         return m["values"][bin_index(p, m["edges"])]
+
+    def to_torch(self):
+        """A torch.nn.Module: the bins by torch.searchsorted, their values by gather (float64)."""
+        self._check_fitted()
+        from calibrate.calibrators.torch_modules import BinnedModule
+
+        return BinnedModule([([(m["edges"], m["values"])], [1.0]) for m in self.maps_], self.min_prob)
 
 
 class BBQ(_OneVsRest):
@@ -151,13 +173,13 @@ class BBQ(_OneVsRest):
 
     name = "bbq"
     param_schema = {"ess": Number(gt=0), "c": Number(gt=0), "prune": Number(ge=0, lt=1), "min_prob": _MIN_PROB,
-                    "allow_slow": Bool()}
+                    "allow_slow": _ALLOW_SLOW}
     state_schema = {"maps_": ListOf(Record({
         "models": ListOf(Record({"edges": _EDGES, "values": _VALUES}), length="M", min_len=1),
         "weights": Array(("M",), ge=0, le=1, total=1.0)}), length="c")}
 
     def __init__(self, ess: float = 2.0, c: float = 10.0, prune: float = 1e-9, min_prob: float = 1e-6,
-                 allow_slow: bool = False):
+                 allow_slow: bool | None = None):
         self.ess = ess
         self.c = c
         self.prune = prune
@@ -165,20 +187,16 @@ class BBQ(_OneVsRest):
         self.allow_slow = allow_slow
 
     def _model_range(self, n):
-        root = n ** (1.0 / 3.0)
-        return max(1, int(np.floor(root / self.c))), min(n, int(np.ceil(self.c * root)))
+        return _budget.bbq_model_range(n, self.c)
 
-    def _precheck(self, p, y, classes, allow):
-        # one binning model (sort, bins, scores) times the number of models and of maps
-        n = p.shape[0]
+    def _fit_size(self, n, k):
+        return _budget.fit_size("bbq", n, k, self.c)
+
+    def _map_steps(self, n):
         b_min, b_max = self._model_range(n)
-        j = classes[0]
-        t1, _ = _budget.timed(lambda: bin_index(p[:, j], equal_mass_edges(p[:, j], b_max)))
-        n_models = b_max - b_min + 1
-        _budget.check(f"BBQ on {n:,} x {p.shape[1]}", t1 * n_models * len(classes), allow,
-                      f"{len(classes)} one-vs-rest maps x {n_models} binning models of {t1:.2g} s each")
+        return b_max - b_min + 1
 
-    def _fit_map(self, p, t):
+    def _fit_map(self, p, t, tick):
         n = p.size
         b_min, b_max = self._model_range(n)
         models, scores = [], []
@@ -197,6 +215,7 @@ class BBQ(_OneVsRest):
             )
             models.append({"edges": edges, "values": (hits + alpha) / (count + prior)})
             scores.append(score)
+            tick()
         scores = np.array(scores)
         w = np.exp(scores - logsumexp(scores))
         keep = w >= self.prune * w.max()
@@ -208,6 +227,15 @@ class BBQ(_OneVsRest):
         for model, w in zip(m["models"], m["weights"]):
             out += w * model["values"][bin_index(p, model["edges"])]
         return out
+
+    def to_torch(self):
+        """A torch.nn.Module: every model's bins by torch.searchsorted, the weighted sum of
+        their values (float64)."""
+        self._check_fitted()
+        from calibrate.calibrators.torch_modules import BinnedModule
+
+        return BinnedModule([([(md["edges"], md["values"]) for md in m["models"]], m["weights"])
+                             for m in self.maps_], self.min_prob)
 
     def summary(self):
         n_models = [len(m["models"]) for m in self.maps_]

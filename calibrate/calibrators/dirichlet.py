@@ -383,6 +383,13 @@ class DirichletCalibration(Calibrator):
             out[s:e] = _log_softmax(x @ self.weights_.T + self.bias_, axis=1)
         return out
 
+    def to_torch(self):
+        """A torch.nn.Module computing the calibrated log-probabilities (float64 tensor ops)."""
+        self._check_fitted()
+        from calibrate.calibrators.torch_modules import DirichletModule
+
+        return DirichletModule(self.weights_, self.bias_)
+
     def summary(self):
         k = self.weights_.shape[0]
         off = self.weights_ - np.diag(np.diag(self.weights_))

@@ -22,52 +22,17 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 
-from calibrate._core.blocks import BLOCK_BYTES
 from calibrate._core.validation import InputError, check_choice
 from calibrate.calibrators._schema import Array, Choice, Number, Seq
 from calibrate.calibrators.base import Calibrator, log_softmax64
-from calibrate.calibrators.scaling import fit_temperature_nll
-
-_BLOCK_VALUES = 32 * BLOCK_BYTES // 8  # float64 values per row block: 32 blocks (16 MiB)
-
-
-def _blocks(n, k):
-    rows = max(1, _BLOCK_VALUES // k)
-    return [(s, min(s + rows, n)) for s in range(0, n, rows)]
-
-
-def _brier_at(z, y, t):
-    tot = 0.0
-    for s, e in _blocks(*z.shape):
-        p = np.exp(log_softmax64(z[s:e] / t))
-        p[np.arange(e - s), y[s:e]] -= 1.0
-        tot += float(np.einsum("ij,ij->", p, p))
-    return tot / z.shape[0]
-
-
-def _nll_at(z, y, t):
-    tot = 0.0
-    for s, e in _blocks(*z.shape):
-        tot -= float(np.sum(log_softmax64(z[s:e] / t)[np.arange(e - s), y[s:e]]))
-    return tot / z.shape[0]
-
-
-def _fit_temperature_search(z, y, bounds, fn):
-    grid = np.linspace(math.log(bounds[0]), math.log(bounds[1]), 60)
-    vals = [fn(z, y, math.exp(g)) for g in grid]
-    i = int(np.argmin(vals))
-    a, b = grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]
-    res = minimize_scalar(lambda g: fn(z, y, math.exp(g)), bounds=(a, b), method="bounded",
-                          options={"xatol": 1e-10})
-    return math.exp(res.x) if res.fun <= vals[i] else math.exp(grid[i])
-
-
-def fit_temperature_brier(z, y, bounds=(0.05, 100.0)):
-    """T in ``bounds`` minimising the Brier score of softmax(z / T) (a log-spaced grid of 60,
-    then a bounded scalar search around its best point)."""
-    return _fit_temperature_search(z, y, bounds, _brier_at)
+from calibrate.calibrators.temperature_solver import (
+    _blocks,
+    _fit_temperature_search,
+    _nll_at,
+    fit_temperature_brier,
+    fit_temperature_nll,
+)
 
 
 def _components(z, t, s, e):
@@ -238,6 +203,14 @@ class EnsembleTemperatureScaling(Calibrator):
         b = lw[1] + log_softmax64(z)
         out = np.logaddexp(a, b)
         return np.logaddexp(out, lw[2] - math.log(k))
+
+    def to_torch(self):
+        """A torch.nn.Module computing the calibrated log-probabilities with the ensemble
+        weights (float64 tensor ops)."""
+        self._check_fitted()
+        from calibrate.calibrators.torch_modules import EnsembleTemperatureModule
+
+        return EnsembleTemperatureModule(self.temperature_, self.weights_)
 
     def summary(self):
         return {"T": self.temperature_, "w_T": float(self.weights_[0]), "w_1": float(self.weights_[1]),

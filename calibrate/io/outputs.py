@@ -1,7 +1,7 @@
 """Writing outputs: every file a command writes goes through here.
 
-Rules, the same for the command line and for the Python API (``Calibrator.save``,
-``calibrate.report.write_report``):
+Rules 1 to 3 hold for the command line and for the Python API (``Calibrator.save``,
+``calibrate.report.write_report``); rule 4 is the commands' multi-file writer:
 
 1. An output is a regular file or a new path. A directory, FIFO, device or socket is
    refused; a symbolic link is followed to the file it names (a dangling link is refused).
@@ -30,6 +30,11 @@ Rules, the same for the command line and for the Python API (``Calibrator.save``
    the leftover backups). A journal left by a live process is not
    touched: that write is refused ("being written by process N").
    A single output needs no journal: one rename is atomic.
+
+5. ``write_atomic`` writes one file the same way (temporary, fsync, rename) without
+   touching the process's signal handlers or mask: it is the Python API's writer
+   (``Calibrator.save``), for applications that install their own handlers. Its
+   temporary is removed on any error or exception raised while it writes.
 
 Every failure is an :class:`~calibrate._core.validation.InputError` naming the file.
 """
@@ -375,6 +380,36 @@ def _commit(items, targets, temps, journal, tag):
     with contextlib.suppress(OSError):
         os.unlink(journal)
     _fsync_dir(journal.parent)
+
+
+def write_atomic(path, content: Content, inputs: Iterable = ()) -> Path:
+    """Write one file atomically: a temporary in its directory, fsync, rename over ``path``.
+
+    content: str (UTF-8), bytes, or callable(binary file). The checks of rules 1 and 2
+    apply (never over one of ``inputs``); a journal left for ``path`` by a hard-killed
+    multi-file write is recovered first. Signal handlers and the signal mask are left as
+    they are. On failure the previous file is intact, the temporary is removed, and an
+    InputError names the file ("PATH: cannot write (reason)"). Returns the real path.
+    """
+    target = check_output(path, inputs)
+    journal = _journal_path(target)
+    if journal.exists():
+        recover(journal)
+    raw = os.fspath(path)
+    try:
+        tmp = _write_temp(target, content, secrets.token_hex(4))
+    except OSError as e:
+        _fail(raw, f"cannot write ({e.strerror or e})")
+    try:
+        os.replace(tmp, target)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(e, OSError):
+            _fail(raw, f"cannot write ({e.strerror or e})")
+        raise
+    _fsync_dir(target.parent)
+    return target
 
 
 def write_text(path, text: str, inputs: Iterable = ()) -> Path:

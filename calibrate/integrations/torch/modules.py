@@ -1,80 +1,42 @@
-"""torch modules that apply fitted calibrators inside torch code (imports torch)."""
+"""torch modules that apply fitted calibrators inside torch code (imports torch).
+
+Each calibrator's module is its own ``to_torch()`` (calibrate.calibrators.torch_modules);
+:class:`CalibratedModel` puts one after a model.
+"""
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
 from calibrate._core.validation import InputError
-from calibrate.integrations.torch.inference import logits_of
+from calibrate.calibrators.torch_modules import AffineModule, TemperatureModule
+from calibrate.integrations.torch.inference import logits_of, model_device
 
-
-class TemperatureModule(nn.Module):
-    """logits -> logits / T, with T a (non-trainable) buffer; differentiable in the logits."""
-
-    def __init__(self, temperature: float):
-        super().__init__()
-        self.register_buffer("temperature", torch.tensor(float(temperature), dtype=torch.float64))
-
-    def forward(self, logits: torch.Tensor) -> torch.Tensor:
-        return logits / self.temperature.to(logits.dtype)
-
-
-class AffineModule(nn.Module):
-    """logits -> logits * w + b (vector scaling) or logits @ W.T + b (matrix scaling)."""
-
-    def __init__(self, weights, bias):
-        super().__init__()
-        self.register_buffer("weights", torch.as_tensor(np.asarray(weights, dtype=np.float64)))
-        self.register_buffer("bias", torch.as_tensor(np.asarray(bias, dtype=np.float64)))
-
-    def forward(self, logits: torch.Tensor) -> torch.Tensor:
-        w, b = self.weights.to(logits.dtype), self.bias.to(logits.dtype)
-        return logits * w + b if w.ndim == 1 else logits @ w.T + b
-
-
-class _NumpyCalibrator(nn.Module):
-    """Any fitted calibrator through its numpy ``predict_log_proba`` (float64, not differentiable)."""
-
-    def __init__(self, calibrator):
-        super().__init__()
-        self.calibrator = calibrator
-
-    def forward(self, logits: torch.Tensor) -> torch.Tensor:
-        z = logits.detach().to("cpu", torch.float64).numpy()
-        lp = self.calibrator.predict_log_proba(z)
-        return torch.as_tensor(np.asarray(lp), dtype=logits.dtype, device=logits.device)
+__all__ = ["AffineModule", "CalibratedModel", "TemperatureModule", "calibration_module"]
 
 
 def calibration_module(calibrator) -> nn.Module:
-    """A module mapping logits (n, k) to calibrated logits (n, k).
+    """``calibrator.to_torch()``: a module mapping logits (n, k) to calibrated logits (n, k).
 
-    Temperature, vector and matrix scaling are exact torch ops (differentiable in the logits);
-    every other calibrator goes through its numpy ``predict_log_proba`` on the CPU in float64
-    (calibrated log-probabilities are valid logits), which is not differentiable.
+    Softmax of its output is ``calibrator.predict_proba`` of the same logits, for every
+    method (float64 inside; see calibrate.calibrators.torch_modules). Refuses anything
+    that is not a calibrate calibrator; an unfitted one raises its NotFittedError here.
     """
-    if not hasattr(calibrator, "predict_log_proba"):
+    to_torch = getattr(calibrator, "to_torch", None)
+    if to_torch is None or not hasattr(calibrator, "predict_log_proba"):
         raise InputError(f"calibrator: expected a fitted calibrate calibrator, got {type(calibrator).__name__}")
-    if getattr(calibrator, "temperature_", None) is not None:
-        return TemperatureModule(calibrator.temperature_)
-    if type(calibrator).__name__ in ("VectorScaling", "MatrixScaling") and hasattr(calibrator, "weights_"):
-        return AffineModule(calibrator.weights_, calibrator.bias_)
-    # unfitted calibrators fail here, with their own NotFittedError, rather than at the first forward
-    check = getattr(calibrator, "_check_fitted", None)
-    if check is not None:
-        check()
-    return _NumpyCalibrator(calibrator)
+    return to_torch()
 
 
 class CalibratedModel(nn.Module):
     """``model`` followed by a fitted calibrator: forward returns calibrated logits or log-probs.
 
-    output="logits": calibrated logits (n, k) (softmax gives the calibrated probabilities);
-    output="log_probs": their log-softmax. The model's output may be a tensor, an object with
-    ``.logits`` or a dict with ``"logits"``; all forward arguments are passed to the model.
-    Temperature / vector / matrix scaling run as torch ops on the model's device; other
-    calibrators use their numpy ``predict_log_proba`` (see :func:`calibration_module`).
+    output="logits": calibrated logits (n, k) (softmax gives the calibrated probabilities,
+    equal to ``calibrator.predict_proba`` of the model's logits); output="log_probs":
+    their log-softmax. The model's output may be a tensor, an object with ``.logits`` or
+    a dict with ``"logits"``; all forward arguments are passed to the model. The
+    calibration module is ``calibrator.to_torch()``, placed on the model's device.
     """
 
     def __init__(self, model: nn.Module, calibrator, output: str = "logits"):
@@ -82,7 +44,7 @@ class CalibratedModel(nn.Module):
         if output not in ("logits", "log_probs"):
             raise InputError(f"output: expected 'logits' or 'log_probs', got {output!r}")
         self.model = model
-        self.calibration = calibration_module(calibrator)
+        self.calibration = calibration_module(calibrator).to(model_device(model))
         self.output = output
 
     def forward(self, *args, **kwargs) -> torch.Tensor:
