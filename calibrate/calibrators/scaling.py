@@ -158,22 +158,6 @@ def fit_temperature_dask(z, labels, bounds=None):
     return fit_temperature_nll(z, y, bounds, sums=_nll_sums)
 
 
-def _fit_temperature_ece(z, y, bounds, n_bins):
-    from calibrate.metrics.calibration import ece
-
-    def obj(log_t):
-        return ece(np.exp(log_softmax64(z / math.exp(log_t))), y, n_bins)
-
-    grid = np.linspace(math.log(bounds[0]), math.log(bounds[1]), 400)
-    vals = np.array([obj(g) for g in grid])
-    i = int(np.argmin(vals))
-    a, b = grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]
-    res = minimize_scalar(obj, bounds=(a, b), method="bounded", options={"xatol": 1e-6})
-    log_t = res.x if res.fun <= vals[i] else grid[i]
-    t = math.exp(log_t)
-    at_bound = i in (0, grid.size - 1)
-    return t, {"grad_log_t": float("nan"), "n_iter": grid.size + res.nfev, "at_bound": at_bound}
-
 
 # ====================================================================== affine
 class _AffineScaling(Calibrator):
