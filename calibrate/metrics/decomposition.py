@@ -26,6 +26,7 @@ from typing import NamedTuple
 import numpy as np
 
 from calibrate._core import binning as _binning
+from calibrate._core import ranking
 from calibrate._core.validation import (
     InputError,
     check_choice,
@@ -188,11 +189,8 @@ def _cumulative_gap(probs, labels):
     p, y = check_probs_labels(probs, labels)
     conf, ok = _top_label(p, y)
     c = conf.astype(np.float64)
-    order = np.argsort(c, kind="stable")
-    cs = c[order]
-    h = np.cumsum(ok[order] - cs) / c.size
-    last = np.flatnonzero(np.append(cs[1:] != cs[:-1], True))  # ends of tie groups
-    return np.concatenate([[0.0], h[last]])
+    g = ranking.TieGroups(c, descending=False)
+    return np.concatenate([[0.0], g.cumulative(ok - c) / c.size])
 
 
 def ks_calibration_error(probs, labels) -> float:

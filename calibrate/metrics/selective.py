@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from calibrate._core import ranking
 from calibrate._core.validation import InputError, check_1d_scores, check_scores, to_numpy
 
 BLOCK_ROWS = 65536
@@ -47,12 +48,13 @@ class _Groups(NamedTuple):
 
 
 def _groups(c: np.ndarray, ok: np.ndarray) -> _Groups:
-    order = np.argsort(-c, kind="stable")
-    cs = c[order]
-    err = np.cumsum(1.0 - ok[order])
-    # last index of each run of equal scores (one step per distinct score)
-    last = np.flatnonzero(np.append(cs[1:] != cs[:-1], True))
-    return _Groups((last + 1).astype(np.float64), err[last], c.size)
+    g = ranking.TieGroups(c)
+    return _Groups(g.ends.astype(np.float64), g.cumulative(1.0 - ok), g.n)
+
+
+def _counts(g: _Groups):
+    """(errors, rows) per tie group, most confident first."""
+    return np.diff(g.errors, prepend=0.0), np.diff(g.accepted, prepend=0.0)
 
 
 class RiskCoverage(NamedTuple):
@@ -83,22 +85,10 @@ def aurc(confidence, correct) -> float:
 
 
 def _aurc(g: _Groups) -> float:
-    width = np.diff(g.accepted, prepend=0.0) / g.n
-    return float(np.sum(width * g.errors / g.accepted))
+    return ranking.aurc(*_counts(g))
 
 
-def _aurc_optimal(n_correct, n):
-    """AURC of the best ranking (every correct row strictly above every wrong one, no ties)
-    of n rows, n_correct of them correct: (1/n) sum_{i=1}^n max(0, i - c) / i, in closed
-    form ((n - c) - c (H_n - H_c)) / n with H_n - H_c = psi(n + 1) - psi(c + 1). Scalars
-    give a float, arrays (of resampled counts) an array; 0 where n = 0."""
-    from scipy.special import digamma
-
-    c = np.asarray(n_correct, dtype=np.float64)
-    m = np.asarray(n, dtype=np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        v = np.where(m > 0, ((m - c) - c * (digamma(m + 1.0) - digamma(c + 1.0))) / np.maximum(m, 1.0), 0.0)
-    return float(v) if v.ndim == 0 else v
+_aurc_optimal = ranking.aurc_optimal
 
 
 def eaurc(confidence, correct) -> float:
@@ -121,10 +111,7 @@ def augrc(confidence, correct) -> float:
     of the score for telling correct from wrong rows (ties counted 1/2). Lower is better.
     """
     c, ok = _check_conf_correct(confidence, correct)
-    g = _groups(c, ok)
-    cov = np.concatenate([[0.0], g.accepted / g.n])
-    gr = np.concatenate([[0.0], g.errors / g.n])
-    return float(np.sum(np.diff(cov) * (gr[1:] + gr[:-1]) / 2.0))
+    return ranking.augrc(*_counts(_groups(c, ok)))
 
 
 def risk_at_coverage(confidence, correct, coverage: float) -> float:
@@ -134,11 +121,7 @@ def risk_at_coverage(confidence, correct, coverage: float) -> float:
     """
     cov_target = _check_fraction(coverage, "coverage", low_open=True)
     c, ok = _check_conf_correct(confidence, correct)
-    g = _groups(c, ok)
-    cov = g.accepted / g.n
-    j = int(np.searchsorted(cov, cov_target - 1e-12 * cov_target, side="left"))
-    j = min(j, cov.size - 1)
-    return float(g.errors[j] / g.accepted[j])
+    return float(ranking.risk_at_coverage(*_counts(_groups(c, ok)), [cov_target])[0])
 
 
 def coverage_at_risk(confidence, correct, risk: float) -> float:

@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from calibrate._core import ranking
 from calibrate._core.validation import InputError, check_probs_labels
 from calibrate.metrics import calibration as metrics
 from calibrate.metrics import decomposition, selective, smooth
-from calibrate.metrics.selective import _aurc, _aurc_optimal, _check_conf_correct, _groups
+from calibrate.metrics.selective import _aurc, _check_conf_correct, _counts, _groups
 
 #: the keys summary_metrics adds to metrics.all_metrics, with their labels for printing
 BEYOND_NAMES = {
@@ -47,9 +48,7 @@ SUMMARY_NAMES = {**metrics.METRIC_NAMES, **BEYOND_NAMES}
 
 def _augrc(g) -> float:
     """AUGRC from sorted groups: the trapezoid rule of selective.augrc."""
-    cov = np.concatenate([[0.0], g.accepted / g.n])
-    gr = np.concatenate([[0.0], g.errors / g.n])
-    return float(np.sum(np.diff(cov) * (gr[1:] + gr[:-1]) / 2.0))
+    return ranking.augrc(*_counts(g))
 
 
 def summary_metrics(probs, labels, n_bins: int = 15, *, logits=None) -> dict:
@@ -126,42 +125,27 @@ class SelectiveResampler:
         self.grid = np.linspace(0.05, 1.0, 96) if grid is None else np.asarray(grid, dtype=np.float64)
         if self.grid.ndim != 1 or self.grid.size == 0 or self.grid.min() <= 0 or self.grid.max() > 1:
             raise InputError("grid: expected a 1-d array of coverages in (0, 1]")
-        order = self.order = np.argsort(-c, kind="stable")  # most confident first
-        cs = c[order]
-        starts = np.concatenate([[True], cs[1:] != cs[:-1]])
-        gid_sorted = np.cumsum(starts) - 1
-        self.gid = np.empty(c.size, dtype=np.intp)
-        self.gid[order] = gid_sorted  # group of each row, 0 = most confident
+        self.groups = ranking.TieGroups(c)  # most confident first
+        self.order = self.groups.order
+        self.gid = self.groups.row_group
         self.wrong = 1.0 - ok
-        self.m = int(gid_sorted[-1]) + 1
+        self.m = self.groups.m
         self.n = c.size
 
     def _numbers(self, cnt: np.ndarray, err: np.ndarray) -> dict:
         n = self.n
-        acc = np.cumsum(cnt)
-        errs = np.cumsum(err)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            risk = np.where(acc > 0, errs / np.maximum(acc, 1.0), 0.0)
-        cov = acc / n
-        aurc = float(np.sum(cnt / n * risk))
-        gr = np.concatenate([[0.0], errs / n])
-        augrc = float(np.sum(cnt / n * (gr[1:] + gr[:-1]) / 2.0))
-        out = {"aurc": aurc, "eaurc": aurc - _aurc_optimal(round(n - errs[-1]), n), "augrc": augrc}
-
-        def at(targets):
-            t = np.asarray(targets, dtype=np.float64)
-            j = np.minimum(np.searchsorted(cov, t - 1e-12 * t, side="left"), cov.size - 1)
-            return risk[j]
-
-        for c, r in zip(self.coverages, at(self.coverages)):
+        aurc = ranking.aurc(err, cnt)
+        out = {"aurc": aurc, "eaurc": aurc - ranking.aurc_optimal(round(n - err.sum()), n),
+               "augrc": ranking.augrc(err, cnt)}
+        at = ranking.risk_at_coverage(err, cnt, np.concatenate([self.coverages, self.grid]))
+        for c, r in zip(self.coverages, at):
             out[f"risk@{c:g}"] = float(r)
-        out["curve"] = at(self.grid)
+        out["curve"] = at[len(self.coverages):]
         return out
 
     def estimate(self) -> dict:
         """The numbers on the full sample."""
-        return self._numbers(np.bincount(self.gid, minlength=self.m).astype(np.float64),
-                             np.bincount(self.gid, weights=self.wrong, minlength=self.m))
+        return self._numbers(self.groups.counts(), self.groups.counts(self.wrong))
 
     def values(self, rows) -> dict:
         """The numbers on the resample ``rows`` ((n,) int indices)."""
@@ -229,7 +213,7 @@ def selective_intervals(confidence, correct, *, coverages=(0.8, 0.9), grid=None,
             curves[b] = v["curve"]
     else:
         c, ok = _check_conf_correct(confidence, correct)
-        err, cor = _contiguous_groups(c, ok, int(max_groups), order=rs.order)
+        err, cor = _contiguous_groups(c, ok, int(max_groups), groups=rs.groups)
         n_groups = int(err.size)
         draws, curves = _grouped_resamples(err, cor, rs.coverages, rs.grid, int(n_resamples), seed)
         flat = _grouped_numbers(err[None, :], cor[None, :], rs.coverages, rs.grid)
@@ -250,25 +234,11 @@ def selective_intervals(confidence, correct, *, coverages=(0.8, 0.9), grid=None,
 def _grouped_numbers(err: np.ndarray, cor: np.ndarray, coverages, grid) -> dict:
     """The risk-coverage numbers of (R, G) per-group counts of wrong and correct rows (most
     confident group first; each group accepted as a whole): {key: (R,)}, curve (R, g)."""
-    e = np.cumsum(err, axis=1)
-    acc = e + np.cumsum(cor, axis=1)
-    n = acc[:, -1]
     cnt = err + cor
-    with np.errstate(invalid="ignore", divide="ignore"):
-        risk = np.where(acc > 0, e / np.maximum(acc, 1.0), 0.0)
-    w = cnt / np.maximum(n, 1.0)[:, None]
-    aurc = np.sum(w * risk, axis=1)
-    gr = e / np.maximum(n, 1.0)[:, None]
-    gr_prev = np.concatenate([np.zeros((gr.shape[0], 1)), gr[:, :-1]], axis=1)
-    out = {"aurc": aurc, "eaurc": aurc - _aurc_optimal(n - e[:, -1], n),
-           "augrc": np.sum(w * (gr + gr_prev) / 2.0, axis=1)}
-    cov = acc / np.maximum(n, 1.0)[:, None]
-    targets = np.concatenate([np.asarray(coverages, dtype=np.float64), grid])
-    targets = targets - 1e-12 * targets
-    at = np.empty((cov.shape[0], targets.size))
-    for i in range(cov.shape[0]):
-        j = np.minimum(np.searchsorted(cov[i], targets, side="left"), cov.shape[1] - 1)
-        at[i] = risk[i, j]
+    n = cnt.sum(axis=1)
+    aurc = ranking.aurc(err, cnt)
+    out = {"aurc": aurc, "eaurc": aurc - ranking.aurc_optimal(n - err.sum(axis=1), n), "augrc": ranking.augrc(err, cnt)}
+    at = ranking.risk_at_coverage(err, cnt, np.concatenate([np.asarray(coverages, dtype=np.float64), grid]))
     for m, c in enumerate(coverages):
         out[f"risk@{c:g}"] = at[:, m]
     out["curve"] = at[:, len(coverages):]
@@ -296,23 +266,15 @@ def _grouped_resamples(err, cor, coverages, grid, n_resamples: int, seed: int):
 BAND_MAX_GROUPS = 2048  # risk-coverage band: contiguous groups of rows (by confidence) resampled as counts
 
 
-def _contiguous_groups(c: np.ndarray, ok: np.ndarray, max_groups: int, order: np.ndarray | None = None):
-    """Rows sorted by decreasing confidence (``order``, when the caller has it), cut into at
+def _contiguous_groups(c: np.ndarray, ok: np.ndarray, max_groups: int, groups: ranking.TieGroups | None = None):
+    """Rows sorted by decreasing confidence (``groups``, when the caller has them), cut into at
     most ``max_groups`` contiguous groups of about n / max_groups rows, only where the
     confidence changes (ties never split). Returns (errors, correct) per group, (G,)
     float64 each, most confident first."""
-    if order is None:
-        order = np.argsort(-c, kind="stable")
-    cs = c[order]
-    wrong = np.cumsum(1.0 - ok[order])
-    ends = np.flatnonzero(np.append(cs[1:] != cs[:-1], True)) + 1  # rows accepted at each distinct score
-    # the first distinct-score end at or after each target i n / G (duplicates dropped)
-    g = min(int(max_groups), c.size)
-    targets = np.ceil(np.arange(1, g + 1) * (c.size / g))
-    cut = np.unique(ends[np.minimum(np.searchsorted(ends, targets, side="left"), ends.size - 1)])
-    err_cum = wrong[cut - 1]
+    g = ranking.TieGroups(c) if groups is None else groups
+    cut = g.coarsened(max_groups)
+    err = np.diff(g.cumulative(1.0 - ok)[np.searchsorted(g.ends, cut)], prepend=0.0)
     rows = np.diff(cut, prepend=0).astype(np.float64)
-    err = np.diff(err_cum, prepend=0.0)
     return err, rows - err
 
 
@@ -395,32 +357,15 @@ class DetectionResampler:
         if not 0.0 < float(tpr) <= 1.0:
             raise InputError(f"tpr: expected a number in (0, 1], got {tpr!r}")
         self.tpr = float(tpr)
-        s = np.concatenate([s_in, s_out])
-        order = np.argsort(-s, kind="stable")
-        ss = s[order]
-        gid = np.empty(s.size, dtype=np.intp)
-        gid[order] = np.cumsum(np.concatenate([[True], ss[1:] != ss[:-1]])) - 1
-        self.m = int(gid.max()) + 1
+        self.groups = ranking.TieGroups(np.concatenate([s_in, s_out]))
+        self.m = self.groups.m
+        gid = self.groups.row_group
         self.gid_in, self.gid_out = gid[: s_in.size], gid[s_in.size:]
         self.n_in, self.n_out = s_in.size, s_out.size
 
-    @staticmethod
-    def _ap(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
-        tp = np.cumsum(pos, axis=-1)
-        seen = tp + np.cumsum(neg, axis=-1)  # >= 1 wherever pos > 0
-        return np.sum(pos * tp / np.maximum(seen, 1.0), axis=-1) / tp[..., -1]
-
     def _numbers(self, pos: np.ndarray, neg: np.ndarray) -> dict:
         """Metrics of per-group counts pos, neg: (m,) -> floats, or (r, m) -> (r,) arrays."""
-        tp, fp = np.cumsum(pos, axis=-1), np.cumsum(neg, axis=-1)
-        tpr_pts, fpr_pts = tp / self.n_in, fp / self.n_out
-        prev = np.concatenate([np.zeros(tpr_pts.shape[:-1] + (1,)), tpr_pts[..., :-1]], axis=-1)
-        auroc = np.sum(neg / self.n_out * (tpr_pts + prev) / 2.0, axis=-1)
-        j = np.argmax(tpr_pts >= self.tpr - 1e-12, axis=-1)
-        fpr = np.take_along_axis(fpr_pts, np.asarray(j)[..., None], axis=-1)[..., 0]
-        out = {"auroc": auroc, "aupr_in": self._ap(pos, neg), "aupr_out": self._ap(neg[..., ::-1], pos[..., ::-1]),
-               "fpr_at_95tpr": fpr}
-        return {k: float(v) for k, v in out.items()} if pos.ndim == 1 else out
+        return ranking.detection_numbers(pos, neg, self.tpr)
 
     def _counts(self, gid: np.ndarray, rows: np.ndarray) -> np.ndarray:
         r = np.atleast_2d(np.asarray(rows))
