@@ -28,10 +28,10 @@ import numpy as np
 from calibrate._core import binning as _binning
 from calibrate._core import ranking
 from calibrate._core.validation import (
-    InputError,
     check_choice,
     check_logits_labels,
     check_n_bins,
+    check_n_resamples,
     check_probs_labels,
 )
 from calibrate.metrics.calibration import BINNINGS, _top_label, brier, nll_from_logits
@@ -162,8 +162,7 @@ def ece_consistency_test(probs, labels, n_bins: int = 15, *, binning: str = "wid
     order), recompute the top-label ECE with the same bins, and report the one-sided
     p-value (1 + #{null >= observed}) / (1 + n_resamples).
     """
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
-        raise InputError(f"n_resamples: expected a positive integer, got {n_resamples!r}")
+    n_resamples = check_n_resamples(n_resamples)
     conf, ok, idx, n_bins = _top_binned(probs, labels, n_bins, binning)
     n = conf.size
     c64 = conf.astype(np.float64)

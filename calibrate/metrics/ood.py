@@ -20,9 +20,9 @@ Metrics (:func:`detection_metrics`):
 Scores from logits (n, k) (computed in float64, in blocks of rows): max softmax
 probability (Hendrycks & Gimpel 2017), max logit (Hendrycks et al. 2022), energy
 T logsumexp(z / T) (Liu et al. 2020; the negative free energy), negative entropy,
-DOCTOR (Granese et al. 2021) and the top-2 margin. From logit samples (S, n, k)
-(MC dropout or an ensemble): the negated mutual information, expected entropy and
-predictive entropy (see :mod:`calibrate.metrics.uncertainty`).
+DOCTOR (Granese et al. 2021) and the top-2 softmax margin (:func:`softmax_margin`).
+From logit samples (S, n, k) (MC dropout or an ensemble): the negated mutual
+information, expected entropy and predictive entropy (see :mod:`calibrate.metrics.uncertainty`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,13 @@ import numpy as np
 from scipy.special import log_softmax, logsumexp
 
 from calibrate._core import ranking
-from calibrate._core.validation import InputError, check_1d_scores, check_scores, to_numpy
+from calibrate._core.validation import (
+    InputError,
+    check_1d_scores,
+    check_scores,
+    renamed_function,
+    to_numpy,
+)
 from calibrate.metrics import uncertainty
 
 BLOCK_ROWS = 65536
@@ -148,7 +154,7 @@ def doctor(logits, temperature: float = 1.0, version: str = "alpha") -> np.ndarr
     return _blocks(logits, score)
 
 
-def margin(logits, temperature: float = 1.0) -> np.ndarray:
+def softmax_margin(logits, temperature: float = 1.0) -> np.ndarray:
     """(n,) p_(1) - p_(2) of p = softmax(z / T) (1 when k = 1)."""
     t = _check_temperature(temperature)
 
@@ -160,6 +166,9 @@ def margin(logits, temperature: float = 1.0) -> np.ndarray:
         return s[:, -1] - s[:, -2]
 
     return _blocks(logits, top2)
+
+
+margin = renamed_function(softmax_margin, "calibrate.metrics.ood.margin")
 
 
 # ------------------------------------------------------------------ scores from samples

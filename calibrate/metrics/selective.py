@@ -3,7 +3,7 @@
 A classifier that may abstain accepts the rows whose confidence score is at least a
 threshold t. For each threshold, coverage is the fraction of rows accepted and
 (selective) risk the error rate among them. Any score works (higher = more confident):
-:func:`max_probability`, :func:`margin` and :func:`negative_entropy` compute the usual
+:func:`max_probability`, :func:`probability_margin` and :func:`negative_entropy` compute the usual
 ones from probabilities, and :mod:`calibrate.metrics.ood` has more from logits.
 
 Ties: rows with equal scores are accepted or rejected together, so the curve has one
@@ -22,7 +22,13 @@ from typing import NamedTuple
 import numpy as np
 
 from calibrate._core import ranking
-from calibrate._core.validation import InputError, check_1d_scores, check_scores, to_numpy
+from calibrate._core.validation import (
+    InputError,
+    check_1d_scores,
+    check_scores,
+    renamed_function,
+    to_numpy,
+)
 
 BLOCK_ROWS = 65536
 
@@ -158,7 +164,7 @@ def max_probability(probs) -> np.ndarray:
     return _row_blocks(p, lambda b: b.max(axis=1))
 
 
-def margin(probs) -> np.ndarray:
+def probability_margin(probs) -> np.ndarray:
     """(n,) float64 p_(1) - p_(2), the gap between the two largest probabilities (1 if k = 1)."""
     p = check_scores(probs, "probs", kind="probs")
     if p.shape[1] == 1:
@@ -180,3 +186,6 @@ def negative_entropy(probs) -> np.ndarray:
             return np.sum(np.where(b > 0, b * np.log(b), 0.0), axis=1)
 
     return _row_blocks(p, negent)
+
+
+margin = renamed_function(probability_margin, "calibrate.metrics.selective.margin")

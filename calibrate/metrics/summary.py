@@ -28,7 +28,13 @@ from __future__ import annotations
 import numpy as np
 
 from calibrate._core import ranking
-from calibrate._core.validation import InputError, check_probs_labels
+from calibrate._core.interval import Interval, SmoothECEInterval
+from calibrate._core.validation import (
+    InputError,
+    check_confidence_level,
+    check_n_resamples,
+    check_probs_labels,
+)
 from calibrate.metrics import calibration as metrics
 from calibrate.metrics import decomposition, selective, smooth
 from calibrate.metrics.selective import _aurc, _check_conf_correct, _counts, _groups
@@ -175,10 +181,11 @@ def selective_intervals(confidence, correct, *, coverages=(0.8, 0.9), grid=None,
                         max_groups: int = INTERVAL_MAX_GROUPS) -> dict:
     """Risk-coverage numbers with percentile bootstrap intervals.
 
-    Returns {"aurc" | "eaurc" | "augrc" | "risk@<c>": {"estimate", "low", "high",
-    "confidence"}, "curve": {"coverage" (g,), "estimate" (g,), "low" (g,), "high" (g,)},
-    "scheme": the scheme used, "n_resamples", "n_groups" (None for "rows")}. The
-    estimates are always the exact numbers of :mod:`calibrate.metrics.selective`.
+    Returns {"aurc" | "eaurc" | "augrc" | "risk@<c>": :class:`~calibrate.resampling.Interval`
+    (percentile; its scheme "multinomial" for rows, "poisson" for groups), "curve":
+    {"coverage" (g,), "estimate" (g,), "low" (g,), "high" (g,)}, "scheme": the scheme used,
+    "n_resamples", "n_groups" (None for "rows")}. The estimates are always the exact
+    numbers of :mod:`calibrate.metrics.selective`.
 
     scheme "rows": resample b uses rows ``default_rng(seed).integers(0, n, n)`` (the b-th
     draw), O(n) per resample. "groups": Poisson bootstrap over rows resampled as counts
@@ -190,10 +197,8 @@ def selective_intervals(confidence, correct, *, coverages=(0.8, 0.9), grid=None,
     estimate), which removes it to first order (a basic bias correction of the grouping,
     not of the bootstrap). "auto": "rows" up to AUTO_ROW_RESAMPLING_MAX_ROWS rows.
     """
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
-        raise InputError(f"n_resamples: expected a positive integer, got {n_resamples!r}")
-    if not 0.0 < float(confidence_level) < 1.0:
-        raise InputError(f"confidence_level: expected a number in (0, 1), got {confidence_level!r}")
+    n_resamples = check_n_resamples(n_resamples)
+    confidence_level = check_confidence_level(confidence_level)
     selective_scheme(scheme, 0)  # checked before any work
     if isinstance(max_groups, bool) or not isinstance(max_groups, (int, np.integer)) or max_groups < 1:
         raise InputError(f"max_groups: expected a positive integer, got {max_groups!r}")
@@ -220,11 +225,12 @@ def selective_intervals(confidence, correct, *, coverages=(0.8, 0.9), grid=None,
         for k in keys:
             draws[k] += est[k] - flat[k][0]
         curves += est["curve"] - flat["curve"][0]
-    a = (1.0 - float(confidence_level)) / 2.0
+    a = (1.0 - confidence_level) / 2.0
+    weights = "multinomial" if scheme == "rows" else "poisson"
     out = {}
     for k in keys:
         lo, hi = np.quantile(draws[k], [a, 1.0 - a])
-        out[k] = {"estimate": est[k], "low": float(lo), "high": float(hi), "confidence": float(confidence_level)}
+        out[k] = Interval(float(lo), float(hi), est[k], confidence_level, n_resamples, "percentile", weights)
     lo, hi = np.quantile(curves, [a, 1.0 - a], axis=0)
     out["curve"] = {"coverage": rs.grid, "estimate": est["curve"], "low": lo, "high": hi}
     out.update(scheme=scheme, n_resamples=int(n_resamples), n_groups=n_groups)
@@ -297,10 +303,8 @@ def risk_coverage_band(confidence, correct, *, grid=None, n_resamples: int = 100
     {"coverage" (g,), "low" (g,), "high" (g,), "n_groups", "n_resamples", "scheme"}.
     Draws: ``default_rng(seed).poisson`` of (rows, G) blocks, errors then correct rows.
     """
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
-        raise InputError(f"n_resamples: expected a positive integer, got {n_resamples!r}")
-    if not 0.0 < float(confidence_level) < 1.0:
-        raise InputError(f"confidence_level: expected a number in (0, 1), got {confidence_level!r}")
+    n_resamples = check_n_resamples(n_resamples)
+    confidence_level = check_confidence_level(confidence_level)
     if isinstance(max_groups, bool) or not isinstance(max_groups, (int, np.integer)) or max_groups < 1:
         raise InputError(f"max_groups: expected a positive integer, got {max_groups!r}")
     c, ok = _check_conf_correct(confidence, correct)
@@ -309,34 +313,34 @@ def risk_coverage_band(confidence, correct, *, grid=None, n_resamples: int = 100
         raise InputError("grid: expected a 1-d array of coverages in (0, 1]")
     err, cor = _contiguous_groups(c, ok, int(max_groups))
     _, curves = _grouped_resamples(err, cor, (), grid, int(n_resamples), seed)
-    a = (1.0 - float(confidence_level)) / 2.0
+    a = (1.0 - confidence_level) / 2.0
     lo, hi = np.quantile(curves, [a, 1.0 - a], axis=0)
     return {"coverage": grid, "low": lo, "high": hi, "n_groups": int(err.size), "n_resamples": int(n_resamples),
             "scheme": "Poisson bootstrap over rows, resampled as group counts"}
 
 
 def smooth_ece_interval(probs, labels, *, n_resamples: int = 200, confidence_level: float = 0.95, seed: int = 0,
-                        sigma: float | None = None) -> dict:
+                        sigma: float | None = None) -> SmoothECEInterval:
     """Top-label smooth ECE with a percentile bootstrap interval at a FIXED bandwidth.
 
     The bandwidth is ``sigma`` or the automatic one of the full sample; the resamples are
     :func:`calibrate.metrics.smooth.smooth_ece_resamples` (Poisson bootstrap over rows, resampled
     as (cell, outcome) counts: O(cells) per resample whatever n, each row moved at most
     1/4096 in confidence). The estimate is the exact :func:`calibrate.metrics.smooth.smooth_ece`.
-    probs: (n, k); labels: (n,) int. Returns dict(estimate, low, high, confidence, sigma).
+    probs: (n, k); labels: (n,) int. Returns a :class:`SmoothECEInterval` (an Interval with
+    the bandwidth ``sigma``; percentile, Poisson scheme).
     """
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
-        raise InputError(f"n_resamples: expected a positive integer, got {n_resamples!r}")
-    if not 0.0 < float(confidence_level) < 1.0:
-        raise InputError(f"confidence_level: expected a number in (0, 1), got {confidence_level!r}")
+    n_resamples = check_n_resamples(n_resamples)
+    confidence_level = check_confidence_level(confidence_level)
     p, y = check_probs_labels(probs, labels)
     conf, ok = metrics._top_label(p, y)
     f, o = conf.astype(np.float64), ok.astype(np.float64)
     est, s = smooth.smooth_ece(f, o, sigma, return_sigma=True)
-    draws = smooth.smooth_ece_resamples(f, o, s, n_resamples=int(n_resamples), seed=seed)
-    a = (1.0 - float(confidence_level)) / 2.0
+    draws = smooth.smooth_ece_resamples(f, o, s, n_resamples=n_resamples, seed=seed)
+    a = (1.0 - confidence_level) / 2.0
     lo, hi = np.quantile(draws, [a, 1.0 - a])
-    return {"estimate": est, "low": float(lo), "high": float(hi), "confidence": float(confidence_level), "sigma": s}
+    return SmoothECEInterval(float(lo), float(hi), est, confidence_level, n_resamples, "percentile", "poisson",
+                             sigma=s)
 
 
 # ------------------------------------------------------------------ detection bootstrap
@@ -388,11 +392,10 @@ def detection_intervals(scores_in, scores_out, *, n_resamples: int = 1000, confi
                         seed: int = 0) -> dict:
     """Detection metrics with percentile bootstrap intervals, in- and out-of-distribution rows
     resampled separately (resample b: ``integers(0, n_in, n_in)`` then ``integers(0, n_out,
-    n_out)`` from ``default_rng(seed)``). Returns {metric: {estimate, low, high, confidence}}."""
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
-        raise InputError(f"n_resamples: expected a positive integer, got {n_resamples!r}")
-    if not 0.0 < float(confidence_level) < 1.0:
-        raise InputError(f"confidence_level: expected a number in (0, 1), got {confidence_level!r}")
+    n_out)`` from ``default_rng(seed)``). Returns {metric: :class:`~calibrate.resampling.Interval`}
+    (percentile, multinomial)."""
+    n_resamples = check_n_resamples(n_resamples)
+    confidence_level = check_confidence_level(confidence_level)
     rs = DetectionResampler(scores_in, scores_out)
     est = rs.estimate()
     rng = np.random.default_rng(seed)
@@ -408,9 +411,9 @@ def detection_intervals(scores_in, scores_out, *, n_resamples: int = 1000, confi
         v = rs.values(rows_in, rows_out)
         for k in est:
             draws[k][b0:b0 + r] = v[k]
-    a = (1.0 - float(confidence_level)) / 2.0
+    a = (1.0 - confidence_level) / 2.0
     out = {}
     for k in est:
         lo, hi = np.quantile(draws[k], [a, 1.0 - a])
-        out[k] = {"estimate": est[k], "low": float(lo), "high": float(hi), "confidence": float(confidence_level)}
+        out[k] = Interval(float(lo), float(hi), est[k], confidence_level, n_resamples, "percentile", "multinomial")
     return out
