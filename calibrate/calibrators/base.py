@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import math
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -38,6 +37,7 @@ from calibrate.calibrators._schema import (
     check_parts,
     decode_fields,
 )
+from calibrate.calibrators._schema import encode as _encode
 
 FORMAT = "calibrate.calibrator"
 FORMAT_VERSION = 1
@@ -313,26 +313,6 @@ def get_calibrator(method: str, **params) -> Calibrator:
     if method not in _REGISTRY:
         raise InputError(f"method: expected one of {', '.join(_REGISTRY)}, got {method!r}")
     return _REGISTRY[method](**params)
-
-
-def _encode(x):
-    if isinstance(x, np.ndarray):
-        if x.dtype.kind in "US":  # string class labels (classes_)
-            return {"__ndarray__": x.astype(str).tolist(), "dtype": "str"}
-        if x.dtype.kind == "O":
-            raise InputError("save: labels of Python objects cannot be saved as JSON; use strings or integers")
-        if x.dtype.kind in "iub":
-            return {"__ndarray__": x.tolist(), "dtype": "int64" if x.dtype.kind != "b" else "bool"}
-        return {"__ndarray__": x.astype(np.float64).tolist(), "dtype": "float64"}
-    if isinstance(x, dict):
-        return {str(k): _encode(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_encode(v) for v in x]
-    if isinstance(x, np.generic):
-        x = x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return {"__float__": repr(x)}
-    return x
 
 
 # ------------------------------------------------------------------ shared helpers
