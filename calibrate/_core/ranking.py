@@ -63,11 +63,7 @@ class TieGroups:
     def resampled_counts(self, rows, weights=None) -> np.ndarray:
         """(r, m) float64 per-group counts of resamples ``rows`` ((r, n') int row indices;
         each group counts its rows, or the sum of ``weights`` (n,) over them)."""
-        r = np.atleast_2d(np.asarray(rows))
-        flat = (self.row_group[r] + (np.arange(r.shape[0]) * self.m)[:, None]).ravel()
-        w = None if weights is None else np.asarray(weights, dtype=np.float64)[r].ravel()
-        out = np.bincount(flat, weights=w, minlength=r.shape[0] * self.m)
-        return out.reshape(r.shape[0], self.m).astype(np.float64, copy=False)
+        return resampled_group_counts(self.row_group, self.m, rows, weights)
 
     def coarsened(self, max_groups: int) -> np.ndarray:
         """(G,) intp ends (rows accepted, increasing, last = n) of at most ``max_groups``
@@ -77,6 +73,16 @@ class TieGroups:
         g = min(int(max_groups), self.n)
         targets = np.ceil(np.arange(1, g + 1) * (self.n / g))
         return np.unique(ends[np.minimum(np.searchsorted(ends, targets, side="left"), ends.size - 1)])
+
+
+def resampled_group_counts(group: np.ndarray, m: int, rows, weights=None) -> np.ndarray:
+    """(r, m) float64 counts per group of resamples ``rows`` ((r, n') int indices into
+    ``group`` (n,), the group of each row; or the sum of ``weights`` (n,) over them)."""
+    r = np.atleast_2d(np.asarray(rows))
+    flat = (group[r] + (np.arange(r.shape[0]) * m)[:, None]).ravel()
+    w = None if weights is None else np.asarray(weights, dtype=np.float64)[r].ravel()
+    out = np.bincount(flat, weights=w, minlength=r.shape[0] * m)
+    return out.reshape(r.shape[0], m).astype(np.float64, copy=False)
 
 
 def _prev(c: np.ndarray) -> np.ndarray:

@@ -31,6 +31,7 @@ from calibrate._core import ranking
 from calibrate._core.interval import Interval, SmoothECEInterval
 from calibrate._core.validation import (
     InputError,
+    check_1d_scores,
     check_confidence_level,
     check_n_resamples,
     check_probs_labels,
@@ -354,10 +355,8 @@ class DetectionResampler:
     """
 
     def __init__(self, scores_in, scores_out, tpr: float = 0.95):
-        from calibrate.metrics.ood import _check_1d_scores
-
-        s_in = _check_1d_scores(scores_in, "scores_in")
-        s_out = _check_1d_scores(scores_out, "scores_out")
+        s_in = check_1d_scores(scores_in, "scores_in")
+        s_out = check_1d_scores(scores_out, "scores_out")
         if not 0.0 < float(tpr) <= 1.0:
             raise InputError(f"tpr: expected a number in (0, 1], got {tpr!r}")
         self.tpr = float(tpr)
@@ -372,9 +371,7 @@ class DetectionResampler:
         return ranking.detection_numbers(pos, neg, self.tpr)
 
     def _counts(self, gid: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        r = np.atleast_2d(np.asarray(rows))
-        flat = (gid[r] + (np.arange(r.shape[0]) * self.m)[:, None]).ravel()
-        return np.bincount(flat, minlength=r.shape[0] * self.m).reshape(r.shape[0], self.m).astype(np.float64)
+        return ranking.resampled_group_counts(gid, self.m, rows)
 
     def estimate(self) -> dict:
         return self._numbers(np.bincount(self.gid_in, minlength=self.m).astype(np.float64),
