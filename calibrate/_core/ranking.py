@@ -91,43 +91,60 @@ def _prev(c: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ detection (ROC, PR)
+def _as_counts(pos, neg):
+    return np.asarray(pos, dtype=np.float64), np.asarray(neg, dtype=np.float64)
+
+
+def _auroc(neg, tp, fp):
+    tpr = tp / tp[..., -1:]
+    return np.sum(neg / fp[..., -1:] * (tpr + _prev(tpr)) / 2.0, axis=-1)
+
+
+def _average_precision(pos, tp, fp):
+    return np.sum(pos * tp / np.maximum(tp + fp, 1.0), axis=-1) / tp[..., -1]  # tp + fp >= 1 where pos > 0
+
+
+def _fpr_at_tpr(tp, fp, tpr):
+    j = np.argmax(tp / tp[..., -1:] >= float(tpr) - 1e-12, axis=-1)
+    return np.take_along_axis(fp / fp[..., -1:], np.asarray(j)[..., None], axis=-1)[..., 0]
+
+
+def _scalar(out):
+    return float(out) if np.ndim(out) == 0 else out
+
+
 def auroc(pos, neg):
     """AUROC of per-group counts of positives and negatives (..., m), higher group first:
     the trapezoid rule on the ROC points, equal to Mann-Whitney with ties counted 1/2.
     Returns a float for (m,) counts, an array (...,) otherwise."""
-    pos, neg = np.asarray(pos, dtype=np.float64), np.asarray(neg, dtype=np.float64)
-    tpr = np.cumsum(pos, axis=-1) / np.sum(pos, axis=-1, keepdims=True)
-    out = np.sum(neg / np.sum(neg, axis=-1, keepdims=True) * (tpr + _prev(tpr)) / 2.0, axis=-1)
-    return float(out) if out.ndim == 0 else out
+    pos, neg = _as_counts(pos, neg)
+    return _scalar(_auroc(neg, np.cumsum(pos, axis=-1), np.cumsum(neg, axis=-1)))
 
 
 def average_precision(pos, neg):
     """Average precision sum_g (R_g - R_{g-1}) P_g of per-group counts (..., m), higher
     group first (scikit-learn's ``average_precision_score``, no interpolation)."""
-    pos, neg = np.asarray(pos, dtype=np.float64), np.asarray(neg, dtype=np.float64)
-    tp = np.cumsum(pos, axis=-1)
-    seen = tp + np.cumsum(neg, axis=-1)  # >= 1 wherever pos > 0
-    out = np.sum(pos * tp / np.maximum(seen, 1.0), axis=-1) / tp[..., -1]
-    return float(out) if out.ndim == 0 else out
+    pos, neg = _as_counts(pos, neg)
+    return _scalar(_average_precision(pos, np.cumsum(pos, axis=-1), np.cumsum(neg, axis=-1)))
 
 
 def fpr_at_tpr(pos, neg, tpr: float = 0.95):
     """The false-positive rate at the first group boundary whose true-positive rate is
     >= ``tpr`` (the smallest such rate: both are monotone), of counts (..., m)."""
-    pos, neg = np.asarray(pos, dtype=np.float64), np.asarray(neg, dtype=np.float64)
-    tp, fp = np.cumsum(pos, axis=-1), np.cumsum(neg, axis=-1)
-    rate = tp / tp[..., -1:]
-    j = np.argmax(rate >= float(tpr) - 1e-12, axis=-1)
-    out = np.take_along_axis(fp / fp[..., -1:], np.asarray(j)[..., None], axis=-1)[..., 0]
-    return float(out) if out.ndim == 0 else out
+    pos, neg = _as_counts(pos, neg)
+    return _scalar(_fpr_at_tpr(np.cumsum(pos, axis=-1), np.cumsum(neg, axis=-1), tpr))
 
 
 def detection_numbers(pos, neg, tpr: float = 0.95) -> dict:
     """{auroc, aupr_in, aupr_out, fpr_at_95tpr} of per-group counts (..., m) of positive
-    (in-distribution) and negative rows, higher score first; aupr_out ranks the other way."""
-    pos, neg = np.asarray(pos, dtype=np.float64), np.asarray(neg, dtype=np.float64)
-    out = {"auroc": auroc(pos, neg), "aupr_in": average_precision(pos, neg),
-           "aupr_out": average_precision(neg[..., ::-1], pos[..., ::-1]), "fpr_at_95tpr": fpr_at_tpr(pos, neg, tpr)}
+    (in-distribution) and negative rows, higher score first; aupr_out ranks the other way.
+    Floats for (m,) counts, (...,) arrays otherwise."""
+    pos, neg = _as_counts(pos, neg)
+    tp, fp = np.cumsum(pos, axis=-1), np.cumsum(neg, axis=-1)
+    rpos, rneg = neg[..., ::-1], pos[..., ::-1]
+    out = {"auroc": _auroc(neg, tp, fp), "aupr_in": _average_precision(pos, tp, fp),
+           "aupr_out": _average_precision(rpos, np.cumsum(rpos, axis=-1), np.cumsum(rneg, axis=-1)),
+           "fpr_at_95tpr": _fpr_at_tpr(tp, fp, tpr)}
     return {k: float(v) for k, v in out.items()} if pos.ndim == 1 else out
 
 
