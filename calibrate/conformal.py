@@ -1,8 +1,14 @@
 """Split conformal prediction sets from logits, and their coverage metrics.
 
-    cp = APS(random_state=0).fit(cal_logits, cal_labels, alpha=0.1)
+    cp = APS(alpha=0.1, seed=0).fit(cal_logits, cal_labels)
     sets = cp.predict_sets(test_logits)          # (n, k) bool
     marginal_coverage(sets, test_labels)         # >= 0.9 on average over splits
+    cp.save("aps.json"); cp = load("aps.json")   # the same sets
+
+The predictors are scikit-learn estimators: ``alpha`` and the other hyperparameters are
+constructor arguments (``get_params``, ``set_params`` and ``sklearn.base.clone`` work), and
+``fit(cal_logits, cal_labels)`` sets the attributes ending in ``_``. Their JSON files are
+checked against a declared schema (:mod:`calibrate.calibrators._schema`) when loaded.
 
 A conformity score s(x, y) is computed on every calibration row for its true label;
 the threshold q is the r-th smallest of those n scores with r = ceil((n + 1)(1 - alpha))
@@ -29,7 +35,7 @@ mondrian=True: one threshold per class, from the calibration rows of that class
 (Vovk 2012; class-conditional coverage >= 1 - alpha for every class). A class with
 fewer than ceil(1 / alpha) - 1 calibration rows gets q = +inf (always in the set).
 
-Randomness: ``random_state`` (int or None) seeds the u's. ``fit`` and ``predict_sets``
+Randomness: ``seed`` (int or None) seeds the u's. ``fit`` and ``predict_sets``
 use two independent streams spawned from it, and predict_sets restarts its stream on
 every call (the same logits give the same sets). With None, a seed is drawn at fit
 and kept as ``seed_``, so the fitted object (and its JSON) is reproducible.
@@ -37,25 +43,37 @@ and kept as ``seed_``, so the fitted object (and its JSON) is reproducible.
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from fractions import Fraction
 
 import numpy as np
-from scipy.special import log_softmax
+from sklearn.base import BaseEstimator
 
-from calibrate._core.blocks import row_blocks
+from calibrate._core.blocks import log_softmax64, row_blocks
 from calibrate._core.validation import (
     InputError,
     check_labels,
     check_logits_labels,
     check_scores,
+    renamed_keywords,
     to_numpy,
 )
-from calibrate.calibrators.base import NotFittedError
+from calibrate.calibrators._schema import (
+    Bool,
+    ListOf,
+    Loc,
+    Number,
+    check_envelope,
+    check_parts,
+    decode_fields,
+    encode,
+)
+from calibrate.calibrators.base import MAX_CLASSES, NotFittedError
 
 FORMAT = "calibrate.conformal"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: alpha and seed are hyperparameters, the state encoded as the calibrators' files
 
 
 class ConformalWarning(UserWarning):
@@ -91,14 +109,26 @@ def _check_alpha(alpha) -> float:
     return a
 
 
-class _SplitConformal:
-    """Base class: subclasses define ``_all_scores(p, u) -> (b, k)`` scores of every class."""
+_UNSET = object()
+_TOP_LEVEL = ("format", "version", "class", "params", "state")
+
+
+class _SplitConformal(BaseEstimator):
+    """Base class: subclasses define ``_all_scores(p, u) -> (b, k)`` scores of every class.
+
+    A scikit-learn estimator: the constructor's arguments are the hyperparameters, stored
+    unchanged (``get_params`` / ``set_params`` / ``sklearn.base.clone`` work); ``fit`` sets
+    the attributes ending in ``_``. ``param_schema`` declares what a saved file's "params"
+    may hold (:mod:`calibrate.calibrators._schema`); the state's schema follows from it.
+    """
 
     name = ""
     randomized = False
+    param_schema = {"alpha": Number(gt=0, lt=1), "mondrian": Bool()}
 
-    def __init__(self, mondrian: bool = False):
+    def __init__(self, mondrian: bool = False, alpha: float = 0.1):
         self.mondrian = mondrian
+        self.alpha = alpha
 
     # ------------------------------------------------------------------ scores
     def _uses_u(self) -> bool:
@@ -110,25 +140,32 @@ class _SplitConformal:
     def _scores_blocks(self, z: np.ndarray, rng):
         """Yield (start, (b, k) scores of every class) in blocks of rows."""
         for s in row_blocks(*z.shape):
-            p = np.exp(log_softmax(z[s].astype(np.float64), axis=1))
+            p = np.exp(log_softmax64(z[s]))
             u = rng.random(p.shape[0]) if (rng is not None and self._uses_u()) else None
             yield s.start, self._all_scores(p, u)
 
     # ------------------------------------------------------------------ public API
-    def fit(self, cal_logits, cal_labels, alpha: float = 0.1):
-        """Calibrate on logits (n, k) float and labels (n,) int for miscoverage ``alpha``.
+    def fit(self, cal_logits, cal_labels, alpha=_UNSET):
+        """Calibrate on logits (n, k) float and labels (n,) int for miscoverage ``self.alpha``.
 
         Sets ``alpha_``, ``n_classes_``, ``n_calibration_``, ``seed_`` and ``quantile_``
         (a float, or (k,) per class when mondrian=True; +inf means full sets). Returns self.
+        alpha: deprecated (give it to the constructor); when given it replaces ``self.alpha``,
+        with a DeprecationWarning.
         """
-        a = _check_alpha(alpha)
+        if alpha is not _UNSET:
+            warnings.warn(f"{type(self).__name__}.fit(cal_logits, cal_labels, alpha): alpha is now a constructor "
+                          f"parameter ({type(self).__name__}(alpha={alpha!r}).fit(cal_logits, cal_labels)); "
+                          "fit's alpha will be removed in the next release", DeprecationWarning, stacklevel=2)
+            self.alpha = alpha
+        a = _check_alpha(self.alpha)
         z, y = check_logits_labels(cal_logits, cal_labels, "cal_logits", "cal_labels")
         if not isinstance(self.mondrian, (bool, np.bool_)):
             raise InputError(f"mondrian: expected True or False, got {self.mondrian!r}")
         self._check_params()
-        rs = getattr(self, "random_state", None)
-        if rs is not None:
-            self.seed_ = int(rs)
+        seed = getattr(self, "seed", None)
+        if seed is not None:
+            self.seed_ = int(seed)
         else:  # a fresh seed, kept so that the fitted object is reproducible
             self.seed_ = int(np.random.SeedSequence().entropy % (2**63)) if self._uses_u() else 0
         rng = np.random.default_rng(self._streams()[0])
@@ -194,78 +231,94 @@ class _SplitConformal:
     def is_fitted(self) -> bool:
         return hasattr(self, "quantile_")
 
+    def __sklearn_is_fitted__(self) -> bool:  # read by sklearn.utils.validation.check_is_fitted
+        return self.is_fitted()
+
     def _check_fitted(self):
         if not self.is_fitted():
             raise NotFittedError(
-                f"{type(self).__name__} is not fitted yet: call fit(cal_logits, cal_labels, alpha) first"
+                f"{type(self).__name__} is not fitted yet: call fit(cal_logits, cal_labels) first"
             )
 
-    def get_params(self) -> dict:
-        import inspect
-
-        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
-        return {p: getattr(self, p) for p in names}
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+    def __repr__(self, N_CHAR_MAX=700):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params(deep=False).items())
         return f"{type(self).__name__}({args})"
 
+    @classmethod
+    def _state_schema(cls, mondrian: bool) -> dict:
+        """What a saved file's "state" holds; the thresholds are a list of k with mondrian=True
+        (each a number or {"__float__": "inf"})."""
+        q = ListOf(Number(finite=False), length="k") if mondrian else Number(finite=False)
+        return {"alpha_": Number(gt=0, lt=1), "n_classes_": Number(integer=True, ge=1, le=MAX_CLASSES),
+                "n_calibration_": Number(integer=True, ge=1), "seed_": Number(integer=True, ge=0, lt=2**63),
+                "quantile_": q}
+
     def to_dict(self) -> dict:
-        """JSON-ready dict (+inf thresholds are written as null)."""
+        """JSON-ready dict: the class, its hyperparameters and its fitted state, encoded as the
+        calibrators' files are (arrays as {"__ndarray__": ...}, +inf as {"__float__": "inf"})."""
         self._check_fitted()
-        q = np.atleast_1d(np.asarray(self.quantile_, dtype=np.float64))
-        qs = [None if math.isinf(v) else float(v) for v in q]
+        state = {"alpha_": self.alpha_, "n_classes_": self.n_classes_, "n_calibration_": self.n_calibration_,
+                 "seed_": self.seed_, "quantile_": np.asarray(self.quantile_, dtype=np.float64).tolist()}
         return {
             "format": FORMAT,
             "version": FORMAT_VERSION,
             "class": type(self).__name__,
-            "params": self.get_params(),
-            "state": {
-                "alpha_": self.alpha_,
-                "n_classes_": self.n_classes_,
-                "n_calibration_": self.n_calibration_,
-                "seed_": self.seed_,
-                "quantile_": qs if self.mondrian else qs[0],
-            },
+            "params": encode(self.get_params(deep=False)),
+            "state": encode(state),
         }
+
+    def to_json(self) -> str:
+        """The file ``save`` writes: JSON text."""
+        return json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n"
 
     def save(self, path) -> None:
         """Write the fitted predictor as JSON (atomically), like the calibrators."""
-        import json
-
         from calibrate.io.readers import atomic_write_text
 
-        atomic_write_text(path, json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n")
+        atomic_write_text(path, self.to_json())
 
     @staticmethod
     def from_dict(d: dict, source: str = "conformal") -> _SplitConformal:
-        """Rebuild a fitted predictor from :meth:`to_dict` output (validated)."""
-        if not isinstance(d, dict) or d.get("format") != FORMAT:
-            raise InputError(f"{source}: not a calibrate conformal file (no \"format\": \"{FORMAT}\")")
-        if d.get("version") != FORMAT_VERSION:
-            raise InputError(f"{source}: unsupported conformal file version {d.get('version')!r}")
-        klass = _CLASSES.get(d.get("class"))
+        """A fitted predictor from :meth:`to_dict` output, checked against the declared schemas
+        before any attribute is set (InputError naming ``source`` and the field otherwise)."""
+        check_envelope(d, source, fmt=FORMAT, versions=(1, FORMAT_VERSION), fields=_TOP_LEVEL, what="conformal",
+                       writer="a conformal predictor's save")
+        klass = _CLASSES.get(d.get("class")) if isinstance(d.get("class"), str) else None
         if klass is None:
-            raise InputError(f"{source}: unknown class {d.get('class')!r}; known: {', '.join(_CLASSES)}")
-        try:
-            obj = klass(**d["params"])
-            st = d["state"]
-            obj.alpha_ = _check_alpha(st["alpha_"])
-            obj.n_classes_ = int(st["n_classes_"])
-            obj.n_calibration_ = int(st["n_calibration_"])
-            obj.seed_ = int(st["seed_"])
-            raw = st["quantile_"]
-            if obj.mondrian:
-                if not isinstance(raw, list) or len(raw) != obj.n_classes_:
-                    raise InputError(
-                        f"{source}: field 'state.quantile_' must be a list of {obj.n_classes_} numbers"
-                    )
-                obj.quantile_ = np.array([math.inf if v is None else float(v) for v in raw])
-            else:
-                obj.quantile_ = math.inf if raw is None else float(raw)
-        except (KeyError, TypeError, ValueError) as e:
-            raise InputError(f"{source}: malformed conformal file ({e})") from None
+            raise InputError(f"{source}: field 'class': unknown class {d.get('class')!r}; expected one of "
+                             f"{', '.join(_CLASSES)}")
+        check_parts(d, source)
+        if d["version"] == 1:
+            d = _upgrade_v1(d)
+        where = Loc(source)
+        params = decode_fields(klass.param_schema, d["params"], where.key("params"), {})
+        k = Number(integer=True, ge=1, le=MAX_CLASSES).decode(d["state"].get("n_classes_"),
+                                                               where.key("state").key("n_classes_"), {})
+        state = decode_fields(klass._state_schema(params["mondrian"]), d["state"], where.key("state"), {"k": k})
+        q = np.asarray(state["quantile_"], dtype=np.float64)
+        if np.isnan(q).any():
+            raise InputError(f"{where.key('state').key('quantile_')}: expected numbers or +inf, got NaN")
+        state["quantile_"] = q if params["mondrian"] else float(q)
+        obj = klass(**params)
+        for key, value in state.items():
+            setattr(obj, key, value)
         return obj
+
+
+def _upgrade_v1(d: dict) -> dict:
+    """A version-1 file in the version-2 encoding: "random_state" is "seed", +inf
+    thresholds were null and per-class thresholds a plain list."""
+    params = dict(d["params"])
+    if "random_state" in params:
+        params["seed"] = params.pop("random_state")
+    params.setdefault("alpha", d["state"].get("alpha_"))
+    state = dict(d["state"])
+    q = state.get("quantile_")
+    if isinstance(q, list):
+        state["quantile_"] = [{"__float__": "inf"} if v is None else v for v in q]
+    elif q is None:
+        state["quantile_"] = {"__float__": "inf"}
+    return {**d, "params": params, "state": state}
 
 
 def _ranked(p: np.ndarray):
@@ -280,7 +333,8 @@ def _ranked(p: np.ndarray):
 class LAC(_SplitConformal):
     """Least ambiguous set-valued classifier (Sadinle et al. 2019): s = 1 - p_y.
 
-    Parameters: mondrian (bool). Fit with ``fit(cal_logits, cal_labels, alpha)``.
+    Parameters: mondrian (bool), alpha (miscoverage in (0, 1)). Fit with
+    ``fit(cal_logits, cal_labels)``.
     """
 
     name = "lac"
@@ -292,22 +346,27 @@ class LAC(_SplitConformal):
 class APS(_SplitConformal):
     """Adaptive prediction sets (Romano et al. 2020): the probability mass ranked up to y.
 
-    randomized=True (default, as in the paper) adds u p_y instead of p_y, u ~ U[0, 1).
+    randomized=True (default, as in the paper) adds u p_y instead of p_y, u ~ U[0, 1),
+    seeded by ``seed`` (None: drawn at fit and kept as ``seed_``).
     """
 
     name = "aps"
+    param_schema = {**_SplitConformal.param_schema, "randomized": Bool(),
+                    "seed": Number(integer=True, ge=0, lt=2**63, nullable=True)}
 
-    def __init__(self, randomized: bool = True, mondrian: bool = False, random_state: int | None = 0):
+    @renamed_keywords(random_state="seed")
+    def __init__(self, randomized: bool = True, mondrian: bool = False, seed: int | None = 0, alpha: float = 0.1):
         self.randomized = randomized
         self.mondrian = mondrian
-        self.random_state = random_state
+        self.seed = seed
+        self.alpha = alpha
 
     def _check_params(self):
         if not isinstance(self.randomized, (bool, np.bool_)):
             raise InputError(f"randomized: expected True or False, got {self.randomized!r}")
-        rs = self.random_state
+        rs = self.seed
         if rs is not None and (isinstance(rs, bool) or not isinstance(rs, (int, np.integer)) or rs < 0):
-            raise InputError(f"random_state: expected a non-negative integer or None, got {rs!r}")
+            raise InputError(f"seed: expected a non-negative integer or None, got {rs!r}")
 
     def _penalty(self, rank):
         return 0.0
@@ -330,12 +389,17 @@ class RAPS(APS):
     """
 
     name = "raps"
+    param_schema = {**APS.param_schema, "lam": Number(ge=0), "k_reg": Number(integer=True, ge=0)}
 
+    @renamed_keywords(random_state="seed")
     def __init__(self, lam: float = 0.01, k_reg: int = 5, randomized: bool = True,
-                 mondrian: bool = False, random_state: int | None = 0):
-        super().__init__(randomized=randomized, mondrian=mondrian, random_state=random_state)
+                 mondrian: bool = False, seed: int | None = 0, alpha: float = 0.1):
         self.lam = lam
         self.k_reg = k_reg
+        self.randomized = randomized
+        self.mondrian = mondrian
+        self.seed = seed
+        self.alpha = alpha
 
     def _check_params(self):
         super()._check_params()

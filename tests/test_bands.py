@@ -128,7 +128,7 @@ def test_cell_band_against_the_row_band_with_the_same_poisson_weights():
 def test_cell_band_matches_the_row_band_within_monte_carlo_error():
     z, y = make_logits(n=10_000, k=10, temperature=2.0, seed=8)
     p = calibrate.softmax(z)
-    r = smooth.smooth_reliability(p, y, n_bootstrap=300, seed=1)
+    r = smooth.smooth_reliability(p, y, n_resamples=300, seed=1)
     lo, hi = smooth.smooth_reliability_band(p, y, r.sigma, r.x, n_resamples=300, seed=2)
     ok = 10_000 * r.density * np.sqrt(2 * np.pi) * r.sigma >= 50
     width = (r.upper - r.lower)[ok]

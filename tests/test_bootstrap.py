@@ -99,7 +99,7 @@ def test_nll_uses_exact_log_probs_when_given():
 def test_bad_arguments(pred):
     p, y = pred
     with pytest.raises(ValueError, match="confidence"):
-        bootstrap_ci("ece", p, y, confidence=1.5)
+        bootstrap_ci("ece", p, y, confidence_level=1.5)
     with pytest.raises(ValueError, match="metric"):
         bootstrap_ci("nope", p, y)
 

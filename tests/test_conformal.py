@@ -58,7 +58,7 @@ def test_rank_and_quantile_are_exact():
 
 def test_lac_sets_brute_force():
     z, y = draw(500, seed=1)
-    cp = conformal.LAC().fit(z[:300], y[:300], 0.1)
+    cp = conformal.LAC(alpha=0.1).fit(z[:300], y[:300])
     p = softmax(z, axis=1)
     scores = 1 - p[np.arange(300), y[:300]]
     q = np.sort(scores)[math.ceil(301 * 0.9) - 1]
@@ -74,7 +74,7 @@ def test_aps_raps_scores_and_sets_brute_force(cls, randomized):
     z, y = draw(400, seed=2)
     z[:5, :2] = 1.0  # tied probabilities
     kw = dict(lam=0.05, k_reg=2) if cls == "RAPS" else {}
-    cp = getattr(conformal, cls)(randomized=randomized, random_state=7, **kw).fit(z[:250], y[:250], 0.1)
+    cp = getattr(conformal, cls)(randomized=randomized, seed=7, alpha=0.1, **kw).fit(z[:250], y[:250])
     p = softmax(z, axis=1)
     lam, k_reg = (0.05, 2) if cls == "RAPS" else (0.0, 0)
     u_fit = fit_stream_u(7, 250) if randomized else None
@@ -96,8 +96,8 @@ def test_aps_raps_scores_and_sets_brute_force(cls, randomized):
     [
         lambda: conformal.LAC(),
         lambda: conformal.APS(randomized=False),
-        lambda: conformal.APS(random_state=3),
-        lambda: conformal.RAPS(random_state=4),
+        lambda: conformal.APS(seed=3),
+        lambda: conformal.RAPS(seed=4),
     ],
 )
 def test_coverage_over_random_splits(make):
@@ -106,7 +106,7 @@ def test_coverage_over_random_splits(make):
     covs = []
     for s in range(splits):
         z, y = draw(n_cal + n_test, seed=1000 + s)
-        sets = make().fit(z[:n_cal], y[:n_cal], alpha).predict_sets(z[n_cal:])
+        sets = make().set_params(alpha=alpha).fit(z[:n_cal], y[:n_cal]).predict_sets(z[n_cal:])
         covs.append(conformal.marginal_coverage(sets, y[n_cal:]))
     covs = np.array(covs)
     mean, se = covs.mean(), covs.std(ddof=1) / np.sqrt(splits)
@@ -121,7 +121,7 @@ def test_mondrian_class_conditional_coverage():
     per = []
     for s in range(splits):
         z, y = draw(n_cal + n_test, k=3, seed=5000 + s, temp=3.0)
-        cp = conformal.LAC(mondrian=True).fit(z[:n_cal], y[:n_cal], alpha)
+        cp = conformal.LAC(mondrian=True, alpha=alpha).fit(z[:n_cal], y[:n_cal])
         assert cp.quantile_.shape == (3,)
         cc = conformal.class_conditional_coverage(cp.predict_sets(z[n_cal:]), y[n_cal:])
         per.append(cc["per_class"])
@@ -130,7 +130,7 @@ def test_mondrian_class_conditional_coverage():
     assert np.all(per.mean(0) >= 1 - alpha - 4 * se)
     # the per-class thresholds are the per-class order statistics
     z, y = draw(300, k=3, seed=9)
-    cp = conformal.APS(mondrian=True, randomized=False).fit(z, y, 0.1)
+    cp = conformal.APS(mondrian=True, randomized=False, alpha=0.1).fit(z, y)
     sc = cp.conformity_scores(z, y)
     for j in range(3):
         assert cp.quantile_[j] == conformal.conformal_quantile(sc[y == j], 0.1)
@@ -139,14 +139,14 @@ def test_mondrian_class_conditional_coverage():
 def test_alpha_too_small_gives_full_sets_with_warning():
     z, y = draw(20, seed=3)
     with pytest.warns(conformal.ConformalWarning, match="too small for 5 calibration rows"):
-        cp = conformal.LAC().fit(z[:5], y[:5], 0.1)
+        cp = conformal.LAC(alpha=0.1).fit(z[:5], y[:5])
     assert cp.quantile_ == math.inf
     assert cp.predict_sets(z[5:]).all()
     y2 = np.zeros(50, int)
     y2[:2] = 1  # class 1 has 2 rows, class 2 none
     z2 = np.random.default_rng(0).normal(size=(50, 3))
     with pytest.warns(conformal.ConformalWarning, match="2 of 3 classes have fewer than 9"):
-        cp = conformal.LAC(mondrian=True).fit(z2, y2, 0.1)
+        cp = conformal.LAC(mondrian=True, alpha=0.1).fit(z2, y2)
     assert np.isinf(cp.quantile_[1:]).all() and np.isfinite(cp.quantile_[0])
     sets = cp.predict_sets(z2)
     assert sets[:, 1:].all()
@@ -154,54 +154,53 @@ def test_alpha_too_small_gives_full_sets_with_warning():
 
 def test_save_load(tmp_path):
     z, y = draw(300, seed=10)
-    cp = conformal.RAPS(mondrian=True, random_state=2)
+    cp = conformal.RAPS(mondrian=True, seed=2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", conformal.ConformalWarning)
-        cp.fit(z[:200], y[:200], 0.05)
+        cp.set_params(alpha=0.05).fit(z[:200], y[:200])
     cp.save(tmp_path / "cp.json")
     back = conformal.load(tmp_path / "cp.json")
     np.testing.assert_array_equal(back.predict_sets(z[200:]), cp.predict_sets(z[200:]))
-    (tmp_path / "bad.json").write_text('{"format": "calibrate.conformal", "version": 1, "class": "LAC"}')
-    with pytest.raises(InputError, match="malformed"):
+    (tmp_path / "bad.json").write_text('{"format": "calibrate.conformal", "version": 2, "class": "LAC"}')
+    with pytest.raises(InputError, match=r"bad.json: field 'params': expected an object, got nothing \(missing\)"):
         conformal.load(tmp_path / "bad.json")
 
 
 def test_json_round_trip_and_errors():
     z, y = draw(300, seed=4)
-    for cp in (conformal.LAC(), conformal.APS(random_state=None), conformal.RAPS(lam=0.1, k_reg=1),
-               conformal.APS(mondrian=True, random_state=5)):
+    for cp in (conformal.LAC(), conformal.APS(seed=None), conformal.RAPS(lam=0.1, k_reg=1),
+               conformal.APS(mondrian=True, seed=5)):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", conformal.ConformalWarning)
-            cp.fit(z[:200], y[:200], 0.1)
+            cp.fit(z[:200], y[:200])
         text = json.dumps(cp.to_dict(), allow_nan=False)
         back = conformal.from_dict(json.loads(text))
         assert type(back) is type(cp) and back.get_params() == cp.get_params()
         np.testing.assert_array_equal(back.predict_sets(z[200:]), cp.predict_sets(z[200:]))
     with pytest.raises(InputError, match="not a calibrate conformal file"):
         conformal.from_dict({"format": "x"})
-    d = conformal.LAC().fit(z, y, 0.1).to_dict()
+    d = conformal.LAC(alpha=0.1).fit(z, y).to_dict()
     d["class"] = "Nope"
-    with pytest.raises(InputError, match="unknown class"):
+    with pytest.raises(InputError, match="field 'class': unknown class 'Nope'"):
         conformal.from_dict(d)
     with pytest.raises(NotFittedError):
         conformal.APS().predict_sets(z)
     with pytest.raises(InputError, match=r"alpha: expected a number in \(0, 1\)"):
-        conformal.LAC().fit(z, y, 1.5)
+        conformal.LAC(alpha=1.5).fit(z, y)
     with pytest.raises(InputError, match="cal_labels"):
-        conformal.LAC().fit(z, y[:-1], 0.1)
+        conformal.LAC(alpha=0.1).fit(z, y[:-1])
     with pytest.raises(InputError, match="fitted on 6 classes"):
-        conformal.LAC().fit(z, y, 0.1).predict_sets(z[:, :3])
+        conformal.LAC(alpha=0.1).fit(z, y).predict_sets(z[:, :3])
     with pytest.raises(InputError, match="lam"):
-        conformal.RAPS(lam=-1).fit(z, y, 0.1)
+        conformal.RAPS(lam=-1, alpha=0.1).fit(z, y)
 
 
 def test_float32_and_torch_inputs():
     z, y = draw(300, seed=6)
-    cp = conformal.APS(random_state=1).fit(z[:200], y[:200], 0.1)
+    cp = conformal.APS(seed=1, alpha=0.1).fit(z[:200], y[:200])
     z32 = z.astype(np.float32)
-    cp32 = conformal.APS(random_state=1).fit(z32[:200], y[:200], 0.1)
-    assert cp32.quantile_ == conformal.APS(random_state=1).fit(
-        z32[:200].astype(np.float64), y[:200], 0.1).quantile_
+    cp32 = conformal.APS(seed=1, alpha=0.1).fit(z32[:200], y[:200])
+    assert cp32.quantile_ == conformal.APS(seed=1, alpha=0.1).fit(z32[:200].astype(np.float64), y[:200]).quantile_
     torch = pytest.importorskip("torch")
     np.testing.assert_array_equal(cp.predict_sets(torch.tensor(z[200:])), cp.predict_sets(z[200:]))
 
@@ -257,7 +256,7 @@ def test_same_lac_sets_as_mapie():
         )
         m.conformalize(z[:1000], y[:1000])
         _, mapie_sets = m.predict_set(z[1000:])
-        ours = conformal.LAC().fit(z[:1000], y[:1000], alpha).predict_sets(z[1000:])
+        ours = conformal.LAC(alpha=alpha).fit(z[:1000], y[:1000]).predict_sets(z[1000:])
         np.testing.assert_array_equal(ours, mapie_sets[:, :, 0])
 
 
@@ -267,10 +266,120 @@ def test_sets_nested_in_alpha_and_prefixes_of_the_ranking(seed, cls, mondrian):
     z, y = draw(120, k=4, seed=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", conformal.ConformalWarning)
-        small = getattr(conformal, cls)(mondrian=mondrian).fit(z[:80], y[:80], 0.05).predict_sets(z[80:])
-        large = getattr(conformal, cls)(mondrian=mondrian).fit(z[:80], y[:80], 0.3).predict_sets(z[80:])
+        small = getattr(conformal, cls)(mondrian=mondrian, alpha=0.05).fit(z[:80], y[:80]).predict_sets(z[80:])
+        large = getattr(conformal, cls)(mondrian=mondrian, alpha=0.3).fit(z[:80], y[:80]).predict_sets(z[80:])
     assert np.all(large <= small)  # a smaller alpha never removes a class
     if not mondrian:  # one threshold: each set is a top-m of the ranking by probability
         order = np.argsort(-softmax(z[80:], 1), axis=1, kind="stable")
         ranked = np.take_along_axis(small, order, axis=1)
         assert np.all(ranked[:, 1:] <= ranked[:, :-1])
+
+
+# --------------------------------------------------------------------- estimators and files
+@pytest.mark.parametrize("make", [
+    lambda: conformal.LAC(alpha=0.2, mondrian=True),
+    lambda: conformal.APS(alpha=0.05, randomized=False, seed=None),
+    lambda: conformal.RAPS(alpha=0.1, lam=0.2, k_reg=2, seed=9),
+])
+def test_get_params_set_params_and_clone(make):
+    from sklearn.base import clone
+
+    cp = make()
+    params = cp.get_params()
+    assert "alpha" in params and "random_state" not in params
+    twin = clone(cp)
+    assert type(twin) is type(cp) and twin.get_params() == params and not twin.is_fitted()
+    assert twin.set_params(alpha=0.3).alpha == 0.3 and cp.alpha == params["alpha"]
+    z, y = draw(300, seed=12)
+    fitted = clone(cp).fit(z[:200], y[:200])
+    assert fitted.alpha_ == params["alpha"]
+    if params.get("seed", 0) is not None:  # a fixed seed: a clone fits the same thresholds
+        np.testing.assert_array_equal(clone(cp).fit(z[:200], y[:200]).quantile_, fitted.quantile_)
+
+
+def test_check_is_fitted_reads_the_predictor():
+    from sklearn.exceptions import NotFittedError as SkNotFitted
+    from sklearn.utils.validation import check_is_fitted
+
+    z, y = draw(100, seed=13)
+    with pytest.raises(SkNotFitted):
+        check_is_fitted(conformal.LAC())
+    check_is_fitted(conformal.LAC().fit(z, y))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: conformal.LAC(alpha=0.1),
+    lambda: conformal.LAC(alpha=0.01, mondrian=True),  # some thresholds +inf
+    lambda: conformal.APS(alpha=0.1, seed=None),
+    lambda: conformal.RAPS(alpha=0.2, mondrian=True, seed=5),
+])
+def test_saved_file_round_trip_gives_identical_sets(make, tmp_path):
+    z, y = draw(400, seed=14)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", conformal.ConformalWarning)
+        cp = make().fit(z[:250], y[:250])
+    cp.save(tmp_path / "cp.json")
+    back = conformal.load(tmp_path / "cp.json")
+    assert type(back) is type(cp) and back.get_params() == cp.get_params() and back.seed_ == cp.seed_
+    np.testing.assert_array_equal(back.quantile_, cp.quantile_)
+    np.testing.assert_array_equal(back.predict_sets(z[250:]), cp.predict_sets(z[250:]))
+    assert json.loads((tmp_path / "cp.json").read_text())["params"]["alpha"] == cp.alpha
+
+
+def _fitted_dict(mondrian=False):
+    z, y = draw(200, seed=15)
+    return conformal.APS(alpha=0.1, mondrian=mondrian, seed=3).fit(z, y).to_dict()
+
+
+@pytest.mark.parametrize("edit, field", [
+    (lambda d: d["params"].update(alpha=1.5), "params.alpha"),
+    (lambda d: d["params"].update(seed=-1), "params.seed"),
+    (lambda d: d["params"].update(randomized="yes"), "params.randomized"),
+    (lambda d: d["params"].update(bogus=1), "params.bogus"),
+    (lambda d: d["state"].pop("quantile_"), "state.quantile_"),
+    (lambda d: d["state"].update(quantile_="x"), "state.quantile_"),
+    (lambda d: d["state"].update(quantile_={"__float__": "nan"}), "state.quantile_"),
+    (lambda d: d["state"].update(n_classes_=0), "state.n_classes_"),
+    (lambda d: d["state"].update(seed_=1.5), "state.seed_"),
+    (lambda d: d.update(version=7), "version"),
+    (lambda d: d.update(extra=1), "extra"),
+])
+def test_bad_files_are_refused_naming_the_field(edit, field):
+    d = _fitted_dict()
+    edit(d)
+    with pytest.raises(InputError, match=f"cp.json: field '{field}'") as e:
+        conformal.from_dict(d, "cp.json")
+    assert "\n" not in str(e.value)
+
+
+def test_mondrian_thresholds_must_have_one_per_class():
+    d = _fitted_dict(mondrian=True)
+    d["state"]["quantile_"] = d["state"]["quantile_"][:2]
+    with pytest.raises(InputError, match=r"field 'state.quantile_': expected a list of 6"):
+        conformal.from_dict(d, "cp.json")
+
+
+def test_version_1_files_still_load():
+    z, y = draw(300, seed=16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", conformal.ConformalWarning)
+        cp = conformal.APS(alpha=0.02, mondrian=True, seed=4).fit(z[:200], y[:200])
+    q = [None if math.isinf(v) else float(v) for v in cp.quantile_]
+    assert None in q
+    v1 = {"format": "calibrate.conformal", "version": 1, "class": "APS",
+          "params": {"randomized": True, "mondrian": True, "random_state": 4},
+          "state": {"alpha_": 0.02, "n_classes_": 6, "n_calibration_": 200, "seed_": 4, "quantile_": q}}
+    back = conformal.from_dict(v1)
+    assert back.get_params() == cp.get_params()
+    np.testing.assert_array_equal(back.predict_sets(z[200:]), cp.predict_sets(z[200:]))
+
+
+def test_old_fit_alpha_and_random_state_warn_and_work():
+    z, y = draw(300, seed=17)
+    new = conformal.APS(alpha=0.15, seed=2).fit(z[:200], y[:200])
+    with pytest.warns(DeprecationWarning, match="'random_state' is now 'seed'"):
+        old = conformal.APS(random_state=2)
+    with pytest.warns(DeprecationWarning, match="alpha is now a constructor parameter"):
+        old.fit(z[:200], y[:200], 0.15)
+    assert old.alpha == 0.15 and old.get_params() == new.get_params()
+    np.testing.assert_array_equal(old.predict_sets(z[200:]), new.predict_sets(z[200:]))

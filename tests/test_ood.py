@@ -93,7 +93,7 @@ def test_scores_from_logits_closed_forms():
     np.testing.assert_allclose(ood.doctor(z), -(1 - g) / g, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(ood.doctor(z, version="beta"), -(1 - p.max(1)) / p.max(1), rtol=1e-12, atol=1e-14)
     s = np.sort(p, 1)
-    np.testing.assert_allclose(ood.margin(z), s[:, -1] - s[:, -2], atol=1e-15)
+    np.testing.assert_allclose(ood.softmax_margin(z), s[:, -1] - s[:, -2], atol=1e-15)
     # float32 input is computed in float64
     assert ood.energy(z32).dtype == np.float64
     np.testing.assert_allclose(ood.energy(z32), logsumexp(z32.astype(np.float64), axis=1), rtol=1e-14)

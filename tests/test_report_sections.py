@@ -100,12 +100,12 @@ def test_selective_intervals_are_seeded_and_ordered():
     b = summary.selective_intervals(c, ok, n_resamples=50, seed=3)
     assert a["aurc"] == b["aurc"]
     for k in ("aurc", "eaurc", "augrc", "risk@0.8", "risk@0.9"):
-        assert a[k]["low"] <= a[k]["high"]
+        assert a[k].low <= a[k].high
     # the documented draws, recomputed with the public functions
     rng = np.random.default_rng(3)
     vals = [selective.aurc(c[r], ok[r]) for r in (rng.integers(0, 200, 200) for _ in range(50))]
-    assert a["aurc"]["low"] == pytest.approx(np.quantile(vals, 0.025), abs=1e-13)
-    assert a["aurc"]["high"] == pytest.approx(np.quantile(vals, 0.975), abs=1e-13)
+    assert a["aurc"].low == pytest.approx(np.quantile(vals, 0.025), abs=1e-13)
+    assert a["aurc"].high == pytest.approx(np.quantile(vals, 0.975), abs=1e-13)
     assert np.all(a["curve"]["low"] <= a["curve"]["high"])
 
 
@@ -113,10 +113,10 @@ def test_smooth_ece_interval_is_the_documented_bootstrap(pred):
     _, p, y = pred
     iv = summary.smooth_ece_interval(p, y, n_resamples=20, seed=5)
     est, s = smooth.smooth_ece(p, y, return_sigma=True)
-    assert iv["estimate"] == est and iv["sigma"] == s
+    assert iv.estimate == est and iv.sigma == s
     c, ok = top(p, y)
     draws = smooth.smooth_ece_resamples(c, ok.astype(float), s, n_resamples=20, seed=5)
-    assert (iv["low"], iv["high"]) == pytest.approx(tuple(np.quantile(draws, [0.025, 0.975])), abs=1e-15)
+    assert (iv.low, iv.high) == pytest.approx(tuple(np.quantile(draws, [0.025, 0.975])), abs=1e-15)
 
 
 def test_cell_resampled_smooth_ece_matches_the_row_level_poisson_bootstrap():
@@ -161,8 +161,8 @@ def test_detection_resampler_equals_detection_metrics_and_sklearn():
     batch = rs.values(np.stack([np.arange(300)] * 2), np.stack([np.arange(200)] * 2))
     assert batch["auroc"].shape == (2,)
     iv = summary.detection_intervals(s_in, s_out, n_resamples=30, seed=1)
-    assert iv["auroc"]["estimate"] == pytest.approx(ood.detection_metrics(s_in, s_out)["auroc"], abs=1e-12)
-    assert all(iv[k]["low"] <= iv[k]["high"] for k in iv)
+    assert iv["auroc"].estimate == pytest.approx(ood.detection_metrics(s_in, s_out)["auroc"], abs=1e-12)
+    assert all(iv[k].low <= iv[k].high for k in iv)
 
 
 # --------------------------------------------------------------------- figures
@@ -307,8 +307,8 @@ def test_report_conformal_numbers_fit_on(files, report):
     for name in ("uncalibrated", "temperature"):
         cal_lp = metrics.log_softmax(v["logits"]) if name == "uncalibrated" else \
             cals[name].predict_log_proba(v["logits"])
-        for key, cp in (("lac", conformal.LAC()), ("aps", conformal.APS(random_state=0))):
-            sets = cp.fit(cal_lp, v["labels"], 0.1).predict_sets(lps[name])
+        for key, cp in (("lac", conformal.LAC(alpha=0.1)), ("aps", conformal.APS(seed=0, alpha=0.1))):
+            sets = cp.fit(cal_lp, v["labels"]).predict_sets(lps[name])
             got = cf["predictions"][name][key]
             assert got["coverage"] == conformal.marginal_coverage(sets, t["labels"])
             assert got["mean_set_size"] == conformal.mean_set_size(sets)
@@ -330,7 +330,7 @@ def test_report_conformal_half_split_without_fit_on(files, tmp_path):
     t = np.load(files / "test.npz")
     perm = np.random.default_rng(4).permutation(800)
     a, b = perm[:400], perm[400:]
-    sets = conformal.LAC().fit(t["logits"][a], t["labels"][a], 0.2).predict_sets(t["logits"][b])
+    sets = conformal.LAC(alpha=0.2).fit(t["logits"][a], t["labels"][a]).predict_sets(t["logits"][b])
     assert cf["predictions"]["uncalibrated"]["lac"]["coverage"] == conformal.marginal_coverage(sets, t["labels"][b])
     assert cf["n_calibration"] == 400 and cf["n_evaluation"] == 400
     assert "ood" not in data
@@ -407,10 +407,10 @@ def test_grouped_selective_intervals_match_the_row_bootstrap():
     groups = summary.selective_intervals(c, ok, n_resamples=1500, scheme="groups", seed=2, max_groups=512)
     assert groups["scheme"] == "groups" and groups["n_groups"] == 512 and rows["n_groups"] is None
     for k in ("aurc", "eaurc", "augrc", "risk@0.8", "risk@0.9"):
-        assert groups[k]["estimate"] == rows[k]["estimate"]
-        width = rows[k]["high"] - rows[k]["low"]
-        assert groups[k]["low"] == pytest.approx(rows[k]["low"], abs=0.1 * width)
-        assert groups[k]["high"] == pytest.approx(rows[k]["high"], abs=0.1 * width)
+        assert groups[k].estimate == rows[k].estimate
+        width = rows[k].high - rows[k].low
+        assert groups[k].low == pytest.approx(rows[k].low, abs=0.1 * width)
+        assert groups[k].high == pytest.approx(rows[k].high, abs=0.1 * width)
     width = rows["curve"]["high"] - rows["curve"]["low"]
     assert np.all(np.abs(groups["curve"]["low"] - rows["curve"]["low"]) <= 0.25 * width + 2e-3)
 

@@ -145,11 +145,11 @@ def test_confidence_scores():
     p32 /= p32.sum(1, keepdims=True)
     np.testing.assert_allclose(selective.max_probability(p), p.max(1), rtol=0, atol=0)
     s = np.sort(p, axis=1)
-    np.testing.assert_allclose(selective.margin(p), s[:, -1] - s[:, -2], atol=1e-16)
+    np.testing.assert_allclose(selective.probability_margin(p), s[:, -1] - s[:, -2], atol=1e-16)
     ent = -(p * np.log(p)).sum(1)
     np.testing.assert_allclose(selective.negative_entropy(p), -ent, rtol=1e-12)
     assert selective.max_probability(p32).dtype == np.float64
     one_hot = np.eye(3)[[0, 2]]
     np.testing.assert_array_equal(selective.negative_entropy(one_hot), [0.0, 0.0])
-    np.testing.assert_array_equal(selective.margin(one_hot), [1.0, 1.0])
-    assert selective.margin(np.ones((4, 1))).tolist() == [1.0] * 4
+    np.testing.assert_array_equal(selective.probability_margin(one_hot), [1.0, 1.0])
+    assert selective.probability_margin(np.ones((4, 1))).tolist() == [1.0] * 4

@@ -105,10 +105,10 @@ def test_reliability_curve_equals_relplot_smoother_and_kde(relplot):
 
 def test_bootstrap_band_seeded_and_brute_force():
     f, y = binary(300, seed=8)
-    a = smooth.smooth_reliability(f, y, n_bootstrap=50, seed=3)
-    b = smooth.smooth_reliability(f, y, n_bootstrap=50, seed=3)
+    a = smooth.smooth_reliability(f, y, n_resamples=50, seed=3)
+    b = smooth.smooth_reliability(f, y, n_resamples=50, seed=3)
     np.testing.assert_array_equal(a.lower, b.lower)
-    c = smooth.smooth_reliability(f, y, n_bootstrap=50, seed=4)
+    c = smooth.smooth_reliability(f, y, n_resamples=50, seed=4)
     assert not np.array_equal(a.lower, c.lower)
     # brute force: resample rows by index, refit the curve at the same bandwidth
     rng = np.random.default_rng(3)

@@ -9,6 +9,7 @@ torch tensors are accepted anywhere an array is, without importing torch here.
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 
@@ -186,13 +187,69 @@ def check_n_bins(n_bins, name: str = "n_bins") -> int:
     return int(n_bins)
 
 
-def check_n_resamples(n_resamples, name: str = "n_resamples") -> int:
+def check_n_resamples(n_resamples, name: str = "n_resamples", *, allow_zero: bool = False) -> int:
+    """The number of bootstrap resamples: an integer in [1, MAX_RESAMPLES] (0 too with
+    ``allow_zero``, for "no resampling")."""
+    if allow_zero and not isinstance(n_resamples, bool) and isinstance(n_resamples, (int, np.integer)) \
+            and n_resamples == 0:
+        return 0
     if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
-        raise InputError(f"{name}: expected a positive integer, got {n_resamples!r}")
+        want = "a non-negative integer" if allow_zero else "a positive integer"
+        raise InputError(f"{name}: expected {want}, got {n_resamples!r}")
     if n_resamples > MAX_RESAMPLES:
         raise InputError(f"{name}: expected at most {MAX_RESAMPLES:,} resamples (the limit), got "
                          f"{int(n_resamples):,}; 1,000 to 10,000 resamples give stable 95 % intervals")
     return int(n_resamples)
+
+
+def check_confidence_level(level, name: str = "confidence_level") -> float:
+    """The coverage of an interval: a number in (0, 1)."""
+    try:
+        v = float(level)
+    except (TypeError, ValueError):
+        raise InputError(f"{name}: expected a number in (0, 1), got {level!r}") from None
+    if isinstance(level, bool) or not 0.0 < v < 1.0:
+        raise InputError(f"{name}: expected a number in (0, 1), got {level!r}")
+    return v
+
+
+def renamed_keywords(**renames):
+    """Decorator: keyword arguments renamed in the public API keep working for one release.
+
+    renames: {old name: new name}. A call with an old name warns (DeprecationWarning,
+    naming both) and is passed on under the new name; giving both is a TypeError. The
+    wrapped function keeps its signature (``inspect.signature`` and scikit-learn's
+    ``get_params`` read the new names).
+    """
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            for old, new in renames.items():
+                if old in kwargs:
+                    if new in kwargs:
+                        raise TypeError(f"{fn.__qualname__}() got both {old!r} (its old name) and {new!r}")
+                    warnings.warn(f"{fn.__qualname__}: the keyword {old!r} is now {new!r}; {old!r} will be "
+                                  "removed in the next release", DeprecationWarning, stacklevel=2)
+                    kwargs[new] = kwargs.pop(old)
+            return fn(*args, **kwargs)
+
+        wrapper.renamed_keywords = dict(renames)
+        return wrapper
+
+    return decorate
+
+
+def renamed_function(fn, old: str):
+    """``fn`` under its old public name ``old``, for one release: each call warns
+    (DeprecationWarning naming the new name) and then calls ``fn``."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        warnings.warn(f"{old} is now {fn.__name__}; {old} will be removed in the next release",
+                      DeprecationWarning, stacklevel=2)
+        return fn(*args, **kwargs)
+
+    wrapper.__name__ = wrapper.__qualname__ = old.rsplit(".", 1)[-1]
+    return wrapper
 
 
 def check_sample_weight(w, n: int, name: str = "sample_weight") -> np.ndarray:

@@ -344,6 +344,53 @@ class ListOf(Field):
         return [self.item.decode(x, where.index(i), dict(dims)) for i, x in enumerate(v)]
 
 
+def encode(x):
+    """The file encoding of a value (the inverse of the fields' ``decode``): arrays as
+    {"__ndarray__": nested lists, "dtype"}, non-finite floats as {"__float__": "inf"}."""
+    if isinstance(x, np.ndarray):
+        if x.dtype.kind in "US":  # string class labels (classes_)
+            return {"__ndarray__": x.astype(str).tolist(), "dtype": "str"}
+        if x.dtype.kind == "O":
+            raise InputError("save: labels of Python objects cannot be saved as JSON; use strings or integers")
+        if x.dtype.kind in "iub":
+            return {"__ndarray__": x.tolist(), "dtype": "int64" if x.dtype.kind != "b" else "bool"}
+        return {"__ndarray__": x.astype(np.float64).tolist(), "dtype": "float64"}
+    if isinstance(x, dict):
+        return {str(k): encode(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [encode(v) for v in x]
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return {"__float__": repr(x)}
+    return x
+
+
+def check_envelope(d, source: str, *, fmt: str, versions, fields, what: str, writer: str) -> None:
+    """Check the outer object of a saved file before its parts are decoded: ``d`` is a dict
+    whose "format" is ``fmt``, whose "version" is one of ``versions``, with no key outside
+    ``fields``, and whose "params" and "state" (where ``fields`` has them) are objects.
+    what: the kind of file ("calibrator"); writer: what writes such files, for the message."""
+    if not isinstance(d, dict) or d.get("format") != fmt:
+        raise InputError(f"{source}: not a calibrate {what} file (expected \"format\": \"{fmt}\"); "
+                         f"give a file written by {writer}")
+    if d.get("version") not in versions:
+        want = " or ".join(map(str, versions))
+        raise InputError(f"{source}: field 'version': expected {want}, got {d.get('version')!r}; "
+                         "this file was written by another version of calibrate: fit it again")
+    unknown = [k for k in d if k not in fields]
+    if unknown:
+        raise InputError(f"{source}: field '{unknown[0]}': unknown field (known: {', '.join(fields)}); remove it")
+
+
+def check_parts(d: dict, source: str, parts=("params", "state")) -> None:
+    """Each of ``parts`` of the saved dict ``d`` is a JSON object."""
+    for part in parts:
+        if not isinstance(d.get(part), dict):
+            raise InputError(f"{source}: field '{part}': expected an object, got "
+                             f"{type(d.get(part)).__name__ if part in d else 'nothing (missing)'}")
+
+
 def decode_fields(schema: dict, values: dict, where: str, dims: dict) -> dict:
     """Decode ``values`` against ``schema``: unknown keys refused, required keys present.
 

@@ -22,16 +22,26 @@ from __future__ import annotations
 
 import inspect
 import json
-import math
 
 import numpy as np
-from scipy.special import log_softmax as _log_softmax
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
 
-from calibrate._core.blocks import BLOCK_BYTES, row_blocks
+from calibrate._core.blocks import (
+    BLOCK_BYTES,
+    log_softmax64,  # noqa: F401 (log_softmax64: the calibrators import it here)
+    row_blocks,
+)
 from calibrate._core.validation import InputError, as_logits, check_labels, to_numpy
-from calibrate.calibrators._schema import ClassLabels, Loc, Number, decode_fields
+from calibrate.calibrators._schema import (
+    ClassLabels,
+    Loc,
+    Number,
+    check_envelope,
+    check_parts,
+    decode_fields,
+)
+from calibrate.calibrators._schema import encode as _encode
 
 FORMAT = "calibrate.calibrator"
 FORMAT_VERSION = 1
@@ -267,16 +277,8 @@ class Calibrator(BaseEstimator):
         the schema declares, after every check has passed.
         """
         where = Loc(source)
-        if not isinstance(d, dict) or d.get("format") != FORMAT:
-            raise InputError(f"{source}: not a calibrate calibrator file (expected \"format\": \"{FORMAT}\"); "
-                             "give a file written by calibrate fit or Calibrator.save")
-        if d.get("version") != FORMAT_VERSION:
-            raise InputError(f"{source}: field 'version': expected {FORMAT_VERSION}, got {d.get('version')!r}; "
-                             "this file was written by another version of calibrate: fit it again")
-        unknown = [k for k in d if k not in _TOP_LEVEL]
-        if unknown:
-            raise InputError(f"{source}: field '{unknown[0]}': unknown field (known: {', '.join(_TOP_LEVEL)}); "
-                             "remove it")
+        check_envelope(d, source, fmt=FORMAT, versions=(FORMAT_VERSION,), fields=_TOP_LEVEL, what="calibrator",
+                       writer="calibrate fit or Calibrator.save")
         method = d.get("method")
         klass = _REGISTRY.get(method) if isinstance(method, str) else None
         if klass is None:
@@ -288,10 +290,7 @@ class Calibrator(BaseEstimator):
         if klass.param_schema is None or klass.state_schema is None:
             raise InputError(f"{source}: {klass.__name__} declares no file schema, so its files cannot be "
                              "checked and are not loaded")
-        for part in ("params", "state"):
-            if not isinstance(d.get(part), dict):
-                raise InputError(f"{source}: field '{part}': expected an object, got "
-                                 f"{type(d.get(part)).__name__ if part in d else 'nothing (missing)'}")
+        check_parts(d, source)
         params = decode_fields(klass.param_schema, d["params"], where.key("params"), {})
         raw_k = d["state"].get("n_classes_")
         k = Number(integer=True, ge=2, le=MAX_CLASSES).decode(raw_k, where.key("state").key("n_classes_"), {})
@@ -333,31 +332,7 @@ def get_calibrator(method: str, **params) -> Calibrator:
     return _REGISTRY[method](**params)
 
 
-def _encode(x):
-    if isinstance(x, np.ndarray):
-        if x.dtype.kind in "US":  # string class labels (classes_)
-            return {"__ndarray__": x.astype(str).tolist(), "dtype": "str"}
-        if x.dtype.kind == "O":
-            raise InputError("save: labels of Python objects cannot be saved as JSON; use strings or integers")
-        if x.dtype.kind in "iub":
-            return {"__ndarray__": x.tolist(), "dtype": "int64" if x.dtype.kind != "b" else "bool"}
-        return {"__ndarray__": x.astype(np.float64).tolist(), "dtype": "float64"}
-    if isinstance(x, dict):
-        return {str(k): _encode(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_encode(v) for v in x]
-    if isinstance(x, np.generic):
-        x = x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return {"__float__": repr(x)}
-    return x
-
-
 # ------------------------------------------------------------------ shared helpers
-def log_softmax64(z: np.ndarray) -> np.ndarray:
-    return _log_softmax(z, axis=1)
-
-
 def one_vs_rest_log_odds(z: np.ndarray) -> np.ndarray:
     """(n, k) float64 log-odds of each class against the rest: log p_j - log(1 - p_j).
 

@@ -26,13 +26,14 @@ from typing import NamedTuple
 import numpy as np
 
 from calibrate._core import binning as _binning
+from calibrate._core import ranking
 from calibrate._core.blocks import row_blocks
 from calibrate._core.stats import top_label as _top_label
 from calibrate._core.validation import (
-    InputError,
     check_choice,
     check_logits_labels,
     check_n_bins,
+    check_n_resamples,
     check_probs_labels,
 )
 from calibrate.metrics.calibration import BINNINGS, brier, nll_from_logits
@@ -168,8 +169,7 @@ def ece_consistency_test(probs, labels, n_bins: int = 15, *, binning: str = "wid
     order), recompute the top-label ECE with the same bins, and report the one-sided
     p-value (1 + #{null >= observed}) / (1 + n_resamples).
     """
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
-        raise InputError(f"n_resamples: expected a positive integer, got {n_resamples!r}")
+    n_resamples = check_n_resamples(n_resamples)
     conf, ok, idx, n_bins = _top_binned(probs, labels, n_bins, binning)
     n = conf.size
     c64 = conf.astype(np.float64)
@@ -195,11 +195,8 @@ def _cumulative_gap(probs, labels):
     p, y = check_probs_labels(probs, labels)
     conf, ok = _top_label(p, y)
     c = conf.astype(np.float64)
-    order = np.argsort(c, kind="stable")
-    cs = c[order]
-    h = np.cumsum(ok[order] - cs) / c.size
-    last = np.flatnonzero(np.append(cs[1:] != cs[:-1], True))  # ends of tie groups
-    return np.concatenate([[0.0], h[last]])
+    g = ranking.TieGroups(c, descending=False)
+    return np.concatenate([[0.0], g.cumulative(ok - c) / c.size])
 
 
 def ks_calibration_error(probs, labels) -> float:

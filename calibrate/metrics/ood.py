@@ -20,9 +20,9 @@ Metrics (:func:`detection_metrics`):
 Scores from logits (n, k) (computed in float64, in blocks of rows): max softmax
 probability (Hendrycks & Gimpel 2017), max logit (Hendrycks et al. 2022), energy
 T logsumexp(z / T) (Liu et al. 2020; the negative free energy), negative entropy,
-DOCTOR (Granese et al. 2021) and the top-2 margin. From logit samples (S, n, k)
-(MC dropout or an ensemble): the negated mutual information, expected entropy and
-predictive entropy (see :mod:`calibrate.metrics.uncertainty`).
+DOCTOR (Granese et al. 2021) and the top-2 softmax margin (:func:`softmax_margin`).
+From logit samples (S, n, k) (MC dropout or an ensemble): the negated mutual
+information, expected entropy and predictive entropy (see :mod:`calibrate.metrics.uncertainty`).
 """
 
 from __future__ import annotations
@@ -30,27 +30,25 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import log_softmax, logsumexp
 
+from calibrate._core import ranking
 from calibrate._core.blocks import block_rows, row_blocks
-from calibrate._core.validation import InputError, check_1d_scores, check_scores, to_numpy
+from calibrate._core.validation import (
+    InputError,
+    check_1d_scores,
+    check_scores,
+    renamed_function,
+    to_numpy,
+)
 from calibrate.metrics import uncertainty
 
 _check_1d_scores = check_1d_scores
 
 
-def _cumulative_counts(s: np.ndarray, pos: np.ndarray):
-    """(tp, fp) after accepting every row with score >= t, for each distinct t (decreasing)."""
-    order = np.argsort(-s, kind="stable")
-    ss = s[order]
-    tp = np.cumsum(pos[order])
-    fp = np.cumsum(~pos[order])
-    last = np.flatnonzero(np.append(ss[1:] != ss[:-1], True))
-    return tp[last].astype(np.float64), fp[last].astype(np.float64)
-
-
-def _average_precision(tp: np.ndarray, fp: np.ndarray) -> float:
-    recall = tp / tp[-1]
-    precision = tp / (tp + fp)
-    return float(np.sum(np.diff(recall, prepend=0.0) * precision))
+def _group_counts(s_in: np.ndarray, s_out: np.ndarray):
+    """(tie groups of the pooled scores, in-distribution rows per group (m,), out rows per group (m,))."""
+    g = ranking.TieGroups(np.concatenate([s_in, s_out]))
+    pos = np.concatenate([np.ones(s_in.size), np.zeros(s_out.size)])
+    return g, g.counts(pos), g.counts(1.0 - pos)
 
 
 def detection_metrics(scores_in, scores_out, tpr: float = 0.95) -> dict:
@@ -64,23 +62,8 @@ def detection_metrics(scores_in, scores_out, tpr: float = 0.95) -> dict:
     s_out = _check_1d_scores(scores_out, "scores_out")
     if not 0.0 < float(tpr) <= 1.0:
         raise InputError(f"tpr: expected a number in (0, 1], got {tpr!r}")
-    s = np.concatenate([s_in, s_out])
-    pos = np.concatenate([np.ones(s_in.size, bool), np.zeros(s_out.size, bool)])
-    tp, fp = _cumulative_counts(s, pos)
-    n_in, n_out = float(s_in.size), float(s_out.size)
-    # AUROC by the trapezoid rule on the ROC points = Mann-Whitney with ties counted 1/2
-    tpr_pts = np.concatenate([[0.0], tp / n_in])
-    fpr_pts = np.concatenate([[0.0], fp / n_out])
-    auroc = float(np.sum(np.diff(fpr_pts) * (tpr_pts[1:] + tpr_pts[:-1]) / 2.0))
-    tp_o, fp_o = _cumulative_counts(-s, ~pos)
-    # the first threshold reaching the target TPR has the smallest FPR (both are monotone)
-    j = int(np.argmax(tp / n_in >= float(tpr) - 1e-12))
-    return {
-        "auroc": auroc,
-        "aupr_in": _average_precision(tp, fp),
-        "aupr_out": _average_precision(tp_o, fp_o),
-        "fpr_at_95tpr": float(fp[j] / n_out),
-    }
+    _, pos, neg = _group_counts(s_in, s_out)
+    return ranking.detection_numbers(pos, neg, float(tpr))
 
 
 def misclassification_metrics(confidence, correct) -> dict:
@@ -169,7 +152,7 @@ def doctor(logits, temperature: float = 1.0, version: str = "alpha") -> np.ndarr
     return _blocks(logits, score)
 
 
-def margin(logits, temperature: float = 1.0) -> np.ndarray:
+def softmax_margin(logits, temperature: float = 1.0) -> np.ndarray:
     """(n,) p_(1) - p_(2) of p = softmax(z / T) (1 when k = 1)."""
     t = _check_temperature(temperature)
 
@@ -181,6 +164,9 @@ def margin(logits, temperature: float = 1.0) -> np.ndarray:
         return s[:, -1] - s[:, -2]
 
     return _blocks(logits, top2)
+
+
+margin = renamed_function(softmax_margin, "calibrate.metrics.ood.margin")
 
 
 # ------------------------------------------------------------------ scores from samples

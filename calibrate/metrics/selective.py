@@ -3,7 +3,7 @@
 A classifier that may abstain accepts the rows whose confidence score is at least a
 threshold t. For each threshold, coverage is the fraction of rows accepted and
 (selective) risk the error rate among them. Any score works (higher = more confident):
-:func:`max_probability`, :func:`margin` and :func:`negative_entropy` compute the usual
+:func:`max_probability`, :func:`probability_margin` and :func:`negative_entropy` compute the usual
 ones from probabilities, and :mod:`calibrate.metrics.ood` has more from logits.
 
 Ties: rows with equal scores are accepted or rejected together, so the curve has one
@@ -21,8 +21,15 @@ from typing import NamedTuple
 
 import numpy as np
 
+from calibrate._core import ranking
 from calibrate._core.blocks import row_blocks
-from calibrate._core.validation import InputError, check_1d_scores, check_scores, to_numpy
+from calibrate._core.validation import (
+    InputError,
+    check_1d_scores,
+    check_scores,
+    renamed_function,
+    to_numpy,
+)
 
 
 def _check_conf_correct(confidence, correct):
@@ -46,12 +53,13 @@ class _Groups(NamedTuple):
 
 
 def _groups(c: np.ndarray, ok: np.ndarray) -> _Groups:
-    order = np.argsort(-c, kind="stable")
-    cs = c[order]
-    err = np.cumsum(1.0 - ok[order])
-    # last index of each run of equal scores (one step per distinct score)
-    last = np.flatnonzero(np.append(cs[1:] != cs[:-1], True))
-    return _Groups((last + 1).astype(np.float64), err[last], c.size)
+    g = ranking.TieGroups(c)
+    return _Groups(g.ends.astype(np.float64), g.cumulative(1.0 - ok), g.n)
+
+
+def _counts(g: _Groups):
+    """(errors, rows) per tie group, most confident first."""
+    return np.diff(g.errors, prepend=0.0), np.diff(g.accepted, prepend=0.0)
 
 
 class RiskCoverage(NamedTuple):
@@ -82,22 +90,10 @@ def aurc(confidence, correct) -> float:
 
 
 def _aurc(g: _Groups) -> float:
-    width = np.diff(g.accepted, prepend=0.0) / g.n
-    return float(np.sum(width * g.errors / g.accepted))
+    return ranking.aurc(*_counts(g))
 
 
-def _aurc_optimal(n_correct, n):
-    """AURC of the best ranking (every correct row strictly above every wrong one, no ties)
-    of n rows, n_correct of them correct: (1/n) sum_{i=1}^n max(0, i - c) / i, in closed
-    form ((n - c) - c (H_n - H_c)) / n with H_n - H_c = psi(n + 1) - psi(c + 1). Scalars
-    give a float, arrays (of resampled counts) an array; 0 where n = 0."""
-    from scipy.special import digamma
-
-    c = np.asarray(n_correct, dtype=np.float64)
-    m = np.asarray(n, dtype=np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        v = np.where(m > 0, ((m - c) - c * (digamma(m + 1.0) - digamma(c + 1.0))) / np.maximum(m, 1.0), 0.0)
-    return float(v) if v.ndim == 0 else v
+_aurc_optimal = ranking.aurc_optimal
 
 
 def eaurc(confidence, correct) -> float:
@@ -120,10 +116,7 @@ def augrc(confidence, correct) -> float:
     of the score for telling correct from wrong rows (ties counted 1/2). Lower is better.
     """
     c, ok = _check_conf_correct(confidence, correct)
-    g = _groups(c, ok)
-    cov = np.concatenate([[0.0], g.accepted / g.n])
-    gr = np.concatenate([[0.0], g.errors / g.n])
-    return float(np.sum(np.diff(cov) * (gr[1:] + gr[:-1]) / 2.0))
+    return ranking.augrc(*_counts(_groups(c, ok)))
 
 
 def risk_at_coverage(confidence, correct, coverage: float) -> float:
@@ -133,11 +126,7 @@ def risk_at_coverage(confidence, correct, coverage: float) -> float:
     """
     cov_target = _check_fraction(coverage, "coverage", low_open=True)
     c, ok = _check_conf_correct(confidence, correct)
-    g = _groups(c, ok)
-    cov = g.accepted / g.n
-    j = int(np.searchsorted(cov, cov_target - 1e-12 * cov_target, side="left"))
-    j = min(j, cov.size - 1)
-    return float(g.errors[j] / g.accepted[j])
+    return float(ranking.risk_at_coverage(*_counts(_groups(c, ok)), [cov_target])[0])
 
 
 def coverage_at_risk(confidence, correct, risk: float) -> float:
@@ -174,7 +163,7 @@ def max_probability(probs) -> np.ndarray:
     return _row_blocks(p, lambda b: b.max(axis=1))
 
 
-def margin(probs) -> np.ndarray:
+def probability_margin(probs) -> np.ndarray:
     """(n,) float64 p_(1) - p_(2), the gap between the two largest probabilities (1 if k = 1)."""
     p = check_scores(probs, "probs", kind="probs")
     if p.shape[1] == 1:
@@ -196,3 +185,6 @@ def negative_entropy(probs) -> np.ndarray:
             return np.sum(np.where(b > 0, b * np.log(b), 0.0), axis=1)
 
     return _row_blocks(p, negent)
+
+
+margin = renamed_function(probability_margin, "calibrate.metrics.selective.margin")

@@ -30,7 +30,14 @@ from typing import NamedTuple
 import numpy as np
 
 from calibrate._core.stats import top_label as _top_label
-from calibrate._core.validation import InputError, check_probs_labels, to_numpy
+from calibrate._core.validation import (
+    InputError,
+    check_confidence_level,
+    check_n_resamples,
+    check_probs_labels,
+    renamed_keywords,
+    to_numpy,
+)
 
 _DENS_EPS = 1e-4
 _DIRECT_MAX = 4001  # grids up to this many nodes are convolved directly, larger by FFT
@@ -151,33 +158,33 @@ class SmoothReliability(NamedTuple):
     upper: np.ndarray | None
 
 
+@renamed_keywords(n_bootstrap="n_resamples", level="confidence_level")
 def smooth_reliability(probs, labels, sigma: float | None = None, *, n_grid: int = 200,
-                       n_bootstrap: int = 0, level: float = 0.95, seed: int = 0) -> SmoothReliability:
+                       n_resamples: int = 0, confidence_level: float = 0.95, seed: int = 0) -> SmoothReliability:
     """Smoothed reliability curve (Blasiok & Nakkiran 2023) with an optional bootstrap band.
 
     y(x) = sum_i K(x, f_i) y_i / (sum_i K(x, f_i) + 1e-4) with the kernel of
     :func:`smooth_ece` at the automatic bandwidth (or ``sigma``); density(x) =
     (1/n) sum_i K(x, f_i). Both equal relplot's kernel smoother and KDE at that
-    bandwidth. n_bootstrap > 0: rows are resampled with replacement (seeded by ``seed``)
+    bandwidth. n_resamples > 0: rows are resampled with replacement (seeded by ``seed``)
     and the curve recomputed at the same bandwidth; lower/upper are the pointwise
-    (1 - level) / 2 and (1 + level) / 2 quantiles. The curve itself is the full-sample
+    (1 - confidence_level) / 2 and (1 + confidence_level) / 2 quantiles. The curve itself is the full-sample
     estimate (relplot plots the bootstrap mean instead).
     """
     f, y = _forecasts(probs, labels)
-    for name, v, lo in (("n_grid", n_grid, 2), ("n_bootstrap", n_bootstrap, 0)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-            raise InputError(f"{name}: expected an integer >= {lo}, got {v!r}")
-    if not 0.0 < float(level) < 1.0:
-        raise InputError(f"level: expected a number in (0, 1), got {level!r}")
+    if isinstance(n_grid, bool) or not isinstance(n_grid, (int, np.integer)) or n_grid < 2:
+        raise InputError(f"n_grid: expected an integer >= 2, got {n_grid!r}")
+    n_resamples = check_n_resamples(n_resamples, allow_zero=True)
+    level = check_confidence_level(confidence_level)
     smece, s = smooth_ece(f, y, sigma, return_sigma=True)
     x = np.linspace(0.0, 1.0, int(n_grid))
     curve, _ = _smooth_ratio(f, y, s, x)
     density = _smooth_on_grid(f, np.full(f.size, 1.0 / f.size), s, x)
     lower = upper = None
-    if n_bootstrap:
+    if n_resamples:
         rng = np.random.default_rng(seed)
-        draws = np.empty((int(n_bootstrap), x.size))
-        for b in range(int(n_bootstrap)):
+        draws = np.empty((n_resamples, x.size))
+        for b in range(n_resamples):
             # a resample as counts per row: the same sums as indexing f[idx], y[idx]
             cnt = np.bincount(rng.integers(0, f.size, f.size), minlength=f.size).astype(np.float64)
             dens = _smooth_on_grid(f, cnt, s, x) + _DENS_EPS
@@ -238,8 +245,9 @@ class _CellSmoother:
             yield b0, rng.poisson(self.cnt, (r, self.cnt.size)).astype(np.float64)
 
 
-def smooth_reliability_band(probs, labels, sigma: float, x, *, n_resamples: int = 1000, level: float = 0.95,
-                            seed: int = 0, n_cells: int = BAND_CELLS):
+@renamed_keywords(level="confidence_level")
+def smooth_reliability_band(probs, labels, sigma: float, x, *, n_resamples: int = 1000,
+                            confidence_level: float = 0.95, seed: int = 0, n_cells: int = BAND_CELLS):
     """Pointwise bootstrap band of the smoothed reliability curve at a fixed bandwidth,
     Poisson bootstrap over rows resampled as (cell, outcome) counts: O(n) once, then
     O(n_cells + grid) per resample whatever n.
@@ -255,9 +263,11 @@ def smooth_reliability_band(probs, labels, sigma: float, x, *, n_resamples: int 
     convolution by FFT (equal to the per-resample one to rounding).
     x: (g,) grid. Returns (lower (g,), upper (g,)); draws: ``default_rng(seed).poisson``.
     """
+    n_resamples = check_n_resamples(n_resamples)
+    level = check_confidence_level(confidence_level)
     f, y = _forecasts(probs, labels)
     cs = _CellSmoother(f, y, _check_sigma(sigma), x, n_cells)
-    draws = np.empty((int(n_resamples), np.size(x)))
+    draws = np.empty((n_resamples, np.size(x)))
     for b0, w in cs.poisson_blocks(n_resamples, seed):
         draws[b0:b0 + w.shape[0]] = cs.smooth(w * cs.outcome) / (cs.smooth(w) + _DENS_EPS)
     return tuple(np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0))
@@ -271,12 +281,13 @@ def smooth_ece_resamples(probs, labels, sigma: float, *, n_resamples: int = 1000
     moved to its pair's mean forecast, at most 1 / n_cells). smECE of weights w:
     sum_t |sum_i w_i (f_i - y_i) K(t, f_i)| / sum_t (sum_i w_i K(t, f_i) + eps) on the grid
     of :func:`smooth_ece`."""
+    n_resamples = check_n_resamples(n_resamples)
     f, y = _forecasts(probs, labels)
     s = _check_sigma(sigma)
     t = np.linspace(0.0, 1.0, max(round(10.0 / s), 200))
     cs = _CellSmoother(f, y, s, t, n_cells)
     resid = cs.centre - cs.outcome
-    draws = np.empty(int(n_resamples))
+    draws = np.empty(n_resamples)
     for b0, w in cs.poisson_blocks(n_resamples, seed):
         num, den = cs.smooth(w * resid), cs.smooth(w) + _DENS_EPS
         draws[b0:b0 + w.shape[0]] = np.abs(num).sum(axis=1) / den.sum(axis=1)

@@ -27,11 +27,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from calibrate._core import ranking
 from calibrate._core import stats as _stats
-from calibrate._core.validation import InputError, check_probs_labels
+from calibrate._core.interval import Interval, SmoothECEInterval
+from calibrate._core.validation import (
+    InputError,
+    check_1d_scores,
+    check_confidence_level,
+    check_n_resamples,
+    check_probs_labels,
+)
 from calibrate.metrics import calibration as metrics
 from calibrate.metrics import decomposition, selective, smooth
-from calibrate.metrics.selective import _aurc, _aurc_optimal, _check_conf_correct, _groups
+from calibrate.metrics.selective import _aurc, _check_conf_correct, _counts, _groups
 
 #: the keys summary_metrics adds to metrics.all_metrics, with their labels for printing
 BEYOND_NAMES = {
@@ -48,9 +56,7 @@ SUMMARY_NAMES = {**metrics.METRIC_NAMES, **BEYOND_NAMES}
 
 def _augrc(g) -> float:
     """AUGRC from sorted groups: the trapezoid rule of selective.augrc."""
-    cov = np.concatenate([[0.0], g.accepted / g.n])
-    gr = np.concatenate([[0.0], g.errors / g.n])
-    return float(np.sum(np.diff(cov) * (gr[1:] + gr[:-1]) / 2.0))
+    return ranking.augrc(*_counts(g))
 
 
 def summary_metrics(probs, labels, n_bins: int = 15, *, logits=None) -> dict:
@@ -128,42 +134,27 @@ class SelectiveResampler:
         self.grid = np.linspace(0.05, 1.0, 96) if grid is None else np.asarray(grid, dtype=np.float64)
         if self.grid.ndim != 1 or self.grid.size == 0 or self.grid.min() <= 0 or self.grid.max() > 1:
             raise InputError("grid: expected a 1-d array of coverages in (0, 1]")
-        order = self.order = np.argsort(-c, kind="stable")  # most confident first
-        cs = c[order]
-        starts = np.concatenate([[True], cs[1:] != cs[:-1]])
-        gid_sorted = np.cumsum(starts) - 1
-        self.gid = np.empty(c.size, dtype=np.intp)
-        self.gid[order] = gid_sorted  # group of each row, 0 = most confident
+        self.groups = ranking.TieGroups(c)  # most confident first
+        self.order = self.groups.order
+        self.gid = self.groups.row_group
         self.wrong = 1.0 - ok
-        self.m = int(gid_sorted[-1]) + 1
+        self.m = self.groups.m
         self.n = c.size
 
     def _numbers(self, cnt: np.ndarray, err: np.ndarray) -> dict:
         n = self.n
-        acc = np.cumsum(cnt)
-        errs = np.cumsum(err)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            risk = np.where(acc > 0, errs / np.maximum(acc, 1.0), 0.0)
-        cov = acc / n
-        aurc = float(np.sum(cnt / n * risk))
-        gr = np.concatenate([[0.0], errs / n])
-        augrc = float(np.sum(cnt / n * (gr[1:] + gr[:-1]) / 2.0))
-        out = {"aurc": aurc, "eaurc": aurc - _aurc_optimal(round(n - errs[-1]), n), "augrc": augrc}
-
-        def at(targets):
-            t = np.asarray(targets, dtype=np.float64)
-            j = np.minimum(np.searchsorted(cov, t - 1e-12 * t, side="left"), cov.size - 1)
-            return risk[j]
-
-        for c, r in zip(self.coverages, at(self.coverages)):
+        aurc = ranking.aurc(err, cnt)
+        out = {"aurc": aurc, "eaurc": aurc - ranking.aurc_optimal(round(n - err.sum()), n),
+               "augrc": ranking.augrc(err, cnt)}
+        at = ranking.risk_at_coverage(err, cnt, np.concatenate([self.coverages, self.grid]))
+        for c, r in zip(self.coverages, at):
             out[f"risk@{c:g}"] = float(r)
-        out["curve"] = at(self.grid)
+        out["curve"] = at[len(self.coverages):]
         return out
 
     def estimate(self) -> dict:
         """The numbers on the full sample."""
-        return self._numbers(np.bincount(self.gid, minlength=self.m).astype(np.float64),
-                             np.bincount(self.gid, weights=self.wrong, minlength=self.m))
+        return self._numbers(self.groups.counts(), self.groups.counts(self.wrong))
 
     def values(self, rows) -> dict:
         """The numbers on the resample ``rows`` ((n,) int indices)."""
@@ -193,10 +184,11 @@ def selective_intervals(confidence, correct, *, coverages=(0.8, 0.9), grid=None,
                         max_groups: int = INTERVAL_MAX_GROUPS) -> dict:
     """Risk-coverage numbers with percentile bootstrap intervals.
 
-    Returns {"aurc" | "eaurc" | "augrc" | "risk@<c>": {"estimate", "low", "high",
-    "confidence"}, "curve": {"coverage" (g,), "estimate" (g,), "low" (g,), "high" (g,)},
-    "scheme": the scheme used, "n_resamples", "n_groups" (None for "rows")}. The
-    estimates are always the exact numbers of :mod:`calibrate.metrics.selective`.
+    Returns {"aurc" | "eaurc" | "augrc" | "risk@<c>": :class:`~calibrate.resampling.Interval`
+    (percentile; its scheme "multinomial" for rows, "poisson" for groups), "curve":
+    {"coverage" (g,), "estimate" (g,), "low" (g,), "high" (g,)}, "scheme": the scheme used,
+    "n_resamples", "n_groups" (None for "rows")}. The estimates are always the exact
+    numbers of :mod:`calibrate.metrics.selective`.
 
     scheme "rows": resample b uses rows ``default_rng(seed).integers(0, n, n)`` (the b-th
     draw), O(n) per resample. "groups": Poisson bootstrap over rows resampled as counts
@@ -208,10 +200,8 @@ def selective_intervals(confidence, correct, *, coverages=(0.8, 0.9), grid=None,
     estimate), which removes it to first order (a basic bias correction of the grouping,
     not of the bootstrap). "auto": "rows" up to AUTO_ROW_RESAMPLING_MAX_ROWS rows.
     """
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
-        raise InputError(f"n_resamples: expected a positive integer, got {n_resamples!r}")
-    if not 0.0 < float(confidence_level) < 1.0:
-        raise InputError(f"confidence_level: expected a number in (0, 1), got {confidence_level!r}")
+    n_resamples = check_n_resamples(n_resamples)
+    confidence_level = check_confidence_level(confidence_level)
     selective_scheme(scheme, 0)  # checked before any work
     if isinstance(max_groups, bool) or not isinstance(max_groups, (int, np.integer)) or max_groups < 1:
         raise InputError(f"max_groups: expected a positive integer, got {max_groups!r}")
@@ -231,18 +221,19 @@ def selective_intervals(confidence, correct, *, coverages=(0.8, 0.9), grid=None,
             curves[b] = v["curve"]
     else:
         c, ok = _check_conf_correct(confidence, correct)
-        err, cor = _contiguous_groups(c, ok, int(max_groups), order=rs.order)
+        err, cor = _contiguous_groups(c, ok, int(max_groups), groups=rs.groups)
         n_groups = int(err.size)
         draws, curves = _grouped_resamples(err, cor, rs.coverages, rs.grid, int(n_resamples), seed)
         flat = _grouped_numbers(err[None, :], cor[None, :], rs.coverages, rs.grid)
         for k in keys:
             draws[k] += est[k] - flat[k][0]
         curves += est["curve"] - flat["curve"][0]
-    a = (1.0 - float(confidence_level)) / 2.0
+    a = (1.0 - confidence_level) / 2.0
+    weights = "multinomial" if scheme == "rows" else "poisson"
     out = {}
     for k in keys:
         lo, hi = np.quantile(draws[k], [a, 1.0 - a])
-        out[k] = {"estimate": est[k], "low": float(lo), "high": float(hi), "confidence": float(confidence_level)}
+        out[k] = Interval(float(lo), float(hi), est[k], confidence_level, n_resamples, "percentile", weights)
     lo, hi = np.quantile(curves, [a, 1.0 - a], axis=0)
     out["curve"] = {"coverage": rs.grid, "estimate": est["curve"], "low": lo, "high": hi}
     out.update(scheme=scheme, n_resamples=int(n_resamples), n_groups=n_groups)
@@ -252,25 +243,11 @@ def selective_intervals(confidence, correct, *, coverages=(0.8, 0.9), grid=None,
 def _grouped_numbers(err: np.ndarray, cor: np.ndarray, coverages, grid) -> dict:
     """The risk-coverage numbers of (R, G) per-group counts of wrong and correct rows (most
     confident group first; each group accepted as a whole): {key: (R,)}, curve (R, g)."""
-    e = np.cumsum(err, axis=1)
-    acc = e + np.cumsum(cor, axis=1)
-    n = acc[:, -1]
     cnt = err + cor
-    with np.errstate(invalid="ignore", divide="ignore"):
-        risk = np.where(acc > 0, e / np.maximum(acc, 1.0), 0.0)
-    w = cnt / np.maximum(n, 1.0)[:, None]
-    aurc = np.sum(w * risk, axis=1)
-    gr = e / np.maximum(n, 1.0)[:, None]
-    gr_prev = np.concatenate([np.zeros((gr.shape[0], 1)), gr[:, :-1]], axis=1)
-    out = {"aurc": aurc, "eaurc": aurc - _aurc_optimal(n - e[:, -1], n),
-           "augrc": np.sum(w * (gr + gr_prev) / 2.0, axis=1)}
-    cov = acc / np.maximum(n, 1.0)[:, None]
-    targets = np.concatenate([np.asarray(coverages, dtype=np.float64), grid])
-    targets = targets - 1e-12 * targets
-    at = np.empty((cov.shape[0], targets.size))
-    for i in range(cov.shape[0]):
-        j = np.minimum(np.searchsorted(cov[i], targets, side="left"), cov.shape[1] - 1)
-        at[i] = risk[i, j]
+    n = cnt.sum(axis=1)
+    aurc = ranking.aurc(err, cnt)
+    out = {"aurc": aurc, "eaurc": aurc - ranking.aurc_optimal(n - err.sum(axis=1), n), "augrc": ranking.augrc(err, cnt)}
+    at = ranking.risk_at_coverage(err, cnt, np.concatenate([np.asarray(coverages, dtype=np.float64), grid]))
     for m, c in enumerate(coverages):
         out[f"risk@{c:g}"] = at[:, m]
     out["curve"] = at[:, len(coverages):]
@@ -298,23 +275,15 @@ def _grouped_resamples(err, cor, coverages, grid, n_resamples: int, seed: int):
 BAND_MAX_GROUPS = 2048  # risk-coverage band: contiguous groups of rows (by confidence) resampled as counts
 
 
-def _contiguous_groups(c: np.ndarray, ok: np.ndarray, max_groups: int, order: np.ndarray | None = None):
-    """Rows sorted by decreasing confidence (``order``, when the caller has it), cut into at
+def _contiguous_groups(c: np.ndarray, ok: np.ndarray, max_groups: int, groups: ranking.TieGroups | None = None):
+    """Rows sorted by decreasing confidence (``groups``, when the caller has them), cut into at
     most ``max_groups`` contiguous groups of about n / max_groups rows, only where the
     confidence changes (ties never split). Returns (errors, correct) per group, (G,)
     float64 each, most confident first."""
-    if order is None:
-        order = np.argsort(-c, kind="stable")
-    cs = c[order]
-    wrong = np.cumsum(1.0 - ok[order])
-    ends = np.flatnonzero(np.append(cs[1:] != cs[:-1], True)) + 1  # rows accepted at each distinct score
-    # the first distinct-score end at or after each target i n / G (duplicates dropped)
-    g = min(int(max_groups), c.size)
-    targets = np.ceil(np.arange(1, g + 1) * (c.size / g))
-    cut = np.unique(ends[np.minimum(np.searchsorted(ends, targets, side="left"), ends.size - 1)])
-    err_cum = wrong[cut - 1]
+    g = ranking.TieGroups(c) if groups is None else groups
+    cut = g.coarsened(max_groups)
+    err = np.diff(g.cumulative(1.0 - ok)[np.searchsorted(g.ends, cut)], prepend=0.0)
     rows = np.diff(cut, prepend=0).astype(np.float64)
-    err = np.diff(err_cum, prepend=0.0)
     return err, rows - err
 
 
@@ -337,10 +306,8 @@ def risk_coverage_band(confidence, correct, *, grid=None, n_resamples: int = 100
     {"coverage" (g,), "low" (g,), "high" (g,), "n_groups", "n_resamples", "scheme"}.
     Draws: ``default_rng(seed).poisson`` of (rows, G) blocks, errors then correct rows.
     """
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
-        raise InputError(f"n_resamples: expected a positive integer, got {n_resamples!r}")
-    if not 0.0 < float(confidence_level) < 1.0:
-        raise InputError(f"confidence_level: expected a number in (0, 1), got {confidence_level!r}")
+    n_resamples = check_n_resamples(n_resamples)
+    confidence_level = check_confidence_level(confidence_level)
     if isinstance(max_groups, bool) or not isinstance(max_groups, (int, np.integer)) or max_groups < 1:
         raise InputError(f"max_groups: expected a positive integer, got {max_groups!r}")
     c, ok = _check_conf_correct(confidence, correct)
@@ -349,34 +316,34 @@ def risk_coverage_band(confidence, correct, *, grid=None, n_resamples: int = 100
         raise InputError("grid: expected a 1-d array of coverages in (0, 1]")
     err, cor = _contiguous_groups(c, ok, int(max_groups))
     _, curves = _grouped_resamples(err, cor, (), grid, int(n_resamples), seed)
-    a = (1.0 - float(confidence_level)) / 2.0
+    a = (1.0 - confidence_level) / 2.0
     lo, hi = np.quantile(curves, [a, 1.0 - a], axis=0)
     return {"coverage": grid, "low": lo, "high": hi, "n_groups": int(err.size), "n_resamples": int(n_resamples),
             "scheme": "Poisson bootstrap over rows, resampled as group counts"}
 
 
 def smooth_ece_interval(probs, labels, *, n_resamples: int = 200, confidence_level: float = 0.95, seed: int = 0,
-                        sigma: float | None = None) -> dict:
+                        sigma: float | None = None) -> SmoothECEInterval:
     """Top-label smooth ECE with a percentile bootstrap interval at a FIXED bandwidth.
 
     The bandwidth is ``sigma`` or the automatic one of the full sample; the resamples are
     :func:`calibrate.metrics.smooth.smooth_ece_resamples` (Poisson bootstrap over rows, resampled
     as (cell, outcome) counts: O(cells) per resample whatever n, each row moved at most
     1/4096 in confidence). The estimate is the exact :func:`calibrate.metrics.smooth.smooth_ece`.
-    probs: (n, k); labels: (n,) int. Returns dict(estimate, low, high, confidence, sigma).
+    probs: (n, k); labels: (n,) int. Returns a :class:`SmoothECEInterval` (an Interval with
+    the bandwidth ``sigma``; percentile, Poisson scheme).
     """
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
-        raise InputError(f"n_resamples: expected a positive integer, got {n_resamples!r}")
-    if not 0.0 < float(confidence_level) < 1.0:
-        raise InputError(f"confidence_level: expected a number in (0, 1), got {confidence_level!r}")
+    n_resamples = check_n_resamples(n_resamples)
+    confidence_level = check_confidence_level(confidence_level)
     p, y = check_probs_labels(probs, labels)
     conf, ok = _stats.top_label(p, y)
     f, o = conf.astype(np.float64), ok.astype(np.float64)
     est, s = smooth.smooth_ece(f, o, sigma, return_sigma=True)
-    draws = smooth.smooth_ece_resamples(f, o, s, n_resamples=int(n_resamples), seed=seed)
-    a = (1.0 - float(confidence_level)) / 2.0
+    draws = smooth.smooth_ece_resamples(f, o, s, n_resamples=n_resamples, seed=seed)
+    a = (1.0 - confidence_level) / 2.0
     lo, hi = np.quantile(draws, [a, 1.0 - a])
-    return {"estimate": est, "low": float(lo), "high": float(hi), "confidence": float(confidence_level), "sigma": s}
+    return SmoothECEInterval(float(lo), float(hi), est, confidence_level, n_resamples, "percentile", "poisson",
+                             sigma=s)
 
 
 # ------------------------------------------------------------------ detection bootstrap
@@ -390,44 +357,23 @@ class DetectionResampler:
     """
 
     def __init__(self, scores_in, scores_out, tpr: float = 0.95):
-        from calibrate.metrics.ood import _check_1d_scores
-
-        s_in = _check_1d_scores(scores_in, "scores_in")
-        s_out = _check_1d_scores(scores_out, "scores_out")
+        s_in = check_1d_scores(scores_in, "scores_in")
+        s_out = check_1d_scores(scores_out, "scores_out")
         if not 0.0 < float(tpr) <= 1.0:
             raise InputError(f"tpr: expected a number in (0, 1], got {tpr!r}")
         self.tpr = float(tpr)
-        s = np.concatenate([s_in, s_out])
-        order = np.argsort(-s, kind="stable")
-        ss = s[order]
-        gid = np.empty(s.size, dtype=np.intp)
-        gid[order] = np.cumsum(np.concatenate([[True], ss[1:] != ss[:-1]])) - 1
-        self.m = int(gid.max()) + 1
+        self.groups = ranking.TieGroups(np.concatenate([s_in, s_out]))
+        self.m = self.groups.m
+        gid = self.groups.row_group
         self.gid_in, self.gid_out = gid[: s_in.size], gid[s_in.size:]
         self.n_in, self.n_out = s_in.size, s_out.size
 
-    @staticmethod
-    def _ap(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
-        tp = np.cumsum(pos, axis=-1)
-        seen = tp + np.cumsum(neg, axis=-1)  # >= 1 wherever pos > 0
-        return np.sum(pos * tp / np.maximum(seen, 1.0), axis=-1) / tp[..., -1]
-
     def _numbers(self, pos: np.ndarray, neg: np.ndarray) -> dict:
         """Metrics of per-group counts pos, neg: (m,) -> floats, or (r, m) -> (r,) arrays."""
-        tp, fp = np.cumsum(pos, axis=-1), np.cumsum(neg, axis=-1)
-        tpr_pts, fpr_pts = tp / self.n_in, fp / self.n_out
-        prev = np.concatenate([np.zeros(tpr_pts.shape[:-1] + (1,)), tpr_pts[..., :-1]], axis=-1)
-        auroc = np.sum(neg / self.n_out * (tpr_pts + prev) / 2.0, axis=-1)
-        j = np.argmax(tpr_pts >= self.tpr - 1e-12, axis=-1)
-        fpr = np.take_along_axis(fpr_pts, np.asarray(j)[..., None], axis=-1)[..., 0]
-        out = {"auroc": auroc, "aupr_in": self._ap(pos, neg), "aupr_out": self._ap(neg[..., ::-1], pos[..., ::-1]),
-               "fpr_at_95tpr": fpr}
-        return {k: float(v) for k, v in out.items()} if pos.ndim == 1 else out
+        return ranking.detection_numbers(pos, neg, self.tpr)
 
     def _counts(self, gid: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        r = np.atleast_2d(np.asarray(rows))
-        flat = (gid[r] + (np.arange(r.shape[0]) * self.m)[:, None]).ravel()
-        return np.bincount(flat, minlength=r.shape[0] * self.m).reshape(r.shape[0], self.m).astype(np.float64)
+        return ranking.resampled_group_counts(gid, self.m, rows)
 
     def estimate(self) -> dict:
         return self._numbers(np.bincount(self.gid_in, minlength=self.m).astype(np.float64),
@@ -445,11 +391,10 @@ def detection_intervals(scores_in, scores_out, *, n_resamples: int = 1000, confi
                         seed: int = 0) -> dict:
     """Detection metrics with percentile bootstrap intervals, in- and out-of-distribution rows
     resampled separately (resample b: ``integers(0, n_in, n_in)`` then ``integers(0, n_out,
-    n_out)`` from ``default_rng(seed)``). Returns {metric: {estimate, low, high, confidence}}."""
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
-        raise InputError(f"n_resamples: expected a positive integer, got {n_resamples!r}")
-    if not 0.0 < float(confidence_level) < 1.0:
-        raise InputError(f"confidence_level: expected a number in (0, 1), got {confidence_level!r}")
+    n_out)`` from ``default_rng(seed)``). Returns {metric: :class:`~calibrate.resampling.Interval`}
+    (percentile, multinomial)."""
+    n_resamples = check_n_resamples(n_resamples)
+    confidence_level = check_confidence_level(confidence_level)
     rs = DetectionResampler(scores_in, scores_out)
     est = rs.estimate()
     rng = np.random.default_rng(seed)
@@ -465,9 +410,9 @@ def detection_intervals(scores_in, scores_out, *, n_resamples: int = 1000, confi
         v = rs.values(rows_in, rows_out)
         for k in est:
             draws[k][b0:b0 + r] = v[k]
-    a = (1.0 - float(confidence_level)) / 2.0
+    a = (1.0 - confidence_level) / 2.0
     out = {}
     for k in est:
         lo, hi = np.quantile(draws[k], [a, 1.0 - a])
-        out[k] = {"estimate": est[k], "low": float(lo), "high": float(hi), "confidence": float(confidence_level)}
+        out[k] = Interval(float(lo), float(hi), est[k], confidence_level, n_resamples, "percentile", "multinomial")
     return out

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from calibrate import conformal
+from calibrate._core.validation import check_confidence_level, renamed_keywords
 from calibrate.metrics import calibration as metrics
 from calibrate.metrics import decomposition, ood
 from calibrate.metrics.smooth import BAND_CELLS
@@ -27,6 +28,7 @@ from calibrate.report.figures import (
     score_histogram_figure,
     smooth_reliability_data,
 )
+from calibrate.resampling import Interval
 
 COVERAGES = (0.8, 0.9)
 OOD_MAX_RESAMPLES = 200  # each detection resample is a few passes over n_in + n_out groups
@@ -123,7 +125,7 @@ def selective_section(probs: dict, labels, n_resamples: int, seed: int):
         iv_groups = max(iv_groups, d.intervals.pop("n_groups") or 0)
         for key in ("scheme", "n_resamples"):  # said once for all predictions (below)
             d.intervals.pop(key)
-        js[name] = d.intervals
+        js[name] = {k: v.to_dict() if isinstance(v, Interval) else v for k, v in d.intervals.items()}
     keys = [("aurc", "AURC"), ("eaurc", "E-AURC"), ("augrc", "AUGRC")] + \
            [(f"risk@{c:g}", f"risk at {100 * c:g} % coverage") for c in COVERAGES]
     best = {k: best_marks({n: js[n][k]["estimate"] for n in js}) for k, _ in keys}
@@ -216,7 +218,8 @@ def ood_section(test_logits, ood_logits, calibrators: dict, ood_name: str = "", 
         s_in[name] = calibrated_scores(cal.predict_log_proba(test_logits))
         s_out[name] = calibrated_scores(cal.predict_log_proba(ood_logits))
     r = min(int(n_resamples), OOD_MAX_RESAMPLES)
-    js = {pred: {sc: detection_intervals(s_in[pred][sc], s_out[pred][sc], n_resamples=r, seed=seed)
+    js = {pred: {sc: {k: iv.to_dict() for k, iv in
+                      detection_intervals(s_in[pred][sc], s_out[pred][sc], n_resamples=r, seed=seed).items()}
                  for sc in s_in[pred]} for pred in s_in}
     cols = [("auroc", "AUROC", False), ("aupr_in", "AUPR-in", False), ("aupr_out", "AUPR-out", False),
             ("fpr_at_95tpr", "FPR at 95 % TPR", True)]
@@ -260,8 +263,8 @@ def conformal_numbers(cal_lp, cal_y, eval_lp, eval_y, alpha: float, seed: int = 
     (eval_lp (n, k), eval_y): {method: coverage, mean_set_size, worst_class_coverage,
     empty_fraction, worst_size_coverage (over non-empty sizes), quantile}."""
     out = {}
-    for key, cp in (("lac", conformal.LAC()), ("aps", conformal.APS(random_state=seed))):
-        cp.fit(cal_lp, cal_y, alpha)
+    for key, cp in (("lac", conformal.LAC(alpha=alpha)), ("aps", conformal.APS(alpha=alpha, seed=seed))):
+        cp.fit(cal_lp, cal_y)
         sets = cp.predict_sets(eval_lp)
         out[key] = {"coverage": conformal.marginal_coverage(sets, eval_y),
                     "mean_set_size": conformal.mean_set_size(sets),
@@ -271,8 +274,9 @@ def conformal_numbers(cal_lp, cal_y, eval_lp, eval_y, alpha: float, seed: int = 
     return out
 
 
-def expected_coverage_range(n_cal: int, n_eval: int, alpha: float, level: float = 0.95):
-    """Central ``level`` range of the observed coverage of split conformal sets on n_eval
+@renamed_keywords(level="confidence_level")
+def expected_coverage_range(n_cal: int, n_eval: int, alpha: float, confidence_level: float = 0.95):
+    """Central ``confidence_level`` range of the observed coverage of split conformal sets on n_eval
     exchangeable rows, for continuous scores: coverage given the calibration rows is
     Beta(r, n_cal + 1 - r), r = ceil((n_cal + 1)(1 - alpha)), so the count covered is
     beta-binomial(n_eval, r, n_cal + 1 - r). Returns (low, high) as fractions; (1, 1) if r > n_cal."""
@@ -281,6 +285,7 @@ def expected_coverage_range(n_cal: int, n_eval: int, alpha: float, level: float 
     r = conformal.conformal_rank(n_cal, alpha)
     if r > n_cal:
         return 1.0, 1.0
+    level = check_confidence_level(confidence_level)
     lo, hi = betabinom(n_eval, r, n_cal + 1 - r).ppf([(1 - level) / 2, (1 + level) / 2])
     return float(lo / n_eval), float(hi / n_eval)
 

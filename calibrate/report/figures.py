@@ -242,7 +242,7 @@ def risk_coverage_data(confidence, correct, *, label: str = "", n_resamples: int
     iv = summary.selective_intervals(confidence, correct, coverages=coverages, n_resamples=n_resamples, seed=seed)
     band = summary.risk_coverage_band(confidence, correct, n_resamples=band_resamples or n_resamples, seed=seed)
     iv["band"] = {k: band[k] for k in ("n_groups", "n_resamples", "scheme")}
-    return RiskCoverageData(cov, risk, iv["aurc"]["estimate"], label, band["coverage"], band["low"], band["high"],
+    return RiskCoverageData(cov, risk, iv["aurc"].estimate, label, band["coverage"], band["low"], band["high"],
                             iv)
 
 
@@ -313,7 +313,7 @@ def smooth_reliability_data(probs, labels, *, label: str = "", n_resamples: int 
     lower = upper = None
     if n_resamples:
         iv = summary.smooth_ece_interval(probs, labels, n_resamples=n_resamples, seed=seed, sigma=r.sigma)
-        lo, hi = iv["low"], iv["high"]
+        lo, hi = iv.low, iv.high
         lower, upper = smooth.smooth_reliability_band(probs, labels, r.sigma, r.x,
                                                       n_resamples=band_resamples or n_resamples, seed=seed)
     return SmoothReliabilityData(r.x, r.y, r.density, r.sigma, r.smece, lower, upper, lo, hi,

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from calibrate._core.machine import cpu_model
+from calibrate._core.validation import renamed_keywords
 from calibrate.metrics import calibration as metrics
 from calibrate.report.beyond import beyond_report
 from calibrate.report.figures import classwise_reliability_figure, figure_to_png, reliability_figure
@@ -48,8 +49,9 @@ def _with_estimate(ci) -> dict:
     return d
 
 
+@renamed_keywords(confidence="confidence_level")
 def evaluate_with_ci(log_probs: np.ndarray, labels: np.ndarray, n_bins: int = 15, n_resamples: int = 1000,
-                     confidence: float = 0.95, seed: int = 0, method: str = "bca", scheme: str = "auto") -> dict:
+                     confidence_level: float = 0.95, seed: int = 0, method: str = "bca", scheme: str = "auto") -> dict:
     """{metric: {"estimate", "low", "high", "confidence"}} for every metric of METRIC_KEYS.
 
     log_probs: (n, k) float64 log-probabilities (any logits: a log-softmax is applied).
@@ -58,30 +60,33 @@ def evaluate_with_ci(log_probs: np.ndarray, labels: np.ndarray, n_bins: int = 15
     """
     lp = metrics.log_softmax(log_probs)
     est = {"p": _point_estimates(lp, labels, n_bins, METRIC_KEYS)}
-    table, _, _ = bootstrap_many({"p": lp}, labels, METRIC_KEYS, n_resamples, confidence, seed, n_bins=n_bins,
+    table, _, _ = bootstrap_many({"p": lp}, labels, METRIC_KEYS, n_resamples, confidence_level, seed, n_bins=n_bins,
                                  method=method, scheme=scheme, estimates=est)
     return {k: _with_estimate(v) for k, v in table["p"].items()}
 
 
+@renamed_keywords(confidence="confidence_level")
 def paired_differences(ref_log_probs, log_probs, labels, n_bins: int = 15, n_resamples: int = 1000,
-                       confidence: float = 0.95, seed: int = 0, keys=PAIRED_KEYS, method: str = "bca",
+                       confidence_level: float = 0.95, seed: int = 0, keys=PAIRED_KEYS, method: str = "bca",
                        scheme: str = "auto") -> dict:
     """{metric: {"estimate", "low", "high", "p_value"}} of metric(b) - metric(ref) on shared resamples."""
     la, lb = metrics.log_softmax(ref_log_probs), metrics.log_softmax(log_probs)
     est = {"ref": _point_estimates(la, labels, n_bins, keys), "b": _point_estimates(lb, labels, n_bins, keys)}
-    _, paired, _ = bootstrap_many({"ref": la, "b": lb}, labels, list(keys), n_resamples, confidence, seed,
+    _, paired, _ = bootstrap_many({"ref": la, "b": lb}, labels, list(keys), n_resamples, confidence_level, seed,
                                   n_bins=n_bins, reference="ref", method=method, scheme=scheme, estimates=est)
     return {k: _with_estimate(v) for k, v in paired["b"].items()}
 
 
-def report_numbers(preds: dict, labels, n_bins: int = 15, n_resamples: int = 1000, confidence: float = 0.95,
+@renamed_keywords(confidence="confidence_level")
+def report_numbers(preds: dict, labels, n_bins: int = 15, n_resamples: int = 1000, confidence_level: float = 0.95,
                    seed: int = 0, method: str = "bca", scheme: str = "auto", reference: str = "uncalibrated"):
     """The report's metric table and paired differences, all from ONE set of resample weights.
 
     preds: {name: (n, k) log-probabilities}. Returns (table, diffs, info).
     """
     est = {name: _point_estimates(lp, labels, n_bins, METRIC_KEYS) for name, lp in preds.items()}
-    table, paired, info = bootstrap_many(preds, labels, METRIC_KEYS, n_resamples, confidence, seed, n_bins=n_bins,
+    table, paired, info = bootstrap_many(preds, labels, METRIC_KEYS, n_resamples, confidence_level, seed,
+                                         n_bins=n_bins,
                                          reference=reference if len(preds) > 1 else None,
                                          paired_names=PAIRED_KEYS, method=method, scheme=scheme, estimates=est)
     table = {n: {k: _with_estimate(v) for k, v in r.items()} for n, r in table.items()}

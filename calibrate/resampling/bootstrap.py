@@ -59,13 +59,15 @@ from calibrate._core.blocks import (
     row_blocks,
     worker_threads,
 )
+from calibrate._core.interval import Interval, PairedInterval
 from calibrate._core.validation import (
-    MAX_RESAMPLES,
     InputError,
     check_choice,
+    check_confidence_level,
     check_labels,
     check_n_resamples,
     check_probs_labels,
+    renamed_keywords,
 )
 from calibrate.metrics import calibration as metrics
 
@@ -78,45 +80,6 @@ AUTO_MULTINOMIAL_MAX_ROWS = 200_000
 _RESAMPLE_CHUNK_BYTES = 256 * BLOCK_BYTES  # multinomial: float64 counts of a chunk of resamples (128 MiB)
 _POISSON_BLOCK_BYTES = 32 * BLOCK_BYTES  # poisson: float64 weights of a block of rows x resamples (16 MiB)
 _DESIGN_BLOCK_BYTES = 32 * BLOCK_BYTES  # rows of X built, or densified for the jackknife, at once (16 MiB)
-
-
-@dataclass(frozen=True)
-class Interval:
-    """A confidence interval; unpacks as ``low, high = interval``."""
-
-    low: float
-    high: float
-    estimate: float  # the metric on the full sample (for a paired interval: b minus a)
-    confidence: float
-    n_resamples: int
-    method: str = "percentile"
-    scheme: str = "multinomial"
-
-    def __iter__(self):
-        return iter((self.low, self.high))
-
-    def __getitem__(self, i):
-        return (self.low, self.high)[i]
-
-    def __len__(self):
-        return 2
-
-    def to_dict(self):
-        return {"estimate": self.estimate, "low": self.low, "high": self.high, "confidence": self.confidence}
-
-
-@dataclass(frozen=True)
-class PairedInterval(Interval):
-    """Interval of metric(b) - metric(a) over the same resamples.
-
-    p_value: two-sided bootstrap p-value of "no difference": twice the smaller fraction of
-    resamples on either side of 0 (at least 1 / n_resamples).
-    """
-
-    p_value: float = 1.0
-
-    def to_dict(self):
-        return {**super().to_dict(), "p_value": self.p_value}
 
 
 _NAMED = {
@@ -531,7 +494,8 @@ def _interval(vals, est, confidence, method, jack=None):
     return float(lo), float(hi)
 
 
-def bca_levels(values, estimate, jackknife, confidence=0.95):
+@renamed_keywords(confidence="confidence_level")
+def bca_levels(values, estimate, jackknife, confidence_level=0.95):
     """The two percentile levels of the BCa interval (Efron 1987; Efron & Tibshirani 1993,
     14.3): z0 from the share of ``values`` below ``estimate`` (ties half), acceleration from
     the (n,) leave-one-out values ``jackknife``. Level 0 or 1 when z0 is infinite."""
@@ -541,7 +505,7 @@ def bca_levels(values, estimate, jackknife, confidence=0.95):
     u = np.mean(jackknife) - np.asarray(jackknife)
     den = np.sum(u**2)
     acc = float(np.sum(u**3) / (6.0 * den**1.5)) if den > 0 else 0.0
-    za = ndtri((1 - confidence) / 2)
+    za = ndtri((1 - confidence_level) / 2)
     out = []
     for zq in (za, -za):
         num = z0 + zq
@@ -578,12 +542,8 @@ def _evaluator(metric, p, y, kw, log_probs=None):
 
 
 def _check_level(confidence, n_resamples, method="percentile"):
-    if not 0 < confidence < 1:
-        raise InputError(f"confidence: expected a value in (0, 1), got {confidence}")
-    if int(n_resamples) < 1:
-        raise InputError(f"n_resamples: expected a positive integer, got {n_resamples}")
-    if int(n_resamples) > MAX_RESAMPLES:
-        check_n_resamples(int(n_resamples))  # the one message for the limit
+    check_confidence_level(confidence)
+    check_n_resamples(n_resamples)
     check_choice(method, "method", METHODS)
 
 
@@ -630,7 +590,8 @@ def bootstrap_distribution(metric, probs, labels, n_resamples: int = 1000, seed:
     return vals
 
 
-def bootstrap_ci(metric, probs, labels, n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0,
+@renamed_keywords(confidence="confidence_level")
+def bootstrap_ci(metric, probs, labels, n_resamples: int = 1000, confidence_level: float = 0.95, seed: int = 0,
                  *, log_probs=None, method: str = "percentile", scheme: str = "auto",
                  **metric_kwargs) -> Interval:
     """Bootstrap interval of ``metric(probs, labels, **metric_kwargs)``.
@@ -643,6 +604,7 @@ def bootstrap_ci(metric, probs, labels, n_resamples: int = 1000, confidence: flo
     method: "percentile", "bca" or "basic"; scheme: "auto", "multinomial" or "poisson"
     (see the module docstring).
     """
+    confidence = confidence_level
     _check_level(confidence, n_resamples, method)
     p, y = check_probs_labels(probs, labels)
     sch = _scheme(scheme, p.shape[0])
@@ -666,7 +628,8 @@ def _paired(vals_a, vals_b, est, confidence, n_resamples, method, scheme, jack=N
     return PairedInterval(lo, hi, float(est), confidence, int(n_resamples), method, scheme, p_value)
 
 
-def paired_bootstrap_ci(metric, probs_a, probs_b, labels, n_resamples: int = 1000, confidence: float = 0.95,
+@renamed_keywords(confidence="confidence_level")
+def paired_bootstrap_ci(metric, probs_a, probs_b, labels, n_resamples: int = 1000, confidence_level: float = 0.95,
                         seed: int = 0, *, log_probs_a=None, log_probs_b=None, method: str = "percentile",
                         scheme: str = "auto", **metric_kwargs) -> PairedInterval:
     """Interval of metric(b) - metric(a) when a and b predict the same samples.
@@ -675,6 +638,7 @@ def paired_bootstrap_ci(metric, probs_a, probs_b, labels, n_resamples: int = 100
     question "is calibrator b better than a, beyond the noise of the test set?" is
     answered by whether the interval excludes 0 (see ``p_value``).
     """
+    confidence = confidence_level
     _check_level(confidence, n_resamples, method)
     pa, y = check_probs_labels(probs_a, labels, "probs_a")
     pb, _ = check_probs_labels(probs_b, y, "probs_b")
@@ -701,7 +665,8 @@ def paired_bootstrap_ci(metric, probs_a, probs_b, labels, n_resamples: int = 100
     return _paired(va, vb, est, confidence, n_resamples, method, sch, jack)
 
 
-def bootstrap_many(predictions: dict, labels, metric_names, n_resamples: int = 1000, confidence: float = 0.95,
+@renamed_keywords(confidence="confidence_level")
+def bootstrap_many(predictions: dict, labels, metric_names, n_resamples: int = 1000, confidence_level: float = 0.95,
                    seed: int = 0, *, n_bins: int = 15, reference: str | None = None, paired_names=None,
                    method: str = "bca", scheme: str = "auto", estimates: dict | None = None):
     """Intervals of many metrics of many predictions of the same rows from ONE set of
@@ -717,6 +682,7 @@ def bootstrap_many(predictions: dict, labels, metric_names, n_resamples: int = 1
     Returns ({name: {metric: Interval}}, {name: {metric: PairedInterval}}, info) where info
     says the scheme, method and number of resamples.
     """
+    confidence = confidence_level
     _check_level(confidence, n_resamples, method)
     names = list(predictions)
     y = np.asarray(labels)

@@ -636,15 +636,12 @@ def _result_row(model, cal_name, lp, ref, y, n_resamples):
 
 
 def _auroc(score, positive):
-    """Area under the ROC curve of ``score`` for detecting ``positive`` (ties averaged)."""
-    from scipy.stats import rankdata
+    """Area under the ROC curve of ``score`` for detecting ``positive`` (ties averaged); None
+    when either class is absent."""
+    from calibrate._core.ranking import auroc_of_scores
 
-    pos = int(positive.sum())
-    neg = positive.size - pos
-    if pos == 0 or neg == 0:
-        return None
-    r = rankdata(score)
-    return float((r[positive].sum() - pos * (pos + 1) / 2) / (pos * neg))
+    value = auroc_of_scores(score, positive)
+    return None if np.isnan(value) else value
 
 
 def _data_note(root):

@@ -182,7 +182,7 @@ def ood_rows(model: str, ood_set: str, kind: str, scores_in: dict, scores_out: d
                "n_in": int(np.size(scores_in[name])), "n_out": int(np.size(scores_out[name]))}
         if n_resamples:
             iv = detection_intervals(scores_in[name], scores_out[name], n_resamples=n_resamples, seed=seed)
-            row["ci"] = {k: {"low": iv[k]["low"], "high": iv[k]["high"]} for k in d}
+            row["ci"] = {k: {"low": iv[k].low, "high": iv[k].high} for k in d}
         rows.append(row)
     return rows
 
@@ -203,8 +203,8 @@ def roc_points(scores_in, scores_out, max_points: int = 400) -> tuple[np.ndarray
 def conformal_rows(model: str, cal_lp: np.ndarray, cal_y, sets, labels, alpha: float = 0.1) -> list[dict]:
     """LAC and APS sets fitted on clean validation log-probabilities ``cal_lp`` (n_cal, k)
     for miscoverage ``alpha``, evaluated on each (corruption, severity, (n, k) log-probs)."""
-    fitted = {"LAC": conformal.LAC().fit(cal_lp, cal_y, alpha),
-              "APS": conformal.APS(randomized=False).fit(cal_lp, cal_y, alpha)}
+    fitted = {"LAC": conformal.LAC(alpha=alpha).fit(cal_lp, cal_y),
+              "APS": conformal.APS(alpha=alpha, randomized=False).fit(cal_lp, cal_y)}
     rows = []
     for corruption, severity, lp in sets:
         for name, cp in fitted.items():
