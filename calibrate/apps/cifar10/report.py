@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from calibrate.apps.cifar10.shift import by_severity, medians
-from calibrate.report.beyond import best_marks
-from calibrate.report.figures import classwise_reliability_figure, reliability_figure
-from calibrate.report.html import _png, render_html
-from calibrate.report.shift_figures import (
+from calibrate.apps.cifar10.figures import (
     roc_figure,
     severity_boxplot_figure,
     shift_risk_coverage_figure,
 )
+from calibrate.apps.cifar10.shift import by_severity, medians
+from calibrate.report.beyond import best_marks
+from calibrate.report.figures import classwise_reliability_figure, reliability_figure
+from calibrate.report.html import _png, render_html
 
 MODEL_TITLES = {
     "baseline": "baseline (standard recipe: crop + flip, weight decay)",

@@ -46,7 +46,8 @@ from calibrate._core.machine import human_duration
 from calibrate.calibrators import get_calibrator
 from calibrate.io.readers import atomic_save_npz
 from calibrate.metrics import calibration as metrics
-from calibrate.report.html import environment, evaluate_with_ci, paired_differences
+from calibrate.report.html import environment
+from calibrate.resampling.tables import evaluate_with_ci, paired_differences
 
 CALIBRATORS = ["none", "temperature", "vector", "matrix", "platt", "isotonic", "histogram", "bbq", "dirichlet"]
 # ODIR's penalties chosen by 3-fold CV on a 6 x 6 grid (10^-4 .. 10^1): the default 24 x 8 grid
