@@ -183,7 +183,7 @@ class Run:
 
 
 @dataclass
-class Clean:
+class CleanStudy:
     """The in-distribution part of a run, what the shift and OOD part starts from.
 
     models: {name: trained module}; logits: {model: {"val": (n_val, k), "test": (n_test, k)}};
@@ -344,7 +344,7 @@ def _train_record(logfile: Path, cfg, t0: float) -> dict:
             "seconds_this_run": round(time.time() - t0, 1)}
 
 
-def _clean_predictions(run: Run, models: dict, val, test, train_info: dict) -> Clean:
+def _clean_predictions(run: Run, models: dict, val, test, train_info: dict) -> CleanStudy:
     """Every model's validation and test logits (cached), its test accuracy (into
     ``train_info``), the baseline's MC dropout samples and the study's variants (saved
     under OUT/logits)."""
@@ -382,7 +382,7 @@ def _clean_predictions(run: Run, models: dict, val, test, train_info: dict) -> C
         if v.test_samples is not None:  # the samples behind the pooled prediction (MI, members)
             atomic_save_npz(run.out / "logits" / f"{v.name}_samples_test.npz",
                             samples=v.test_samples.astype(np.float32), labels=y_test)
-    return Clean(models, logits, mc, members, variants, {}, val, test, held_test)
+    return CleanStudy(models, logits, mc, members, variants, {}, val, test, held_test)
 
 
 def _variants(logits: dict, mc: dict, members: list) -> list[Variant]:
@@ -401,7 +401,7 @@ def _variants(logits: dict, mc: dict, members: list) -> list[Variant]:
     ]
 
 
-def _calibrate_variants(run: Run, clean: Clean) -> tuple[list, dict]:
+def _calibrate_variants(run: Run, clean: CleanStudy) -> tuple[list, dict]:
     """Every calibrator fitted on each variant's validation logits and evaluated on its test
     logits with bootstrap intervals (fitted calibrators go into ``clean.fitted``); for the
     ensemble also each member calibrated before pooling. Returns (result rows,
@@ -420,7 +420,7 @@ def _calibrate_variants(run: Run, clean: Clean) -> tuple[list, dict]:
     return results, test_probs
 
 
-def _calibrated_row(run: Run, clean: Clean, v: Variant, cal_name: str, ref: np.ndarray):
+def _calibrated_row(run: Run, clean: CleanStudy, v: Variant, cal_name: str, ref: np.ndarray):
     """(result row, (n_test, k) log-probabilities) of variant ``v`` with one calibrator."""
     (_, y_val), (_, y_test) = clean.val, clean.test
     t0 = time.time()
@@ -439,7 +439,7 @@ def _calibrated_row(run: Run, clean: Clean, v: Variant, cal_name: str, ref: np.n
     return row, lp
 
 
-def _members_calibrated_rows(run: Run, clean: Clean, v: Variant, ref: np.ndarray):
+def _members_calibrated_rows(run: Run, clean: CleanStudy, v: Variant, ref: np.ndarray):
     """(result row, log-probabilities) of the ensemble with each member calibrated, then pooled."""
     from calibrate.metrics.uncertainty import calibrate_members_then_pool
 
@@ -512,7 +512,7 @@ def _write_report(run: Run, data: dict, test_probs: dict, y_test, curves: dict) 
     run.log(f"done: {out / 'report.html'}, {out / 'report.pdf'}, {out / 'metrics.json'}")
 
 
-def shift_and_ood(run: Run, clean: Clean) -> tuple[dict, dict]:
+def shift_and_ood(run: Run, clean: CleanStudy) -> tuple[dict, dict]:
     """The shift and OOD part of the study: ({"shift": ..., "ood": ...} for metrics.json,
     the curves the report draws). Predictions are cached in WORK/predictions/{shift,ood};
     what every number needs is saved under OUT/logits: ``shift_VARIANT.npz`` (``logits``
@@ -543,12 +543,12 @@ def shift_and_ood(run: Run, clean: Clean) -> tuple[dict, dict]:
     return study, {"roc": roc, "risk_coverage": rc_curves}
 
 
-def _singles(clean: Clean) -> list:
+def _singles(clean: CleanStudy) -> list:
     """The single models whose predictions the shift and OOD sets need (not the held-out-class one)."""
     return [m for m in clean.models if m != HELD_OUT_MODEL]
 
 
-def _predict_all(run: Run, clean: Clean, images, mc_seed: int) -> dict:
+def _predict_all(run: Run, clean: CleanStudy, images, mc_seed: int) -> dict:
     """{single model: (n, k) logits, "mc_dropout_samples": (S, n, k)} of ``images``."""
     from calibrate.apps.cifar10.sampling import mc_dropout_logits
     from calibrate.apps.cifar10.training import predict_logits
@@ -572,7 +572,7 @@ def _pooled_variants(raw: dict, members: list) -> dict:
     return {k: v.astype(np.float32) for k, v in out.items()}  # what OUT/logits keeps
 
 
-def _shifted_sets(run: Run, clean: Clean, names: list, idx: np.ndarray) -> list:
+def _shifted_sets(run: Run, clean: CleanStudy, names: list, idx: np.ndarray) -> list:
     """[(corruption, severity, {variant: (n, k)})] for the test rows ``idx``: the clean rows
     first (severity 0), then each corruption at each severity (predictions cached, the
     logits saved as OUT/logits/shift_VARIANT.npz)."""
@@ -602,7 +602,7 @@ def _shifted_sets(run: Run, clean: Clean, names: list, idx: np.ndarray) -> list:
     return sets
 
 
-def _shift_metrics(run: Run, clean: Clean, sets: list, y_sh) -> tuple[list, list]:
+def _shift_metrics(run: Run, clean: CleanStudy, sets: list, y_sh) -> tuple[list, list]:
     """(one row per model x calibrator x set with bootstrap intervals, the three patterns tested)."""
     from tqdm import tqdm
 
@@ -623,7 +623,7 @@ def _shift_metrics(run: Run, clean: Clean, sets: list, y_sh) -> tuple[list, list
     return rows, patterns
 
 
-def _conformal_and_risk_coverage(clean: Clean, sets: list, y_sh) -> tuple[list, dict]:
+def _conformal_and_risk_coverage(clean: CleanStudy, sets: list, y_sh) -> tuple[list, dict]:
     """Conformal coverage under shift and the risk-coverage curve at each severity (rows of all
     corruptions pooled), for the baseline and the ensemble with temperature scaling."""
     from calibrate.apps.cifar10 import shift as sh
@@ -657,7 +657,7 @@ def _add_roc(roc: dict, panel: str, label: str, s_in: dict, s_out: dict, new_row
             roc.setdefault(panel, {})[f"{label}: {r['score']}"] = (fpr, tpr, r["auroc"])
 
 
-def _variant_scores(clean: Clean, samples: dict, var: dict, v: str) -> dict:
+def _variant_scores(clean: CleanStudy, samples: dict, var: dict, v: str) -> dict:
     """The detection scores of variant ``v`` (logits ``var[v]``, its samples if any, MSP after its temperature)."""
     from calibrate.apps.cifar10 import shift as sh
 
@@ -665,7 +665,7 @@ def _variant_scores(clean: Clean, samples: dict, var: dict, v: str) -> dict:
     return sh.ood_score_sets(var[v], samples.get(v), temperature=t)
 
 
-def _far_ood(run: Run, clean: Clean) -> tuple[list, dict]:
+def _far_ood(run: Run, clean: CleanStudy) -> tuple[list, dict]:
     """Detection rows of every variant on each far OOD set against the clean test set, and
     the ROC panels of the baseline and the ensemble."""
     from calibrate.apps.cifar10 import shift as sh
@@ -693,7 +693,7 @@ def _far_ood(run: Run, clean: Clean) -> tuple[list, dict]:
     return rows, roc
 
 
-def _near_ood(run: Run, clean: Clean) -> tuple[list, dict]:
+def _near_ood(run: Run, clean: CleanStudy) -> tuple[list, dict]:
     """Detection rows of the held-out-class model (single and MC dropout): the test images of
     the kept classes against those of the held-out ones; and its ROC panel."""
     from calibrate.apps.cifar10 import shift as sh
