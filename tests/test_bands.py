@@ -5,8 +5,9 @@ import pytest
 from conftest import make_logits
 
 import calibrate
-from calibrate.metrics import selective, smooth, summary
+from calibrate.metrics import selective, smooth
 from calibrate.report.figures import SMOOTH_MIN_ROWS
+from calibrate.resampling import selective as selective_rs
 
 
 def _conf_correct(n, seed, decimals=None):
@@ -20,7 +21,7 @@ def _conf_correct(n, seed, decimals=None):
 
 def test_contiguous_groups_never_split_ties_and_keep_every_row():
     c, ok = _conf_correct(3000, 1, decimals=2)
-    err, cor = summary._contiguous_groups(c, ok, 40)
+    err, cor = selective_rs._contiguous_groups(c, ok, 40)
     assert err.sum() == pytest.approx((1 - ok).sum()) and (err + cor).sum() == c.size
     # each group boundary falls where the (decreasing) confidence changes
     cs = np.sort(c)[::-1]
@@ -63,8 +64,8 @@ def test_group_band_has_the_row_level_poisson_distribution(max_groups):
     c, ok = _conf_correct(3000, 4, decimals=3)
     grid = np.array([0.2, 0.5, 0.8, 0.95, 1.0])
     B = 2500
-    band = summary.risk_coverage_band(c, ok, grid=grid, n_resamples=B, seed=1, max_groups=max_groups)
-    err, cor = summary._contiguous_groups(c, ok, min(max_groups, c.size))
+    band = selective_rs.risk_coverage_band(c, ok, grid=grid, n_resamples=B, seed=1, max_groups=max_groups)
+    err, cor = selective_rs._contiguous_groups(c, ok, min(max_groups, c.size))
     ref, _, _ = _row_poisson_band(c, ok, grid, B, seed=2, boundaries=np.cumsum(err + cor).astype(int))
     sd = ref.std(axis=0)
     lo, hi = np.quantile(ref, [0.025, 0.975], axis=0)
@@ -77,7 +78,7 @@ def test_group_band_against_the_row_band_at_exact_coverages():
     # coarse groups (1 / G resolution) against the row-level Poisson band at every distinct score
     c, ok = _conf_correct(3000, 5)
     grid = np.linspace(0.1, 1.0, 10)
-    band = summary.risk_coverage_band(c, ok, grid=grid, n_resamples=2500, seed=1, max_groups=300)
+    band = selective_rs.risk_coverage_band(c, ok, grid=grid, n_resamples=2500, seed=1, max_groups=300)
     ref, _, _ = _row_poisson_band(c, ok, grid, 2500, seed=3)
     sd = ref.std(axis=0)
     lo, hi = np.quantile(ref, [0.025, 0.975], axis=0)
@@ -89,12 +90,12 @@ def test_group_band_against_the_row_band_at_exact_coverages():
 
 def test_group_band_is_seeded_and_ordered():
     c, ok = _conf_correct(500, 6)
-    a = summary.risk_coverage_band(c, ok, n_resamples=50, seed=3)
-    b = summary.risk_coverage_band(c, ok, n_resamples=50, seed=3)
+    a = selective_rs.risk_coverage_band(c, ok, n_resamples=50, seed=3)
+    b = selective_rs.risk_coverage_band(c, ok, n_resamples=50, seed=3)
     np.testing.assert_array_equal(a["low"], b["low"])
     assert np.all(a["low"] <= a["high"])
     assert a["scheme"] == "Poisson bootstrap over rows, resampled as group counts"
-    one = summary.risk_coverage_band(np.ones(5), np.array([1, 0, 1, 1, 1]), n_resamples=20)
+    one = selective_rs.risk_coverage_band(np.ones(5), np.array([1, 0, 1, 1, 1]), n_resamples=20)
     assert one["n_groups"] == 1  # all tied: one group
 
 

@@ -160,7 +160,7 @@ def test_bca_moves_the_interval_of_a_biased_ece_down_and_the_report_contains_the
     interval down (z0 < 0); when nearly every resample lies above (z0 very negative) BCa
     over-corrects and can miss it from below, so the report widens such an interval to
     its estimate (marked "widened"). Both misses are checked to occur here."""
-    from calibrate.report.html import evaluate_with_ci
+    from calibrate.resampling.tables import evaluate_with_ci
 
     pct_missed = bca_missed = 0
     for seed in range(8):

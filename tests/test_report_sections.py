@@ -21,6 +21,9 @@ import calibrate
 from calibrate import conformal, metrics
 from calibrate.metrics import decomposition, ood, selective, smooth, summary
 from calibrate.report import figures
+from calibrate.resampling import detection as detection_rs
+from calibrate.resampling import selective as selective_rs
+from calibrate.resampling import smooth as smooth_rs
 
 NEW_KEYS = ("aurc", "augrc", "smooth_ece", "brier_calibration", "brier_refinement", "overconfidence",
             "underconfidence")
@@ -78,7 +81,7 @@ def tied_scores(n=400, seed=0):
 
 def test_selective_resampler_equals_the_public_functions_on_resampled_rows():
     c, ok = tied_scores()
-    rs = summary.SelectiveResampler(c, ok, coverages=(0.5, 0.8, 0.9), grid=np.array([0.1, 0.33, 1.0]))
+    rs = selective_rs.SelectiveResampler(c, ok, coverages=(0.5, 0.8, 0.9), grid=np.array([0.1, 0.33, 1.0]))
     rng = np.random.default_rng(7)
     for rows in [np.arange(c.size)] + [rng.integers(0, c.size, c.size) for _ in range(5)]:
         v = rs.values(rows)
@@ -96,8 +99,8 @@ def test_selective_resampler_equals_the_public_functions_on_resampled_rows():
 
 def test_selective_intervals_are_seeded_and_ordered():
     c, ok = tied_scores(200, seed=1)
-    a = summary.selective_intervals(c, ok, n_resamples=50, seed=3)
-    b = summary.selective_intervals(c, ok, n_resamples=50, seed=3)
+    a = selective_rs.selective_intervals(c, ok, n_resamples=50, seed=3)
+    b = selective_rs.selective_intervals(c, ok, n_resamples=50, seed=3)
     assert a["aurc"] == b["aurc"]
     for k in ("aurc", "eaurc", "augrc", "risk@0.8", "risk@0.9"):
         assert a[k].low <= a[k].high
@@ -111,7 +114,7 @@ def test_selective_intervals_are_seeded_and_ordered():
 
 def test_smooth_ece_interval_is_the_documented_bootstrap(pred):
     _, p, y = pred
-    iv = summary.smooth_ece_interval(p, y, n_resamples=20, seed=5)
+    iv = smooth_rs.smooth_ece_interval(p, y, n_resamples=20, seed=5)
     est, s = smooth.smooth_ece(p, y, return_sigma=True)
     assert iv.estimate == est and iv.sigma == s
     c, ok = top(p, y)
@@ -145,7 +148,7 @@ def test_detection_resampler_equals_detection_metrics_and_sklearn():
     rng = np.random.default_rng(2)
     s_in = np.round(rng.normal(1.0, 1.0, 300), 1)  # ties within and across the two sets
     s_out = np.round(rng.normal(0.0, 1.0, 200), 1)
-    rs = summary.DetectionResampler(s_in, s_out)
+    rs = detection_rs.DetectionResampler(s_in, s_out)
     for ri, ro in [(np.arange(300), np.arange(200))] + [(rng.integers(0, 300, 300), rng.integers(0, 200, 200))
                                                          for _ in range(4)]:
         a, b = s_in[ri], s_out[ro]
@@ -160,7 +163,7 @@ def test_detection_resampler_equals_detection_metrics_and_sklearn():
         assert v["aupr_out"] == pytest.approx(average_precision_score(1 - yy, -ss), abs=1e-12)
     batch = rs.values(np.stack([np.arange(300)] * 2), np.stack([np.arange(200)] * 2))
     assert batch["auroc"].shape == (2,)
-    iv = summary.detection_intervals(s_in, s_out, n_resamples=30, seed=1)
+    iv = detection_rs.detection_intervals(s_in, s_out, n_resamples=30, seed=1)
     assert iv["auroc"].estimate == pytest.approx(ood.detection_metrics(s_in, s_out)["auroc"], abs=1e-12)
     assert all(iv[k].low <= iv[k].high for k in iv)
 
@@ -171,7 +174,7 @@ def test_new_figures_are_figure_objects_and_touch_no_global_state(pred):
     before = dict(matplotlib.rcParams)
     c, ok = top(p, y)
     rc = figures.risk_coverage_data(c, ok, label="a", n_resamples=10)
-    np.testing.assert_array_equal(rc.high, summary.risk_coverage_band(c, ok, n_resamples=10)["high"])
+    np.testing.assert_array_equal(rc.high, selective_rs.risk_coverage_band(c, ok, n_resamples=10)["high"])
     cov, risk = selective.risk_coverage(c, ok)
     np.testing.assert_array_equal(rc.coverage, cov)
     np.testing.assert_array_equal(rc.risk, risk)
@@ -388,8 +391,8 @@ def test_optimal_aurc_closed_form_equals_the_sum():
 
 def test_grouped_numbers_with_one_group_per_distinct_score_are_the_exact_numbers():
     c, ok = tied_scores(300, seed=4)
-    err, cor = summary._contiguous_groups(c, ok.astype(float), 10_000)  # 13 distinct scores: one group each
-    v = summary._grouped_numbers(err[None], cor[None], (0.8, 0.9), np.array([0.1, 0.5, 1.0]))
+    err, cor = selective_rs._contiguous_groups(c, ok.astype(float), 10_000)  # 13 distinct scores: one group each
+    v = selective_rs._grouped_numbers(err[None], cor[None], (0.8, 0.9), np.array([0.1, 0.5, 1.0]))
     assert v["aurc"][0] == pytest.approx(selective.aurc(c, ok), abs=1e-14)
     assert v["eaurc"][0] == pytest.approx(selective.eaurc(c, ok), abs=1e-14)
     assert v["augrc"][0] == pytest.approx(selective.augrc(c, ok), abs=1e-14)
@@ -403,8 +406,8 @@ def test_grouped_selective_intervals_match_the_row_bootstrap():
     n = 20_000
     c = rng.beta(5, 2, n)
     ok = rng.random(n) < c
-    rows = summary.selective_intervals(c, ok, n_resamples=1500, scheme="rows", seed=2)
-    groups = summary.selective_intervals(c, ok, n_resamples=1500, scheme="groups", seed=2, max_groups=512)
+    rows = selective_rs.selective_intervals(c, ok, n_resamples=1500, scheme="rows", seed=2)
+    groups = selective_rs.selective_intervals(c, ok, n_resamples=1500, scheme="groups", seed=2, max_groups=512)
     assert groups["scheme"] == "groups" and groups["n_groups"] == 512 and rows["n_groups"] is None
     for k in ("aurc", "eaurc", "augrc", "risk@0.8", "risk@0.9"):
         assert groups[k].estimate == rows[k].estimate
@@ -417,8 +420,8 @@ def test_grouped_selective_intervals_match_the_row_bootstrap():
 
 def test_selective_intervals_switch_to_group_counts_past_the_row_limit(monkeypatch):
     c, ok = tied_scores(400, seed=2)
-    assert summary.selective_intervals(c, ok, n_resamples=20)["scheme"] == "rows"
-    monkeypatch.setattr(summary, "AUTO_ROW_RESAMPLING_MAX_ROWS", 100)
-    assert summary.selective_intervals(c, ok, n_resamples=20)["scheme"] == "groups"
-    with pytest.raises(summary.InputError, match="scheme"):
-        summary.selective_intervals(c, ok, scheme="bogus")
+    assert selective_rs.selective_intervals(c, ok, n_resamples=20)["scheme"] == "rows"
+    monkeypatch.setattr(selective_rs, "AUTO_ROW_RESAMPLING_MAX_ROWS", 100)
+    assert selective_rs.selective_intervals(c, ok, n_resamples=20)["scheme"] == "groups"
+    with pytest.raises(selective_rs.InputError, match="scheme"):
+        selective_rs.selective_intervals(c, ok, scheme="bogus")

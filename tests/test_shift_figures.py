@@ -4,7 +4,7 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
-from calibrate.report.shift_figures import (
+from calibrate.apps.cifar10.figures import (
     roc_figure,
     severity_boxplot_figure,
     shift_risk_coverage_figure,

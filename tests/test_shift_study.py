@@ -7,7 +7,7 @@ from sklearn.metrics import roc_auc_score
 from calibrate import metrics
 from calibrate.apps.cifar10 import shift as sh
 from calibrate.calibrators import TemperatureScaling
-from calibrate.report.html import evaluate_with_ci
+from calibrate.resampling.tables import evaluate_with_ci
 
 
 def _logits(rng, n, k=4, scale=3.0, noise=0.0):

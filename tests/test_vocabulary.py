@@ -10,7 +10,10 @@ from calibrate import InputError
 from calibrate._core import blocks
 from calibrate._core.validation import MAX_RESAMPLES, renamed_keywords
 from calibrate.calibrators import base
-from calibrate.metrics import decomposition, ood, selective, smooth, summary
+from calibrate.metrics import decomposition, ood, selective, smooth
+from calibrate.resampling import detection as detection_rs
+from calibrate.resampling import selective as selective_rs
+from calibrate.resampling import smooth as smooth_rs
 from calibrate.resampling import Interval, PairedInterval, bootstrap_ci, paired_bootstrap_ci
 from calibrate.resampling.bootstrap import bootstrap_many
 
@@ -131,16 +134,16 @@ def test_interval_old_names_warn():
 def test_selective_detection_and_smooth_intervals_are_intervals(pred):
     p, y = pred
     c, ok = _conf_ok(p, y)
-    sel = summary.selective_intervals(c, ok, n_resamples=30, confidence_level=0.9, seed=1)
+    sel = selective_rs.selective_intervals(c, ok, n_resamples=30, confidence_level=0.9, seed=1)
     for k in ("aurc", "eaurc", "augrc", "risk@0.8", "risk@0.9"):
         iv = sel[k]
         assert type(iv) is Interval and iv.method == "percentile" and iv.scheme == "multinomial"
         assert iv.n_resamples == 30 and iv.confidence_level == 0.9 and iv.low <= iv.high
     assert sel["aurc"].estimate == selective.aurc(c, ok)
-    det = summary.detection_intervals(c[ok], c[~ok], n_resamples=30, seed=1)
+    det = detection_rs.detection_intervals(c[ok], c[~ok], n_resamples=30, seed=1)
     assert all(type(v) is Interval for v in det.values())
     assert det["auroc"].estimate == ood.detection_metrics(c[ok], c[~ok])["auroc"]
-    sm = summary.smooth_ece_interval(p, y, n_resamples=20, seed=1)
+    sm = smooth_rs.smooth_ece_interval(p, y, n_resamples=20, seed=1)
     assert isinstance(sm, Interval) and sm.scheme == "poisson"
     assert sm.to_dict() == {"estimate": sm.estimate, "low": sm.low, "high": sm.high, "confidence": 0.95,
                             "sigma": sm.sigma}
@@ -152,10 +155,10 @@ def _calls(p, y):
     r = smooth.smooth_reliability(p, y)
     return {
         "bootstrap_ci": lambda n: bootstrap_ci("ece", p, y, n_resamples=n),
-        "selective_intervals": lambda n: summary.selective_intervals(c, ok, n_resamples=n),
-        "risk_coverage_band": lambda n: summary.risk_coverage_band(c, ok, n_resamples=n),
-        "smooth_ece_interval": lambda n: summary.smooth_ece_interval(p, y, n_resamples=n),
-        "detection_intervals": lambda n: summary.detection_intervals(c[ok], c[~ok], n_resamples=n),
+        "selective_intervals": lambda n: selective_rs.selective_intervals(c, ok, n_resamples=n),
+        "risk_coverage_band": lambda n: selective_rs.risk_coverage_band(c, ok, n_resamples=n),
+        "smooth_ece_interval": lambda n: smooth_rs.smooth_ece_interval(p, y, n_resamples=n),
+        "detection_intervals": lambda n: detection_rs.detection_intervals(c[ok], c[~ok], n_resamples=n),
         "ece_consistency_test": lambda n: decomposition.ece_consistency_test(p, y, n_resamples=n),
         "smooth_reliability": lambda n: smooth.smooth_reliability(p, y, n_resamples=n),
         "smooth_reliability_band": lambda n: smooth.smooth_reliability_band(p, y, r.sigma, r.x, n_resamples=n),

@@ -16,7 +16,6 @@ from calibrate._core.validation import check_confidence_level, renamed_keywords
 from calibrate.metrics import calibration as metrics
 from calibrate.metrics import decomposition, ood
 from calibrate.metrics.smooth import BAND_CELLS
-from calibrate.metrics.summary import detection_intervals, selective_scheme
 from calibrate.report.figures import (
     SMOOTH_MIN_ROWS,
     binned_and_smooth_figure,
@@ -29,6 +28,8 @@ from calibrate.report.figures import (
     smooth_reliability_data,
 )
 from calibrate.resampling import Interval
+from calibrate.resampling.detection import detection_intervals
+from calibrate.resampling.selective import selective_scheme
 
 COVERAGES = (0.8, 0.9)
 OOD_MAX_RESAMPLES = 200  # each detection resample is a few passes over n_in + n_out groups
@@ -38,7 +39,7 @@ BAND_SCHEME = "Poisson bootstrap over rows, resampled as group counts"
 
 def band_resamples(n_resamples: int, n: int, cap: int | None = None) -> int:
     """Resamples for the row-level bootstrap intervals of the selective table (AURC, risk
-    at coverage), used while :func:`calibrate.metrics.summary.selective_scheme` says "rows": the asked number, at most
+    at coverage), used while :func:`calibrate.resampling.selective.selective_scheme` says "rows": the asked number, at most
     ``cap``, and at most BAND_ROW_RESAMPLES / n (but at least 100), so they cost O(5e7)
     work whatever n. Beyond, those intervals, and at any n the figures' bands and the
     smooth-ECE interval, are resampled as group / cell counts (O(groups) each) and get the
@@ -211,7 +212,7 @@ def ood_section(test_logits, ood_logits, calibrators: dict, ood_name: str = "", 
                 seed: int = 0):
     """Detection of OOD rows: (json, section). Uncalibrated: all five scores; each calibrator:
     the scores that depend on its probabilities (max logit and energy do not). Intervals:
-    :func:`calibrate.metrics.summary.detection_intervals` with min(n_resamples, OOD_MAX_RESAMPLES)."""
+    :func:`calibrate.resampling.detection.detection_intervals` with min(n_resamples, OOD_MAX_RESAMPLES)."""
     s_in = {"uncalibrated": ood_scores(test_logits)}
     s_out = {"uncalibrated": ood_scores(ood_logits)}
     for name, cal in calibrators.items():

@@ -212,7 +212,7 @@ class RiskCoverageData:
 
     coverage, risk: (m,) one point per distinct confidence; grid, low, high: (g,) the
     pointwise bootstrap band on a coverage grid (None without a bootstrap); intervals:
-    the table numbers of :func:`calibrate.metrics.summary.selective_intervals` (or None).
+    the table numbers of :func:`calibrate.resampling.selective.selective_intervals` (or None).
     """
 
     coverage: np.ndarray
@@ -229,18 +229,19 @@ def risk_coverage_data(confidence, correct, *, label: str = "", n_resamples: int
                        coverages=(0.8, 0.9), band_resamples: int | None = None) -> RiskCoverageData:
     """Curve of (n,) confidence scores and (n,) correctness, with intervals if n_resamples > 0.
 
-    intervals: :func:`calibrate.metrics.summary.selective_intervals` (n_resamples; rows resampled up to
+    intervals: :func:`calibrate.resampling.selective.selective_intervals` (n_resamples; rows resampled up to
     200,000 rows, group counts beyond);
-    the band: :func:`calibrate.metrics.summary.risk_coverage_band` (Poisson bootstrap resampled as
+    the band: :func:`calibrate.resampling.selective.risk_coverage_band` (Poisson bootstrap resampled as
     counts of contiguous groups, ``band_resamples``, default n_resamples), O(G) per resample.
     """
-    from calibrate.metrics import selective, summary
+    from calibrate.metrics import selective
+    from calibrate.resampling import selective as resampled
 
     cov, risk = selective.risk_coverage(confidence, correct)
     if not n_resamples:
         return RiskCoverageData(cov, risk, selective.aurc(confidence, correct), label)
-    iv = summary.selective_intervals(confidence, correct, coverages=coverages, n_resamples=n_resamples, seed=seed)
-    band = summary.risk_coverage_band(confidence, correct, n_resamples=band_resamples or n_resamples, seed=seed)
+    iv = resampled.selective_intervals(confidence, correct, coverages=coverages, n_resamples=n_resamples, seed=seed)
+    band = resampled.risk_coverage_band(confidence, correct, n_resamples=band_resamples or n_resamples, seed=seed)
     iv["band"] = {k: band[k] for k in ("n_groups", "n_resamples", "scheme")}
     return RiskCoverageData(cov, risk, iv["aurc"].estimate, label, band["coverage"], band["low"], band["high"],
                             iv)
@@ -302,17 +303,18 @@ def smooth_reliability_data(probs, labels, *, label: str = "", n_resamples: int 
                             n_grid: int = 200, band_resamples: int | None = None) -> SmoothReliabilityData:
     """Top-label smoothed curve of probs (n, k) and labels (n,), with band and smECE interval.
 
-    smECE interval: :func:`calibrate.metrics.summary.smooth_ece_interval` (Poisson bootstrap as
+    smECE interval: :func:`calibrate.resampling.smooth.smooth_ece_interval` (Poisson bootstrap as
     (cell, outcome) counts, n_resamples); band: :func:`calibrate.metrics.smooth.smooth_reliability_band` (Poisson bootstrap
     resampled as (cell, outcome) counts, ``band_resamples``, default n_resamples).
     """
-    from calibrate.metrics import smooth, summary
+    from calibrate.metrics import smooth
+    from calibrate.resampling.smooth import smooth_ece_interval
 
     r = smooth.smooth_reliability(probs, labels, n_grid=n_grid)
     lo = hi = float("nan")
     lower = upper = None
     if n_resamples:
-        iv = summary.smooth_ece_interval(probs, labels, n_resamples=n_resamples, seed=seed, sigma=r.sigma)
+        iv = smooth_ece_interval(probs, labels, n_resamples=n_resamples, seed=seed, sigma=r.sigma)
         lo, hi = iv.low, iv.high
         lower, upper = smooth.smooth_reliability_band(probs, labels, r.sigma, r.x,
                                                       n_resamples=band_resamples or n_resamples, seed=seed)

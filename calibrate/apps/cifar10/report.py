@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from calibrate.apps.cifar10.shift import by_severity, medians
-from calibrate.report.beyond import best_marks
-from calibrate.report.figures import classwise_reliability_figure, reliability_figure
-from calibrate.report.html import _png, render_html
-from calibrate.report.shift_figures import (
+from calibrate.apps.cifar10.figures import (
     roc_figure,
     severity_boxplot_figure,
     shift_risk_coverage_figure,
 )
+from calibrate.apps.cifar10.shift import by_severity, medians
+from calibrate.report.beyond import best_marks
+from calibrate.report.figures import classwise_reliability_figure, reliability_figure
+from calibrate.report.html import _png, render_html
 
 MODEL_TITLES = {
     "baseline": "baseline (standard recipe: crop + flip, weight decay)",
@@ -104,6 +104,24 @@ def experiment_sections(data: dict, test_probs: dict, y_test, class_names, ancho
     """(title, sections, subtitle) of the report: the shift and OOD findings first (each with its
     figure), the headline figures, then the in-distribution details, collapsed."""
     sections = shift_sections(data, curves or {}) if data.get("shift") else []
+    sections += _summary_sections(data)
+    sections += _results_sections(data)
+    sections += _anchors_sections(data, anchors)
+    sections += _reliability_sections(test_probs, y_test, class_names)
+    sections += _ensemble_sections(data)
+    sections += _uncertainty_sections(data)
+    sections += _training_sections(data)
+    for sec in sections:
+        if sec["id"] in ("results", "anchors", "reliability", "classwise", "ensemble", "uncertainty", "training"):
+            sec["collapsed"] = True
+    return (f"CIFAR-10 calibration experiment ({data['preset']})", sections,
+            "calibration in and out of distribution: train, sample, calibrate, report — every number below was "
+            "produced by the command at the end")
+
+
+def _summary_sections(data: dict) -> list[dict]:
+    """How the study was run, and what the in-distribution numbers show."""
+    sections = []
     hw = data["hardware"]
     summary = [
         ("data", f"{data['data']['note']} at {data['data']['root']}"),
@@ -123,7 +141,12 @@ def experiment_sections(data: dict, test_probs: dict, y_test, class_names, ancho
                      + ["The bootstrap interval of a plug-in ECE sits above the estimate when the "
                         "true ECE is small (the plug-in ECE is biased upward by the noise in each bin); the "
                         "debiased column and the paired differences are the better guide there."]})
+    return sections
 
+
+def _results_sections(data: dict) -> list[dict]:
+    """The table of every model and calibrator on the test set."""
+    sections = []
     header = ["model", "calibrator", "accuracy %", "ECE %", "ECE debiased %", "class-wise ECE %", "MCE %", "NLL", "Brier",
               "Δ ECE vs none (points)"]
     rows = []
@@ -148,7 +171,12 @@ def experiment_sections(data: dict, test_probs: dict, y_test, class_names, ancho
                                     "ECE: 15 equal-width bins, top-label, L1; debiased: the L2 estimator of Kumar et al. "
                                     "2019; Brier summed over classes."],
                      "tables": [{"header": header, "rows": rows}]})
+    return sections
 
+
+def _anchors_sections(data: dict, anchors: dict) -> list[dict]:
+    """Our ECE beside the published ones (``anchors``: {model: {calibrator: ECE %}})."""
+    sections = []
     cals = ["none", "histogram", "isotonic", "bbq", "temperature", "vector", "matrix"]
     arows = []
     for name, vals in anchors.items():
@@ -164,7 +192,12 @@ def experiment_sections(data: dict, test_probs: dict, y_test, class_names, ancho
                                     "of a 15-bin ECE at n = 10,000 is about 0.2 points."],
                      "tables": [{"header": ["model", "uncalibrated", "histogram", "isotonic", "BBQ", "temperature", "vector",
                                             "matrix"], "rows": arows}]})
+    return sections
 
+
+def _reliability_sections(test_probs: dict, y_test, class_names) -> list[dict]:
+    """Reliability diagrams of each model; class-wise ones of the over-fitting model."""
+    sections = []
     figs = []
     for model in ("baseline", "overfit_noaug", "label_smoothing", "mc_dropout", "ensemble"):
         if (model, "none") not in test_probs:
@@ -179,7 +212,12 @@ def experiment_sections(data: dict, test_probs: dict, y_test, class_names, ancho
                          "figures": [_png(classwise_reliability_figure(test_probs[("overfit_noaug", "none")], y_test,
                                                                        class_names, n_bins=10),
                                           "Class-wise reliability diagrams")]})
+    return sections
 
+
+def _ensemble_sections(data: dict) -> list[dict]:
+    """Pool then calibrate against calibrate then pool (none without both rows)."""
+    sections = []
     erows = []
     for cal in ["temperature", "vector", "matrix", "platt", "isotonic", "histogram", "bbq"]:
         a, b = _row(data, "ensemble", cal), _row(data, "ensemble_members_calibrated", cal)
@@ -193,7 +231,12 @@ def experiment_sections(data: dict, test_probs: dict, y_test, class_names, ancho
                                         "calibrated. Right: each member is calibrated on its own validation logits, then pooled."],
                          "tables": [{"header": ["calibrator", "pool → calibrate: ECE %", "NLL", "calibrate → pool: ECE %", "NLL"],
                                      "rows": erows}]})
+    return sections
 
+
+def _uncertainty_sections(data: dict) -> list[dict]:
+    """Total = aleatoric + epistemic uncertainty of the sampled predictions."""
+    sections = []
     urows = []
     for model, u in data["uncertainty"].items():
         for key in ("predictive_entropy", "expected_entropy", "mutual_information"):
@@ -209,7 +252,13 @@ def experiment_sections(data: dict, test_probs: dict, y_test, class_names, ancho
                                         "quantity ranks the wrong predictions above the right ones."],
                          "tables": [{"header": ["model", "quantity", "mean", "mean | correct", "mean | wrong", "AUROC (errors)"],
                                      "rows": urows}]})
+    return sections
 
+
+def _training_sections(data: dict) -> list[dict]:
+    """How each model was trained, and how this report was made."""
+    sections = []
+    hw = data["hardware"]
     trows = []
     for name, t in data["train"].items():
         c = t["config"]
@@ -225,12 +274,7 @@ def experiment_sections(data: dict, test_probs: dict, y_test, class_names, ancho
     sections.append({"id": "provenance", "title": "How this report was made", "summary": [
         ("command", data["command"]), ("versions", ", ".join(f"{a} {b}" for a, b in hw["packages"].items() if b)),
         ("platform", hw["platform"])]})
-    for sec in sections:
-        if sec["id"] in ("results", "anchors", "reliability", "classwise", "ensemble", "uncertainty", "training"):
-            sec["collapsed"] = True
-    return (f"CIFAR-10 calibration experiment ({data['preset']})", sections,
-            "calibration in and out of distribution: train, sample, calibrate, report — every number below was "
-            "produced by the command at the end")
+    return sections
 
 
 # ------------------------------------------------------------------------ shift and OOD
@@ -245,9 +289,19 @@ def _boxes(rows, pairs, key="ece"):
 def shift_sections(data: dict, curves: dict) -> list[dict]:
     """The summary (three findings, each with its figure), headline figures and shift/OOD tables."""
     sh, od = data["shift"], data["ood"]
+    models = [m for m in SHIFT_MODELS if any(r["model"] == m for r in sh["rows"])]
+    out = _finding_sections(sh, od, models)
+    out += _headline_sections(sh, curves)
+    out += _ood_sections(od)
+    out += _shift_table_sections(sh, models)
+    out += _corruption_sections(sh)
+    out += _conformal_shift_sections(sh)
+    return out
+
+
+def _finding_sections(sh: dict, od: dict, models: list) -> list[dict]:
+    """The lead summary and the three findings, each with its figure."""
     rows, sev = sh["rows"], sh["severities"]
-    hi = max(sev)
-    models = [m for m in SHIFT_MODELS if any(r["model"] == m for r in rows)]
     uncal = {MODEL_TITLES.get(m, m).split(" (")[0]: (m, "none") for m in models}
     fig_uncal = _png(severity_boxplot_figure(_boxes(rows, uncal), ylabel="ECE (%)",
                                              title="ECE under shift, uncalibrated models"),
@@ -279,8 +333,12 @@ def shift_sections(data: dict, curves: dict) -> list[dict]:
                            f"severit{'y' if len(sev) == 1 else 'ies'} (CIFAR-10-C style, generated here), {len(od['sets'])} out-of-distribution "
                            "sets. The three patterns Ovadia et al. (2019) report, tested on these numbers:"]},
            *findings]
+    return out
 
-    # ---- headline: risk-coverage, OOD ROC, conformal under shift
+
+def _headline_sections(sh: dict, curves: dict) -> list[dict]:
+    """The headline figures: risk-coverage under shift, OOD ROC curves, conformal coverage."""
+    out = []
     head = []
     if curves.get("risk_coverage"):
         head.append(_png(shift_risk_coverage_figure(curves["risk_coverage"]), "Risk-coverage under shift",
@@ -303,8 +361,12 @@ def shift_sections(data: dict, curves: dict) -> list[dict]:
                          f"Marginal coverage of split-conformal sets (alpha = {alpha:g}) calibrated on the clean "
                          "validation split; the guarantee holds only for exchangeable (clean) data."))
     out.append({"id": "headline", "title": "Headline figures: abstaining, detecting, covering", "figures": head})
+    return out
 
-    # ---- OOD table
+
+def _ood_sections(od: dict) -> list[dict]:
+    """The OOD detection table: every model and score on every set."""
+    out = []
     orows = od["rows"]
     sets = list(dict.fromkeys(r["ood_set"] for r in orows))
     header = ["model", "score"] + [f"{s} ({od['sets'].get(s, '')}): AUROC % / FPR@95 %" for s in sets]
@@ -334,8 +396,14 @@ def shift_sections(data: dict, curves: dict) -> list[dict]:
                                "per set in green; equal best values at the shown precision are all marked, as ties. Intervals: 95 % "
                                "percentile bootstrap, in and out rows resampled separately."],
                 "tables": [{"header": header, "rows": table_rows}]})
+    return out
 
-    # ---- per-severity tables (details)
+
+def _shift_table_sections(sh: dict, models: list) -> list[dict]:
+    """Medians over corruptions at each severity, every model and calibrator."""
+    out = []
+    rows, sev = sh["rows"], sh["severities"]
+    hi = max(sev)
     med_ece, med_nll, med_acc = medians(rows, "ece"), medians(rows, "nll"), medians(rows, "accuracy")
     trows = []
     for m in models:
@@ -351,6 +419,13 @@ def shift_sections(data: dict, curves: dict) -> list[dict]:
                             + [f"NLL s{s}" for s in (0, hi)] + [f"acc % s{s}" for s in (0, hi)], "rows": trows,
                             "caption": "Medians over corruptions (s0 = clean); the per-set numbers with 95 % intervals "
                                        "are in metrics.json (shift.rows)."}]})
+    return out
+
+
+def _corruption_sections(sh: dict) -> list[dict]:
+    """Each corruption at the highest severity."""
+    out = []
+    rows, hi = sh["rows"], max(sh["severities"])
     crow = []
     for c in sh["corruptions"]:
         cell = {}
@@ -368,6 +443,13 @@ def shift_sections(data: dict, curves: dict) -> list[dict]:
                 "tables": [{"header": ["corruption", "baseline ECE %", "baseline + temperature", "ensemble ECE %",
                                        "ensemble + temperature", "baseline acc %"], "rows": crow,
                             "caption": "95 % BCa bootstrap intervals over the shifted test images."}]})
+    return out
+
+
+def _conformal_shift_sections(sh: dict) -> list[dict]:
+    """Conformal coverage and set size under shift (none without conformal rows)."""
+    out = []
+    conf, sev = sh.get("conformal", []), sh["severities"]
     if conf:
         agg = {}
         for r in conf:

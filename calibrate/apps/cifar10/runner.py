@@ -46,7 +46,8 @@ from calibrate._core.machine import human_duration
 from calibrate.calibrators import get_calibrator
 from calibrate.io.readers import atomic_save_npz
 from calibrate.metrics import calibration as metrics
-from calibrate.report.html import environment, evaluate_with_ci, paired_differences
+from calibrate.report.html import environment
+from calibrate.resampling.tables import evaluate_with_ci, paired_differences
 
 CALIBRATORS = ["none", "temperature", "vector", "matrix", "platt", "isotonic", "histogram", "bbq", "dirichlet"]
 # ODIR's penalties chosen by 3-fold CV on a 6 x 6 grid (10^-4 .. 10^1): the default 24 x 8 grid
@@ -148,111 +149,31 @@ def _load_npz(path):
         return {k: f[k] for k in f.files}
 
 
-def run_experiment(preset: str, data_dir, out_dir, work_dir=None, cache_dir=None, progress: bool = True,
-                   device="auto", precision: str = "auto") -> dict:
-    """Run (or resume) the experiment; returns the metrics dict written to OUT/metrics.json.
+@dataclass
+class Run:
+    """What the stages of one run share: the preset, the folders, the device and precision,
+    the log and the prediction cache (WORK/predictions/NAME.npz)."""
 
-    device: "auto" | "cpu" | "cuda" | "cuda:N"; precision: "auto" | "fp32" | "bf16" | "fp16";
-    cache_dir: where the decoded images are cached (default ``$CALIBRATE_CACHE``, else WORK/cache).
-    """
-    from tqdm import tqdm
+    preset: str
+    p: Preset
+    out: Path
+    work: Path
+    dev: object  # torch.device
+    prec: str  # "fp32" | "bf16" | "fp16"
+    layout: dict  # speed_choices: channels_last, compile
+    progress: bool
+    t_start: float
 
-    from calibrate.apps.cifar10.data import CLASSES, load_cifar10, split_train_val
-    from calibrate.apps.cifar10.ood import held_out_class_split
-    from calibrate.apps.cifar10.sampling import mc_dropout_logits
-    from calibrate.apps.cifar10.training import predict_logits, time_train_step, train
-    from calibrate.integrations import torch as ctorch
-    from calibrate.metrics.uncertainty import (
-        calibrate_members_then_pool,
-        pooled_log_probs,
-        uncertainty_decomposition,
-    )
+    def log(self, msg: str) -> None:
+        """Print ``msg`` after the seconds since the start (nothing without progress)."""
+        if self.progress:
+            from tqdm import tqdm
 
-    t_start = time.time()
-    if preset not in PRESETS:
-        raise ValueError(f"--preset: expected one of {', '.join(PRESETS)}, got {preset!r}")
-    p = PRESETS[preset]
-    dev = ctorch.resolve_device(device)
-    prec, prec_reason = ctorch.choose_precision(precision, dev)
-    layout = speed_choices(dev)
-    out = Path(out_dir)
-    work = Path(work_dir) if work_dir else Path("runs") / f"cifar10-{preset}"
-    (out / "logits").mkdir(parents=True, exist_ok=True)
-    (work / "models").mkdir(parents=True, exist_ok=True)
-    if cache_dir is None:
-        from calibrate.apps.cifar10.data import default_cache_dir
+            tqdm.write(f"[{time.time() - self.t_start:7.1f} s] {msg}")
 
-        cache_dir = default_cache_dir() or work / "cache"
-
-    def log(msg):
-        if progress:
-            tqdm.write(f"[{time.time() - t_start:7.1f} s] {msg}")
-
-    cpu = ctorch.cpu_info()
-    compute = {"device": str(dev), "device_name": _device_name(dev), "precision": prec,
-               "precision_asked": precision, "precision_reason": prec_reason,
-               "cpu": cpu["cpu"], "cpu_capability": cpu["capability"], "cpu_native_bf16": cpu["native_bf16"],
-               "cpu_amx_bf16": cpu["amx_bf16"], "cpu_avx512_bf16": cpu["avx512_bf16"],
-               "threads": cpu["threads"], "cores": cpu["cores"], **layout}
-    log(f"compute: {compute['device_name']}, precision {prec} ({prec_reason}); CPU capability "
-        f"{cpu['capability']}, {cpu['threads']} threads; channels_last {layout['channels_last']}, "
-        f"torch.compile {layout['compile']}")
-
-    log(f"loading CIFAR-10 from {data_dir}")
-    xtr, ytr, xte, yte = load_cifar10(data_dir, cache_dir, progress=progress)
-    tr_idx, va_idx = split_train_val(ytr, 5000, seed=0)
-    tr_idx = tr_idx[_stratified_subset(ytr[tr_idx], p.n_train, 1)]
-    va_idx = va_idx[_stratified_subset(ytr[va_idx], p.n_val, 2)]
-    te_idx = _stratified_subset(yte, p.n_test, 3)
-    x_train, y_train = xtr[tr_idx], ytr[tr_idx]
-    x_val, y_val = xtr[va_idx], ytr[va_idx]
-    x_test, y_test = xte[te_idx], yte[te_idx]
-    log(f"split: train {len(y_train)}, val {len(y_val)}, test {len(y_test)}")
-
-    specs = model_specs(p)
-    held = held_out_class_split(y_train, p.held_out)
-    train_data = {name: (x_train, y_train) for name in specs}
-    train_data[HELD_OUT_MODEL] = (x_train[held.in_mask], held.in_labels)
-    state = run_state(work, specs)
-    todo = {name: (cfg.epochs - state[name]) * math.ceil(len(train_data[name][1]) / cfg.batch_size)
-            for name, cfg in specs.items() if state[name] is not None and state[name] < cfg.epochs}
-    msg = resume_message(work, specs, state)
-    if msg and progress:
-        print(msg, flush=True)
-    steps_left = sum(todo.values())
-    # timed even with nothing to train: the forward passes (clean, shifted, OOD) scale with it;
-    # cached predictions make the estimate an upper bound
-    step_s = time_train_step(specs["baseline"], dev, prec, layout["channels_last"], layout["compile"])
-    estimate = estimate_seconds(p, step_s, steps_left, len(y_val) + len(y_test))
-    compute.update({"measured_step_seconds": None if step_s is None else round(step_s, 4),
-                    "train_steps_left": steps_left, "estimated_seconds": round(estimate, 1)})
-    if progress:
-        per = f"{step_s:.2f} s per training step (batch {p.batch_size}), " if step_s else ""
-        print(f"expected time for --preset {preset} on this machine: about {human_duration(estimate)} "
-              f"({per}{steps_left} steps to train)", flush=True)
-
-    models, train_info = {}, {}
-    bar = tqdm(total=steps_left, desc=f"training ({preset})", unit="step", disable=not progress or not steps_left,
-               mininterval=2, dynamic_ncols=True)
-    try:
-        for name, cfg in specs.items():
-            t0 = time.time()
-            log(f"model {name}: {cfg}")
-            models[name] = train(cfg, *train_data[name], work / "models" / name, progress=progress, desc=name,
-                                 device=dev, precision=prec, channels_last=layout["channels_last"],
-                                 compile=layout["compile"], bar=bar)
-            logfile = work / "models" / name / "log.jsonl"
-            epochs = [json.loads(line) for line in logfile.read_text().splitlines()] if logfile.exists() else []
-            train_info[name] = {"config": cfg.to_dict(), "train_seconds": round(sum(e["seconds"] for e in epochs), 1),
-                                "final_train_loss": epochs[-1]["train_loss"] if epochs else None,
-                                "final_train_acc": epochs[-1]["train_acc"] if epochs else None,
-                                "precision": sorted({e.get("precision", "bf16 (before 0.2)") for e in epochs}),
-                                "seconds_this_run": round(time.time() - t0, 1)}
-    finally:
-        bar.close()
-
-    def cached(name, compute_fn):
-        path = work / "predictions" / f"{name}.npz"
+    def cached(self, name: str, compute_fn) -> dict:
+        """The arrays of WORK/predictions/NAME.npz; computed by ``compute_fn`` and saved when absent."""
+        path = self.work / "predictions" / f"{name}.npz"
         if path.exists():
             return _load_npz(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -260,11 +181,185 @@ def run_experiment(preset: str, data_dir, out_dir, work_dir=None, cache_dir=None
         atomic_save_npz(path, **arrays)
         return arrays
 
+
+@dataclass
+class CleanStudy:
+    """The in-distribution part of a run, what the shift and OOD part starts from.
+
+    models: {name: trained module}; logits: {model: {"val": (n_val, k), "test": (n_test, k)}};
+    mc: {"val": (S, n_val, k), "test": (S, n_test, k)}, the baseline's MC dropout samples;
+    members: the ensemble's model names; variants: the study's predictions;
+    fitted: {(variant, calibrator): fitted calibrator}; val, test: (images (n, 32, 32, 3)
+    uint8, labels (n,) int); held: the held-out-class split of the test labels.
+    """
+
+    models: dict
+    logits: dict
+    mc: dict
+    members: list
+    variants: list
+    fitted: dict
+    val: tuple
+    test: tuple
+    held: object  # cifar10.ood.HeldOutSplit
+
+
+def run_experiment(preset: str, data_dir, out_dir, work_dir=None, cache_dir=None, progress: bool = True,
+                   device="auto", precision: str = "auto") -> dict:
+    """Run (or resume) the experiment; returns the metrics dict written to OUT/metrics.json.
+
+    device: "auto" | "cpu" | "cuda" | "cuda:N"; precision: "auto" | "fp32" | "bf16" | "fp16";
+    cache_dir: where the decoded images are cached (default ``$CALIBRATE_CACHE``, else WORK/cache).
+    """
+    run, compute = _start(preset, out_dir, work_dir, device, precision, progress)
+    if cache_dir is None:
+        from calibrate.apps.cifar10.data import default_cache_dir
+
+        cache_dir = default_cache_dir() or run.work / "cache"
+    (x_train, y_train), val, test = _load_split(run, data_dir, cache_dir)
+    specs, train_data = _training_plan(run, x_train, y_train)
+    steps_left = _announce(run, specs, train_data, compute, len(val[1]) + len(test[1]))
+    models, train_info = _train_models(run, specs, train_data, steps_left)
+    clean = _clean_predictions(run, models, val, test, train_info)
+    results, test_probs = _calibrate_variants(run, clean)
+    uncertainty = _uncertainty(clean.variants, test[1])
+    study, curves = shift_and_ood(run, clean)
+    study["ood"]["held_out_model_accuracy_in"] = train_info[HELD_OUT_MODEL]["test_accuracy"]
+    data = _study_data(run, data_dir, (len(y_train), len(val[1]), len(test[1])), results, train_info, uncertainty,
+                       study, compute)
+    _write_report(run, data, test_probs, test[1], curves)
+    return data
+
+
+def _start(preset: str, out_dir, work_dir, device, precision: str, progress: bool) -> tuple[Run, dict]:
+    """The run's context (folders made) and its compute record, logged."""
+    from calibrate.integrations import torch as ctorch
+
+    t_start = time.time()
+    if preset not in PRESETS:
+        raise ValueError(f"--preset: expected one of {', '.join(PRESETS)}, got {preset!r}")
+    dev = ctorch.resolve_device(device)
+    prec, prec_reason = ctorch.choose_precision(precision, dev)
+    layout = speed_choices(dev)
+    out = Path(out_dir)
+    work = Path(work_dir) if work_dir else Path("runs") / f"cifar10-{preset}"
+    (out / "logits").mkdir(parents=True, exist_ok=True)
+    (work / "models").mkdir(parents=True, exist_ok=True)
+    run = Run(preset, PRESETS[preset], out, work, dev, prec, layout, progress, t_start)
+    cpu = ctorch.cpu_info()
+    compute = {"device": str(dev), "device_name": _device_name(dev), "precision": prec,
+               "precision_asked": precision, "precision_reason": prec_reason,
+               "cpu": cpu["cpu"], "cpu_capability": cpu["capability"], "cpu_native_bf16": cpu["native_bf16"],
+               "cpu_amx_bf16": cpu["amx_bf16"], "cpu_avx512_bf16": cpu["avx512_bf16"],
+               "threads": cpu["threads"], "cores": cpu["cores"], **layout}
+    run.log(f"compute: {compute['device_name']}, precision {prec} ({prec_reason}); CPU capability "
+            f"{cpu['capability']}, {cpu['threads']} threads; channels_last {layout['channels_last']}, "
+            f"torch.compile {layout['compile']}")
+    return run, compute
+
+
+def _load_split(run: Run, data_dir, cache_dir):
+    """CIFAR-10 split into the preset's ((x, y) train, (x, y) validation, (x, y) test)."""
+    from calibrate.apps.cifar10.data import load_cifar10, split_train_val
+
+    p = run.p
+    run.log(f"loading CIFAR-10 from {data_dir}")
+    xtr, ytr, xte, yte = load_cifar10(data_dir, cache_dir, progress=run.progress)
+    tr_idx, va_idx = split_train_val(ytr, 5000, seed=0)
+    tr_idx = tr_idx[_stratified_subset(ytr[tr_idx], p.n_train, 1)]
+    va_idx = va_idx[_stratified_subset(ytr[va_idx], p.n_val, 2)]
+    te_idx = _stratified_subset(yte, p.n_test, 3)
+    run.log(f"split: train {len(tr_idx)}, val {len(va_idx)}, test {len(te_idx)}")
+    return (xtr[tr_idx], ytr[tr_idx]), (xtr[va_idx], ytr[va_idx]), (xte[te_idx], yte[te_idx])
+
+
+def _training_plan(run: Run, x_train, y_train) -> tuple[dict, dict]:
+    """(name -> TrainConfig, name -> (images, labels) it trains on): the held-out-class model
+    sees only the training images of the kept classes."""
+    from calibrate.apps.cifar10.ood import held_out_class_split
+
+    specs = model_specs(run.p)
+    held = held_out_class_split(y_train, run.p.held_out)
+    train_data = {name: (x_train, y_train) for name in specs}
+    train_data[HELD_OUT_MODEL] = (x_train[held.in_mask], held.in_labels)
+    return specs, train_data
+
+
+def _announce(run: Run, specs: dict, train_data: dict, compute: dict, n_predict: int) -> int:
+    """Say what is resumed and the expected time (recorded in ``compute``); returns the
+    training steps left."""
+    from calibrate.apps.cifar10.training import time_train_step
+
+    p = run.p
+    state = run_state(run.work, specs)
+    todo = {name: (cfg.epochs - state[name]) * math.ceil(len(train_data[name][1]) / cfg.batch_size)
+            for name, cfg in specs.items() if state[name] is not None and state[name] < cfg.epochs}
+    msg = resume_message(run.work, specs, state)
+    if msg and run.progress:
+        print(msg, flush=True)
+    steps_left = sum(todo.values())
+    # timed even with nothing to train: the forward passes (clean, shifted, OOD) scale with it;
+    # cached predictions make the estimate an upper bound
+    step_s = time_train_step(specs["baseline"], run.dev, run.prec, run.layout["channels_last"], run.layout["compile"])
+    estimate = estimate_seconds(p, step_s, steps_left, n_predict)
+    compute.update({"measured_step_seconds": None if step_s is None else round(step_s, 4),
+                    "train_steps_left": steps_left, "estimated_seconds": round(estimate, 1)})
+    if run.progress:
+        per = f"{step_s:.2f} s per training step (batch {p.batch_size}), " if step_s else ""
+        print(f"expected time for --preset {run.preset} on this machine: about {human_duration(estimate)} "
+              f"({per}{steps_left} steps to train)", flush=True)
+    return steps_left
+
+
+def _train_models(run: Run, specs: dict, train_data: dict, steps_left: int) -> tuple[dict, dict]:
+    """Train (or load) every model under WORK/models/NAME, one bar over all steps:
+    (name -> module, name -> training record)."""
+    from tqdm import tqdm
+
+    from calibrate.apps.cifar10.training import train
+
+    models, train_info = {}, {}
+    bar = tqdm(total=steps_left, desc=f"training ({run.preset})", unit="step",
+               disable=not run.progress or not steps_left, mininterval=2, dynamic_ncols=True)
+    try:
+        for name, cfg in specs.items():
+            t0 = time.time()
+            run.log(f"model {name}: {cfg}")
+            models[name] = train(cfg, *train_data[name], run.work / "models" / name, progress=run.progress,
+                                 desc=name, device=run.dev, precision=run.prec,
+                                 channels_last=run.layout["channels_last"], compile=run.layout["compile"], bar=bar)
+            train_info[name] = _train_record(run.work / "models" / name / "log.jsonl", cfg, t0)
+    finally:
+        bar.close()
+    return models, train_info
+
+
+def _train_record(logfile: Path, cfg, t0: float) -> dict:
+    """A model's config, training time and last-epoch loss and accuracy from its log."""
+    epochs = [json.loads(line) for line in logfile.read_text().splitlines()] if logfile.exists() else []
+    return {"config": cfg.to_dict(), "train_seconds": round(sum(e["seconds"] for e in epochs), 1),
+            "final_train_loss": epochs[-1]["train_loss"] if epochs else None,
+            "final_train_acc": epochs[-1]["train_acc"] if epochs else None,
+            "precision": sorted({e.get("precision", "bf16 (before 0.2)") for e in epochs}),
+            "seconds_this_run": round(time.time() - t0, 1)}
+
+
+def _clean_predictions(run: Run, models: dict, val, test, train_info: dict) -> CleanStudy:
+    """Every model's validation and test logits (cached), its test accuracy (into
+    ``train_info``), the baseline's MC dropout samples and the study's variants (saved
+    under OUT/logits)."""
+    from calibrate.apps.cifar10.ood import held_out_class_split
+    from calibrate.apps.cifar10.sampling import mc_dropout_logits
+    from calibrate.apps.cifar10.training import predict_logits
+
+    p, prec, dev = run.p, run.prec, run.dev
+    (x_val, y_val), (x_test, y_test) = val, test
     logits = {}
     for name, model in models.items():
-        log(f"predicting {name}")
-        logits[name] = cached(name, lambda m=model: {"val": predict_logits(m, x_val, precision=prec, device=dev),
-                                                     "test": predict_logits(m, x_test, precision=prec, device=dev)})
+        run.log(f"predicting {name}")
+        logits[name] = run.cached(name, lambda m=model: {
+            "val": predict_logits(m, x_val, precision=prec, device=dev),
+            "test": predict_logits(m, x_test, precision=prec, device=dev)})
         model.cpu()
     held_test = held_out_class_split(y_test, p.held_out)
     for name in models:
@@ -274,15 +369,28 @@ def run_experiment(preset: str, data_dir, out_dir, work_dir=None, cache_dir=None
             acc = np.mean(logits[name]["test"].argmax(1) == y_test)
         train_info[name]["test_accuracy"] = float(acc)
 
-    log(f"MC dropout: {p.mc_samples} samples of the baseline")
-    mc = cached("mc_dropout_samples", lambda: {
+    run.log(f"MC dropout: {p.mc_samples} samples of the baseline")
+    mc = run.cached("mc_dropout_samples", lambda: {
         "val": mc_dropout_logits(models["baseline"], x_val, p.mc_samples, seed=1, precision=prec, device=dev),
         "test": mc_dropout_logits(models["baseline"], x_test, p.mc_samples, seed=2, precision=prec, device=dev)})
     models["baseline"].cpu()
     members = ["baseline"] + [f"member{m}" for m in range(1, p.ensemble_size)]
-    ens = {s: np.stack([logits[m][s] for m in members]) for s in ("val", "test")}
+    variants = _variants(logits, mc, members)
+    for v in variants:
+        for split, arr, y in (("val", v.val, y_val), ("test", v.test, y_test)):
+            atomic_save_npz(run.out / "logits" / f"{v.name}_{split}.npz", logits=arr.astype(np.float32), labels=y)
+        if v.test_samples is not None:  # the samples behind the pooled prediction (MI, members)
+            atomic_save_npz(run.out / "logits" / f"{v.name}_samples_test.npz",
+                            samples=v.test_samples.astype(np.float32), labels=y_test)
+    return CleanStudy(models, logits, mc, members, variants, {}, val, test, held_test)
 
-    variants = [
+
+def _variants(logits: dict, mc: dict, members: list) -> list[Variant]:
+    """The study's predictions: five single models, MC dropout and the ensemble (both pooled)."""
+    from calibrate.metrics.uncertainty import pooled_log_probs
+
+    ens = {s: np.stack([logits[m][s] for m in members]) for s in ("val", "test")}
+    return [
         Variant("baseline", logits["baseline"]["val"], logits["baseline"]["test"]),
         Variant("label_smoothing", logits["label_smoothing"]["val"], logits["label_smoothing"]["test"]),
         Variant("overfit_noaug", logits["overfit_noaug"]["val"], logits["overfit_noaug"]["test"]),
@@ -291,42 +399,65 @@ def run_experiment(preset: str, data_dir, out_dir, work_dir=None, cache_dir=None
         Variant("mc_dropout", pooled_log_probs(mc["val"]), pooled_log_probs(mc["test"]), mc["val"], mc["test"]),
         Variant("ensemble", pooled_log_probs(ens["val"]), pooled_log_probs(ens["test"]), ens["val"], ens["test"]),
     ]
-    for v in variants:
-        for split, arr, y in (("val", v.val, y_val), ("test", v.test, y_test)):
-            atomic_save_npz(out / "logits" / f"{v.name}_{split}.npz", logits=arr.astype(np.float32), labels=y)
-        if v.test_samples is not None:  # the samples behind the pooled prediction (MI, members)
-            atomic_save_npz(out / "logits" / f"{v.name}_samples_test.npz", samples=v.test_samples.astype(np.float32),
-                            labels=y_test)
 
-    results, fitted = [], {}
-    test_probs = {}
-    for v in variants:
+
+def _calibrate_variants(run: Run, clean: CleanStudy) -> tuple[list, dict]:
+    """Every calibrator fitted on each variant's validation logits and evaluated on its test
+    logits with bootstrap intervals (fitted calibrators go into ``clean.fitted``); for the
+    ensemble also each member calibrated before pooling. Returns (result rows,
+    {(model, calibrator): (n_test, k) probabilities})."""
+    results, test_probs = [], {}
+    for v in clean.variants:
         ref = metrics.log_softmax(v.test)
         for cal_name in CALIBRATORS:
-            t0 = time.time()
-            if cal_name == "none":
-                lp, cal = ref, None
-            else:
-                cal = make_calibrator(cal_name, p.odir_grid).fit(v.val, y_val, kind="logits")
-                lp = cal.predict_log_proba(v.test, kind="logits")
-            row = _result_row(v.name, cal_name, lp, ref, y_test, p.n_resamples)
-            if cal is not None:
-                row["params"] = cal.summary()
-                fitted[(v.name, cal_name)] = cal
-            row["seconds"] = round(time.time() - t0, 2)
+            row, lp = _calibrated_row(run, clean, v, cal_name, ref)
             results.append(row)
             test_probs[(v.name, cal_name)] = np.exp(lp)
-            log(f"{v.name:<16} {cal_name:<12} acc {row['accuracy']:.4f}  ECE {row['ece']:.4f} "
-                f"[{row['ci']['ece']['low']:.4f}, {row['ci']['ece']['high']:.4f}]  NLL {row['nll']:.4f}")
         if v.name == "ensemble":
-            for cal_name in CALIBRATORS[1:]:
-                if cal_name == "dirichlet":  # 5 cross-validated fits: see the pooled row instead
-                    continue
-                lp = calibrate_members_then_pool(lambda c=cal_name: make_calibrator(c, p.odir_grid), v.val_samples, y_val, v.test_samples)
-                row = _result_row("ensemble_members_calibrated", cal_name, lp, ref, y_test, p.n_resamples)
+            for row, lp in _members_calibrated_rows(run, clean, v, ref):
                 results.append(row)
-                test_probs[("ensemble_members_calibrated", cal_name)] = np.exp(lp)
-                log(f"{'ens (members)':<16} {cal_name:<12} ECE {row['ece']:.4f}  NLL {row['nll']:.4f}")
+                test_probs[("ensemble_members_calibrated", row["calibrator"])] = np.exp(lp)
+    return results, test_probs
+
+
+def _calibrated_row(run: Run, clean: CleanStudy, v: Variant, cal_name: str, ref: np.ndarray):
+    """(result row, (n_test, k) log-probabilities) of variant ``v`` with one calibrator."""
+    (_, y_val), (_, y_test) = clean.val, clean.test
+    t0 = time.time()
+    if cal_name == "none":
+        lp, cal = ref, None
+    else:
+        cal = make_calibrator(cal_name, run.p.odir_grid).fit(v.val, y_val, kind="logits")
+        lp = cal.predict_log_proba(v.test, kind="logits")
+    row = _result_row(v.name, cal_name, lp, ref, y_test, run.p.n_resamples)
+    if cal is not None:
+        row["params"] = cal.summary()
+        clean.fitted[(v.name, cal_name)] = cal
+    row["seconds"] = round(time.time() - t0, 2)
+    run.log(f"{v.name:<16} {cal_name:<12} acc {row['accuracy']:.4f}  ECE {row['ece']:.4f} "
+            f"[{row['ci']['ece']['low']:.4f}, {row['ci']['ece']['high']:.4f}]  NLL {row['nll']:.4f}")
+    return row, lp
+
+
+def _members_calibrated_rows(run: Run, clean: CleanStudy, v: Variant, ref: np.ndarray):
+    """(result row, log-probabilities) of the ensemble with each member calibrated, then pooled."""
+    from calibrate.metrics.uncertainty import calibrate_members_then_pool
+
+    (_, y_val), (_, y_test) = clean.val, clean.test
+    for cal_name in CALIBRATORS[1:]:
+        if cal_name == "dirichlet":  # 5 cross-validated fits: see the pooled row instead
+            continue
+        lp = calibrate_members_then_pool(lambda c=cal_name: make_calibrator(c, run.p.odir_grid), v.val_samples,
+                                         y_val, v.test_samples)
+        row = _result_row("ensemble_members_calibrated", cal_name, lp, ref, y_test, run.p.n_resamples)
+        run.log(f"{'ens (members)':<16} {cal_name:<12} ECE {row['ece']:.4f}  NLL {row['nll']:.4f}")
+        yield row, lp
+
+
+def _uncertainty(variants: list, y_test) -> dict:
+    """{variant: entropy, expected entropy and mutual information of its samples (mean over all,
+    correct and wrong rows, AUROC of detecting the errors), members, member accuracy}."""
+    from calibrate.metrics.uncertainty import uncertainty_decomposition
 
     uncertainty = {}
     for v in variants:
@@ -341,107 +472,168 @@ def run_experiment(preset: str, data_dir, out_dir, work_dir=None, cache_dir=None
             for key, a in d.items()}
         uncertainty[v.name]["members"] = int(v.test_samples.shape[0])
         uncertainty[v.name]["member_accuracy_mean"] = float(np.mean(v.test_samples.argmax(2) == y_test))
+    return uncertainty
 
-    study, curves = shift_and_ood(p, models, variants, fitted, members, (x_val, y_val), (x_test, y_test), logits,
-                                  mc, held_test, cached, work, out, dev, prec, log, progress)
-    study["ood"]["held_out_model_accuracy_in"] = train_info[HELD_OUT_MODEL]["test_accuracy"]
 
-    data = {
-        "experiment": "cifar10", "preset": preset, "preset_config": asdict(p),
+def _study_data(run: Run, data_dir, sizes: tuple, results, train_info, uncertainty, study, compute) -> dict:
+    """The metrics.json dict; sizes: (n_train, n_val, n_test)."""
+    from calibrate.apps.cifar10.data import CLASSES
+
+    n_train, n_val, n_test = sizes
+    return {
+        "experiment": "cifar10", "preset": run.preset, "preset_config": asdict(run.p),
         "data": {"root": os.path.relpath(Path(data_dir).resolve(), Path.cwd().resolve()), "note": _data_note(data_dir),
-                 "n_train": int(len(y_train)), "n_val": int(len(y_val)), "n_test": int(len(y_test))},
+                 "n_train": int(n_train), "n_val": int(n_val), "n_test": int(n_test)},
         "protocol": "Guo et al. 2017: 45k/5k/10k; calibrators fitted on validation NLL; ECE 15 equal-width bins, top-label; "
                     "binning calibrators one-vs-rest then renormalised",
         "results": results, "train": train_info, "uncertainty": uncertainty, **study,
         "command": _command(), "hardware": environment(), "compute": compute, "classes": list(CLASSES),
-        "wall_seconds": round(time.time() - t_start, 1),
+        "wall_seconds": round(time.time() - run.t_start, 1),
     }
-    log("writing report.html, report.pdf and metrics.json")
+
+
+def _write_report(run: Run, data: dict, test_probs: dict, y_test, curves: dict) -> None:
+    """OUT/report.html, OUT/report.pdf and OUT/metrics.json, written as one unit."""
+    from calibrate.apps.cifar10.data import CLASSES
     from calibrate.apps.cifar10.report import experiment_sections
     from calibrate.io.outputs import write_outputs
     from calibrate.report.html import render_html
     from calibrate.report.pdf import render_pdf
 
+    out = run.out
+    run.log("writing report.html, report.pdf and metrics.json")
     title, sections, subtitle = experiment_sections(data, test_probs, y_test, list(CLASSES), ANCHORS_GUO, curves)
     html = render_html(title, sections, subtitle=subtitle)
     pdf = render_pdf(title, sections, subtitle=subtitle)
-    data["wall_seconds"] = round(time.time() - t_start, 1)
+    data["wall_seconds"] = round(time.time() - run.t_start, 1)
     # one unit: never a new metrics.json beside an old report.html (calibrate.io.outputs)
     write_outputs({out / "report.html": html, out / "report.pdf": pdf,
                    out / "metrics.json": json.dumps(_clean(data), indent=1, allow_nan=False) + "\n"})
-    log(f"done: {out / 'report.html'}, {out / 'report.pdf'}, {out / 'metrics.json'}")
-    return data
+    run.log(f"done: {out / 'report.html'}, {out / 'report.pdf'}, {out / 'metrics.json'}")
 
 
-def shift_and_ood(p: Preset, models, variants, fitted, members, val, test, logits, mc, held, cached, work, out, dev,
-                  prec, log, progress) -> tuple[dict, dict]:
+def shift_and_ood(run: Run, clean: CleanStudy) -> tuple[dict, dict]:
     """The shift and OOD part of the study: ({"shift": ..., "ood": ...} for metrics.json,
     the curves the report draws). Predictions are cached in WORK/predictions/{shift,ood};
     what every number needs is saved under OUT/logits: ``shift_VARIANT.npz`` (``logits``
     (C, S, n, k) float32, ``labels`` (n,), ``corruptions`` (C,), ``severities`` (S,)) and
     ``ood_SET.npz`` (each variant's logits, MC dropout samples and ensemble members)."""
+    from calibrate.apps.cifar10 import shift as sh
+    from calibrate.apps.cifar10.corruptions import CORRUPTIONS
+    from calibrate.apps.cifar10.ood import OOD_SETS
+
+    p, (_, y_test) = run.p, clean.test
+    names = list(p.corruptions or CORRUPTIONS)
+    idx = _stratified_subset(y_test, p.n_shift, 4)
+    sets = _shifted_sets(run, clean, names, idx)
+    y_sh = y_test[idx]
+    rows, patterns = _shift_metrics(run, clean, sets, y_sh)
+    conf_rows, rc_curves = _conformal_and_risk_coverage(clean, sets, y_sh)
+    run.log(f"OOD: {', '.join(OOD_SETS)} ({p.n_ood} images per far set)")
+    ood_rows, roc = _far_ood(run, clean)
+    near_rows, near_roc = _near_ood(run, clean)
+    ood_rows += near_rows
+    roc.update(near_roc)
+    study = {"shift": {"corruptions": names, "severities": list(p.severities), "n": int(len(y_sh)),
+                       "n_resamples": p.n_shift_resamples, "calibrators": list(sh.SHIFT_CALIBRATORS),
+                       "rows": rows, "patterns": patterns, "conformal": conf_rows},
+             "ood": {"sets": dict(OOD_SETS), "n_in": int(len(y_test)), "n_out_far": int(p.n_ood),
+                     "held_out_classes": list(clean.held.held_out),
+                     "rows": ood_rows}}
+    return study, {"roc": roc, "risk_coverage": rc_curves}
+
+
+def _singles(clean: CleanStudy) -> list:
+    """The single models whose predictions the shift and OOD sets need (not the held-out-class one)."""
+    return [m for m in clean.models if m != HELD_OUT_MODEL]
+
+
+def _predict_all(run: Run, clean: CleanStudy, images, mc_seed: int) -> dict:
+    """{single model: (n, k) logits, "mc_dropout_samples": (S, n, k)} of ``images``."""
+    from calibrate.apps.cifar10.sampling import mc_dropout_logits
+    from calibrate.apps.cifar10.training import predict_logits
+
+    p, models = run.p, clean.models
+    out = {m: predict_logits(models[m], images, precision=run.prec, device=run.dev) for m in _singles(clean)}
+    out["mc_dropout_samples"] = mc_dropout_logits(models["baseline"], images, p.mc_samples, seed=mc_seed,
+                                                  precision=run.prec, device=run.dev)
+    for m in models.values():
+        m.cpu()
+    return out
+
+
+def _pooled_variants(raw: dict, members: list) -> dict:
+    """{variant: (n, k)} as the clean study's variants (pooled MC dropout and ensemble), float32."""
+    from calibrate.metrics.uncertainty import pooled_log_probs
+
+    out = {v: raw[v] for v in ("baseline", "label_smoothing", "overfit_noaug", "focal_loss", "mixup")}
+    out["mc_dropout"] = pooled_log_probs(raw["mc_dropout_samples"])
+    out["ensemble"] = pooled_log_probs(np.stack([raw[m] for m in members]))
+    return {k: v.astype(np.float32) for k, v in out.items()}  # what OUT/logits keeps
+
+
+def _shifted_sets(run: Run, clean: CleanStudy, names: list, idx: np.ndarray) -> list:
+    """[(corruption, severity, {variant: (n, k)})] for the test rows ``idx``: the clean rows
+    first (severity 0), then each corruption at each severity (predictions cached, the
+    logits saved as OUT/logits/shift_VARIANT.npz)."""
     from tqdm import tqdm
 
     from calibrate.apps.cifar10 import shift as sh
-    from calibrate.apps.cifar10.corruptions import CORRUPTIONS, corrupted_test_set
-    from calibrate.apps.cifar10.ood import N_DIGITS, OOD_SETS, far_ood_images
-    from calibrate.apps.cifar10.sampling import mc_dropout_logits
-    from calibrate.apps.cifar10.training import predict_logits
-    from calibrate.metrics import selective
-    from calibrate.metrics.uncertainty import pooled_log_probs
+    from calibrate.apps.cifar10.corruptions import corrupted_test_set
 
-    (_, y_val), (x_test, y_test) = val, test
-    names = list(p.corruptions or CORRUPTIONS)
-    idx = _stratified_subset(y_test, p.n_shift, 4)
+    p, (x_test, y_test) = run.p, clean.test
     x_sh, y_sh = x_test[idx], y_test[idx]
-    singles = [m for m in models if m != HELD_OUT_MODEL]
-
-    def predict_all(images, mc_seed):
-        out = {m: predict_logits(models[m], images, precision=prec, device=dev) for m in singles}
-        out["mc_dropout_samples"] = mc_dropout_logits(models["baseline"], images, p.mc_samples, seed=mc_seed,
-                                                      precision=prec, device=dev)
-        for m in models.values():
-            m.cpu()
-        return out
-
-    def shift_variants(raw):
-        """{variant: (n, k)} as the clean study's variants (pooled MC dropout and ensemble)."""
-        out = {v: raw[v] for v in ("baseline", "label_smoothing", "overfit_noaug", "focal_loss", "mixup")}
-        out["mc_dropout"] = pooled_log_probs(raw["mc_dropout_samples"])
-        out["ensemble"] = pooled_log_probs(np.stack([raw[m] for m in members]))
-        return {k: v.astype(np.float32) for k, v in out.items()}  # what OUT/logits keeps
-
-    clean = {v.name: v.test[idx].astype(np.float32) for v in variants}
-    sets = [(sh.CLEAN, 0, clean)]
+    variants = {v.name: v.test[idx].astype(np.float32) for v in clean.variants}
+    sets = [(sh.CLEAN, 0, variants)]
     todo = [(c, s) for c in names for s in p.severities]
-    log(f"shift: {len(names)} corruptions x {len(p.severities)} severities on {len(y_sh)} test images; "
-        f"{len(singles)} models and {p.mc_samples} MC dropout samples each")
-    bar = tqdm(todo, desc="shifted test sets", unit="set", disable=not progress, mininterval=2, dynamic_ncols=True)
+    run.log(f"shift: {len(names)} corruptions x {len(p.severities)} severities on {len(y_sh)} test images; "
+            f"{len(_singles(clean))} models and {p.mc_samples} MC dropout samples each")
+    bar = tqdm(todo, desc="shifted test sets", unit="set", disable=not run.progress, mininterval=2,
+               dynamic_ncols=True)
     for c, s in bar:
-        raw = cached(f"shift/{c}-s{s}", lambda c=c, s=s: predict_all(
-            corrupted_test_set(x_sh, c, s, work / "corruptions", seed=0), mc_seed=100 + s))
-        sets.append((c, s, shift_variants(raw)))
+        raw = run.cached(f"shift/{c}-s{s}", lambda c=c, s=s: _predict_all(
+            run, clean, corrupted_test_set(x_sh, c, s, run.work / "corruptions", seed=0), mc_seed=100 + s))
+        sets.append((c, s, _pooled_variants(raw, clean.members)))
     bar.close()
-    for v in clean:
+    for v in variants:
         arr = np.stack([np.stack([d[v] for c2, s2, d in sets[1:] if c2 == c]) for c in names]).astype(np.float32)
-        atomic_save_npz(out / "logits" / f"shift_{v}.npz", logits=arr, labels=y_sh, corruptions=np.array(names),
+        atomic_save_npz(run.out / "logits" / f"shift_{v}.npz", logits=arr, labels=y_sh, corruptions=np.array(names),
                         severities=np.array(p.severities), test_rows=idx)
+    return sets
 
-    cals = {(v, c): fitted.get((v, c)) for v in clean for c in sh.SHIFT_CALIBRATORS}
-    log(f"shift metrics: {len(cals)} model x calibrator pairs x {len(sets)} sets, {p.n_shift_resamples} resamples")
-    mbar = tqdm(total=len(cals) * len(sets), desc="shift metrics", unit="cell", disable=not progress,
+
+def _shift_metrics(run: Run, clean: CleanStudy, sets: list, y_sh) -> tuple[list, list]:
+    """(one row per model x calibrator x set with bootstrap intervals, the three patterns tested)."""
+    from tqdm import tqdm
+
+    from calibrate.apps.cifar10 import shift as sh
+
+    p = run.p
+    variants = sets[0][2]
+    cals = {(v, c): clean.fitted.get((v, c)) for v in variants for c in sh.SHIFT_CALIBRATORS}
+    run.log(f"shift metrics: {len(cals)} model x calibrator pairs x {len(sets)} sets, {p.n_shift_resamples} "
+            "resamples")
+    mbar = tqdm(total=len(cals) * len(sets), desc="shift metrics", unit="cell", disable=not run.progress,
                 mininterval=2, dynamic_ncols=True)
     rows = sh.shift_rows(sets, y_sh, cals, p.n_shift_resamples, seed=0, bar=mbar)
     mbar.close()
-    model_names = [v.name for v in variants]
-    patterns = sh.patterns(rows, model_names)
+    patterns = sh.patterns(rows, [v.name for v in clean.variants])
     for pat in patterns:
-        log(f"pattern '{pat['pattern']}': {'held' if pat['held'] else 'did NOT hold'}. {pat['text']}")
+        run.log(f"pattern '{pat['pattern']}': {'held' if pat['held'] else 'did NOT hold'}. {pat['text']}")
+    return rows, patterns
 
+
+def _conformal_and_risk_coverage(clean: CleanStudy, sets: list, y_sh) -> tuple[list, dict]:
+    """Conformal coverage under shift and the risk-coverage curve at each severity (rows of all
+    corruptions pooled), for the baseline and the ensemble with temperature scaling."""
+    from calibrate.apps.cifar10 import shift as sh
+    from calibrate.metrics import selective
+
+    y_val = clean.val[1]
     conf_rows, rc_curves = [], {}
     for v in ("baseline", "ensemble"):
-        t = fitted[(v, "temperature")]
-        val_lp = t.predict_log_proba(next(x for x in variants if x.name == v).val, kind="logits")
+        t = clean.fitted[(v, "temperature")]
+        val_lp = t.predict_log_proba(next(x for x in clean.variants if x.name == v).val, kind="logits")
         cal_sets = [(c, s, t.predict_log_proba(d[v], kind="logits")) for c, s, d in sets]
         conf_rows += sh.conformal_rows(f"{v} + temperature", val_lp, y_val, cal_sets, y_sh, alpha=0.1)
         by_sev = {}
@@ -452,59 +644,79 @@ def shift_and_ood(p: Preset, models, variants, fitted, members, val, test, logit
             cov, risk = selective.risk_coverage(conf, ok)
             by_sev[sev] = (cov, risk, selective.aurc(conf, ok))
         rc_curves[f"{v} + temperature (rows of all corruptions)"] = by_sev
+    return conf_rows, rc_curves
 
-    # ---- OOD: far sets against the clean test set; near: the held-out-class model
-    log(f"OOD: {', '.join(OOD_SETS)} ({p.n_ood} images per far set)")
-    ood_rows, roc = [], {}
-    in_raw = {m: logits[m]["test"] for m in singles}
-    in_raw["mc_dropout_samples"] = mc["test"]
-    in_var, in_samples = shift_variants(in_raw), {"mc_dropout": in_raw["mc_dropout_samples"],
-                                                  "ensemble": np.stack([in_raw[m] for m in members])}
 
-    def add_roc(panel, label, s_in, s_out, new_rows):
-        """ROC curves of the headline scores, with the AUROC of the rows just computed."""
-        for r in new_rows:
-            if r["score"] in ("MSP", "energy", "mutual information"):
-                fpr, tpr = sh.roc_points(s_in[r["score"]], s_out[r["score"]])
-                roc.setdefault(panel, {})[f"{label}: {r['score']}"] = (fpr, tpr, r["auroc"])
+def _add_roc(roc: dict, panel: str, label: str, s_in: dict, s_out: dict, new_rows: list) -> None:
+    """ROC curves of the headline scores into ``roc[panel]``, with the AUROC of the rows just computed."""
+    from calibrate.apps.cifar10 import shift as sh
 
-    def scores(samples, var, v):
-        t = fitted[(v, "temperature")].temperature_ if (v, "temperature") in fitted else None
-        return sh.ood_score_sets(var[v], samples.get(v), temperature=t)
+    for r in new_rows:
+        if r["score"] in ("MSP", "energy", "mutual information"):
+            fpr, tpr = sh.roc_points(s_in[r["score"]], s_out[r["score"]])
+            roc.setdefault(panel, {})[f"{label}: {r['score']}"] = (fpr, tpr, r["auroc"])
 
+
+def _variant_scores(clean: CleanStudy, samples: dict, var: dict, v: str) -> dict:
+    """The detection scores of variant ``v`` (logits ``var[v]``, its samples if any, MSP after its temperature)."""
+    from calibrate.apps.cifar10 import shift as sh
+
+    t = clean.fitted[(v, "temperature")].temperature_ if (v, "temperature") in clean.fitted else None
+    return sh.ood_score_sets(var[v], samples.get(v), temperature=t)
+
+
+def _far_ood(run: Run, clean: CleanStudy) -> tuple[list, dict]:
+    """Detection rows of every variant on each far OOD set against the clean test set, and
+    the ROC panels of the baseline and the ensemble."""
+    from calibrate.apps.cifar10 import shift as sh
+    from calibrate.apps.cifar10.ood import N_DIGITS, OOD_SETS, far_ood_images
+
+    p, members = run.p, clean.members
+    in_raw = {m: clean.logits[m]["test"] for m in _singles(clean)}
+    in_raw["mc_dropout_samples"] = clean.mc["test"]
+    in_var = _pooled_variants(in_raw, members)
+    in_samples = {"mc_dropout": in_raw["mc_dropout_samples"], "ensemble": np.stack([in_raw[m] for m in members])}
+    rows, roc = [], {}
     for name in [n for n, kind in OOD_SETS.items() if kind == "far"]:
         n_out = min(p.n_ood, N_DIGITS) if name == "digits" else p.n_ood
-        raw = cached(f"ood/{name}", lambda name=name, n=n_out: predict_all(far_ood_images(name, n, seed=0), mc_seed=200))
-        out_var = shift_variants(raw)
+        raw = run.cached(f"ood/{name}", lambda name=name, n=n_out: _predict_all(
+            run, clean, far_ood_images(name, n, seed=0), mc_seed=200))
+        out_var = _pooled_variants(raw, members)
         out_samples = {"mc_dropout": raw["mc_dropout_samples"], "ensemble": np.stack([raw[m] for m in members])}
-        atomic_save_npz(out / "logits" / f"ood_{name}.npz", **{k: v.astype(np.float32) for k, v in raw.items()})
+        atomic_save_npz(run.out / "logits" / f"ood_{name}.npz", **{k: v.astype(np.float32) for k, v in raw.items()})
         for v in in_var:
-            s_in, s_out = scores(in_samples, in_var, v), scores(out_samples, out_var, v)
+            s_in, s_out = _variant_scores(clean, in_samples, in_var, v), _variant_scores(clean, out_samples, out_var, v)
             new = sh.ood_rows(v, name, "far", s_in, s_out, p.n_shift_resamples)
-            ood_rows += new
+            rows += new
             if v in ("baseline", "ensemble"):
-                add_roc(f"{name} (far)", v, s_in, s_out, new)
-    hm = models[HELD_OUT_MODEL]
-    near = cached(f"ood/{HELD_OUT_MODEL}", lambda: {
-        "mc_dropout_samples": mc_dropout_logits(hm, x_test, p.mc_samples, seed=300, precision=prec, device=dev)})
+                _add_roc(roc, f"{name} (far)", v, s_in, s_out, new)
+    return rows, roc
+
+
+def _near_ood(run: Run, clean: CleanStudy) -> tuple[list, dict]:
+    """Detection rows of the held-out-class model (single and MC dropout): the test images of
+    the kept classes against those of the held-out ones; and its ROC panel."""
+    from calibrate.apps.cifar10 import shift as sh
+    from calibrate.apps.cifar10.sampling import mc_dropout_logits
+    from calibrate.metrics.uncertainty import pooled_log_probs
+
+    p, held, (x_test, y_test) = run.p, clean.held, clean.test
+    hm = clean.models[HELD_OUT_MODEL]
+    near = run.cached(f"ood/{HELD_OUT_MODEL}", lambda: {"mc_dropout_samples": mc_dropout_logits(
+        hm, x_test, p.mc_samples, seed=300, precision=run.prec, device=run.dev)})
     hm.cpu()
-    z, zs = logits[HELD_OUT_MODEL]["test"], near["mc_dropout_samples"]
-    atomic_save_npz(out / "logits" / f"ood_{HELD_OUT_MODEL}.npz", test=z.astype(np.float32),
+    z, zs = clean.logits[HELD_OUT_MODEL]["test"], near["mc_dropout_samples"]
+    atomic_save_npz(run.out / "logits" / f"ood_{HELD_OUT_MODEL}.npz", test=z.astype(np.float32),
                     mc_dropout_samples=zs.astype(np.float32), labels=y_test, held_out=np.array(p.held_out))
     near_sets = {HELD_OUT_MODEL: (z, None), f"{HELD_OUT_MODEL} (MC dropout)": (pooled_log_probs(zs), zs)}
+    rows, roc = [], {}
     for v, (zz, ss) in near_sets.items():
         s_in = sh.ood_score_sets(zz[held.in_mask], None if ss is None else ss[:, held.in_mask])
         s_out = sh.ood_score_sets(zz[held.out_mask], None if ss is None else ss[:, held.out_mask])
         new = sh.ood_rows(v, HELD_OUT_MODEL, "near", s_in, s_out, p.n_shift_resamples)
-        ood_rows += new
-        add_roc("held-out classes (near)", "single" if ss is None else "MC dropout", s_in, s_out, new)
-    study = {"shift": {"corruptions": names, "severities": list(p.severities), "n": int(len(y_sh)),
-                       "n_resamples": p.n_shift_resamples, "calibrators": list(sh.SHIFT_CALIBRATORS),
-                       "rows": rows, "patterns": patterns, "conformal": conf_rows},
-             "ood": {"sets": dict(OOD_SETS), "n_in": int(len(y_test)), "n_out_far": int(p.n_ood),
-                     "held_out_classes": list(held.held_out),
-                     "rows": ood_rows}}
-    return study, {"roc": roc, "risk_coverage": rc_curves}
+        rows += new
+        _add_roc(roc, "held-out classes (near)", "single" if ss is None else "MC dropout", s_in, s_out, new)
+    return rows, roc
 
 
 def model_specs(p: Preset) -> dict:

@@ -18,9 +18,9 @@ import numpy as np
 from calibrate import conformal
 from calibrate.metrics import calibration as metrics
 from calibrate.metrics import ood, selective
-from calibrate.metrics.summary import detection_intervals
 from calibrate.report.beyond import ood_scores
-from calibrate.report.html import evaluate_with_ci
+from calibrate.resampling.detection import detection_intervals
+from calibrate.resampling.tables import evaluate_with_ci
 
 SHIFT_KEYS = ("accuracy", "ece", "nll", "brier")
 SHIFT_CALIBRATORS = ("none", "temperature", "dirichlet", "isotonic")  # fitted on clean validation data

@@ -93,6 +93,23 @@ def _atomic_torch_save(obj, path: Path):
     os.replace(tmp, path)
 
 
+@dataclass
+class _Loop:
+    """What every training step uses: the model, its (possibly compiled) forward, the
+    optimiser, the schedule, the fp16 gradient scaler (None otherwise), device and precision."""
+
+    cfg: TrainConfig
+    model: ResNet9
+    forward: object
+    opt: torch.optim.Optimizer
+    sched: object
+    scaler: object
+    dev: torch.device
+    prec: str
+    channels_last: bool
+    compile: bool
+
+
 def train(cfg: TrainConfig, x_train: np.ndarray, y_train: np.ndarray, out_dir, progress: bool = True,
           desc: str = "train", device="cpu", precision: str = "fp32", channels_last: bool = True,
           compile: bool = False, bar=None) -> ResNet9:
@@ -105,28 +122,55 @@ def train(cfg: TrainConfig, x_train: np.ndarray, y_train: np.ndarray, out_dir, p
     ``bar``: an outer tqdm bar advanced once per step (else a per-epoch bar is shown).
     Each epoch's line in ``log.jsonl`` records the device and precision it ran in.
     """
-    from tqdm import tqdm
-
     dev = ctorch.resolve_device(device)
     prec = ctorch.resolve_precision(precision, dev)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    cfg_path, last_path, final_path = out / "config.json", out / "last.pt", out / "model.pt"
-    meta = {"config": cfg.to_dict(), "n_train": int(len(y_train))}
-    if cfg_path.exists():
-        old = json.loads(cfg_path.read_text())
-        # "bf16": before precision was chosen per machine; fields added since take their defaults
-        old_cfg = {**TrainConfig().to_dict(), **{k: v for k, v in old.get("config", {}).items() if k != "bf16"}}
-        if old_cfg != meta["config"] or old.get("n_train") != meta["n_train"]:
-            raise ValueError(f"{out}: holds a run with another configuration; use another folder")
-    else:
-        cfg_path.write_text(json.dumps(meta, indent=1))
+    last_path, final_path = out / "last.pt", out / "model.pt"
+    _check_config(out / "config.json", cfg, y_train)
     model = build_model(cfg, int(y_train.max()) + 1, channels_last)
     if final_path.exists():
         model.load_state_dict(torch.load(final_path, map_location="cpu", weights_only=True))
         return model.eval()
 
     steps_per_epoch = math.ceil(len(y_train) / cfg.batch_size)
+    opt, sched, start = _optimiser(model, cfg, steps_per_epoch, last_path, dev)
+    scaler = torch.amp.GradScaler("cuda") if prec == "fp16" else None
+    forward = torch.compile(model) if compile else model
+    loop = _Loop(cfg, model, forward, opt, sched, scaler, dev, prec, channels_last, compile)
+    x_all = to_tensor(x_train, channels_last).to(dev)
+    y_all = torch.from_numpy(np.asarray(y_train, dtype=np.int64)).to(dev)
+    for epoch in range(start, cfg.epochs):
+        entry = _epoch(loop, x_all, y_all, epoch, steps_per_epoch, desc, progress, bar)
+        _atomic_torch_save({"model": {k: v.cpu() for k, v in model.state_dict().items()}, "optimizer": opt.state_dict(),
+                            "scheduler": sched.state_dict(), "epoch": epoch}, last_path)
+        with open(out / "log.jsonl", "a") as fh:
+            fh.write(json.dumps(entry) + "\n")
+        if progress and bar is None:
+            print(f"{desc} epoch {epoch + 1}/{cfg.epochs}: loss {entry['train_loss']:.4f} "
+                  f"acc {entry['train_acc']:.4f} ({entry['seconds']:.0f} s)", flush=True)
+    model.cpu()
+    _atomic_torch_save(model.state_dict(), final_path)
+    last_path.unlink(missing_ok=True)
+    return model.eval()
+
+
+def _check_config(cfg_path: Path, cfg: TrainConfig, y_train: np.ndarray) -> None:
+    """Write ``config.json``, or check that the one there is of the same run (else ValueError)."""
+    meta = {"config": cfg.to_dict(), "n_train": int(len(y_train))}
+    if cfg_path.exists():
+        old = json.loads(cfg_path.read_text())
+        # "bf16": before precision was chosen per machine; fields added since take their defaults
+        old_cfg = {**TrainConfig().to_dict(), **{k: v for k, v in old.get("config", {}).items() if k != "bf16"}}
+        if old_cfg != meta["config"] or old.get("n_train") != meta["n_train"]:
+            raise ValueError(f"{cfg_path.parent}: holds a run with another configuration; use another folder")
+    else:
+        cfg_path.write_text(json.dumps(meta, indent=1))
+
+
+def _optimiser(model: ResNet9, cfg: TrainConfig, steps_per_epoch: int, last_path: Path, dev):
+    """(SGD Nesterov, one-cycle schedule, first epoch to run), resumed from ``last_path`` when
+    it exists; the model and the optimiser state moved to ``dev``."""
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=True,
                           weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch,
@@ -144,62 +188,62 @@ def train(cfg: TrainConfig, x_train: np.ndarray, y_train: np.ndarray, out_dir, p
         for key, val in st.items():
             if torch.is_tensor(val):
                 st[key] = val.to(dev)
-    scaler = torch.amp.GradScaler("cuda") if prec == "fp16" else None
-    forward = torch.compile(model) if compile else model
-    x_all = to_tensor(x_train, channels_last).to(dev)
-    y_all = torch.from_numpy(np.asarray(y_train, dtype=np.int64)).to(dev)
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    log = []
-    for epoch in range(start, cfg.epochs):
-        t0 = time.time()
-        torch.manual_seed(cfg.seed * 10_007 + epoch)  # dropout
-        gen = torch.Generator().manual_seed(cfg.seed * 10_007 + epoch)
-        perm = torch.randperm(len(y_all), generator=gen).to(dev)
-        model.train()
-        total, correct, loss_sum = 0, 0, 0.0
-        inner = tqdm(range(steps_per_epoch), desc=f"{desc} epoch {epoch + 1}/{cfg.epochs}",
-                     disable=not progress or bar is not None, mininterval=5, leave=False)
-        for i in inner:
-            idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
-            xb, yb = x_all[idx], y_all[idx]
-            if cfg.augment:
-                xb = augment_batch(xb.cpu(), gen).to(dev) if dev.type != "cpu" else augment_batch(xb, gen)
-            mixed = mixup(xb, yb, cfg.mixup_alpha, generator=gen) if cfg.mixup_alpha > 0 else None
-            xb = (mixed.x if mixed is not None else xb).contiguous(memory_format=fmt)
-            with ctorch.autocast(dev, prec):
-                logits = forward(xb)
-            loss = training_loss(cfg, logits, yb, mixed)
-            opt.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-            else:
-                loss.backward()
-                opt.step()
-            sched.step()
-            total += len(yb)
-            correct += int((logits.argmax(1) == yb).sum())
-            loss_sum += loss.item() * len(yb)
-            post = {"loss": f"{loss_sum / total:.3f}", "acc": f"{correct / total:.3f}"}
-            inner.set_postfix(post, refresh=False)
-            if bar is not None:
-                bar.set_postfix({"model": desc, "epoch": f"{epoch + 1}/{cfg.epochs}", **post}, refresh=False)
-                bar.update(1)
-        log.append({"epoch": epoch + 1, "train_loss": loss_sum / total, "train_acc": correct / total,
-                    "seconds": time.time() - t0, "device": str(dev), "precision": prec,
-                    "channels_last": channels_last, "compile": compile})
-        _atomic_torch_save({"model": {k: v.cpu() for k, v in model.state_dict().items()}, "optimizer": opt.state_dict(),
-                            "scheduler": sched.state_dict(), "epoch": epoch}, last_path)
-        with open(out / "log.jsonl", "a") as fh:
-            fh.write(json.dumps(log[-1]) + "\n")
-        if progress and bar is None:
-            print(f"{desc} epoch {epoch + 1}/{cfg.epochs}: loss {log[-1]['train_loss']:.4f} "
-                  f"acc {log[-1]['train_acc']:.4f} ({log[-1]['seconds']:.0f} s)", flush=True)
-    model.cpu()
-    _atomic_torch_save(model.state_dict(), final_path)
-    last_path.unlink(missing_ok=True)
-    return model.eval()
+    return opt, sched, start
+
+
+def _epoch(loop: _Loop, x_all: torch.Tensor, y_all: torch.Tensor, epoch: int, steps_per_epoch: int, desc: str,
+           progress: bool, bar) -> dict:
+    """One epoch over a seeded permutation of the rows; returns its ``log.jsonl`` entry."""
+    from tqdm import tqdm
+
+    cfg = loop.cfg
+    t0 = time.time()
+    torch.manual_seed(cfg.seed * 10_007 + epoch)  # dropout
+    gen = torch.Generator().manual_seed(cfg.seed * 10_007 + epoch)
+    perm = torch.randperm(len(y_all), generator=gen).to(loop.dev)
+    loop.model.train()
+    total, correct, loss_sum = 0, 0, 0.0
+    inner = tqdm(range(steps_per_epoch), desc=f"{desc} epoch {epoch + 1}/{cfg.epochs}",
+                 disable=not progress or bar is not None, mininterval=5, leave=False)
+    for i in inner:
+        idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+        yb = y_all[idx]
+        logits, loss = _step(loop, x_all[idx], yb, gen)
+        total += len(yb)
+        correct += int((logits.argmax(1) == yb).sum())
+        loss_sum += loss.item() * len(yb)
+        post = {"loss": f"{loss_sum / total:.3f}", "acc": f"{correct / total:.3f}"}
+        inner.set_postfix(post, refresh=False)
+        if bar is not None:
+            bar.set_postfix({"model": desc, "epoch": f"{epoch + 1}/{cfg.epochs}", **post}, refresh=False)
+            bar.update(1)
+    return {"epoch": epoch + 1, "train_loss": loss_sum / total, "train_acc": correct / total,
+            "seconds": time.time() - t0, "device": str(loop.dev), "precision": loop.prec,
+            "channels_last": loop.channels_last, "compile": loop.compile}
+
+
+def _step(loop: _Loop, xb: torch.Tensor, yb: torch.Tensor, gen: torch.Generator):
+    """One optimiser step on the batch (xb (b, 3, 32, 32), yb (b,)): augmentation, mixup,
+    forward under autocast, loss, backward, step. Returns (logits (b, k), loss)."""
+    cfg, dev = loop.cfg, loop.dev
+    if cfg.augment:
+        xb = augment_batch(xb.cpu(), gen).to(dev) if dev.type != "cpu" else augment_batch(xb, gen)
+    mixed = mixup(xb, yb, cfg.mixup_alpha, generator=gen) if cfg.mixup_alpha > 0 else None
+    fmt = torch.channels_last if loop.channels_last else torch.contiguous_format
+    xb = (mixed.x if mixed is not None else xb).contiguous(memory_format=fmt)
+    with ctorch.autocast(dev, loop.prec):
+        logits = loop.forward(xb)
+    loss = training_loss(cfg, logits, yb, mixed)
+    loop.opt.zero_grad(set_to_none=True)
+    if loop.scaler is not None:
+        loop.scaler.scale(loss).backward()
+        loop.scaler.step(loop.opt)
+        loop.scaler.update()
+    else:
+        loss.backward()
+        loop.opt.step()
+    loop.sched.step()
+    return logits, loss
 
 
 def predict_logits(model, x_uint8: np.ndarray, batch_size: int = 1000, precision: str = "fp32",

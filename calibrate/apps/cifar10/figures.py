@@ -1,4 +1,4 @@
-"""Figures of calibration under shift and of OOD detection (matplotlib, no global state).
+"""The CIFAR-10 study's figures of calibration under shift and of OOD detection (matplotlib, no global state).
 
 - ``severity_boxplot_figure``: a metric against shift severity, one box per method at each
   severity, each box over the corruptions (the layout of Ovadia et al. 2019, figure 2).
