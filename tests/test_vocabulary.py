@@ -11,10 +11,10 @@ from calibrate._core import blocks
 from calibrate._core.validation import MAX_RESAMPLES, renamed_keywords
 from calibrate.calibrators import base
 from calibrate.metrics import decomposition, ood, selective, smooth
+from calibrate.resampling import Interval, PairedInterval, bootstrap_ci, paired_bootstrap_ci
 from calibrate.resampling import detection as detection_rs
 from calibrate.resampling import selective as selective_rs
 from calibrate.resampling import smooth as smooth_rs
-from calibrate.resampling import Interval, PairedInterval, bootstrap_ci, paired_bootstrap_ci
 from calibrate.resampling.bootstrap import bootstrap_many
 
 
