@@ -54,15 +54,16 @@ def json_lines(path):
         lineno = 0
         for raw in f:
             lineno += 1
-            if not raw.strip():
-                continue
             try:
-                yield lineno, loads(raw)
+                obj = loads(raw)
             except ValueError as e:
+                if not raw.strip():
+                    continue
                 if not raw.endswith(b"\n"):
                     fail(path, lineno, "the last line is incomplete JSON (the file is truncated, "
                                        "or still being written)")
                 fail(path, lineno, f"not valid JSON ({str(e).splitlines()[0]})")
+            yield lineno, obj
 
 
 def first_json_line(path):
@@ -164,17 +165,16 @@ class BlockBuilder:
         self._reset()
 
     def _reset(self):
-        self.scores, self.labels, self.ids, self.lines = [], [], [], []
-        self.meta = {m: [] for m in self.meta_names}
+        self.scores, self.labels, self.ids, self.lines, self.meta = [], [], [], [], []
         self.dropped, self.floored = [], 0
 
     def add(self, scores, label, row_id, lineno, meta_values):
+        """One row: its k scores, gold index, id, line and metadata (a tuple, in meta_names order)."""
         self.scores.append(scores)
         self.labels.append(label)
         self.ids.append(row_id)
         self.lines.append(lineno)
-        for name, v in zip(self.meta_names, meta_values):
-            self.meta[name].append(v)
+        self.meta.append(meta_values)
 
     def full(self) -> bool:
         return len(self.scores) >= self.block_rows
@@ -195,7 +195,8 @@ class BlockBuilder:
         ids = np.empty(m, dtype=object)
         ids[:] = self.ids
         meta = {}
-        for name, vals in self.meta.items():
+        columns = list(zip(*self.meta)) if m else [()] * len(self.meta_names)
+        for name, vals in zip(self.meta_names, columns):
             col = np.empty(m, dtype=object)
             col[:] = vals
             meta[name] = col

@@ -43,6 +43,7 @@ from calibrate.io.llm._common import (
     metadata_value,
 )
 
+_INF = float("inf")
 CHOICE_SCORES = ("sum", "char-norm", "byte-norm", "token-norm")
 _NAME = re.compile(r"^samples_(?P<task>.+?)(?:_(?P<date>\d{4}-\d{2}-\d{2}T[0-9.:\-]+))?\.jsonl(?:\.gz)?$")
 
@@ -65,14 +66,14 @@ def looks_like(obj) -> bool:
         "doc_id" in obj or "arguments" in obj or "target" in obj)
 
 
-def _loglikelihood(entry, path, lineno, j):
+def _loglikelihood(entry, path, lineno, j, key):
     """The log-likelihood of request j: the first number inside nested lists."""
     x = entry
     while isinstance(x, list):
         if not x:
-            fail(path, lineno, f"field 'filtered_resps' [{j}]: empty response")
+            fail(path, lineno, f"field '{key}' [{j}]: empty response")
         x = x[0]
-    return as_float(x, path, lineno, f"field 'filtered_resps' [{j}]")
+    return as_float(x, path, lineno, f"field '{key}' [{j}]")
 
 
 def _continuations(row, path, lineno, k):
@@ -162,15 +163,17 @@ def iter_blocks(path, *, choice_score="sum", target_delimiter=" ", token_counts_
             fail(path, lineno, "field 'filtered_resps': missing or empty (not a multiple-choice log "
                                "written with --log_samples?)")
         k = len(resps)
-        if key == "resps":
-            lls = [_loglikelihood(r, path, lineno, j) for j, r in enumerate(resps)]
-        else:
-            lls = []
-            for j, r in enumerate(resps):
-                x = r[0] if isinstance(r, list) and r and not isinstance(r[0], list) else r
-                lls.append(as_float(x, path, lineno, f"field 'filtered_resps' [{j}]")
-                           if not isinstance(x, list) else _loglikelihood(x, path, lineno, j))
-        choices_of = partial(_choices, row, path, lineno, k, target_delimiter, [])
+        try:
+            lls = [float(r[0]) for r in resps] if key == "filtered_resps" else None
+        except (TypeError, ValueError, IndexError, KeyError):
+            lls = None
+        if lls is not None:
+            total = sum(lls)
+            if total != total or total == _INF:
+                lls = None
+        if lls is None:
+            lls = [_loglikelihood(r, path, lineno, j, key) for j, r in enumerate(resps)]
+        choices_of = partial(_choices, row, path, lineno, k, target_delimiter, []) if need_text else None
         if need_text:
             texts = choices_of()
             if choice_score == "byte-norm":
@@ -195,7 +198,12 @@ def iter_blocks(path, *, choice_score="sum", target_delimiter=" ", token_counts_
                 scores.append(ll / c)
         else:
             scores = lls
-        label = _gold(row, path, lineno, k, choices_of)
+        t = row.get("target")
+        if type(t) is str and t.isdigit() and int(t) < k:
+            label = int(t)
+        else:
+            label = _gold(row, path, lineno, k, choices_of
+                          or partial(_choices, row, path, lineno, k, target_delimiter, []))
         task = row.get("task")
         task = task if isinstance(task, str) and task else file_task
         doc = row.get("doc")
@@ -203,9 +211,12 @@ def iter_blocks(path, *, choice_score="sum", target_delimiter=" ", token_counts_
         subject = subject if isinstance(subject, str) and subject else task
         doc_id = row.get("doc_id")
         row_id = f"{task}/{doc_id}" if doc_id is not None else f"{task}/line{lineno}"
-        extra = [metadata_value(get_path(row, f, None)) for f in fields]
-        out.add(scores, label, row_id, lineno, [task, subject, path, *extra])
-        if out.full():
+        if fields:
+            out.add(scores, label, row_id, lineno,
+                    (task, subject, path, *[metadata_value(get_path(row, f, None)) for f in fields]))
+        else:
+            out.add(scores, label, row_id, lineno, (task, subject, path))
+        if len(out.scores) >= out.block_rows:
             yield out.take()
     if out.pending():
         yield out.take()
