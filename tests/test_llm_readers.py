@@ -466,3 +466,39 @@ def test_mixed_formats_are_refused(tmp_path):
     write_jsonl(tmp_path / "b.jsonl", [{"logprobs": [-1.0, -2.0], "label": 0}])
     with pytest.raises(InputError, match="read one format at a time"):
         read_choice_logits(tmp_path)
+
+
+def test_json_module_fallback_reads_the_same_values(tmp_path, monkeypatch):
+    from calibrate.io.llm import _common
+
+    rows = [lm_row_later(i, "Q?", CONTS, ll, i % 4) for i, ll in enumerate(LLS)]
+    p = write_jsonl(tmp_path / "samples_geo_x.jsonl", rows)
+    fast = read_choice_logits(p)
+    monkeypatch.setattr(_common, "loads", json.loads)
+    slow = read_choice_logits(p)
+    np.testing.assert_array_equal(fast.logits, slow.logits)
+    np.testing.assert_array_equal(fast.labels, slow.labels)
+
+
+def test_readme_example_runs_on_logs_in_the_documented_shapes(tmp_path, monkeypatch):
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+                 if "read_choice_logits" in b)
+    folder = tmp_path / "lm_eval_out" / "my-model"
+    folder.mkdir(parents=True)
+    write_jsonl(folder / "samples_mmlu_anatomy_2024-01-01T00-00-00.jsonl",
+                [lm_row_later(i, "Q?", CONTS, ll, i % 4, doc={"subject": "anatomy"})
+                 for i, ll in enumerate(LLS)])
+    top = [("A", -0.1), ("B", -2.5), ("C", -3.0)]
+    write_jsonl(tmp_path / "batch_output.jsonl",
+                [batch_line(f"q-{i}", chat_response(f"c{i}", [("A", -0.1, top)])) for i in (1, 2)])
+    (tmp_path / "gold.csv").write_text("custom_id,answer\nq-1,A\nq-3,B\n")
+    monkeypatch.chdir(tmp_path)
+    ns = {}
+    exec(compile(block, "README.md", "exec"), ns)
+    assert ns["logs"].ids[:2].tolist() == ["mmlu_anatomy/0", "mmlu_anatomy/1"]
+    assert ns["answers"].floored == 1 and ns["answers"].unmatched_labels == ["q-3"]
+    assert [rid for rid, _ in ns["answers"].dropped] == ["q-2"]
