@@ -502,3 +502,17 @@ def test_readme_example_runs_on_logs_in_the_documented_shapes(tmp_path, monkeypa
     assert ns["logs"].ids[:2].tolist() == ["mmlu_anatomy/0", "mmlu_anatomy/1"]
     assert ns["answers"].floored == 1 and ns["answers"].unmatched_labels == ["q-3"]
     assert [rid for rid, _ in ns["answers"].dropped] == ["q-2"]
+
+
+def test_labels_key_reads_the_gold_from_another_field(tmp_path):
+    row = lm_row_later(0, "Q?", CONTS, LLS[0], 0, doc={"answer": 3})
+    p = write_jsonl(tmp_path / "samples_geo_x.jsonl", [row])
+    assert read_choice_logits(p, labels_key="doc.answer").labels.tolist() == [3]
+
+
+def test_batch_input_file_is_named_as_such(tmp_path):
+    req = {"custom_id": "q-1", "method": "POST", "url": "/v1/chat/completions",
+           "body": {"model": "m", "messages": [], "logprobs": True, "top_logprobs": 5}}
+    p = write_jsonl(tmp_path / "batch_input.jsonl", [req])
+    with pytest.raises(InputError, match="a Batch API input"):
+        read_choice_logits(p)

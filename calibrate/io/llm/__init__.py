@@ -123,6 +123,8 @@ def detect_format(path) -> str:
     if first is None:
         raise InputError(f"{path}: empty file, nothing to detect")
     lineno, obj = first
+    if isinstance(obj, dict) and "custom_id" in obj and "url" in obj and "method" in obj:
+        raise InputError(f"{path}:{lineno}: a Batch API input (requests) file; read its output file")
     if lmeval.looks_like(obj):
         return "lm-eval"
     if responses.looks_like(obj):
@@ -149,7 +151,8 @@ def iter_choice_blocks(path, format="auto", *, choice_score="sum", missing="floo
     if fmt == "lm-eval":
         _refuse(path, fmt, missing=missing != "floor", labels=labels is not None, join_on=join_on is not None)
         return lmeval.iter_blocks(path, choice_score=choice_score, target_delimiter=target_delimiter,
-                                  token_counts_key=token_counts_key, fields=fields, block_rows=block_rows)
+                                  token_counts_key=token_counts_key, labels_key=labels_key, fields=fields,
+                                  block_rows=block_rows)
     if fmt == "openai":
         _refuse(path, fmt, choice_score=choice_score != "sum")
         label_map = _label_map
@@ -184,7 +187,8 @@ def read_choice_logits(paths, format="auto", *, choice_score="sum", missing="flo
     choice_score: lm-eval only: ``"sum"`` (acc), ``"char-norm"`` (acc_norm), ``"byte-norm"``
         (acc_bytes) or ``"token-norm"`` (needs per-choice token counts, ``token_counts_key``).
     missing: openai only: ``"floor"`` or ``"drop"`` for an option absent from the top logprobs.
-    labels_key: the field (dotted path) or column holding the gold answer.
+    labels_key: the field (dotted path) or column holding the gold answer (lm-eval: instead
+        of ``target``).
     labels: a CSV / JSONL file of gold answers, joined to responses on ``join_on``
         (default ``custom_id``); for tables ``join_on`` names the id column.
     fields: more fields (dotted paths) to keep as metadata columns.

@@ -54,6 +54,8 @@ def json_lines(path):
         lineno = 0
         for raw in f:
             lineno += 1
+            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
             try:
                 obj = loads(raw)
             except ValueError as e:

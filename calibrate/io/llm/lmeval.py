@@ -44,6 +44,7 @@ from calibrate.io.llm._common import (
 )
 
 _INF = float("inf")
+_ABSENT = object()
 CHOICE_SCORES = ("sum", "char-norm", "byte-norm", "token-norm")
 _NAME = re.compile(r"^samples_(?P<task>.+?)(?:_(?P<date>\d{4}-\d{2}-\d{2}T[0-9.:\-]+))?\.jsonl(?:\.gz)?$")
 
@@ -112,22 +113,24 @@ def _choices(row, path, lineno, k, delimiter, cache):
     return cache
 
 
-def _gold(row, path, lineno, k, choices_of):
-    t = row.get("target")
+def _gold(t, name, row, path, lineno, k, choices_of):
+    """The gold index from the target value t (field ``name``)."""
+    if t is _ABSENT:
+        fail(path, lineno, f"field '{name}': missing (the gold answer)")
     if isinstance(t, bool) or t is None:
-        fail(path, lineno, f"field 'target': expected the gold choice, got {t!r}")
+        fail(path, lineno, f"field '{name}': expected the gold choice, got {t!r}")
     if isinstance(t, list):
-        fail(path, lineno, "field 'target': several gold answers (a list) are not supported")
+        fail(path, lineno, f"field '{name}': several gold answers (a list) are not supported")
     if isinstance(t, float) and t.is_integer():
         t = int(t)
     if isinstance(t, str) and t.strip().isdigit():
         t = int(t.strip())
     if isinstance(t, int):
         if not 0 <= t < k:
-            fail(path, lineno, f"field 'target': index {t} outside the {k} choices")
+            fail(path, lineno, f"field '{name}': index {t} outside the {k} choices")
         return t
     if not isinstance(t, str):
-        fail(path, lineno, f"field 'target': expected an index or the answer text, got {type(t).__name__}")
+        fail(path, lineno, f"field '{name}': expected an index or the answer text, got {type(t).__name__}")
     choices = choices_of()
     for texts in (choices, [c.strip() for c in choices]):
         want = t if texts is choices else t.strip()
@@ -138,19 +141,21 @@ def _gold(row, path, lineno, k, choices_of):
         doc_choices = doc_choices.get("text")
     if isinstance(doc_choices, list) and t in doc_choices and len(doc_choices) == k:
         return doc_choices.index(t)
-    fail(path, lineno, f"field 'target': {t[:60]!r} is neither an index nor the text of one of the {k} choices")
+    fail(path, lineno, f"field '{name}': {t[:60]!r} is neither an index nor the text of one of the {k} choices")
 
 
 def iter_blocks(path, *, choice_score="sum", target_delimiter=" ", token_counts_key="num_tokens",
-                fields=(), block_rows=65536):
+                labels_key=None, fields=(), block_rows=65536):
     """Yield :class:`ChoiceBlock` s of an lm-evaluation-harness sample log, ``block_rows``
-    rows at a time (memory per block, not per file)."""
+    rows at a time (memory per block, not per file). ``labels_key`` (a dotted path such as
+    ``doc.answer``) reads the gold answer from another field than ``target``."""
     if choice_score not in CHOICE_SCORES:
         fail(path, 0, f"choice_score: expected one of {', '.join(CHOICE_SCORES)}, got {choice_score!r}")
     path = str(path)
     file_task = task_from_filename(path)
     fields = tuple(fields)
     out = BlockBuilder(path, ("task", "subject", "file", *fields), block_rows)
+    target_key = labels_key or "target"
     need_text = choice_score in ("char-norm", "byte-norm")
     for lineno, row in json_lines(path):
         if not isinstance(row, dict):
@@ -198,11 +203,11 @@ def iter_blocks(path, *, choice_score="sum", target_delimiter=" ", token_counts_
                 scores.append(ll / c)
         else:
             scores = lls
-        t = row.get("target")
+        t = row.get("target", _ABSENT) if target_key == "target" else get_path(row, target_key, _ABSENT)
         if type(t) is str and t.isdigit() and int(t) < k:
             label = int(t)
         else:
-            label = _gold(row, path, lineno, k, choices_of
+            label = _gold(t, target_key, row, path, lineno, k, choices_of
                           or partial(_choices, row, path, lineno, k, target_delimiter, []))
         task = row.get("task")
         task = task if isinstance(task, str) and task else file_task

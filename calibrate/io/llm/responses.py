@@ -184,9 +184,16 @@ def _positions(body, path, lineno, prefix):
         if content is None:
             return []
         out = []
+        if not isinstance(content, list):
+            fail(path, lineno, f"field '{prefix}choices[0].logprobs.content': expected a list of tokens")
         for i, tok in enumerate(content):
+            if not isinstance(tok, dict):
+                fail(path, lineno, f"field '{prefix}choices[0].logprobs.content[{i}]': expected an object")
             cands = []
             for c in tok.get("top_logprobs") or ():
+                if not isinstance(c, dict):
+                    fail(path, lineno, f"field '{prefix}choices[0].logprobs.content[{i}].top_logprobs': "
+                                       "expected objects {token, logprob}")
                 cands.append((c.get("token", ""), as_float(
                     c.get("logprob"), path, lineno, f"field '{prefix}choices[0].logprobs.content[{i}]"
                                                     ".top_logprobs'")))
@@ -205,6 +212,8 @@ def _positions(body, path, lineno, prefix):
     token_lps = lp.get("token_logprobs") or []
     out = []
     for i, d in enumerate(tops):
+        if d is not None and not isinstance(d, dict):
+            fail(path, lineno, f"field '{prefix}choices[0].logprobs.top_logprobs[{i}]': expected {{token: logprob}}")
         cands = [(t, as_float(v, path, lineno, f"field '{prefix}choices[0].logprobs.top_logprobs[{i}]'"))
                  for t, v in (d or {}).items()]
         if i < len(tokens) and i < len(token_lps) and token_lps[i] is not None:
