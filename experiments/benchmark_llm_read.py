@@ -6,7 +6,8 @@ request, about 2.4 kB a row) into a temporary folder (never the repository), the
 its first 100,000 rows and all of it, each in a fresh process:
 
   stream  iter_choice_blocks: blocks of 65,536 rows, each dropped after use -- the peak
-          memory must not grow with the file;
+          memory must not grow with the file (the resident memory after each block is
+          shown, from /proc/self/statm);
   whole   read_choice_logits: the (n, 4) logits, labels, ids and metadata kept (memory
           grows by those outputs only).
 
@@ -43,19 +44,24 @@ from calibrate.io.llm import JSON_PARSER, iter_choice_blocks, read_choice_logits
 rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 path, mode = {path!r}, {mode!r}
 w0, c0 = time.perf_counter(), time.process_time()
+page = os.sysconf("SC_PAGE_SIZE")
+rss_blocks = []
 if mode == "stream":
     n = 0
     total = 0.0
     for b in iter_choice_blocks(path, "lm-eval"):
         n += b.n
         total += float(b.logits.sum())
+        with open("/proc/self/statm") as f:
+            rss_blocks.append(int(f.read().split()[1]) * page // 1024)
 else:
     out = read_choice_logits(path, "lm-eval")
     n = out.n
 w1, c1 = time.perf_counter(), time.process_time()
 print(json.dumps({{"n": n, "wall": w1 - w0, "cpu": c1 - c0, "rss0_kb": rss0,
                    "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                   "torch": "torch" in sys.modules, "parser": JSON_PARSER}}))
+                   "rss_blocks_kb": rss_blocks, "torch": "torch" in sys.modules,
+                   "parser": JSON_PARSER}}))
 """
 
 
@@ -136,6 +142,12 @@ def parse_only(path: Path) -> list[str]:
     return out
 
 
+def _span(kb: list) -> str:
+    if not kb:
+        return "-"
+    return f"{min(kb) / 1024:.0f}-{max(kb) / 1024:.0f} over {len(kb)} blocks"
+
+
 def cpu_model() -> str:
     try:
         for line in open("/proc/cpuinfo"):
@@ -179,7 +191,7 @@ def main(argv=None) -> None:
         print(f"wrote {big} ({big.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t0:.0f} s")
         print("parse only, CPU MB/s, first file: " + ", ".join(parse_only(paths[rows[0]])))
         print(f"{'rows':>9} {'mode':>6} {'MB':>7} {'wall s':>7} {'MB/s':>6} {'MB/s cpu':>8} "
-              f"{'rows/s':>8} {'RSS after import MB':>20} {'peak RSS MB':>12}")
+              f"{'rows/s':>8} {'RSS after import MB':>20} {'peak RSS MB':>12}  RSS after each block MB (min-max)")
         for n in rows:
             size = paths[n].stat().st_size
             for mode in ("stream", "whole"):
@@ -188,7 +200,7 @@ def main(argv=None) -> None:
                 assert not r["torch"], "torch was imported by the reader"
                 print(f"{n:>9} {mode:>6} {size / 1e6:>7.0f} {r['wall']:>7.1f} {size / r['wall'] / 1e6:>6.1f} "
                       f"{size / r['cpu'] / 1e6:>8.1f} {n / r['wall']:>8.0f} {r['rss0_kb'] / 1024:>20.0f} "
-                      f"{r['peak_kb'] / 1024:>12.0f}")
+                      f"{r['peak_kb'] / 1024:>12.0f}  {_span(r['rss_blocks_kb'])}")
         print(f"JSON parser {r['parser']}; torch imported by the reading process: no; "
               f"load average after {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     finally:
