@@ -516,3 +516,20 @@ def test_batch_input_file_is_named_as_such(tmp_path):
     p = write_jsonl(tmp_path / "batch_input.jsonl", [req])
     with pytest.raises(InputError, match="a Batch API input"):
         read_choice_logits(p)
+
+
+def test_joined_label_that_is_not_an_option_names_the_labels_file_line(tmp_path):
+    top = [("A", -0.1), ("B", -2.5), ("C", -3.0), ("D", -3.5)]
+    p = write_jsonl(tmp_path / "out.jsonl", [batch_line("q-1", chat_response("c1", [("A", -0.1, top)]))])
+    gold = tmp_path / "gold.csv"
+    gold.write_text("custom_id,answer\nq-1,E\n")
+    with pytest.raises(InputError, match=r"gold\.csv:2: field 'label of q-1': 'E' is not one of the options ABCD"):
+        read_choice_logits(p, labels=gold)
+
+
+def test_every_choice_minus_inf_is_refused(tmp_path):
+    row = lm_row_early(0, "Q?", CONTS[:2], [-1.0, -2.0], 0)
+    row["filtered_resps"] = [["-inf", "False"], ["-inf", "False"]]
+    p = write_jsonl(tmp_path / "samples_geo_x.jsonl", [row])
+    with pytest.raises(InputError, match=r":1: field 'filtered_resps': every choice has log-likelihood -inf"):
+        read_choice_logits(p)

@@ -178,6 +178,8 @@ def iter_blocks(path, *, choice_score="sum", target_delimiter=" ", token_counts_
                 lls = None
         if lls is None:
             lls = [_loglikelihood(r, path, lineno, j, key) for j, r in enumerate(resps)]
+        if max(lls) == -_INF:
+            fail(path, lineno, f"field '{key}': every choice has log-likelihood -inf")
         choices_of = partial(_choices, row, path, lineno, k, target_delimiter, []) if need_text else None
         if need_text:
             texts = choices_of()

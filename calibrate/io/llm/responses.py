@@ -99,7 +99,7 @@ def gold_index(value, options, where):
 def load_labels(path, join_on, labels_key=None, fields=()):
     """Gold answers keyed by id from a CSV (header row) or JSONL file.
 
-    Returns (id -> (gold value, {field: str}), label column name). The id column is
+    Returns (id -> (gold value, {field: value}, line), label column name). The id column is
     ``join_on``; the label column is ``labels_key`` or the first of label, labels, answer,
     gold, target; any of ``fields`` present as columns are kept as metadata.
     """
@@ -143,7 +143,7 @@ def load_labels(path, join_on, labels_key=None, fields=()):
 def _add_label(out, path, lineno, rid, gold, extra):
     if rid in out:
         fail(path, lineno, f"id {rid!r} appears twice")
-    out[rid] = (gold, extra)
+    out[rid] = (gold, extra, lineno)
 
 
 def _unwrap(line, path, lineno):
@@ -307,7 +307,7 @@ def iter_blocks(path, *, options=DEFAULT_OPTIONS, missing="floor", labels_key=No
             if entry is None:
                 out.dropped.append((rid, f"{path}:{lineno}: no gold answer for this id in {labels_path}"))
                 continue
-            gold = gold_index(entry[0], options, (labels_path, 0, f"label of {rid}"))
+            gold = gold_index(entry[0], options, (labels_path, entry[2], f"label of {rid}"))
             extra = entry[1]
         else:
             g = get_path(line, labels_key, _GONE)
