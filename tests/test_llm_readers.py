@@ -533,3 +533,37 @@ def test_every_choice_minus_inf_is_refused(tmp_path):
     p = write_jsonl(tmp_path / "samples_geo_x.jsonl", [row])
     with pytest.raises(InputError, match=r":1: field 'filtered_resps': every choice has log-likelihood -inf"):
         read_choice_logits(p)
+
+
+def test_gzipped_sample_log_is_read(tmp_path):
+    import gzip
+
+    rows = [lm_row_later(i, "Q?", CONTS, ll, 0) for i, ll in enumerate(LLS)]
+    p = tmp_path / "samples_geo_2024-01-01T00-00-00.jsonl.gz"
+    with gzip.open(p, "wt", encoding="utf-8") as f:
+        f.write("\n".join(json.dumps(r) for r in rows) + "\n")
+    out = read_choice_logits(p)
+    np.testing.assert_array_equal(out.logits, np.array(LLS))
+    assert out.meta["task"].tolist() == ["geo"] * 3
+
+
+def test_placeholder_logprob_minus_9999_counts_as_not_listed(tmp_path):
+    top = [("A", -0.2), ("B", -1.0), ("C", -2.0), ("D", -9999.0)]
+    line = chat_response("r1", [("A", -0.2, top)])
+    line["gold"] = "A"
+    p = write_jsonl(tmp_path / "r.jsonl", [line])
+    out = read_choice_logits(p, labels_key="gold")
+    s = np.array([-0.2, -1.0, -2.0, -2.0])
+    np.testing.assert_allclose(out.logits[0], s - np.log(np.exp(s).sum()), atol=1e-15)
+    assert out.floored == 1
+
+
+def test_response_without_any_option_letter_is_listed(tmp_path):
+    lines = [chat_response("r1", [("Sure", -0.1, [("Sure", -0.1), ("I", -2.0)])]),
+             chat_response("r2", [("B", -0.1, [("B", -0.1), ("A", -2.0), ("C", -3.0), ("D", -4.0)])])]
+    for ln in lines:
+        ln["gold"] = "B"
+    p = write_jsonl(tmp_path / "r.jsonl", lines)
+    out = read_choice_logits(p, labels_key="gold")
+    assert out.ids.tolist() == ["r2"]
+    assert out.dropped[0][0] == "r1" and "no option letter" in out.dropped[0][1]
