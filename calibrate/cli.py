@@ -19,6 +19,7 @@ no temporary file.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -420,7 +421,9 @@ def main(argv=None) -> int:
             raise Terminated()
         signal.signal(signal.SIGTERM, on_term)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a full disk under a redirected stdout fails here, not at exit
+        return code
     except (InputError, NotFittedError, CLIError) as e:
         _die(e)
     except MemoryError:
@@ -430,6 +433,9 @@ def main(argv=None) -> int:
     except (ValueError, TypeError, RuntimeError, OSError) as e:
         if os.environ.get("CALIBRATE_DEBUG"):
             raise
+        if isinstance(e, OSError) and e.filename is None and e.errno in _FULL:
+            _die(f"cannot write the standard output ({e.strerror}); free some space on that disk or "
+                 "redirect the output to another one")
         _die(e)
     except KeyboardInterrupt:
         print("calibrate: interrupted", file=sys.stderr)
@@ -439,6 +445,9 @@ def main(argv=None) -> int:
         raise
     finally:
         signal.signal(signal.SIGTERM, old_term)
+
+
+_FULL = (errno.ENOSPC, errno.EDQUOT)  # a redirected standard output on a full disk
 
 
 def _die(e):
