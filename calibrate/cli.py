@@ -415,6 +415,7 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     warnings.showwarning = _show_warning
+    _matplotlib_config_dir()
     old_term = signal.getsignal(signal.SIGTERM)
     if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
         def on_term(signum, frame):
@@ -445,6 +446,44 @@ def main(argv=None) -> int:
         raise
     finally:
         signal.signal(signal.SIGTERM, old_term)
+
+
+def _matplotlib_config_dir() -> None:
+    """Point matplotlib's settings and font cache (``MPLCONFIGDIR``, unless set) away from
+    the home directory: a folder of this user's in the temporary directory, kept between
+    runs (the font list is built once); a fresh one, removed at exit, when that folder is not
+    safely ours. The command line writes nothing into $HOME and needs no writable $HOME."""
+    import stat
+    import tempfile
+
+    if os.environ.get("MPLCONFIGDIR") or "matplotlib" in sys.modules:
+        return
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    path = os.path.join(tempfile.gettempdir(), f"calibrate-matplotlib-{uid if uid is not None else 'user'}")
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        path = None
+    if path is not None:
+        try:
+            st = os.lstat(path)
+        except OSError:
+            path = None
+        else:  # a directory, ours, writable by nobody else (no one can plant a matplotlibrc)
+            if not stat.S_ISDIR(st.st_mode) or (uid is not None and st.st_uid != uid) or st.st_mode & 0o022:
+                path = None
+    if path is None:
+        import atexit
+        import shutil
+
+        try:
+            path = tempfile.mkdtemp(prefix="calibrate-matplotlib-")
+        except OSError:
+            return
+        atexit.register(shutil.rmtree, path, True)
+    os.environ["MPLCONFIGDIR"] = path
 
 
 _FULL = (errno.ENOSPC, errno.EDQUOT)  # a redirected standard output on a full disk
