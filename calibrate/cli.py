@@ -55,11 +55,15 @@ def _read(args, path=None, require_labels=True):
     from .io import read_predictions
 
     cols = [c.strip() for c in args.class_columns.split(",")] if args.class_columns else None
-    return read_predictions(
+    data = read_predictions(
         path or args.data, kind=args.kind, logits_key=args.logits_key,
         labels_key=args.labels_key, labels_path=args.labels if path is None else None,
         require_labels=require_labels, index_col=args.index_col, class_columns=cols,
     )
+    if data.k < 2:  # one class: every probability is 1, every metric a meaningless 0
+        raise CLIError(f"{data.path}: has {data.k} class column; a calibrator needs at least 2, and so do the "
+                       "metrics (binary scores may be one column of an .npz/.npy: (n,) logits of class 1)")
+    return data
 
 
 def _inputs(args) -> list:
@@ -118,6 +122,9 @@ def cmd_apply(args) -> int:
     from .outputs import check_outputs, save_npz
 
     check_outputs([args.output], _inputs(args))
+    if not str(args.output).lower().endswith(".npz"):
+        raise CLIError(f"{args.output}: apply writes a .npz file (arrays 'probs' and 'labels'); give an output "
+                       "name ending in .npz")
     cal = load(args.calibrator)
     data = _read(args, require_labels=False)
     _check_classes(cal, args.calibrator, data)
@@ -201,6 +208,12 @@ def cmd_report(args) -> int:
         cals[name] = cal
     fit_name = ", ".join(args.calibrator or [])
     if args.fit_on:
+        if os.path.exists(args.fit_on) and os.path.exists(args.data) and os.path.samefile(args.fit_on, args.data):
+            import warnings
+
+            warnings.warn(f"{args.fit_on}: --fit-on is DATA itself: the calibrators are measured on the rows they "
+                          "were fitted on, so the report is optimistic; fit on separate validation predictions",
+                          stacklevel=2)
         val = _read(args, path=args.fit_on)
         if val.k != test.k:
             raise CLIError(f"{args.fit_on}: has {val.k} classes, but {args.data} has {test.k}; fit and "

@@ -178,3 +178,31 @@ class _FullStream(io.StringIO):
 def test_a_full_disk_under_redirected_stdout_is_named(files):
     code, _, err = cli("evaluate", files / "p.npz", "--json", stdout=_FullStream())
     one_error(code, err, "standard output", "No space left on device", "free some space")
+
+
+# ---------------------------------------------------------------- more of the trial
+@pytest.mark.parametrize("command", [
+    ["evaluate", "{k1}"],  # printed a "perfect" 0 for every metric
+    ["report", "{k1}", "--resamples", "5", "-o", "{d}/r.html"],  # wrote a report of zeros
+    ["apply", "{d}/c.json", "{k1}", "-o", "{d}/o.npz"],
+])
+def test_one_class_column_is_refused_by_every_command(files, command):
+    np.savez(files / "k1.npz", logits=np.zeros((50, 1)), labels=np.zeros(50, int))
+    before = _snapshot(files)
+    code, _, err = cli(*[a.format(d=files, k1=files / "k1.npz") for a in command])
+    one_error(code, err, "k1.npz: has 1 class column", "at least 2")
+    assert _snapshot(files) == before
+
+
+def test_apply_refuses_an_output_that_is_not_npz(files):
+    """apply wrote a .npz archive under the name probs.csv."""
+    code, _, err = cli("apply", files / "c.json", files / "p.npz", "-o", files / "probs.csv")
+    one_error(code, err, "probs.csv", "ending in .npz")
+    assert not (files / "probs.csv").exists()
+
+
+def test_report_warns_when_fitted_and_measured_on_the_same_rows(files):
+    code, _, err = cli("report", files / "p.npz", "--fit-on", files / "p.npz", "--methods", "temperature",
+                       "--resamples", "5", "-o", files / "r.html")
+    assert code == 0, err
+    assert "calibrate: warning: " in err and "optimistic" in err, err
