@@ -122,6 +122,9 @@ def cmd_apply(args) -> int:
     from .outputs import check_outputs, save_npz
 
     check_outputs([args.output], _inputs(args))
+    if str(args.data).lower().endswith(".json") and not str(args.calibrator).lower().endswith(".json"):
+        raise CLIError(f"{args.data}: a .json file where DATA goes, and {args.calibrator} where CAL.json goes: "
+                       "the calibrator comes first: calibrate apply CAL.json DATA -o OUT.npz")
     if not str(args.output).lower().endswith(".npz"):
         raise CLIError(f"{args.output}: apply writes a .npz file (arrays 'probs' and 'labels'); give an output "
                        "name ending in .npz")

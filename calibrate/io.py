@@ -465,7 +465,10 @@ def read_json(path, max_bytes: int = MAX_JSON_BYTES) -> dict:
     try:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
-    except (OSError, UnicodeDecodeError) as e:
+    except UnicodeDecodeError:
+        _fail(path, "not a JSON file: it holds binary data (saved predictions, a .npz, .npy or .pt file?); "
+                    "give the JSON file (a calibrator: the one calibrate fit -o wrote)")
+    except OSError as e:
         _fail(path, f"cannot be read ({e})")
     depth = _json_depth(text)
     if depth > MAX_JSON_DEPTH:

@@ -206,3 +206,12 @@ def test_report_warns_when_fitted_and_measured_on_the_same_rows(files):
                        "--resamples", "5", "-o", files / "r.html")
     assert code == 0, err
     assert "calibrate: warning: " in err and "optimistic" in err, err
+
+
+def test_swapped_apply_arguments_are_named(files):
+    """apply DATA CAL.json said only "cannot be read ('utf-8' codec can't decode byte 0x86 ...)"."""
+    code, _, err = cli("apply", files / "p.npz", files / "c.json", "-o", files / "o.npz")
+    one_error(code, err, "the calibrator comes first: calibrate apply CAL.json DATA")
+    code, _, err = cli("evaluate", files / "p.npz", "--calibrator", files / "p.npz")
+    one_error(code, err, "p.npz: not a JSON file: it holds binary data")
+    assert not (files / "o.npz").exists()
