@@ -211,12 +211,6 @@ def cmd_report(args) -> int:
         cals[name] = cal
     fit_name = ", ".join(args.calibrator or [])
     if args.fit_on:
-        if os.path.exists(args.fit_on) and os.path.exists(args.data) and os.path.samefile(args.fit_on, args.data):
-            import warnings
-
-            warnings.warn(f"{args.fit_on}: --fit-on is DATA itself: the calibrators are measured on the rows they "
-                          "were fitted on, so the report is optimistic; fit on separate validation predictions",
-                          stacklevel=2)
         val = _read(args, path=args.fit_on)
         if val.k != test.k:
             raise CLIError(f"{args.fit_on}: has {val.k} classes, but {args.data} has {test.k}; fit and "

@@ -201,13 +201,6 @@ def test_apply_refuses_an_output_that_is_not_npz(files):
     assert not (files / "probs.csv").exists()
 
 
-def test_report_warns_when_fitted_and_measured_on_the_same_rows(files):
-    code, _, err = cli("report", files / "p.npz", "--fit-on", files / "p.npz", "--methods", "temperature",
-                       "--resamples", "5", "-o", files / "r.html")
-    assert code == 0, err
-    assert "calibrate: warning: " in err and "optimistic" in err, err
-
-
 def test_swapped_apply_arguments_are_named(files):
     """apply DATA CAL.json said only "cannot be read ('utf-8' codec can't decode byte 0x86 ...)"."""
     code, _, err = cli("apply", files / "p.npz", files / "c.json", "-o", files / "o.npz")
