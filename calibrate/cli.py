@@ -19,6 +19,7 @@ no temporary file.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -54,11 +55,15 @@ def _read(args, path=None, require_labels=True):
     from calibrate.io.readers import read_predictions
 
     cols = [c.strip() for c in args.class_columns.split(",")] if args.class_columns else None
-    return read_predictions(
+    data = read_predictions(
         path or args.data, kind=args.kind, logits_key=args.logits_key,
         labels_key=args.labels_key, labels_path=args.labels if path is None else None,
         require_labels=require_labels, index_col=args.index_col, class_columns=cols,
     )
+    if data.k < 2:  # one class: every probability is 1, every metric a meaningless 0
+        raise CLIError(f"{data.path}: has {data.k} class column; a calibrator needs at least 2, and so do the "
+                       "metrics (binary scores may be one column of an .npz/.npy: (n,) logits of class 1)")
+    return data
 
 
 def _inputs(args) -> list:
@@ -118,6 +123,12 @@ def cmd_apply(args) -> int:
     from calibrate.io.outputs import check_outputs, save_npz
 
     check_outputs([args.output], _inputs(args))
+    if str(args.data).lower().endswith(".json") and not str(args.calibrator).lower().endswith(".json"):
+        raise CLIError(f"{args.data}: a .json file where DATA goes, and {args.calibrator} where CAL.json goes: "
+                       "the calibrator comes first: calibrate apply CAL.json DATA -o OUT.npz")
+    if not str(args.output).lower().endswith(".npz"):
+        raise CLIError(f"{args.output}: apply writes a .npz file (arrays 'probs' and 'labels'); give an output "
+                       "name ending in .npz")
     cal = load(args.calibrator)
     data = _read(args, require_labels=False)
     _check_classes(cal, args.calibrator, data)
@@ -419,13 +430,16 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     warnings.showwarning = _show_warning
+    _matplotlib_config_dir()
     old_term = signal.getsignal(signal.SIGTERM)
     if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
         def on_term(signum, frame):
             raise Terminated()
         signal.signal(signal.SIGTERM, on_term)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a full disk under a redirected stdout fails here, not at exit
+        return code
     except (InputError, NotFittedError, CLIError) as e:
         _die(e)
     except MemoryError:
@@ -435,6 +449,9 @@ def main(argv=None) -> int:
     except (ValueError, TypeError, RuntimeError, OSError) as e:
         if os.environ.get("CALIBRATE_DEBUG"):
             raise
+        if isinstance(e, OSError) and e.filename is None and e.errno in _FULL:
+            _die(f"cannot write the standard output ({e.strerror}); free some space on that disk or "
+                 "redirect the output to another one")
         _die(e)
     except KeyboardInterrupt:
         print("calibrate: interrupted", file=sys.stderr)
@@ -444,6 +461,47 @@ def main(argv=None) -> int:
         raise
     finally:
         signal.signal(signal.SIGTERM, old_term)
+
+
+def _matplotlib_config_dir() -> None:
+    """Point matplotlib's settings and font cache (``MPLCONFIGDIR``, unless set) away from
+    the home directory: a folder of this user's in the temporary directory, kept between
+    runs (the font list is built once); a fresh one, removed at exit, when that folder is not
+    safely ours. The command line writes nothing into $HOME and needs no writable $HOME."""
+    import stat
+    import tempfile
+
+    if os.environ.get("MPLCONFIGDIR") or "matplotlib" in sys.modules:
+        return
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    path = os.path.join(tempfile.gettempdir(), f"calibrate-matplotlib-{uid if uid is not None else 'user'}")
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        path = None
+    if path is not None:
+        try:
+            st = os.lstat(path)
+        except OSError:
+            path = None
+        else:  # a directory, ours, writable by nobody else (no one can plant a matplotlibrc)
+            if not stat.S_ISDIR(st.st_mode) or (uid is not None and st.st_uid != uid) or st.st_mode & 0o022:
+                path = None
+    if path is None:
+        import atexit
+        import shutil
+
+        try:
+            path = tempfile.mkdtemp(prefix="calibrate-matplotlib-")
+        except OSError:
+            return
+        atexit.register(shutil.rmtree, path, True)
+    os.environ["MPLCONFIGDIR"] = path
+
+
+_FULL = (errno.ENOSPC, errno.EDQUOT)  # a redirected standard output on a full disk
 
 
 def _die(e):

@@ -13,7 +13,9 @@ page at a given viewport width and asserts nothing sticks out or is cut off.
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -21,7 +23,8 @@ import pytest
 
 def chromium():
     """A headless Chromium WebDriver; skips the calling test when Chromium, chromedriver or
-    selenium is missing."""
+    selenium is missing. Its profile, settings and caches (HOME, the XDG folders, dconf) live
+    in a temporary folder, removed by ``quit()``: nothing is written into the home directory."""
     chrome = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
     driver = shutil.which("chromedriver")
     if not (chrome and driver):
@@ -36,7 +39,27 @@ def chromium():
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     from selenium.webdriver.chrome.service import Service
 
-    return webdriver.Chrome(service=Service(driver), options=opts)
+    root = tempfile.mkdtemp(prefix="calibrate-chromium-")
+    env = dict(os.environ)
+    for name in ("HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_RUNTIME_DIR"):
+        env[name] = os.path.join(root, name.lower())
+        os.makedirs(env[name], mode=0o700)
+    opts.add_argument(f"--user-data-dir={os.path.join(root, 'profile')}")
+    try:
+        drv = webdriver.Chrome(service=Service(driver, env=env), options=opts)
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+    quit_driver = drv.quit
+
+    def quit():
+        try:
+            quit_driver()
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+    drv.quit = quit
+    return drv
 
 
 # Everything that sticks out of the viewport (right edge past innerWidth, left edge below 0)

@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 
@@ -26,12 +28,37 @@ def probs_labels():
     return p / p.sum(1, keepdims=True), y
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _caches_in_tmp(tmp_path_factory):
-    """Whatever caches during the tests (calibrate's decoded images, matplotlib's font list)
-    caches in a temporary folder, never in the home directory (subprocesses inherit this)."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("CALIBRATE_CACHE", str(tmp_path_factory.mktemp("calibrate-cache")))
-    mp.setenv("MPLCONFIGDIR", str(tmp_path_factory.mktemp("mplconfig")))
-    yield
-    mp.undo()
+# Whatever caches or keeps settings during the tests (calibrate's decoded images,
+# matplotlib's font list, Chromium's profile, dconf) does it in a temporary folder, never in
+# the home directory: HOME and the XDG folders point into it, set before anything is
+# collected (a test module that imports matplotlib reads MPLCONFIGDIR then); subprocesses
+# inherit them. Each pytest process (xdist workers too) gets its own, removed at the end.
+_HOME_LIKE = ("HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME",
+              "MPLCONFIGDIR", "CALIBRATE_CACHE")
+_saved_env: dict = {}
+
+
+def pytest_configure(config):
+    import tempfile
+
+    root = tempfile.mkdtemp(prefix="calibrate-tests-home-")
+    _saved_env.update({name: os.environ.get(name) for name in _HOME_LIKE})
+    _saved_env["_root"] = root
+    for name in _HOME_LIKE:
+        path = os.path.join(root, name.lower())
+        os.makedirs(path)
+        os.environ[name] = path
+
+
+def pytest_unconfigure(config):
+    import shutil
+
+    root = _saved_env.pop("_root", None)
+    for name, value in _saved_env.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    _saved_env.clear()
+    if root:
+        shutil.rmtree(root, ignore_errors=True)

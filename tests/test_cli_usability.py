@@ -2,6 +2,7 @@
 command line, the name of the L2 debiased ECE, Platt's binary summary, paths in reports."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -69,7 +70,7 @@ def test_platt_fit_prints_a_and_b_for_a_binary_problem(tmp_path):
 
 
 def test_report_shows_paths_relative_to_the_working_directory(files, tmp_path):
-    # an absolute path under the cwd is shown relative to it; one outside stays as given
+    # an absolute path is shown relative to the cwd (under it or not): never the machine's absolute path
     cwd = files.parent
     r = run("report", files / "test.npz", "--fit-on", files / "val.npz", "--methods", "temperature",
             "--resamples", "10", "-o", tmp_path / "r.html", "--json", tmp_path / "r.json", cwd=cwd)
@@ -78,11 +79,12 @@ def test_report_shows_paths_relative_to_the_working_directory(files, tmp_path):
     assert data["data"] == f"{files.name}/test.npz"
     assert data["fit_on"] == f"{files.name}/val.npz"
     html = (tmp_path / "r.html").read_text()
-    assert f"<dt>data</dt><dd>{files.name}/test.npz</dd>" in html  # the command line stays as typed
+    assert f"<dt>data</dt><dd>{files.name}/test.npz</dd>" in html
+    assert str(files) not in html and str(tmp_path) not in html  # the command line too
     r = run("report", files / "test.npz", "--calibrator", files / "t.json", "--resamples", "10",
             "-o", tmp_path / "r2.html", "--json", tmp_path / "r2.json", cwd=tmp_path)
     data = json.loads((tmp_path / "r2.json").read_text())
-    assert data["data"] == str(files / "test.npz") and data["fit_on"] == str(files / "t.json")
+    assert data["data"] == f"../{files.name}/test.npz" and data["fit_on"] == f"../{files.name}/t.json"
 
 
 def test_display_path():
@@ -92,5 +94,5 @@ def test_display_path():
 
     assert display_path("a/b.npz") == "a/b.npz"
     assert display_path(str(Path.cwd() / "x" / "y.npz")) == "x/y.npz"
-    assert display_path("/definitely/elsewhere.npz") == "/definitely/elsewhere.npz"
+    assert display_path("/definitely/elsewhere.npz") == os.path.relpath("/definitely/elsewhere.npz", Path.cwd().resolve())
     assert display_path("") == ""

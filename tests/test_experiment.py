@@ -166,8 +166,10 @@ def test_report_leads_with_the_findings_and_has_no_absolute_paths(tiny):
     lead = html.index("Summary: calibration under distribution shift")
     assert lead < html.index("How this study was run") < html.index("Every model and calibrator")
     assert html.count("Expected:") == 3 and "Out-of-distribution detection" in html
-    # the data folder is shown relative to where the command ran (the command line itself is shown as typed)
+    # the data folder is shown relative to where the command ran, and so are the paths in the command line
     assert f"at {CIFAR.resolve()}" not in html and f"at {os.path.relpath(CIFAR.resolve(), tiny[0])}" in html
+    command = json.loads((tiny[0] / "out" / "metrics.json").read_text())["command"]
+    assert "experiment --preset tiny" in command and not any(os.path.isabs(a) for a in command.split()), command
 
 
 def test_pdf_export_is_the_same_report(tiny):

@@ -287,8 +287,15 @@ def as_logits(x, name: str = "logits", kind: str | None = None) -> np.ndarray:
     if kind == "log_probs":
         _check_log_probs(z, name)
     elif kind is None:
-        looks = looks_like(z)
-        if looks:
+        if getattr(x, "ndim", None) == 1 or (not hasattr(x, "ndim") and np.ndim(x) == 1):
+            looks = "probs1" if _looks_like_binary_probs(z[:, 1]) else None
+        else:
+            looks = looks_like(z)
+        if looks == "probs1":
+            warnings.warn(f"{name}: these binary scores look like probabilities of class 1 (every value in "
+                          "[0, 1]), not logits; say which they are: --probs / kind='probs', or --logits / "
+                          "kind='logits' to keep them as logits", CalibrationWarning, stacklevel=3)
+        elif looks:
             what = {"probs": "probabilities (every row in [0, 1], summing to 1)",
                     "log_probs": "log-probabilities (every row's logsumexp is 0)"}[looks]
             flag = {"probs": "--probs / kind='probs'", "log_probs": "--log-probs / kind='log_probs'"}[looks]
@@ -316,6 +323,15 @@ def looks_like(z: np.ndarray, sample: int = 10_000) -> str | None:
         if np.all(np.abs(lse) <= max(tol, 1e-5)):
             return "log_probs"
     return None
+
+
+def _looks_like_binary_probs(s: np.ndarray, sample: int = 1 << 20) -> bool:
+    """True for (n,) binary scores that look like P(class 1): every value (of up to
+    ``sample`` evenly strided ones) in [0, 1], not all equal. A binary logit is in [0, 1]
+    only where the model gives class 1 between 50 % and 73 %: never on every row."""
+    rows = s[:: max(1, s.shape[0] // sample)]
+    lo, hi = float(rows.min()), float(rows.max())
+    return 0.0 <= lo < hi <= 1.0
 
 
 def _check_log_probs(z, name):

@@ -42,6 +42,7 @@ Every failure is an :class:`~calibrate._core.validation.InputError` naming the f
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import secrets
@@ -179,6 +180,21 @@ def _signals_held():
 
 
 # ------------------------------------------------------------------ low level
+_FULL = {errno.ENOSPC: "free some space on that disk or write to another one",
+         errno.EDQUOT: "free some of your disk quota or write to another disk",
+         errno.EFBIG: "the file is too large for that file system: write to another one"}
+
+
+def _why(e: OSError) -> str:
+    """The cause of a failed write."""
+    return e.strerror or str(e) or type(e).__name__
+
+
+def _fix(e: OSError) -> str:
+    """What to do, for a disk that is full ("" otherwise)."""
+    return f"; {_FULL[e.errno]}" if e.errno in _FULL else ""
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -282,10 +298,15 @@ def _write_journal(journal: Path, rec: dict, exclusive: bool) -> None:
     path = journal if exclusive else journal.with_name(journal.name + ".tmp")
     flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
     fd = os.open(path, flags, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(rec, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(rec, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:  # a disk that fills up: no partial journal is left (ours: just created)
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
     if not exclusive:
         os.replace(path, journal)
     _fsync_dir(journal.parent)
@@ -316,7 +337,7 @@ def write_outputs(outputs: Mapping, inputs: Iterable = ()) -> list[Path]:
                 try:
                     temps.append(_write_temp(t, content, tag))
                 except OSError as e:
-                    _fail(raw, f"cannot write ({e.strerror or e})")
+                    _fail(raw, f"cannot write ({_why(e)}){_fix(e)}")
             with _signals_held():
                 _commit(items, targets, temps, journal, tag)
         except BaseException:
@@ -332,7 +353,7 @@ def _commit(items, targets, temps, journal, tag):
         try:
             os.replace(temps[0], targets[0])
         except OSError as e:
-            _fail(items[0][0], f"cannot write ({e.strerror or e})")
+            _fail(items[0][0], f"cannot write ({_why(e)}){_fix(e)}")
         _fsync_dir(targets[0].parent)
         return
     entries = [{"target": str(t), "tmp": str(tmp), "backup": str(_hidden(t, tag, ".old")), "existed": t.exists()}
@@ -345,7 +366,7 @@ def _commit(items, targets, temps, journal, tag):
         _fail(items[0][0], f"the output journal '{journal}' appeared meanwhile: another process is "
                            "writing these outputs; wait for it to finish")
     except OSError as e:
-        _fail(items[0][0], f"cannot write ({e.strerror or e})")
+        _fail(items[0][0], f"cannot write ({_why(e)}){_fix(e)}")
     dirs = {t.parent for t in targets}
     moved: list[dict] = []
     placed: list[dict] = []
@@ -371,7 +392,7 @@ def _commit(items, targets, temps, journal, tag):
                 os.replace(e["backup"], e["target"])
         with contextlib.suppress(OSError):
             os.unlink(journal)
-        _fail(items[0][0], f"cannot write the outputs ({err.strerror or err}); the previous files were kept")
+        _fail(items[0][0], f"cannot write the outputs ({_why(err)}); the previous files were kept{_fix(err)}")
     for e in moved:
         with contextlib.suppress(OSError):
             os.unlink(e["backup"])

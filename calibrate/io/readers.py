@@ -268,10 +268,12 @@ def _load_csv(path, labels_key=None, index_col=None, class_columns=None):
                             f"save the file with ',' between the values")
         lab = _csv_label_column(path, names, labels_key)
         skip = {lab}
+        index = None
         if index_col is not None:
             if index_col not in names:
                 _fail(path, f"no column '{index_col}' (--index-col); the header has: {', '.join(names)}")
-            skip.add(names.index(index_col))
+            index = names.index(index_col)
+            skip.add(index)
         dup = next((h for h in names if names.count(h) > 1), None)
         if dup is not None:
             _fail(path, f"column name '{dup}' appears twice in the header; give every column its own name")
@@ -310,11 +312,14 @@ def _load_csv(path, labels_key=None, index_col=None, class_columns=None):
                 _fail(path, f"line {line} has {len(r)} fields, the header has {len(names)}; every row needs "
                             "one value per column")
             for j, v in enumerate(r):
+                if j == index:
+                    continue  # an identifier: any text, never read as a number
                 try:
                     data[i, j] = float(v)
                 except ValueError:
                     hint = ("; labels must be integers 0..k-1 (column j of the scores is class j)"
-                            if j == lab else "")
+                            if j == lab else
+                            f"; if '{names[j]}' is an identifier, not a class, skip it with --index-col '{names[j]}'")
                     _fail(path, f"line {line}, column '{names[j]}': {v.strip()[:40]!r} is not a number{hint}")
             i += 1
     y = data[:, lab]
@@ -340,6 +345,9 @@ def _csv_label_column(path, names, labels_key):
 
 NON_CLASS_NAMES = {"weight", "weights", "sample_weight", "pred", "prediction", "predicted", "argmax",
                    "split", "fold", "file", "filename", "path", "image", "name", "confidence", "conf"}
+# an identifier's name: id, uid, uuid, idx, row_num, or ending in _id, -id, " id", .id, Id (sampleId)
+ID_NAME = re.compile(r"(?i:^(?:u?id|uuid|idx|row[_ ]?(?:id|num|number))$|[_\- .](?:u?id|uuid|idx)$)|[a-z]Id$")
+MIN_ID_ROWS = 20  # fewer rows of whole numbers, all different, may be scores: no guess
 LABEL_LIKE_NAMES = {"target", "targets", "y", "class", "true", "truth", "gt", "y_true", "ground_truth"}
 
 
@@ -356,6 +364,9 @@ def _refuse_non_class_columns(path, z, y, names):
         if low in NON_CLASS_NAMES:
             _fail(path, f"column '{name}' is not a class score (every column but the label and --index-col is "
                         f"taken as a class); remove it, or {hint}")
+        if ID_NAME.search(name):
+            _fail(path, f"column '{name}' is named like an identifier, not a class; skip it with "
+                        f"--index-col '{name}', or {hint}")
     n, c = z.shape
     if n < 3:
         return
@@ -365,6 +376,10 @@ def _refuse_non_class_columns(path, z, y, names):
         if np.array_equal(col, r) or np.array_equal(col, r + 1):
             _fail(path, f"column '{name}' counts the rows ({col[0]:g}, {col[1]:g}, {col[2]:g}, ...): it is an "
                         f"index, not a class; skip it with --index-col '{name}'")
+        if n >= MIN_ID_ROWS and np.all(col == np.round(col)) and np.unique(col).size == n:
+            _fail(path, f"column '{name}' holds a different whole number on every row ({col[0]:g}, {col[1]:g}, "
+                        f"{col[2]:g}, ...): an identifier, not a class score; skip it with --index-col '{name}', "
+                        f"or {hint}")
         if np.array_equal(col, y):
             _fail(path, f"column '{name}' is a copy of the label column, not a class score; remove it, or {hint}")
         if c > 2 and np.all(col == np.round(col)):
@@ -457,7 +472,10 @@ def read_json(path, max_bytes: int = MAX_JSON_BYTES) -> dict:
     try:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
-    except (OSError, UnicodeDecodeError) as e:
+    except UnicodeDecodeError:
+        _fail(path, "not a JSON file: it holds binary data (saved predictions, a .npz, .npy or .pt file?); "
+                    "give the JSON file (a calibrator: the one calibrate fit -o wrote)")
+    except OSError as e:
         _fail(path, f"cannot be read ({e})")
     depth = _json_depth(text)
     if depth > MAX_JSON_DEPTH:

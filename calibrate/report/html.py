@@ -65,21 +65,33 @@ def environment() -> dict:
 
 
 def display_path(name: str) -> str:
-    """A path as given, except an absolute one under the working directory, shown relative to it."""
+    """A path as given, except an absolute one, shown relative to the working directory
+    (``runs/x``, ``../shared/data``): a report never shows the machine's absolute paths."""
     if not name or not os.path.isabs(name):
         return name
     try:
-        rel = Path(name).resolve().relative_to(Path.cwd().resolve())
-    except (ValueError, OSError):
+        return os.path.relpath(Path(name).resolve(), Path.cwd().resolve())
+    except (ValueError, OSError):  # another drive (Windows), no working directory
         return name
-    return str(rel)
+
+
+def _display_arg(arg: str) -> str:
+    """A command-line argument, an absolute path in it (``/a/b``, ``--opt=/a/b``) shown by
+    :func:`display_path`; only paths that exist, or whose folder exists, are rewritten."""
+    head, eq, value = arg.partition("=") if arg.startswith("--") else ("", "", arg)
+    if not eq:
+        head, value = "", arg
+    if not os.path.isabs(value) or not (os.path.exists(value) or os.path.isdir(os.path.dirname(value))):
+        return arg
+    return head + eq + display_path(value)
 
 
 def command_line() -> str:
+    """The command that made the report, with absolute paths shown relative to the working directory."""
     prog = Path(sys.argv[0]).name if sys.argv else "python"
     if prog in ("cli.py", "__main__.py") and "calibrate" in str(Path(sys.argv[0]).parent):
         prog = "calibrate"  # run as python -m calibrate.cli: the same command
-    return " ".join([prog] + [shlex.quote(a) for a in sys.argv[1:]])
+    return " ".join([prog] + [shlex.quote(_display_arg(a)) for a in sys.argv[1:]])
 
 
 # ------------------------------------------------------------------------ HTML
@@ -312,6 +324,7 @@ def calibration_report_sections(test_logits, test_labels, calibrators: dict, *, 
 
     t0 = started if started is not None else time.time()
     data_name = display_path(data_name)
+    ood_name = display_path(ood_name)
     fit_name = ", ".join(display_path(part) for part in fit_name.split(", ")) if fit_name else fit_name
     y = np.asarray(test_labels)
     preds = {"uncalibrated": metrics.log_softmax(test_logits)}
