@@ -16,6 +16,8 @@ PUBLIC_MODULES = [
     "calibrate.metrics.summary", "calibrate.calibrators", "calibrate.conformal",
     "calibrate.resampling", "calibrate.resampling.bootstrap", "calibrate.backends.streaming",
     "calibrate.io", "calibrate.io.readers", "calibrate.io.outputs",
+    "calibrate.io.llm", "calibrate.metrics.cumulative", "calibrate.metrics.multicalibration",
+    "calibrate.metrics.multilabel", "calibrate.resampling.selective", "calibrate.resampling.detection",
 ]
 
 

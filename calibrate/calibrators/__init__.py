@@ -11,6 +11,7 @@ from calibrate.calibrators.beta import BetaCalibration
 from calibrate.calibrators.binning import BBQ, HistogramBinning, IsotonicCalibration
 from calibrate.calibrators.dirichlet import DirichletCalibration
 from calibrate.calibrators.ets import EnsembleTemperatureScaling
+from calibrate.calibrators.multilabel import MultiLabelCalibrator
 from calibrate.calibrators.scaling import (
     MatrixScaling,
     PlattScaling,
@@ -31,6 +32,7 @@ __all__ = [
     "HistogramBinning",
     "IsotonicCalibration",
     "MatrixScaling",
+    "MultiLabelCalibrator",
     "NotFittedError",
     "PlattScaling",
     "TemperatureScaling",

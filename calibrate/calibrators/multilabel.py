@@ -189,11 +189,11 @@ class MultiLabelCalibrator(BaseEstimator):
         return obj
 
     def save(self, path) -> None:
-        """Write the fitted calibrator as JSON (atomically: see calibrate.io.outputs)."""
-        from calibrate.io.outputs import write_outputs
+        """Write the fitted calibrator as JSON (atomically: calibrate.io.outputs.write_atomic)."""
+        from calibrate.io.outputs import write_atomic
 
         self._check_fitted()
-        write_outputs({path: self.to_json()})
+        write_atomic(path, self.to_json())
 
     @classmethod
     def load(cls, path) -> MultiLabelCalibrator:

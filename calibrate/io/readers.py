@@ -510,9 +510,10 @@ def check_writable(path, inputs=()) -> Path:
 
 
 def atomic_write_bytes(path, data: bytes, inputs=()) -> None:
-    from calibrate.io.outputs import write_outputs
+    """One file written atomically (calibrate.io.outputs.write_atomic: no signal handlers touched)."""
+    from calibrate.io.outputs import write_atomic
 
-    write_outputs({path: data}, inputs)
+    write_atomic(path, data, inputs)
 
 
 def atomic_write_text(path, text: str, inputs=()) -> None:

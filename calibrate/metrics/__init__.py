@@ -3,10 +3,22 @@
 calibration (ECE family, NLL, Brier, reliability curves: the names below), smooth (smooth
 ECE), decomposition (Brier and log-loss decompositions, over/under-confidence), selective
 (risk-coverage), ood (detection scores and metrics), uncertainty (aleatoric / epistemic
-split of sampled predictions), summary (what ``calibrate evaluate`` prints).
+split of sampled predictions), summary (what ``calibrate evaluate`` prints), cumulative
+(ECCE: cumulative calibration error, no bins), multicalibration (ECCE over feature segments),
+multilabel ((n, L) independent sigmoid outputs).
 """
 
-from calibrate.metrics import decomposition, ood, selective, smooth, summary, uncertainty
+from calibrate.metrics import (
+    cumulative,
+    decomposition,
+    multicalibration,
+    multilabel,
+    ood,
+    selective,
+    smooth,
+    summary,
+    uncertainty,
+)
 from calibrate.metrics.calibration import (
     BINNINGS,
     METRIC_NAMES,
@@ -35,11 +47,14 @@ __all__ = [
     "all_metrics",
     "brier",
     "classwise_ece",
+    "cumulative",
     "decomposition",
     "ece",
     "ece_from_confidences",
     "log_softmax",
     "mce",
+    "multicalibration",
+    "multilabel",
     "nll",
     "nll_from_logits",
     "ood",
