@@ -85,7 +85,7 @@ def _fmt(x):
 def cmd_fit(args) -> int:
     from .calibrators import get_calibrator
     from .outputs import check_outputs, write_outputs
-    from .streaming import evaluate_in_blocks
+    from .toplabel import nll_ece_in_blocks
 
     check_outputs([args.output], _inputs(args))
     data = _read(args)
@@ -95,9 +95,9 @@ def cmd_fit(args) -> int:
                        "may be one column of an .npz/.npy: (n,) logits of class 1)")
     cal = get_calibrator(args.method, **_slow_kw(args.method, args.allow_slow))
     cal.fit(data.logits, y, kind="logits")  # data.logits are logits: what the file held was settled on reading
-    # in row blocks: a memory-mapped .npy is never loaded whole
-    m0 = evaluate_in_blocks(data.logits, y, args.bins)
-    m1 = evaluate_in_blocks(data.logits, y, args.bins, transform=lambda zb: cal.predict_log_proba(zb, kind="logits"))
+    # only what is printed (top-label NLL and ECE, before and after), in ONE pass over row
+    # blocks: a memory-mapped .npy is read once and never loaded whole; no class-wise sums
+    m0, m1 = nll_ece_in_blocks(data.logits, y, args.bins, calibrators=(None, cal))
     nll0, nll1, ece0, ece1 = m0["nll"], m1["nll"], m0["ece"], m1["ece"]
     write_outputs({args.output: cal.to_json()}, _inputs(args))
     params = ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}" for k, v in cal.summary().items())
@@ -130,9 +130,11 @@ def cmd_apply(args) -> int:
 
 
 # ----------------------------------------------------------------------------- evaluate
-def evaluate_predictions(data, calibrator_path=None, n_bins=15) -> dict:
+def evaluate_predictions(data, calibrator_path=None, n_bins=15, classwise=None) -> dict:
+    """The numbers ``calibrate evaluate`` prints. classwise: compute the class-wise ones
+    (summary.CLASSWISE_KEYS); None: only up to summary.CLASSWISE_MAX_K classes."""
     from .calibrators import load
-    from .summary import summary_in_blocks
+    from .summary import CLASSWISE_MAX_K, summary_in_blocks
 
     y = data.require_labels()
     transform = None
@@ -143,19 +145,22 @@ def evaluate_predictions(data, calibrator_path=None, n_bins=15) -> dict:
         def transform(zb):
             return cal.predict_log_proba(zb, kind="logits")
     out = {"n": data.n, "k": data.k, "bins": n_bins}
-    out.update(summary_in_blocks(data.logits, y, n_bins, transform=transform))  # row blocks (memmap-safe)
+    if classwise is None:
+        classwise = data.k <= CLASSWISE_MAX_K
+    out.update(summary_in_blocks(data.logits, y, n_bins, transform=transform,  # row blocks (memmap-safe)
+                                 classwise=classwise))
     return out
 
 
 def cmd_evaluate(args) -> int:
-    from .summary import SUMMARY_NAMES
+    from .summary import CLASSWISE_KEYS, CLASSWISE_MAX_K, SUMMARY_NAMES
 
     if args.calibrator and len(args.calibrator) > 1:
         raise CLIError(f"evaluate takes one --calibrator, got {len(args.calibrator)}; "
                        "to compare several, use calibrate report DATA --calibrator A --calibrator B")
     args.calibrator = args.calibrator[0] if args.calibrator else None
     data = _read(args)
-    res = evaluate_predictions(data, args.calibrator, args.bins)
+    res = evaluate_predictions(data, args.calibrator, args.bins, classwise=True if args.classwise else None)
     res["data"] = data.path
     if args.calibrator:
         res["calibrator"] = args.calibrator
@@ -164,7 +169,11 @@ def cmd_evaluate(args) -> int:
         return 0
     print(f"data        {data.path} (n = {data.n}, k = {data.k})" + (f", calibrated by {args.calibrator}" if args.calibrator else ""))
     for key, label in SUMMARY_NAMES.items():
-        print(f"{label:<24}{res[key]:.4f}")
+        if key in res:
+            print(f"{label:<24}{res[key]:.4f}")
+    if CLASSWISE_KEYS[0] not in res:
+        print(f"(class-wise ECE and the Brier calibration/refinement split are computed up to k = {CLASSWISE_MAX_K} "
+              f"classes; k = {data.k}: add --classwise)")
     return 0
 
 
@@ -304,6 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibrator", action="append", metavar="CAL.json", help="a fitted calibrator (at most one)")
     p.add_argument("--bins", type=_bins, default=15)
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--classwise", action="store_true",
+                   help="also compute the class-wise numbers (class-wise ECE, Brier calibration and refinement: "
+                        "O(n k) bin sums); by default only up to k = 100 classes")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("report", help="write a self-contained HTML reliability report (and JSON with --json)")

@@ -146,7 +146,7 @@ class CalibrationAccumulator:
 
 
 def evaluate_in_blocks(logits, labels, n_bins: int = 15, *, transform=None, rows_elements: int = 1 << 20,
-                       return_state: bool = False) -> dict:
+                       return_state: bool = False, classwise: bool = True) -> dict:
     """Every metric of :func:`calibrate.metrics.all_metrics` from (n, k) logits, in row blocks.
 
     logits: (n, k) float, possibly memory-mapped (read one block at a time); labels: (n,) int.
@@ -154,7 +154,8 @@ def evaluate_in_blocks(logits, labels, n_bins: int = 15, *, transform=None, rows
     ``predict_log_proba``), applied block by block. Memory: the (n,) top-label confidences
     (for the equal-mass ECE) plus one block; the NLL is exact from the log-probabilities.
     return_state: give (the metrics, the accumulator, confidences (n,), correct (n,))
-    instead, for :func:`calibrate.summary.summary_in_blocks`.
+    instead, for :func:`calibrate.summary.summary_in_blocks`. classwise=False: no class-wise
+    bin sums (O(n k) work) and no "classwise_ece" key.
     """
     from ._blocks import row_blocks as _rb
     from .metrics import ece_from_confidences
@@ -162,7 +163,7 @@ def evaluate_in_blocks(logits, labels, n_bins: int = 15, *, transform=None, rows
     z = check_scores(logits, "logits", kind="logits")
     n, k = z.shape
     y = check_labels(labels, n, k)
-    acc = CalibrationAccumulator(k, n_bins)
+    acc = CalibrationAccumulator(k, n_bins, classwise=classwise)
     conf, ok = np.empty(n), np.empty(n, dtype=np.int64)
     for s in _rb(n, k, rows_elements):
         zb = z[s] if transform is None else transform(z[s])
@@ -173,7 +174,8 @@ def evaluate_in_blocks(logits, labels, n_bins: int = 15, *, transform=None, rows
     out = acc.compute()
     res = {key: out[key] for key in ("accuracy", "ece")}
     res["ece_mass"] = ece_from_confidences(conf, ok, n_bins, binning="mass")
-    res.update({key: out[key] for key in ("ece_l2", "ece_l2_debiased", "mce", "classwise_ece", "nll", "brier")})
+    res.update({key: out[key] for key in ("ece_l2", "ece_l2_debiased", "mce", "classwise_ece", "nll", "brier")
+                if key in out})
     if return_state:
         return res, acc, conf, ok
     return res
