@@ -232,7 +232,8 @@ def cmd_report(args) -> int:
                                     ood_logits=ood.logits if ood else None, ood_name=ood.path if ood else "",
                                     conformal_alpha=args.conformal,
                                     fit_logits=val.logits if args.fit_on else None,
-                                    fit_labels=val.require_labels() if args.fit_on else None)
+                                    fit_labels=val.require_labels() if args.fit_on else None,
+                                    classes=args.classes)
     html = render_html(args.title, sections, subtitle=subtitle)
     pdf = None
     if args.pdf:
@@ -336,6 +337,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--conformal", type=float, metavar="ALPHA", help="add split conformal sets (LAC, APS) for "
                    "miscoverage ALPHA, calibrated on --fit-on data, else on a seeded half of DATA")
     p.add_argument("--allow-slow", action="store_true", help="run fits estimated to take over a minute")
+    p.add_argument("--classes", choices=["auto", "all"], default="auto",
+                   help="auto (default): every class up to 20 classes; beyond, the classes of largest class-wise "
+                        "ECE and the most frequent (12 panels), a heat map and a searchable table of the others "
+                        "(the JSON holds every class); all: every class's panel and row, whatever k")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("experiment", help="the CIFAR-10 experiment: train, sample, calibrate, report")
