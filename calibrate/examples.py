@@ -71,11 +71,14 @@ def imagenet_shaped_logits(n: int, k: int = 1000, seed: int = 0, *, out=None):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", nargs="?", default="examples")
+    ap.add_argument("--imagenet-shaped", type=int, default=None, metavar="N",
+                    help="write N x 1000 ImageNet-shaped logits instead (imagenet_shaped_logits), val and test")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for name, n, seed in (("val", 5000, 1), ("test", 10000, 2)):
-        z, y = simulated_logits(n, seed=seed)
+    m = args.imagenet_shaped
+    for name, n, seed in (("val", m or 5000, 1), ("test", m or 10000, 2)):
+        z, y = imagenet_shaped_logits(n, 1000, seed=seed) if m else simulated_logits(n, seed=seed)
         atomic_save_npz(out / f"{name}.npz", logits=z, labels=y)
         print(f"wrote {out / f'{name}.npz'}: logits {z.shape}, labels {y.shape}")
 
