@@ -64,7 +64,9 @@ from ._validation import (
 SCHEMES = ("auto", "multinomial", "poisson")
 METHODS = ("percentile", "bca", "basic")
 AUTO_MULTINOMIAL_MAX_ROWS = 200_000
-_CHUNK_ELEMENTS = 20_000_000  # multinomial: resamples drawn in chunks of at most this many counts
+_CHUNK_ELEMENTS = 2_000_000  # multinomial: resamples drawn in chunks of at most this many counts (a chunk's
+# temporaries, about 50 MB, are reused by the next chunk: a first call in a fresh process does not pay
+# page faults for hundreds of MB of new memory)
 _SAMPLE_BLOCK_WEIGHTS = 2_000_000  # poisson: samples per block x resamples
 
 
