@@ -43,6 +43,8 @@ interval can miss it; BCa moves the interval down by z0.
 
 from __future__ import annotations
 
+import contextlib
+
 import math
 from dataclasses import dataclass, field
 
@@ -474,7 +476,9 @@ class _Engine:
         # beyond the exact jackknife, its group sums are gathered in the resampling pass
         self._group_sums = (np.zeros((JACKKNIFE_GROUPS, d.width))
                             if jackknife and self.n > EXACT_JACKKNIFE_MAX_ROWS and self.scheme == "poisson" else None)
-        with one_blas_thread():
+        # Poisson: many small products in a block loop, on one BLAS thread each; multinomial: one
+        # product per chunk of resamples, left to BLAS as it is (and no threadpoolctl set-up on a first call)
+        with one_blas_thread() if self.scheme == "poisson" else contextlib.nullcontext():
             X, ones = self._accumulate(d, rng, St)
         self.S, self.ones, self._X = St.T, ones, X
         self._jack = self._jackknife() if jackknife else None

@@ -524,12 +524,17 @@ def calibration_report_sections(test_logits, test_labels, calibrators: dict, *, 
 
 
 def _probs_in_blocks(lp_fn, n: int, k: int) -> np.ndarray:
-    """(n, k) float64 probabilities exp(log_softmax(lp_fn(rows))), made block by block."""
-    from .._blocks import row_blocks
+    """(n, k) float64 probabilities softmax(lp_fn(rows)), made block by block (one exponential
+    a value, written in place)."""
+    from .._blocks import exp_into, row_blocks, row_max
 
     out = np.empty((n, k))
     for s in row_blocks(n, k):
-        out[s] = np.exp(metrics.log_softmax(np.asarray(lp_fn(s), dtype=np.float64)))
+        b = out[s]
+        np.copyto(b, lp_fn(s), casting="unsafe")
+        b -= row_max(b)[:, None]
+        exp_into(b)
+        b /= b.sum(axis=1, keepdims=True)
     return out
 
 
