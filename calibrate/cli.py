@@ -88,9 +88,9 @@ def _fmt(x):
 
 # ----------------------------------------------------------------------------- fit
 def cmd_fit(args) -> int:
-    from calibrate.backends.streaming import evaluate_in_blocks
     from calibrate.calibrators import get_calibrator
     from calibrate.io.outputs import check_outputs, write_outputs
+    from calibrate.metrics.toplabel import nll_ece_in_blocks
 
     check_outputs([args.output], _inputs(args))
     data = _read(args)
@@ -101,9 +101,9 @@ def cmd_fit(args) -> int:
     _refuse_long_fit(args.method, data.n, data.k, args.allow_slow)
     cal = get_calibrator(args.method)
     cal.fit(data.logits, y, kind="logits")  # data.logits are logits: what the file held was settled on reading
-    # in row blocks: a memory-mapped .npy is never loaded whole
-    m0 = evaluate_in_blocks(data.logits, y, args.bins)
-    m1 = evaluate_in_blocks(data.logits, y, args.bins, transform=lambda zb: cal.predict_log_proba(zb, kind="logits"))
+    # only what is printed (top-label NLL and ECE, before and after), in ONE pass over row
+    # blocks: a memory-mapped .npy is read once and never loaded whole; no class-wise sums
+    m0, m1 = nll_ece_in_blocks(data.logits, y, args.bins, calibrators=(None, cal))
     nll0, nll1, ece0, ece1 = m0["nll"], m1["nll"], m0["ece"], m1["ece"]
     write_outputs({args.output: cal.to_json()}, _inputs(args))
     params = ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}" for k, v in cal.summary().items())
@@ -142,9 +142,11 @@ def cmd_apply(args) -> int:
 
 
 # ----------------------------------------------------------------------------- evaluate
-def evaluate_predictions(data, calibrator_path=None, n_bins=15) -> dict:
+def evaluate_predictions(data, calibrator_path=None, n_bins=15, classwise=None) -> dict:
+    """The numbers ``calibrate evaluate`` prints. classwise: compute the class-wise ones
+    (summary.CLASSWISE_KEYS); None: only up to summary.CLASSWISE_MAX_K classes."""
     from calibrate.calibrators import load
-    from calibrate.metrics.summary import summary_in_blocks
+    from calibrate.metrics.summary import CLASSWISE_MAX_K, summary_in_blocks
 
     y = data.require_labels()
     transform = None
@@ -155,19 +157,22 @@ def evaluate_predictions(data, calibrator_path=None, n_bins=15) -> dict:
         def transform(zb):
             return cal.predict_log_proba(zb, kind="logits")
     out = {"n": data.n, "k": data.k, "bins": n_bins}
-    out.update(summary_in_blocks(data.logits, y, n_bins, transform=transform))  # row blocks (memmap-safe)
+    if classwise is None:
+        classwise = data.k <= CLASSWISE_MAX_K
+    out.update(summary_in_blocks(data.logits, y, n_bins, transform=transform,  # row blocks (memmap-safe)
+                                 classwise=classwise))
     return out
 
 
 def cmd_evaluate(args) -> int:
-    from calibrate.metrics.summary import SUMMARY_NAMES
+    from calibrate.metrics.summary import CLASSWISE_KEYS, CLASSWISE_MAX_K, SUMMARY_NAMES
 
     if args.calibrator and len(args.calibrator) > 1:
         raise CLIError(f"evaluate takes one --calibrator, got {len(args.calibrator)}; "
                        "to compare several, use calibrate report DATA --calibrator A --calibrator B")
     args.calibrator = args.calibrator[0] if args.calibrator else None
     data = _read(args)
-    res = evaluate_predictions(data, args.calibrator, args.bins)
+    res = evaluate_predictions(data, args.calibrator, args.bins, classwise=True if args.classwise else None)
     res["data"] = data.path
     if args.calibrator:
         res["calibrator"] = args.calibrator
@@ -176,7 +181,11 @@ def cmd_evaluate(args) -> int:
         return 0
     print(f"data        {data.path} (n = {data.n}, k = {data.k})" + (f", calibrated by {args.calibrator}" if args.calibrator else ""))
     for key, label in SUMMARY_NAMES.items():
-        print(f"{label:<24}{res[key]:.4f}")
+        if key in res:
+            print(f"{label:<24}{res[key]:.4f}")
+    if CLASSWISE_KEYS[0] not in res:
+        print(f"(class-wise ECE and the Brier calibration/refinement split are computed up to k = {CLASSWISE_MAX_K} "
+              f"classes; k = {data.k}: add --classwise)")
     return 0
 
 
@@ -236,7 +245,8 @@ def cmd_report(args) -> int:
                                     ood_logits=ood.logits if ood else None, ood_name=ood.path if ood else "",
                                     conformal_alpha=args.conformal,
                                     fit_logits=val.logits if args.fit_on else None,
-                                    fit_labels=val.require_labels() if args.fit_on else None)
+                                    fit_labels=val.require_labels() if args.fit_on else None,
+                                    classes=args.classes)
     html = render_html(args.title, sections, subtitle=subtitle)
     pdf = None
     if args.pdf:
@@ -319,6 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibrator", action="append", metavar="CAL.json", help="a fitted calibrator (at most one)")
     p.add_argument("--bins", type=_bins, default=15)
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--classwise", action="store_true",
+                   help="also compute the class-wise numbers (class-wise ECE, Brier calibration and refinement: "
+                        "O(n k) bin sums); by default only up to k = 100 classes")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("report", help="write a self-contained HTML reliability report (and JSON with --json)")
@@ -340,6 +353,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "miscoverage ALPHA, calibrated on --fit-on data, else on a seeded half of DATA")
     p.add_argument("--allow-slow", action="store_true",
                    help="run fits that are long by the size rule (over a minute by their n, k and method)")
+    p.add_argument("--classes", choices=["auto", "all"], default="auto",
+                   help="auto (default): every class up to 20 classes; beyond, the classes of largest class-wise "
+                        "ECE and the most frequent (12 panels), a heat map and a searchable table of the others "
+                        "(the JSON holds every class); all: every class's panel and row, whatever k")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("experiment", help="the CIFAR-10 experiment: train, sample, calibrate, report")

@@ -583,6 +583,9 @@ def main(argv=None):
     text = render(rows, env, args, time.time() - t0, checks, profiles)
     from calibrate.io.readers import atomic_write_text
 
+    old = Path(args.out).read_text() if Path(args.out).exists() else ""
+    if "\n## Large k\n" in old:  # the section of experiments.benchmarks_scale_k is kept
+        text += "\n\n## Large k\n" + old.split("\n## Large k\n", 1)[1].rstrip("\n")
     atomic_write_text(args.out, text + "\n")
     print(text)
 

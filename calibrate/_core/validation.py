@@ -88,8 +88,11 @@ def check_scores(x, name: str = "logits", *, kind: str = "logits") -> np.ndarray
     if kind == "probs":
         # Two passes: the row sums (NaN or inf in a row makes its sum non-finite) and the
         # minimum (rows of non-negative values summing to 1 are then at most 1).
-        with one_blas_thread():  # a BLAS matrix-vector product: fast row sums (one thread: no stalls)
-            sums = arr @ np.ones(k, dtype=arr.dtype)
+        if arr.size <= 1 << 20:  # small: numpy's row sums (no BLAS, so no thread-pool set-up on a first call)
+            sums = arr.sum(axis=1)
+        else:
+            with one_blas_thread():  # a BLAS matrix-vector product: fast row sums (one thread: no stalls)
+                sums = arr @ np.ones(k, dtype=arr.dtype)
         if not np.isfinite(sums).all():
             _raise_not_finite(arr, name, kind)
         lo = arr.min()

@@ -134,7 +134,7 @@ class CalibrationAccumulator:
 
 
 def evaluate_in_blocks(logits, labels, n_bins: int = 15, *, transform=None, block_bytes: int | None = None,
-                       return_state: bool = False) -> dict:
+                       return_state: bool = False, classwise: bool = True) -> dict:
     """Every metric of :func:`calibrate.metrics.all_metrics` from (n, k) logits, in row blocks.
 
     logits: (n, k) float, possibly memory-mapped (read one block at a time); labels: (n,) int.
@@ -144,14 +144,15 @@ def evaluate_in_blocks(logits, labels, n_bins: int = 15, *, transform=None, bloc
     block_bytes: bytes of one float64 working copy of a block (default: 16 blocks of the
     package's policy, as a calibrator's transform has a per-call cost).
     return_state: give (the metrics, the accumulator, confidences (n,), correct (n,))
-    instead, for :func:`calibrate.metrics.summary.summary_in_blocks`.
+    instead, for :func:`calibrate.metrics.summary.summary_in_blocks`. classwise=False: no
+    class-wise bin sums (O(n k) work) and no "classwise_ece" key.
     """
     from calibrate._core.blocks import BLOCK_BYTES
 
     z = check_scores(logits, "logits", kind="logits")
     n, k = z.shape
     y = check_labels(labels, n, k)
-    acc = CalibrationAccumulator(k, n_bins)
+    acc = CalibrationAccumulator(k, n_bins, classwise=classwise)
     conf, ok = np.empty(n), np.empty(n, dtype=np.int64)
     for s in row_blocks(n, k, 8, 16 * BLOCK_BYTES if block_bytes is None else block_bytes):
         zb = z[s] if transform is None else transform(z[s])
@@ -162,7 +163,8 @@ def evaluate_in_blocks(logits, labels, n_bins: int = 15, *, transform=None, bloc
     res = {key: out[key] for key in ("accuracy", "ece")}
     mass = _stats.Bins(_binning.equal_mass_edges(conf, n_bins))
     res["ece_mass"] = float(mass.finish(mass.update_values(mass.zeros(), conf, ok)))
-    res.update({key: out[key] for key in ("ece_l2", "ece_l2_debiased", "mce", "classwise_ece", "nll", "brier")})
+    res.update({key: out[key] for key in ("ece_l2", "ece_l2_debiased", "mce", "classwise_ece", "nll", "brier")
+                if key in out})
     if return_state:
         return res, acc, conf, ok
     return res

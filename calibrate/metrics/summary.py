@@ -74,7 +74,13 @@ def summary_metrics(probs, labels, n_bins: int = 15, *, logits=None) -> dict:
     return out
 
 
-def summary_in_blocks(logits, labels, n_bins: int = 15, *, transform=None) -> dict:
+#: ``calibrate evaluate`` computes the class-wise quantities (class-wise ECE, the Brier
+#: calibration/refinement split: O(n k) bin sums) up to this many classes, or when asked
+CLASSWISE_MAX_K = 100
+CLASSWISE_KEYS = ("classwise_ece", "brier_calibration", "brier_refinement")
+
+
+def summary_in_blocks(logits, labels, n_bins: int = 15, *, transform=None, classwise: bool = True) -> dict:
     """:func:`summary_metrics` of softmax(logits) (or of ``transform``'s log-probabilities)
     computed in row blocks: memory is the (n,) top-label confidences plus one block, so a
     memory-mapped (n, k) file is never loaded whole (what ``calibrate evaluate`` calls).
@@ -83,14 +89,18 @@ def summary_in_blocks(logits, labels, n_bins: int = 15, *, transform=None) -> di
     one-vs-rest equal-width bins as :func:`calibrate.metrics.decomposition.brier_decomposition`):
     REL = sum over (class, bin) of (sum p - sum o)^2 / count / n; the over/under-confidence
     split from its top-label bin sums; the risk-coverage areas and the smooth ECE from the
-    (n,) confidences and correctness.
+    (n,) confidences and correctness. classwise=False: none of CLASSWISE_KEYS (no
+    class-wise bin sums, the O(n k) part).
     """
     from calibrate.backends.streaming import evaluate_in_blocks
 
-    res, acc, conf, ok = evaluate_in_blocks(logits, labels, n_bins, transform=transform, return_state=True)
+    res, acc, conf, ok = evaluate_in_blocks(logits, labels, n_bins, transform=transform, return_state=True,
+                                            classwise=classwise)
     n = conf.shape[0]
-    cnt, s_p, s_o = acc.stats["classwise"].sums(acc.states["classwise"])
-    rel = float(np.sum(np.where(cnt > 0, (s_p - s_o) ** 2 / np.where(cnt > 0, cnt, 1.0), 0.0)) / n)
+    if classwise:
+        cnt, s_p, s_o = acc.stats["classwise"].sums(acc.states["classwise"])
+        rel = float(np.sum(np.where(cnt > 0, (s_p - s_o) ** 2 / np.where(cnt > 0, cnt, 1.0), 0.0)) / n)
+        res.update({"brier_calibration": rel, "brier_refinement": res["brier"] - rel})
     _, s_conf, s_corr = acc.stats["top"].sums(acc.states["top"])
     gap = s_conf - s_corr  # per top-label bin: sum of confidence - sum of correctness
     g = _groups(conf, ok.astype(np.float64))
@@ -98,8 +108,6 @@ def summary_in_blocks(logits, labels, n_bins: int = 15, *, transform=None) -> di
         "aurc": _aurc(g),
         "augrc": _augrc(g),
         "smooth_ece": smooth.smooth_ece(conf, ok.astype(np.float64)),
-        "brier_calibration": rel,
-        "brier_refinement": res["brier"] - rel,
         "overconfidence": float(np.sum(np.maximum(gap, 0.0)) / n),
         "underconfidence": float(np.sum(np.maximum(-gap, 0.0)) / n),
     })

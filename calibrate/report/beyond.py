@@ -95,6 +95,16 @@ def decomposition_numbers(probs: dict, labels, n_bins: int = 15) -> dict:
     return out
 
 
+def decomposition_from_sums(class_decomposition: dict, brier: float, probs, labels, n_bins: int = 15) -> dict:
+    """The entry of :func:`decomposition_numbers` of one prediction from sums already made:
+    ``class_decomposition`` (calibrate.report.classes.class_numbers()["decomposition"], the
+    class-wise part) and the Brier score; only the top-label over/under split is computed here."""
+    ou = decomposition.ece_over_under(probs, labels, n_bins)
+    bd = {"brier": float(brier), **class_decomposition}
+    return {**bd, "brier_calibration": bd["reliability"], "brier_refinement": bd["brier"] - bd["reliability"],
+            "overconfidence": ou["overconfidence"], "underconfidence": ou["underconfidence"]}
+
+
 def decomposition_table(numbers: dict, n_bins: int) -> dict:
     cols = [("brier", "Brier"), ("reliability", "calibration (REL)"), ("brier_refinement", "refinement"),
             ("resolution", "resolution (RES)"), ("uncertainty", "uncertainty (UNC)"),
@@ -348,16 +358,22 @@ def conformal_section(test_logits, test_labels, calibrators: dict, alpha: float,
 # ------------------------------------------------------------------------ all of them
 def beyond_report(preds: dict, labels, test_logits, calibrators: dict, *, n_bins: int = 15,
                   n_resamples: int = 1000, seed: int = 0, ood_logits=None, ood_name: str = "",
-                  conformal_alpha=None, fit_logits=None, fit_labels=None, fit_name: str = ""):
+                  conformal_alpha=None, fit_logits=None, fit_labels=None, fit_name: str = "",
+                  probs: dict | None = None, decomposition: dict | None = None):
     """The new report parts for log-probabilities ``preds`` ({name: (n, k)}, "uncalibrated" first).
 
     Returns (data, decomposition table, sections): ``data`` holds the JSON keys
     decomposition, selective, smooth (+ ood, conformal when asked); the table goes in the
     metrics section; ``sections`` is {id: section} for selective, smooth, ood, conformal.
+    probs: {name: (n, k) probabilities} when the caller has them (then ``preds`` is not
+    read); decomposition: {name: the entry of :func:`decomposition_numbers`} when the
+    caller has made it (see :func:`decomposition_from_sums`).
     """
-    probs = {n: np.exp(lp) for n, lp in preds.items()}
+    if probs is None:
+        probs = {n: np.exp(lp) for n, lp in preds.items()}
     data, sections = {}, {}
-    data["decomposition"] = decomposition_numbers(probs, labels, n_bins)
+    data["decomposition"] = decomposition if decomposition is not None else decomposition_numbers(probs, labels,
+                                                                                                   n_bins)
     table = decomposition_table(data["decomposition"], n_bins)
     data["smooth"], sections["smooth"] = smooth_section(probs, labels, n_bins, n_resamples, seed)
     data["selective"], sections["selective"] = selective_section(probs, labels, n_resamples, seed)

@@ -170,15 +170,18 @@ def reliability_figure(predictions: dict, labels, n_bins: int = 15, *, binning: 
 
 
 def classwise_reliability_figure(probs, labels, class_names=None, n_bins: int = 10, *, ncols: int = 5,
-                                 panel_size: float = 2.6, suptitle: str | None = None) -> Figure:
-    """One diagram per class: P(class j) against the observed frequency of class j."""
+                                 panel_size: float = 2.6, suptitle: str | None = None, classes=None) -> Figure:
+    """One diagram per class: P(class j) against the observed frequency of class j.
+
+    classes: the class indices to draw, in order (default: every class)."""
     p, y = check_probs_labels(probs, labels)  # once, not once per class
-    k = p.shape[1]
-    names = list(class_names) if class_names is not None else [str(j) for j in range(k)]
+    names = list(class_names) if class_names is not None else [str(j) for j in range(p.shape[1])]
+    shown = list(range(p.shape[1])) if classes is None else [int(j) for j in classes]
+    k = len(shown)
     nrows = int(np.ceil(k / ncols))
     fig = Figure(figsize=(panel_size * min(k, ncols), panel_size * nrows), layout="constrained")
-    for j in range(k):
-        ax = fig.add_subplot(nrows, min(k, ncols), j + 1)
+    for i, j in enumerate(shown):
+        ax = fig.add_subplot(nrows, min(k, ncols), i + 1)
         d = _class_reliability(p, y, j, n_bins, "width", names[j])
         plot_reliability(d, ax)
         ax.get_legend().remove()

@@ -20,7 +20,17 @@ import numpy as np
 
 from calibrate._core.machine import cpu_model
 from calibrate.metrics import calibration as metrics
-from calibrate.report.beyond import beyond_report
+from calibrate.report.beyond import beyond_report, decomposition_from_sums
+from calibrate.report.classes import (
+    ALL_CLASSES_MAX_K,
+    BOOTSTRAP_CLASSWISE_MAX_K,
+    CLASS_TABLE_MAX_ROWS,
+    class_ece_intervals,
+    class_heatmap_figure,
+    class_numbers,
+    class_ranking,
+    select_classes,
+)
 from calibrate.report.figures import classwise_reliability_figure, figure_to_png, reliability_figure
 from calibrate.resampling.tables import METRIC_KEYS, PAIRED_KEYS, report_numbers
 
@@ -120,6 +130,10 @@ def metrics_table(rows: dict, keys=METRIC_KEYS, caption="") -> dict:
         for k in keys:
             c = r[k]
             mark = "*" if c.get("widened") else ""
+            if c.get("low") is None:  # a point estimate only (not resampled)
+                cells.append({"text": _fmt(c["estimate"]), "ci": "(no interval)",
+                              "cls": "better" if best[k] == name and len(rows) > 1 else ""})
+                continue
             cells.append({"text": _fmt(c["estimate"]), "ci": f"[{_fmt(c['low'])}, {_fmt(c['high'])}]{mark}",
                           "cls": "better" if best[k] == name and len(rows) > 1 else ""})
         body.append({"cells": cells})
@@ -127,6 +141,7 @@ def metrics_table(rows: dict, keys=METRIC_KEYS, caption="") -> dict:
 
 
 def paired_table(diffs: dict, reference: str, keys=PAIRED_KEYS) -> dict:
+    keys = [k for k in keys if all(k in d for d in diffs.values())]
     header = ["prediction"] + [f"Δ {metrics.METRIC_NAMES[k]}" for k in keys]
     body = []
     for name, d in diffs.items():
@@ -309,13 +324,17 @@ def calibration_report_sections(test_logits, test_labels, calibrators: dict, *, 
                        n_bins: int = 15, n_resamples: int = 1000, seed: int = 0, class_names=None,
                        title: str = "Calibration report", started: float | None = None,
                        ood_logits=None, ood_name: str = "", conformal_alpha: float | None = None,
-                       fit_logits=None, fit_labels=None, method: str = "bca", scheme: str = "auto"):
+                       fit_logits=None, fit_labels=None, method: str = "bca", scheme: str = "auto",
+                       classes: str = "auto"):
     """Build the report of ``calibrators`` ({name: fitted Calibrator}) on test logits.
 
     ood_logits: (m, k) logits of out-of-distribution inputs (adds the detection section);
     conformal_alpha: miscoverage of the conformal sets section, calibrated on
     (fit_logits, fit_labels) when given, else on a seeded half of the test rows
     (see :mod:`calibrate.report.beyond`).
+    classes: "auto" (every class up to ALL_CLASSES_MAX_K classes; beyond, the classes that
+    matter, a heat map and a searchable table: :func:`large_k_class_section`) or "all"
+    (every class's panel and row at any k).
     Returns (sections, subtitle, data): the report's sections (for :func:`render_html` and
     :func:`calibrate.report.pdf.render_pdf`, with ``data["title"]``), its subtitle, and the
     JSON-able dict of the same numbers.
@@ -327,57 +346,90 @@ def calibration_report_sections(test_logits, test_labels, calibrators: dict, *, 
     ood_name = display_path(ood_name)
     fit_name = ", ".join(display_path(part) for part in fit_name.split(", ")) if fit_name else fit_name
     y = np.asarray(test_labels)
-    preds = {"uncalibrated": metrics.log_softmax(test_logits)}
-    for name, cal in calibrators.items():
-        preds[name] = cal.predict_log_proba(test_logits, kind="logits")
-    probs = {n: np.exp(lp) for n, lp in preds.items()}
-    n, k = preds["uncalibrated"].shape
-    table, diffs, boot = report_numbers(preds, y, n_bins, n_resamples, seed=seed, method=method, scheme=scheme)
-    classes = per_class_table(probs, y, n_bins)
+    n, k = np.shape(test_logits)
+    large = classes != "all" and k > ALL_CLASSES_MAX_K
+    if large:
+        # nothing (n, k) but the probabilities is kept: the log-probabilities are made block by
+        # block wherever they are needed (the estimates' NLL, the bootstrap's sufficient statistics)
+        lp_fn = {"uncalibrated": lambda s: test_logits[s]}
+        for name, cal in calibrators.items():
+            lp_fn[name] = lambda s, c=cal: c.predict_log_proba(test_logits[s], kind="logits")
+        preds = lp_fn
+        probs = {nm: _probs_in_blocks(f, n, k) for nm, f in lp_fn.items()}
+    else:
+        preds = {"uncalibrated": metrics.log_softmax(test_logits)}
+        for name, cal in calibrators.items():
+            preds[name] = cal.predict_log_proba(test_logits, kind="logits")
+        probs = {nm: np.exp(lp) for nm, lp in preds.items()}
+    names = list(probs)
+    # every class-wise quantity of every section, from one pass per prediction
+    cnum = {nm: class_numbers(probs[nm], y, n_bins) for nm in names}
+    keys = METRIC_KEYS if k <= BOOTSTRAP_CLASSWISE_MAX_K else [m for m in METRIC_KEYS if m != "classwise_ece"]
+    est = {nm: _estimates(probs[nm], preds[nm], y, n_bins, cnum[nm]["classwise_ece"]) for nm in names}
+    table, diffs, boot = report_numbers(preds, y, n_bins, n_resamples, seed=seed, method=method, scheme=scheme,
+                                        estimates=est, keys=keys)
+    if "classwise_ece" not in keys:  # shown as a point estimate (its sums are O(k bins) per resample)
+        for nm in names:
+            r = table[nm]
+            r["classwise_ece"] = {"estimate": est[nm]["classwise_ece"], "low": None, "high": None,
+                                  "confidence": boot["confidence"], "method": "not resampled"}
+            table[nm] = {m: r[m] for m in METRIC_KEYS}
+    classes_json = [{"class": j, "support": int(cnum[names[0]]["support"][j]),
+                     "frequency": float(cnum[names[0]]["frequency"][j]),
+                     **{f"mean_p[{nm}]": float(cnum[nm]["mean_p"][j]) for nm in names},
+                     **{f"ece[{nm}]": float(cnum[nm]["ece"][j]) for nm in names}} for j in range(k)]
     params = {name: {"method": cal.name, **cal.get_params(), **cal.summary()} for name, cal in calibrators.items()}
+    decomp = {nm: decomposition_from_sums(cnum[nm]["decomposition"], est[nm]["brier"], probs[nm], y, n_bins)
+              for nm in names}
     beyond, decomposition_table, beyond_sections = beyond_report(
         preds, y, test_logits, calibrators, n_bins=n_bins, n_resamples=n_resamples, seed=seed,
         ood_logits=ood_logits, ood_name=ood_name, conformal_alpha=conformal_alpha, fit_logits=fit_logits,
-        fit_labels=fit_labels, fit_name=fit_name)
+        fit_labels=fit_labels, fit_name=fit_name, probs=probs, decomposition=decomp)
 
     data = {
         "title": title,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "data": data_name, "fit_on": fit_name or None, "n": n, "k": k, "bins": n_bins,
         "bootstrap": {**boot, "interval": boot["method"]},
-        "metrics": table, "paired_differences_vs_uncalibrated": diffs, "per_class": classes,
+        "metrics": table, "paired_differences_vs_uncalibrated": diffs, "per_class": classes_json,
         "calibrators": params, "command": command_line(), "environment": environment(),
     }
     data.update(beyond)
 
-    names = list(preds)
     figs = [_png(reliability_figure({nm: probs[nm] for nm in group}, y, n_bins),
                  f"Reliability diagrams: {', '.join(group)}",
                  "Bars: accuracy per confidence bin; hatched: the gap to the diagonal; below: "
                  "the fraction of samples per bin.")
             for group in _chunks(names, 4)]
-    cw = _png(classwise_reliability_figure(probs["uncalibrated"], y, class_names, n_bins=10,
-                                           suptitle="uncalibrated, class-wise"),
-              "Class-wise reliability diagrams, uncalibrated")
     best = min((nm for nm in names if nm != "uncalibrated"), key=lambda nm: table[nm]["ece"]["estimate"], default=None)
-    figs_cw = [cw]
-    if best:
-        figs_cw.append(_png(classwise_reliability_figure(probs[best], y, class_names, n_bins=10,
-                                                         suptitle=f"{best}, class-wise"),
-                            f"Class-wise reliability diagrams, {best}"))
     cname = (lambda j: class_names[j]) if class_names is not None else str
-    class_tables = []
-    groups = _chunks(names, 4)  # at most 3 + 8 columns a table: it fits a 1280 px page
-    for g, group in enumerate(groups):
-        class_rows = []
-        for r in classes:
-            cells = [{"text": cname(r["class"])}, {"text": str(r["support"])}, {"text": _fmt(r["frequency"])}]
-            cells += [{"text": _fmt(r[f"mean_p[{nm}]"])} for nm in group]
-            cells += [{"text": _fmt(r[f"ece[{nm}]"])} for nm in group]
-            class_rows.append({"cells": cells})
-        class_tables.append({"header": ["class", "support", "frequency"] + [f"mean P ({nm})" for nm in group]
-                             + [f"ECE ({nm})" for nm in group], "rows": class_rows,
-                             "caption": f"Part {g + 1} of {len(groups)}: {', '.join(group)}" if len(groups) > 1 else ""})
+    if large:
+        class_section, data["classes_shown"] = large_k_class_section(
+            probs, y, cnum, best, n_bins=n_bins, n_resamples=n_resamples, seed=seed, scheme=boot["scheme"],
+            class_names=class_names)
+    else:
+        figs_cw = [_png(classwise_reliability_figure(probs["uncalibrated"], y, class_names, n_bins=10,
+                                                     suptitle="uncalibrated, class-wise"),
+                        "Class-wise reliability diagrams, uncalibrated")]
+        if best:
+            figs_cw.append(_png(classwise_reliability_figure(probs[best], y, class_names, n_bins=10,
+                                                             suptitle=f"{best}, class-wise"),
+                                f"Class-wise reliability diagrams, {best}"))
+        class_tables = []
+        groups = _chunks(names, 4)  # at most 3 + 8 columns a table: it fits a 1280 px page
+        for g, group in enumerate(groups):
+            class_rows = []
+            for r in classes_json:
+                cells = [{"text": cname(r["class"])}, {"text": str(r["support"])}, {"text": _fmt(r["frequency"])}]
+                cells += [{"text": _fmt(r[f"mean_p[{nm}]"])} for nm in group]
+                cells += [{"text": _fmt(r[f"ece[{nm}]"])} for nm in group]
+                class_rows.append({"cells": cells})
+            class_tables.append({"header": ["class", "support", "frequency"] + [f"mean P ({nm})" for nm in group]
+                                 + [f"ECE ({nm})" for nm in group], "rows": class_rows,
+                                 "caption": f"Part {g + 1} of {len(groups)}: {', '.join(group)}" if len(groups) > 1 else ""})
+        class_section = {"id": "classes", "title": "Per class", "tables": class_tables, "figures": figs_cw,
+                         "collapsed": True}
+        data["classes_shown"] = {"rule": "all", "shown": list(range(k))}
     param_rows = [{"cells": [{"text": nm}, {"text": p["method"]},
                              {"text": ", ".join(f"{a} = {b:.4g}" if isinstance(b, float) else f"{a} = {b}"
                                                 for a, b in p.items() if a != "method")}]}
@@ -404,7 +456,7 @@ def calibration_report_sections(test_logits, test_labels, calibrators: dict, *, 
         {"id": "reliability", "title": "Reliability diagrams", "figures": figs},
         beyond_sections.get("smooth"), beyond_sections.get("selective"), beyond_sections.get("ood"),
         beyond_sections.get("conformal"),
-        {"id": "classes", "title": "Per class", "tables": class_tables, "figures": figs_cw, "collapsed": True},
+        class_section,
         {"id": "calibrators", "title": "Fitted calibrators", "collapsed": True,
          "tables": [{"header": ["name", "method", "parameters"], "rows": param_rows}]} if params else None,
         {"id": "provenance", "title": "How this report was made", "collapsed": True,
@@ -415,3 +467,109 @@ def calibration_report_sections(test_logits, test_labels, calibrators: dict, *, 
     ]
     sections = [s for s in sections if s]
     return sections, f"{data_name} — n = {n:,}, k = {k}", data
+
+
+def _probs_in_blocks(lp_fn, n: int, k: int) -> np.ndarray:
+    """(n, k) float64 probabilities softmax(lp_fn(rows)), made block by block (one exponential
+    a value, written in place)."""
+    from calibrate._core.blocks import exp_into, row_blocks, row_max
+
+    out = np.empty((n, k))
+    for s in row_blocks(n, k):
+        b = out[s]
+        np.copyto(b, lp_fn(s), casting="unsafe")
+        b -= row_max(b)[:, None]
+        exp_into(b)
+        b /= b.sum(axis=1, keepdims=True)
+    return out
+
+
+def _estimates(p, lp, y, n_bins: int, classwise_ece: float) -> dict:
+    """The plug-in value of each metric of METRIC_KEYS (the definitions of
+    calibrate.metrics.all_metrics), the class-wise ECE given (computed once, with the other
+    class-wise sums). lp: (n, k) log-probabilities, or f(slice) -> those rows' (the NLL)."""
+    if callable(lp):
+        from calibrate._core.blocks import row_blocks
+
+        tot = 0.0
+        for s in row_blocks(*p.shape):
+            lb = metrics.log_softmax(np.asarray(lp(s), dtype=np.float64))
+            tot += float(np.sum(lb[np.arange(lb.shape[0]), y[s]]))
+        nll = -tot / p.shape[0]
+    else:
+        nll = metrics.nll_from_logits(lp, y)
+    return {"accuracy": metrics.accuracy(p, y), "ece": metrics.ece(p, y, n_bins),
+            "ece_mass": metrics.ece(p, y, n_bins, binning="mass"), "ece_l2": metrics.ece(p, y, n_bins, norm="l2"),
+            "ece_l2_debiased": metrics.ece(p, y, n_bins, norm="l2", debiased=True), "mce": metrics.mce(p, y, n_bins),
+            "classwise_ece": classwise_ece, "nll": nll, "brier": metrics.brier(p, y)}
+
+
+def large_k_class_section(probs: dict, y, cnum: dict, best: str | None, *, n_bins: int = 15,
+                          n_resamples: int = 1000, seed: int = 0, scheme: str = "auto", class_names=None):
+    """The per-class section beyond ALL_CLASSES_MAX_K classes: (section, what was shown).
+
+    Shown: the classes that matter for the uncalibrated model (:func:`select_classes`: the
+    largest per-class ECE, then the most frequent) as one table with bootstrap intervals
+    (:func:`class_ece_intervals`, those classes only) and reliability panels (uncalibrated,
+    and the calibrator of lowest ECE), at most CLASS_PANELS each; a heat map of every
+    class's ECE; a compact table of up to CLASS_TABLE_MAX_ROWS classes (by decreasing
+    uncalibrated ECE), searchable and sortable in the page. The JSON holds every class.
+    """
+    names = list(probs)
+    ref = cnum["uncalibrated"]
+    k = ref["ece"].size
+    cname = (lambda j: str(class_names[j])) if class_names is not None else str
+    sel = select_classes(ref["ece"], ref["support"])
+    shown = sel["shown"]
+    iv = {nm: class_ece_intervals(probs[nm], y, shown, n_bins, n_resamples, seed=seed, scheme=scheme)
+          for nm in names}
+    header = ["class", "why shown", "support"] + [f"ECE ({nm})" for nm in names] + [f"mean P ({nm})" for nm in names]
+    rows = []
+    for j in shown:
+        why = "largest ECE" if j in sel["largest_ece"] else "most frequent"
+        cells = [{"text": cname(j)}, {"text": why}, {"text": f"{int(ref['support'][j]):,}"}]
+        cells += [{"text": _fmt(iv[nm][j]["estimate"]), "ci": f"[{_fmt(iv[nm][j]['low'])}, {_fmt(iv[nm][j]['high'])}]"}
+                  for nm in names]
+        cells += [{"text": _fmt(float(cnum[nm]["mean_p"][j]))} for nm in names]
+        rows.append({"cells": cells})
+    shown_table = {"header": header, "rows": rows,
+                   "caption": f"The {len(sel['largest_ece'])} classes of largest class-wise ECE (uncalibrated) and the "
+                              f"{len(sel['most_frequent'])} most frequent others. ECE: {n_bins} equal-width bins of "
+                              "P(class) against the class's indicator; below it, a 95 % percentile bootstrap interval "
+                              f"({n_resamples} resamples, the metrics table's resample weights)."}
+    order = class_ranking(ref["ece"])
+    listed = order[:CLASS_TABLE_MAX_ROWS]
+    all_rows = [{"cells": [{"text": cname(int(j))}, {"text": str(int(ref["support"][j]))}]
+                 + [{"text": _fmt(float(cnum[nm]["ece"][j]))} for nm in names]} for j in listed]
+    all_table = {"header": ["class", "support"] + [f"ECE ({nm})" for nm in names], "rows": all_rows,
+                 "interactive": True, "html_only": True,
+                 "caption": (f"All {k:,} classes" if listed.size == k else
+                             f"The {listed.size:,} classes of largest ECE (uncalibrated) of {k:,}")
+                 + ", by decreasing uncalibrated ECE: type in the box to filter by class, click a column "
+                   "heading to sort. Point estimates."}
+    panels = [_png(classwise_reliability_figure(probs["uncalibrated"], y, class_names, n_bins=10, classes=shown,
+                                                ncols=4, suptitle="uncalibrated, class-wise: the classes shown"),
+                   "Class-wise reliability diagrams of the classes shown, uncalibrated")]
+    if best:
+        panels.append(_png(classwise_reliability_figure(probs[best], y, class_names, n_bins=10, classes=shown,
+                                                        ncols=4, suptitle=f"{best}, class-wise: the classes shown"),
+                           f"Class-wise reliability diagrams of the classes shown, {best}"))
+    heat_names = ["uncalibrated"] + ([best] if best else [])
+    heat = _png(class_heatmap_figure({nm: cnum[nm]["ece"] for nm in heat_names}),
+                "Per-class ECE of every class (heat map)",
+                f"Every class's ECE ({n_bins} equal-width bins, one-vs-rest), one cell per class in class order; "
+                "one color scale for all panels.")
+    left_out = k - len(shown)
+    words = (f"k = {k:,} classes: this section shows {len(shown)} classes in detail (the "
+             f"{len(sel['largest_ece'])} of largest class-wise ECE of the uncalibrated model, and the "
+             f"{len(sel['most_frequent'])} most frequent others), a heat map of every class's ECE, and "
+             + (f"a table of all {k:,} classes" if listed.size == k else
+                f"a table of the {listed.size:,} classes of largest ECE")
+             + f". Left out: the panels and intervals of the other {left_out:,} classes"
+             + ("" if listed.size == k else f", and the table rows of {k - listed.size:,} classes")
+             + ". To see them: every class's support, mean probability and ECE is in the JSON (calibrate report "
+               "--json FILE, key per_class); calibrate report --classes all draws every class (one panel each).")
+    section = {"id": "classes", "title": "Per class", "paragraphs": [words], "tables": [shown_table, all_table],
+               "figures": panels + [heat], "collapsed": True}
+    return section, {"rule": "largest ECE and most frequent (uncalibrated)", **sel,
+                     "table_rows": int(listed.size), "intervals": iv}

@@ -247,6 +247,9 @@ def _draw_section(lay: _Layout, s: dict):
             lay.block("\n".join(lines), 9, x=MARGIN + key_w, width=CONTENT_W - key_w, gap=0.02)
         lay.y -= 0.08
     for t in s["tables"]:
+        if t.get("html_only"):  # a searchable table of the web page (every class): the JSON holds it
+            lay.block(f"{t.get('caption', 'A table')} -- in the HTML report and the JSON only.", 8, color="#555555")
+            continue
         _draw_table(lay, t)
     for f in s["figures"]:
         _draw_figure(lay, f)

@@ -43,6 +43,7 @@ interval can miss it; BCa moves the interval down by z0.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 
@@ -77,7 +78,8 @@ AUTO_MULTINOMIAL_MAX_ROWS = 200_000
 # Sizes from the package's block policy (calibrate._core.blocks.BLOCK_BYTES), larger
 # multiples of it because each block here is one call into numpy's generator or
 # scipy.sparse, whose per-call cost must stay small against the block's work:
-_RESAMPLE_CHUNK_BYTES = 256 * BLOCK_BYTES  # multinomial: float64 counts of a chunk of resamples (128 MiB)
+_RESAMPLE_CHUNK_BYTES = 32 * BLOCK_BYTES  # multinomial: counts of a chunk of resamples (16 MiB: a chunk's
+# temporaries are reused by the next, so a first call in a fresh process does not page-fault new memory)
 _POISSON_BLOCK_BYTES = 32 * BLOCK_BYTES  # poisson: float64 weights of a block of rows x resamples (16 MiB)
 _DESIGN_BLOCK_BYTES = 32 * BLOCK_BYTES  # rows of X built, or densified for the jackknife, at once (16 MiB)
 
@@ -383,7 +385,9 @@ class _Engine:
         # beyond the exact jackknife, its group sums are gathered in the resampling pass
         self._group_sums = (np.zeros((JACKKNIFE_GROUPS, d.width))
                             if jackknife and self.n > EXACT_JACKKNIFE_MAX_ROWS and self.scheme == "poisson" else None)
-        with one_blas_thread():
+        # Poisson: many small products in a block loop, on one BLAS thread each; multinomial: one
+        # product per chunk of resamples, left to BLAS as it is (and no threadpoolctl set-up on a first call)
+        with one_blas_thread() if self.scheme == "poisson" else contextlib.nullcontext():
             X, ones = self._accumulate(d, rng, St)
         self.S, self.ones, self._X = St.T, ones, X
         self._jack = self._jackknife() if jackknife else None

@@ -66,16 +66,21 @@ def paired_differences(ref_log_probs, log_probs, labels, n_bins: int = 15, n_res
 
 @renamed_keywords(confidence="confidence_level")
 def report_numbers(preds: dict, labels, n_bins: int = 15, n_resamples: int = 1000, confidence_level: float = 0.95,
-                   seed: int = 0, method: str = "bca", scheme: str = "auto", reference: str = "uncalibrated"):
+                   seed: int = 0, method: str = "bca", scheme: str = "auto", reference: str = "uncalibrated",
+                   estimates: dict | None = None, keys=None):
     """The report's metric table and paired differences, all from ONE set of resample weights.
 
-    preds: {name: (n, k) log-probabilities}. Returns (table, diffs, info).
+    preds: {name: (n, k) log-probabilities, or f(slice) -> those rows' log-probabilities}.
+    estimates: {name: {metric: value}} already computed (else computed here from arrays);
+    keys: the metrics resampled (default METRIC_KEYS). Returns (table, diffs, info).
     """
-    est = {name: _point_estimates(lp, labels, n_bins, METRIC_KEYS) for name, lp in preds.items()}
-    table, paired, info = bootstrap_many(preds, labels, METRIC_KEYS, n_resamples, confidence_level, seed,
-                                         n_bins=n_bins,
+    keys = list(METRIC_KEYS if keys is None else keys)
+    est = estimates if estimates is not None else {
+        name: _point_estimates(lp, labels, n_bins, keys) for name, lp in preds.items()}
+    table, paired, info = bootstrap_many(preds, labels, keys, n_resamples, confidence_level, seed, n_bins=n_bins,
                                          reference=reference if len(preds) > 1 else None,
-                                         paired_names=PAIRED_KEYS, method=method, scheme=scheme, estimates=est)
+                                         paired_names=[k for k in PAIRED_KEYS if k in keys], method=method,
+                                         scheme=scheme, estimates=est)
     table = {n: {k: _with_estimate(v) for k, v in r.items()} for n, r in table.items()}
     diffs = {n: {k: _with_estimate(v) for k, v in r.items()} for n, r in paired.items()}
     return table, diffs, info
