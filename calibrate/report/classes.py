@@ -22,8 +22,8 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from calibrate import metrics
 from calibrate._core import binning as _binning
+from calibrate._core import stats as _stats
 from calibrate._core.blocks import row_blocks
 
 ALL_CLASSES_MAX_K = 20  # up to this many classes the section shows every class (as it always did)
@@ -60,7 +60,7 @@ def class_numbers(probs, labels, n_bins: int = 15) -> dict:
         so += np.bincount(hit, minlength=size)
         sfo += np.bincount(hit, weights=b[np.arange(m), y[s]], minlength=size)
     c2, f2, o2 = cnt.reshape(k, n_bins), sf.reshape(k, n_bins), so.reshape(k, n_bins)
-    per_class = metrics._group_errors(c2, f2, o2, "l1", False)
+    per_class = _stats.calibration_error(c2, f2, o2, "l1", False, None)
     support = np.bincount(y, minlength=k)
     safe = np.where(cnt > 0, cnt, 1.0)
     fb, ob = sf / safe, so / safe
@@ -128,13 +128,13 @@ def class_ece_intervals(probs, labels, classes, n_bins: int = 15, n_resamples: i
     cols = np.concatenate([col[rr, jj], mb + col[rr, jj], 2 * mb + col[hr, hj]])
     vals = np.concatenate([np.ones(rr.size), P[rr, jj], np.ones(hr.size)])
     X = sp.csr_matrix((vals, (rows, cols)), shape=(n, 3 * mb))
-    est = metrics._group_errors(*_sums(np.asarray(X.sum(axis=0)).ravel()[None], P.sum(axis=0)[None],
+    est = _stats.calibration_error(*_sums(np.asarray(X.sum(axis=0)).ravel()[None], P.sum(axis=0)[None],
                                        np.array([float(n)]), m, n_bins), "l1", False)[0]
     draws = []
     for w in _weights(n, int(n_resamples), seed, sch):  # (r, n) weights
         S = np.asarray((X.T @ w.T).T)  # (r, 3 mb)
         tot_p = w @ P  # (r, m)
-        draws.append(metrics._group_errors(*_sums(S, tot_p, w.sum(axis=1), m, n_bins), "l1", False))
+        draws.append(_stats.calibration_error(*_sums(S, tot_p, w.sum(axis=1), m, n_bins), "l1", False, None))
     d = np.concatenate(draws)  # (R, m)
     a = (1.0 - confidence) / 2.0
     lo, hi = np.quantile(d, [a, 1.0 - a], axis=0)
