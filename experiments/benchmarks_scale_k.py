@@ -128,7 +128,7 @@ out = dict(rows=rows, new_modules=len(set(sys.modules) - before))
 """
 
 FIT_PARTS = r"""
-from calibrate.toplabel import nll_ece_in_blocks
+from calibrate.metrics.toplabel import nll_ece_in_blocks
 z = np.load(job["npy"], mmap_mode="r")
 y = np.load(job["labels"])
 t0 = time.perf_counter()

@@ -106,7 +106,7 @@ def test_large_k_report_fits_1280_px_in_a_real_browser(large):
 
 def test_fit_summary_is_top_label_only_and_matches_metrics(tmp_path):
     z, y = imagenet_shaped_logits(500, 300, seed=4)
-    from calibrate.toplabel import nll_ece_in_blocks
+    from calibrate.metrics.toplabel import nll_ece_in_blocks
 
     cal = calibrate.TemperatureScaling().fit(z, y)
     before, after = nll_ece_in_blocks(z, y, 15, calibrators=(None, cal))

@@ -472,14 +472,14 @@ def calibration_report_sections(test_logits, test_labels, calibrators: dict, *, 
 def _probs_in_blocks(lp_fn, n: int, k: int) -> np.ndarray:
     """(n, k) float64 probabilities softmax(lp_fn(rows)), made block by block (one exponential
     a value, written in place)."""
-    from calibrate._core.blocks import exp_into, row_blocks, row_max
+    from calibrate._core.blocks import row_blocks, row_max
 
     out = np.empty((n, k))
     for s in row_blocks(n, k):
         b = out[s]
         np.copyto(b, lp_fn(s), casting="unsafe")
         b -= row_max(b)[:, None]
-        exp_into(b)
+        np.exp(b, out=b)
         b /= b.sum(axis=1, keepdims=True)
     return out
 
