@@ -764,14 +764,11 @@ def resume_message(work, specs, state) -> str | None:
             + (f"will run: {will}" if todo else "no training left (predictions are reused where cached)"))
 
 
-# Seconds per (test row x bootstrap resample) for all calibrators, variants and CIs, plus a
-# fixed part (imports, report figures): fitted to --preset quick on the 2-core AVX2 EPYC
-# (46 s for 2,000 x 200 while the machine was shared, load 8; about a third of that idle) and
-# to the committed --preset cpu re-run (2 min for 10,000 x 1,000 on a 2-core Xeon). The
-# forward pass of a batch costs about 0.35 training steps (measured there too). Shift: one
-# cell's BCa intervals cost about 4e-7 s per row x resample (0.15 s for 2,000 x 200, shared
-# 2-core EPYC), generating a corrupted image about 2.6e-4 s (3.3 s per 1,000 images for all 13
-# corruptions), an ODIR cross-validation on the 6 x 6 grid about 20 s per model (5,000 rows).
+# Constants of the printed time estimate (rough, from --preset quick and --preset cpu runs on
+# 2-core CPUs): seconds per (test row x bootstrap resample) of the evaluation and its fixed
+# part; a forward pass of a batch in training steps; seconds per (row x resample) of one shift
+# cell's BCa intervals; seconds to corrupt one image (all 13 corruptions); one ODIR
+# cross-validation (6 x 6 grid, 5,000 rows).
 _EVAL_SECONDS_PER_ROW_RESAMPLE = 3e-5
 _EVAL_FIXED_SECONDS = 20.0
 _FORWARD_PER_STEP = 0.35

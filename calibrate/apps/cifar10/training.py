@@ -160,7 +160,7 @@ def _check_config(cfg_path: Path, cfg: TrainConfig, y_train: np.ndarray) -> None
     meta = {"config": cfg.to_dict(), "n_train": int(len(y_train))}
     if cfg_path.exists():
         old = json.loads(cfg_path.read_text())
-        # "bf16": before precision was chosen per machine; fields added since take their defaults
+        # "bf16": files without a precision field were trained in bf16; other missing fields take their defaults
         old_cfg = {**TrainConfig().to_dict(), **{k: v for k, v in old.get("config", {}).items() if k != "bf16"}}
         if old_cfg != meta["config"] or old.get("n_train") != meta["n_train"]:
             raise ValueError(f"{cfg_path.parent}: holds a run with another configuration; use another folder")
