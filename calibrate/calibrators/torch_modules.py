@@ -19,8 +19,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
-from torch import nn
+
+from calibrate._core.optional import require_torch
+
+# imported only by Calibrator.to_torch(): without torch, a one-line error saying how to get it
+torch = require_torch("Calibrator.to_torch()")
+nn = torch.nn
 
 F64 = torch.float64
 

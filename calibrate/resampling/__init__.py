@@ -7,7 +7,12 @@ intervals), smooth (smooth ECE interval).
 """
 
 from calibrate.resampling import bootstrap, detection, selective, smooth, tables
-from calibrate.resampling.bootstrap import Interval, PairedInterval, bootstrap_ci, paired_bootstrap_ci
+from calibrate.resampling.bootstrap import (
+           Interval,
+           PairedInterval,
+           bootstrap_ci,
+           paired_bootstrap_ci,
+)
 
 __all__ = ["Interval", "PairedInterval", "bootstrap", "bootstrap_ci", "detection", "paired_bootstrap_ci",
            "selective", "smooth", "tables"]
