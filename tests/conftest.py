@@ -4,6 +4,29 @@ import numpy as np
 import pytest
 
 
+def run_cli(*args, stdout=None):
+    """The command line in-process: (exit code, stdout, stderr). stdout: a file to write to
+    instead of capturing (its text is then not returned)."""
+    import contextlib
+    import io
+    import warnings
+
+    from calibrate.cli import main
+
+    out, err = stdout or io.StringIO(), io.StringIO()
+    saved = warnings.showwarning
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
+            warnings.simplefilter("always")
+            try:
+                code = main([str(a) for a in args])
+            except SystemExit as e:
+                code = e.code
+    finally:
+        warnings.showwarning = saved
+    return code, out.getvalue() if stdout is None else "", err.getvalue()
+
+
 def make_logits(n=4000, k=10, temperature=2.0, seed=0, dtype=np.float64):
     """Logits of a model that is calibrated at `temperature`: labels are drawn from
     softmax(z / temperature), so the NLL-optimal temperature is close to it."""

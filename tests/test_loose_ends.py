@@ -1,7 +1,6 @@
 """Loose ends of a hostile trial on saved logits (issue 20, part 8): binary probabilities
 passed as logits, identifier columns in a CSV, a disk that fills up mid-write."""
 
-import contextlib
 import errno
 import io
 import os
@@ -9,27 +8,12 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import make_logits
+from conftest import make_logits, run_cli
 
 import calibrate
 from calibrate._core.validation import CalibrationWarning
-from calibrate.cli import main
 
-
-def cli(*args, stdout=None):
-    """The command line in-process: (exit code, stdout, stderr)."""
-    out, err = stdout or io.StringIO(), io.StringIO()
-    saved = warnings.showwarning
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
-            warnings.simplefilter("always")
-            try:
-                code = main([str(a) for a in args])
-            except SystemExit as e:
-                code = e.code
-    finally:
-        warnings.showwarning = saved
-    return code, out.getvalue() if stdout is None else "", err.getvalue()
+cli = run_cli
 
 
 def one_error(code, err, *fragments):

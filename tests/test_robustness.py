@@ -16,7 +16,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import make_logits
+from conftest import make_logits, run_cli
 
 import calibrate
 from calibrate._core.validation import (
@@ -25,28 +25,13 @@ from calibrate._core.validation import (
     check_labels,
     check_sample_weight,
 )
-from calibrate.cli import main
 from calibrate.io import outputs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def cli(*args):
-    """Run the command line in-process: (exit code, stdout, stderr)."""
-    import contextlib
 
-    out, err = io.StringIO(), io.StringIO()
-    saved = warnings.showwarning
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
-            warnings.simplefilter("always")
-            try:
-                code = main([str(a) for a in args])
-            except SystemExit as e:
-                code = e.code
-    finally:
-        warnings.showwarning = saved
-    return code, out.getvalue(), err.getvalue()
+cli = run_cli
 
 
 def one_error(code, err, *fragments):
