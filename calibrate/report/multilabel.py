@@ -169,7 +169,7 @@ def multilabel_report_numbers(scores: dict, labels, *, n_bins: int = 15, n_resam
 def label_reliability_figure(probs, labels, columns, names, *, n_bins: int = 10, ncols: int = PANEL_COLUMNS,
                              panel_size: float = PANEL_SIZE, suptitle: str | None = None) -> Figure:
     """One reliability diagram per label of ``columns``: P(label j on) (probs (n, L)) against
-    the frequency of y_j = 1 (labels (n, L) 0/1); the panel of label j is titled "label names[j]".
+    the frequency of y_j = 1 (labels (n, L) 0/1); the panel of label j is titled names[j] ("label j" for the default names).
     At most ``ncols`` panels a row; the pixel size depends on len(columns) only."""
     p = np.asarray(probs, dtype=np.float64)
     y = np.asarray(labels)
@@ -181,7 +181,7 @@ def label_reliability_figure(probs, labels, columns, names, *, n_bins: int = 10,
         ax = fig.add_subplot(nrows, min(m, ncols), i + 1)
         pj = p[:, j]
         d = reliability_data(np.column_stack([1.0 - pj, pj]), y[:, j].astype(np.int64), n_bins, class_index=1,
-                             label=f"label {names[j]}")
+                             label=f"label {j}" if str(names[j]) == str(j) else str(names[j]))
         d.xlabel = "P(label on)"
         plot_reliability(d, ax)
         ax.get_legend().remove()
@@ -268,11 +268,11 @@ def multilabel_report_sections(scores, labels, calibrators: dict, *, kind: str, 
                                   "better beyond the noise at 95 %, red: worse)."})
 
     # the worst labels
-    wheader = ["label", "positives", "frequency"] + [f"mean P ({nm})" for nm in names] + [f"ECE ({nm})" for nm in names]
+    wheader = ["label", "positives", "frequency", "mean P (uncalibrated)"] + [f"ECE ({nm})" for nm in names]
     wrows = []
     for j in worst:
         cells = [{"text": names_l[j]}, {"text": f"{int(positives[j]):,}"}, {"text": _fmt(float(prevalence[j]))}]
-        cells += [{"text": _fmt(float(probs[nm][:, j].mean()))} for nm in names]
+        cells.append({"text": _fmt(float(probs["uncalibrated"][:, j].mean()))})
         cells += [_cell(num["worst_intervals"][nm][j]) for nm in names]
         wrows.append({"cells": cells})
     worst_table = {"header": wheader, "rows": wrows,
