@@ -237,3 +237,27 @@ def test_no_output_is_written_on_an_error(files):
     path, cal = _save(files["dir"], logits=files["zv"], labels=y), files["dir"] / "cal.json"
     _one_line_error(*run_cli("fit", path, "--multilabel", "-o", cal), "got 0.5")
     assert not cal.exists()
+
+
+# ----------------------------------------------------------------------------- the README example
+def test_the_example_writes_what_the_readme_commands_read(tmp_path, monkeypatch):
+    import re
+    import runpy
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.setattr(sys, "argv", ["multilabel_example.py", str(tmp_path / "ml")])
+    runpy.run_path(str(root / "examples" / "multilabel_example.py"), run_name="__main__")
+    with np.load(tmp_path / "ml" / "test.npz") as f:
+        assert f["logits"].shape == f["labels"].shape == (2500, 10)
+        assert set(np.unique(f["labels"])) == {0, 1}
+    before = _evaluate(tmp_path / "ml" / "test.npz", "--multilabel")
+    cal = tmp_path / "ml" / "platt.json"
+    assert run_cli("fit", tmp_path / "ml" / "val.npz", "--multilabel", "--method", "platt", "-o", cal)[0] == 0
+    after = _evaluate(tmp_path / "ml" / "test.npz", "--calibrator", cal)
+    assert after["macro"]["ece"] < before["macro"]["ece"]
+    readme = (root / "README.md").read_text()
+    assert "python examples/multilabel_example.py out/multilabel" in readme
+    shown = float(re.search(r"\nmacro +(\S+)", readme.split("### Multi-label models")[1]).group(1))
+    assert shown == pytest.approx(before["macro"]["ece"], abs=2e-3)  # the README's output, to solver tolerance
