@@ -160,3 +160,16 @@ def test_report_refuses_single_label_options(tmp_path):
                              "-o", tmp_path / "r.html")
     assert code == 2 and "'vector'" in err
     assert not (tmp_path / "r.html").exists()
+
+
+def test_intervals_do_not_depend_on_the_resample_block_size(monkeypatch):
+    import calibrate.report.multilabel as ml
+
+    z, y = _data(n=120, L=20, seed=9)
+    a = multilabel_report_numbers({"u": (z, "logits")}, y, n_resamples=60, seed=2)
+    monkeypatch.setattr(ml, "RESAMPLE_BLOCK_BYTES", 8 * 20 * 15 * 7)  # 7 resamples a block
+    b = multilabel_report_numbers({"u": (z, "logits")}, y, n_resamples=60, seed=2)
+    for avg in ("macro", "micro"):
+        for key in ("ece", "brier", "nll"):
+            for q in ("estimate", "low", "high"):
+                assert b["metrics"]["u"][avg][key][q] == pytest.approx(a["metrics"]["u"][avg][key][q], rel=1e-12)

@@ -13,7 +13,8 @@ come from the same resamples). Per resample with row weights w (sum W), equal-wi
     micro  = sum_b |sum_i w_i sum_j (y_ij - p_ij) [p_ij in bin b]| / (W L)
     Brier_j = sum_i w_i (p_ij - y_ij)^2 / W,   NLL_j likewise with the binary log loss
 
-(the bin sums are one sparse (n, L B) matrix product per block of resamples).
+(the bin sums are one sparse (n, L B) matrix product per block of resamples, blocks of at
+most RESAMPLE_BLOCK_BYTES of sums; the sparse matrix holds n L values).
 
 Sections (:func:`multilabel_report_sections`, the dicts ``render_html`` / ``render_pdf``
 take): a summary; the macro / micro table with intervals and the paired differences; the
@@ -33,6 +34,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from calibrate._core.binning import bin_index, equal_width_edges
+from calibrate._core.blocks import BLOCK_BYTES, block_rows
 from calibrate.metrics.multilabel import multilabel_metrics
 from calibrate.report.figures import plot_reliability, reliability_data
 from calibrate.report.html import _fmt, _png, command_line, environment
@@ -44,6 +46,7 @@ PANEL_COLUMNS = 4
 PANEL_SIZE = 2.6  # inches: a figure is at most PANEL_COLUMNS x 2 panels
 METRICS = ("ece", "brier", "nll")
 NAMES = {"ece": "ECE", "brier": "Brier", "nll": "NLL"}
+RESAMPLE_BLOCK_BYTES = 32 * BLOCK_BYTES  # the per-(label, bin) sums of one block of resamples: 16 MiB
 _TINY = np.finfo(np.float64).tiny
 
 
@@ -126,7 +129,9 @@ def multilabel_report_numbers(scores: dict, labels, *, n_bins: int = 15, n_resam
     suff = {nm: _Resampled(np.asarray(x, dtype=np.float64), y, kind, n_bins) for nm, (x, kind) in scores.items()}
     keys = ("macro_ece", "micro_ece", "brier", "nll")
     draws = {nm: {k: [] for k in keys} | {"worst": []} for nm in names}
-    for w in _weights(n, int(n_resamples), seed, sch):
+    sub = block_rows(L * n_bins, 8, RESAMPLE_BLOCK_BYTES)  # resamples a product: (L B, sub) float64 sums
+    blocks = (ww[a:a + sub] for ww in _weights(n, int(n_resamples), seed, sch) for a in range(0, ww.shape[0], sub))
+    for w in blocks:
         for nm in names:
             d = suff[nm].draws(w)
             acc = draws[nm]
