@@ -261,3 +261,26 @@ def test_the_example_writes_what_the_readme_commands_read(tmp_path, monkeypatch)
     assert "python examples/multilabel_example.py out/multilabel" in readme
     shown = float(re.search(r"\nmacro +(\S+)", readme.split("### Multi-label models")[1]).group(1))
     assert shown == pytest.approx(before["macro"]["ece"], abs=2e-3)  # the README's output, to solver tolerance
+
+
+def test_a_large_calibrator_file_is_recognised_from_its_head(files, logits_labels):
+    from calibrate.io.multilabel import is_multilabel_calibrator
+
+    cal = files["dir"] / "cal.json"
+    assert run_cli("fit", files["val"], "--multilabel", "--method", "isotonic", "-o", cal)[0] == 0
+    size = cal.stat().st_size
+    assert is_multilabel_calibrator(cal) and is_multilabel_calibrator(cal, peek_bytes=size // 4)
+    single = files["dir"] / "single.json"
+    z, y = logits_labels
+    data = files["dir"] / "s.npz"
+    np.savez(data, logits=z, labels=y)
+    assert run_cli("fit", data, "--method", "temperature", "-o", single)[0] == 0
+    assert not is_multilabel_calibrator(single) and not is_multilabel_calibrator(single, peek_bytes=8)
+    assert not is_multilabel_calibrator(files["test"])
+
+
+def test_pt_files_are_read(files):
+    torch = pytest.importorskip("torch")
+    path = files["dir"] / "d.pt"
+    torch.save({"logits": torch.tensor(files["zt"]), "labels": torch.tensor(files["yt"])}, path)
+    assert _evaluate(path, "--multilabel")["macro"] == _evaluate(files["test"], "--multilabel")["macro"]

@@ -177,17 +177,25 @@ def read_multilabel(path, *, kind: str | None = None, logits_key: str | None = N
     return MultiLabelPredictions(scores, labels, path, kind or "logits", label_names)
 
 
-def is_multilabel_calibrator(path) -> bool:
-    """True when ``path`` is a JSON file whose "format" is that of MultiLabelCalibrator.save
-    (read, never executed; anything unreadable is False and left to the loader's message)."""
+def is_multilabel_calibrator(path, peek_bytes: int = 1 << 20) -> bool:
+    """True when ``path`` is a JSON file whose "format" is that of MultiLabelCalibrator.save.
+
+    A file up to ``peek_bytes`` is parsed (read, never executed); a larger one (a matrix
+    calibrator of many classes can be a GB) is judged by its first ``peek_bytes``, where
+    save writes "format" first. Anything unreadable is False, left to the loader's message."""
     import os
+    import re
 
     from calibrate.io.readers import read_json
 
     if not path or not str(path).lower().endswith(".json") or not os.path.isfile(path):
         return False
     try:
+        if os.path.getsize(path) > peek_bytes:
+            with open(path, "rb") as fh:
+                head = fh.read(peek_bytes)
+            return re.match(rb'\s*\{\s*"format"\s*:\s*"' + re.escape(CALIBRATOR_FORMAT.encode()) + rb'"', head) is not None
         d = read_json(path)
-    except InputError:
+    except (InputError, OSError):
         return False
     return isinstance(d, dict) and d.get("format") == CALIBRATOR_FORMAT
