@@ -35,7 +35,7 @@ from matplotlib.figure import Figure
 
 from calibrate._core.binning import bin_index, equal_width_edges
 from calibrate._core.blocks import BLOCK_BYTES, block_rows
-from calibrate.metrics.multilabel import multilabel_metrics
+from calibrate.metrics.multilabel import multilabel_metrics, sigmoid
 from calibrate.report.figures import plot_reliability, reliability_data
 from calibrate.report.html import _fmt, _png, command_line, environment
 
@@ -45,7 +45,6 @@ LABEL_TABLE_MAX_ROWS = 5000  # the per-label table: at most this many labels (by
 PANEL_COLUMNS = 4
 PANEL_SIZE = 2.6  # inches: a figure is at most PANEL_COLUMNS x 2 panels
 METRICS = ("ece", "brier", "nll")
-NAMES = {"ece": "ECE", "brier": "Brier", "nll": "NLL"}
 RESAMPLE_BLOCK_BYTES = 32 * BLOCK_BYTES  # the per-(label, bin) sums of one block of resamples: 16 MiB
 _TINY = np.finfo(np.float64).tiny
 
@@ -53,8 +52,6 @@ _TINY = np.finfo(np.float64).tiny
 # ----------------------------------------------------------------------------- numbers
 def _terms(x: np.ndarray, y: np.ndarray, kind: str):
     """(n, L) per-entry terms: (y - p, (p - y)^2, binary NLL) and p, from logits or probabilities."""
-    from calibrate.metrics.multilabel import sigmoid
-
     p = sigmoid(x) if kind == "logits" else x
     d = y - p
     if kind == "logits":
@@ -228,7 +225,7 @@ def multilabel_report_sections(scores, labels, calibrators: dict, *, kind: str, 
                                     label_names=names_l)
     names = list(preds)
     est, met = num["per_label"], num["metrics"]
-    probs = {nm: (preds[nm][0] if preds[nm][1] == "probs" else _sigmoid(preds[nm][0])) for nm in names}
+    probs = {nm: (preds[nm][0] if preds[nm][1] == "probs" else sigmoid(preds[nm][0])) for nm in names}
     positives = y.sum(axis=0)
     prevalence = est["uncalibrated"]["prevalence"]
     worst = num["worst"]
@@ -370,9 +367,3 @@ def multilabel_report_sections(scores, labels, calibrators: dict, *, kind: str, 
                      ("versions", ", ".join(f"{a} {b}" for a, b in env["packages"].items() if b))]},
     ]
     return [s for s in sections if s], f"{data_name} — n = {n:,}, L = {L:,} labels", data
-
-
-def _sigmoid(z):
-    from calibrate.metrics.multilabel import sigmoid
-
-    return sigmoid(z)
