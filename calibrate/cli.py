@@ -49,6 +49,9 @@ def _add_data_args(p: argparse.ArgumentParser, name="DATA"):
     p.add_argument("--index-col", default=None, metavar="NAME", help="CSV: a column to skip (a row index)")
     p.add_argument("--class-columns", default=None, metavar="A,B,...",
                    help="CSV: the class columns, in order (any other column but the label and index is refused)")
+    p.add_argument("--multilabel", action="store_true",
+                   help="(n, L) independent sigmoid outputs (logits, or probabilities with --probs) and an (n, L) 0/1 "
+                        "indicator matrix of labels: one calibrator per label (calibrate.report.multilabel_cli)")
 
 
 def _read(args, path=None, require_labels=True):
@@ -86,12 +89,29 @@ def _fmt(x):
     return f"{x:.4f}" if isinstance(x, float) else str(x)
 
 
+def _multilabel():
+    """The --multilabel commands (fit, apply, evaluate, report), imported on first use."""
+    from calibrate.report import multilabel_cli
+
+    return multilabel_cli
+
+
+def _is_multilabel(args) -> bool:
+    """--multilabel, or a calibrator file of MultiLabelCalibrator (recognised from its JSON)."""
+    from calibrate.io.multilabel import is_multilabel_calibrator
+
+    cal = getattr(args, "calibrator", None)
+    return args.multilabel or any(map(is_multilabel_calibrator, cal if isinstance(cal, list) else [cal]))
+
+
 # ----------------------------------------------------------------------------- fit
 def cmd_fit(args) -> int:
     from calibrate.calibrators import get_calibrator
     from calibrate.io.outputs import check_outputs, write_outputs
     from calibrate.metrics.toplabel import nll_ece_in_blocks
 
+    if args.multilabel:
+        return _multilabel().fit(args, _inputs(args))
     check_outputs([args.output], _inputs(args))
     data = _read(args)
     y = data.require_labels()
@@ -126,6 +146,8 @@ def cmd_apply(args) -> int:
     if str(args.data).lower().endswith(".json") and not str(args.calibrator).lower().endswith(".json"):
         raise CLIError(f"{args.data}: a .json file where DATA goes, and {args.calibrator} where CAL.json goes: "
                        "the calibrator comes first: calibrate apply CAL.json DATA -o OUT.npz")
+    if _is_multilabel(args):
+        return _multilabel().apply(args, _inputs(args))
     if not str(args.output).lower().endswith(".npz"):
         raise CLIError(f"{args.output}: apply writes a .npz file (arrays 'probs' and 'labels'); give an output "
                        "name ending in .npz")
@@ -167,6 +189,8 @@ def evaluate_predictions(data, calibrator_path=None, n_bins=15, classwise=None) 
 def cmd_evaluate(args) -> int:
     from calibrate.metrics.summary import CLASSWISE_KEYS, CLASSWISE_MAX_K, SUMMARY_NAMES
 
+    if _is_multilabel(args):
+        return _multilabel().evaluate(args)
     if args.calibrator and len(args.calibrator) > 1:
         raise CLIError(f"evaluate takes one --calibrator, got {len(args.calibrator)}; "
                        "to compare several, use calibrate report DATA --calibrator A --calibrator B")
@@ -197,6 +221,8 @@ def cmd_report(args) -> int:
     from calibrate.io.outputs import check_outputs
 
     t0 = time.time()
+    if _is_multilabel(args):
+        return _multilabel().report(args, _inputs(args), started=t0)
     check_outputs([args.output, args.json, args.pdf], _inputs(args))
     if args.calibrator and args.fit_on:
         raise CLIError("give either --calibrator or --fit-on, not both")

@@ -135,7 +135,9 @@ def check_labels(y, n: int | None, k: int | None, name: str = "labels") -> np.nd
         )
     arr = to_numpy(y, name)
     if arr.ndim != 1:
-        raise InputError(f"{name}: expected a 1-d array of class indices, got shape {arr.shape}")
+        hint = ("; an (n, L) 0/1 indicator matrix of a multi-label model? add --multilabel "
+                "(calibrate.metrics.multilabel in Python)" if arr.ndim == 2 else "")
+        raise InputError(f"{name}: expected a 1-d array of class indices, got shape {arr.shape}{hint}")
     if arr.size == 0:
         raise InputError(f"{name}: expected at least one label, got an empty array")
     if n is not None and arr.shape[0] != n:
