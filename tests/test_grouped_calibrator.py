@@ -307,3 +307,17 @@ def test_grouped_comparison_shows_the_grouped_calibrator_better_where_temperatur
     # the global temperature (about 2.2) is far from group 0's 0.5: the grouped fit is better there and overall
     assert out["groups"][0]["difference"]["nll"]["high"] < 0
     assert out["overall"]["difference"]["nll"]["high"] < 0
+
+
+def test_the_readme_example_runs(tmp_path, monkeypatch):
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S) if "GroupedCalibrator(" in b)
+    monkeypatch.chdir(tmp_path)
+    ns = {}
+    exec(compile(block, "README.md", "exec"), ns)
+    np.testing.assert_allclose(ns["grouped"].temperatures_, [3.80, 1.02, 1.87], atol=0.005)
+    assert ns["mc"].holdout_["mce_sigma_after"] < ns["mc"].holdout_["mce_sigma_before"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grouped.json"]
