@@ -321,3 +321,29 @@ def test_the_readme_example_runs(tmp_path, monkeypatch):
     np.testing.assert_allclose(ns["grouped"].temperatures_, [3.80, 1.02, 1.87], atol=0.005)
     assert ns["mc"].holdout_["mce_sigma_after"] < ns["mc"].holdout_["mce_sigma_before"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["grouped.json"]
+
+
+def test_a_separable_group_gets_a_finite_penalised_temperature(differing):
+    z, y, g = differing
+    z, g = z.copy(), g.copy()
+    sep = np.arange(40)
+    y = y.copy()
+    y[sep] = z[sep].argmax(axis=1)  # every label a top logit: the group's own NLL falls as T -> 0
+    g[sep] = 9
+    lam = 3.0
+    cal = GroupedCalibrator(shrinkage=lam).fit(z, y, g)
+    b0 = math.log(cal.global_.temperature_)
+    res = minimize_scalar(lambda b: _nll_sum(z[sep], y[sep], math.exp(b)) + lam * (b - b0) ** 2,
+                          bounds=(b0 - math.log(1000.0), b0), method="bounded", options={"xatol": 1e-11})
+    assert math.log(cal.temperatures_[-1]) == pytest.approx(res.x, abs=1e-6)
+    assert cal.temperatures_[-1] < cal.global_.temperature_
+
+
+def test_separate_fits_warn_about_a_group_with_no_finite_optimum(differing):
+    z, y, g = differing
+    y, g = y.copy(), g.copy()
+    y[:40] = z[:40].argmax(axis=1)
+    g[:40] = 9
+    with pytest.warns(CalibrationWarning, match="1 group"):
+        cal = GroupedCalibrator(shrinkage=0.0).fit(z, y, g)
+    assert cal.temperatures_[-1] == pytest.approx(cal.global_.temperature_ / 1000.0, rel=1e-9)
