@@ -23,7 +23,10 @@ temperature for every group; in between, b_g moves from log T_0 toward the group
 optimum as n_g grows (the NLL sum grows like n_g, the penalty does not). The per-group
 NLL is unimodal in log T (convex in 1/T), so the optimum lies between log T_0 and the
 group's own optimum and is found there by safeguarded Newton on the derivative (all groups
-at once: one pass over the rows per iteration).
+at once: one pass over the rows per iteration). A group's own optimum is searched within the
+base calibrator's ``bounds``, or T_0 / 1000 .. 1000 T_0 when it has none; a group whose NLL
+keeps falling at an end (every label a top logit: T -> 0) gets that end, with a warning
+when shrinkage is 0.
 
 Any other calibrator (a method name or a ``Calibrator`` instance): the global calibrator
 and one per group are fitted; a row of group g gets the mixture
@@ -81,15 +84,15 @@ from calibrate.calibrators.base import (
     log_softmax64,
 )
 from calibrate.calibrators.scaling import TemperatureScaling
-from calibrate.calibrators.temperature_solver import TemperatureFitError, fit_temperature_nll
+from calibrate.calibrators.temperature_solver import fit_temperature_nll
 
 FORMAT = "calibrate.grouped_calibrator"
 FORMAT_VERSION = 1
 _TOP_LEVEL = ("format", "version", "class", "params", "state")
 # lambda (temperature) or tau (mixture): 0 (separate fits), 10^-1 .. 10^5 in half decades, inf (global)
 DEFAULT_GRID = (0.0, *np.round(10.0 ** np.arange(-1.0, 5.01, 0.5), 12).tolist(), math.inf)
-# a group with no finite NLL optimum of its own (e.g. every label a top logit) is searched
-# within T_0 / 1000 .. 1000 T_0 when the base calibrator has no bounds
+# a group's own temperature is searched within T_0 / 1000 .. 1000 T_0 when the base calibrator
+# has no bounds (a group with no finite optimum, e.g. every label a top logit, gets an end)
 _LOG_T_SPAN = math.log(1000.0)
 
 
@@ -156,42 +159,13 @@ def _group_sums(z, y, codes, log_t, n_groups: int, rows=None):
     return out
 
 
-def _own_log_t(z, y, bounds, b0: float) -> float:
-    """log of the group's own NLL-optimal temperature (within bounds, or T_0 e^{+-span})."""
-    try:
-        t, _ = fit_temperature_nll(z, y, bounds)
-    except (TemperatureFitError, RuntimeError):
-        if bounds is not None:
-            raise
-        t, _ = fit_temperature_nll(z, y, (math.exp(b0 - _LOG_T_SPAN), math.exp(b0 + _LOG_T_SPAN)))
-    return math.log(t)
-
-
-def _penalised_log_t(z, y, codes, n_groups: int, b0: float, b_own: np.ndarray, lam: float,
-                     max_iter: int = 200) -> np.ndarray:
-    """(G,) b_g = argmin_b sum_{i in g} NLL(z_i / e^b) + lam (b - b0)^2, for every group at once.
-
-    The group's NLL is unimodal in b (convex in a = e^{-b}), so the minimiser lies between b0
-    and its own optimum b_own; safeguarded Newton (a Newton step that leaves the bracket
-    becomes a bisection) on the derivative G'(b) = -a S'(a) + 2 lam (b - b0), all groups in
-    one pass over the rows per iteration, until the step is below 1e-14 (relative).
-    """
-    b = b_own.copy()
-    if lam == math.inf:
-        return np.full(n_groups, b0)
-    if lam == 0.0:
-        return b
-    side = np.sign(b_own - b0)
-    a0 = math.exp(-b0)
-    g0 = -a0 * _group_sums(z, y, codes, np.full(n_groups, b0), n_groups)[1]
-    stay = side * g0 >= 0  # equal, or the data do not pull away from b0
-    a1 = np.exp(-b_own)
-    g1 = -a1 * _group_sums(z, y, codes, b_own, n_groups)[1] + 2.0 * lam * (b_own - b0)
-    b[stay] = b0
-    # g1 of the wrong sign: the group's optimum lies at a bound and the penalty cannot pull it back
-    active = ~stay & (side * g1 > 0)
-    lo, hi = np.minimum(b0, b_own), np.maximum(b0, b_own)  # G' < 0 at lo, > 0 at hi
-    x = np.where(active, 0.5 * (lo + hi), b)
+def _bracketed_root(z, y, codes, n_groups, b0, lam, lo, hi, active, max_iter=200) -> np.ndarray:
+    """(G,) the root of G'(b) = -a S'(a) + 2 lam (b - b0) (a = e^{-b}, S the group's NLL sum)
+    inside (lo, hi) for the ``active`` groups, given G' < 0 at lo and > 0 at hi (the midpoint
+    elsewhere): safeguarded Newton (a step that leaves the bracket becomes a bisection), all
+    groups in one pass over their rows per iteration, until the step is below 1e-14 (relative)."""
+    lo, hi, active = lo.copy(), hi.copy(), active.copy()
+    x = 0.5 * (lo + hi)
     for _ in range(max_iter):
         if not active.any():
             break
@@ -202,16 +176,56 @@ def _penalised_log_t(z, y, codes, n_groups: int, b0: float, b_own: np.ndarray, l
         gpp = a * a * ha + a * ga + 2.0 * lam
         lo = np.where(active & (gp < 0), x, lo)
         hi = np.where(active & (gp > 0), x, hi)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            newton = x - gp / gpp
-        ok = (gpp > 0) & (newton > lo) & (newton < hi)
-        nxt = np.where(ok, newton, 0.5 * (lo + hi))
-        nxt = np.where(gp == 0, x, nxt)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            step = np.where(gpp > 0, gp / gpp, np.inf)
+        newton = x - step
         tol = 1e-14 * np.maximum(1.0, np.abs(x))
-        finished = active & ((np.abs(nxt - x) <= tol) | (hi - lo <= tol))
+        small = np.abs(step) <= tol  # converged: the last Newton step, within the bracket
+        ok = small | ((newton > lo) & (newton < hi))
+        nxt = np.where(gp == 0, x, np.where(ok, np.clip(newton, lo, hi), 0.5 * (lo + hi)))
+        finished = active & (small | (gp == 0) | (hi - lo <= tol))
         x = np.where(active, nxt, x)
         active &= ~finished
-    return np.where(stay, b0, x)
+    return x
+
+
+def _slope(z, y, codes, n_groups, b) -> np.ndarray:
+    """(G,) dS/db of each group's NLL sum at log T = b (G,): -a sum f' with a = e^{-b}."""
+    return -np.exp(-b) * _group_sums(z, y, codes, b, n_groups)[1]
+
+
+def _own_log_t(z, y, codes, n_groups: int, b0: float, bounds) -> np.ndarray:
+    """(G,) log of each group's own NLL-optimal temperature: within ``bounds`` (low, high), or
+    within T_0 e^{-span} .. T_0 e^{span} when None; a group whose NLL still falls at an end
+    of that range gets the end; a group with no rows gets b0."""
+    lo_b, hi_b = (math.log(bounds[0]), math.log(bounds[1])) if bounds is not None else (
+        b0 - _LOG_T_SPAN, b0 + _LOG_T_SPAN)
+    lo, hi = np.full(n_groups, lo_b), np.full(n_groups, hi_b)
+    present = np.bincount(codes, minlength=n_groups) > 0
+    at_lo = _slope(z, y, codes, n_groups, lo) >= 0
+    at_hi = ~at_lo & (_slope(z, y, codes, n_groups, hi) <= 0)
+    x = _bracketed_root(z, y, codes, n_groups, b0, 0.0, lo, hi, present & ~at_lo & ~at_hi)
+    return np.where(~present, b0, np.where(at_lo, lo, np.where(at_hi, hi, x)))
+
+
+def _penalised_log_t(z, y, codes, n_groups: int, b0: float, b_own: np.ndarray, lam: float) -> np.ndarray:
+    """(G,) b_g = argmin_b sum_{i in g} NLL(z_i / e^b) + lam (b - b0)^2, for every group at once.
+
+    The group's NLL is unimodal in b (convex in a = e^{-b}), so the minimiser lies between b0
+    and its own optimum b_own (:func:`_bracketed_root` finds it there).
+    """
+    if lam == math.inf:
+        return np.full(n_groups, b0)
+    if lam == 0.0:
+        return b_own.copy()
+    side = np.sign(b_own - b0)
+    stay = side * _slope(z, y, codes, n_groups, np.full(n_groups, b0)) >= 0  # equal, or no pull away from b0
+    g1 = _slope(z, y, codes, n_groups, b_own) + 2.0 * lam * (b_own - b0)
+    # g1 of the wrong sign: the group's optimum lies at a bound and the penalty cannot pull it back
+    active = ~stay & (side * g1 > 0)
+    lo, hi = np.minimum(b0, b_own), np.maximum(b0, b_own)  # G' < 0 at lo, > 0 at hi
+    x = _bracketed_root(z, y, codes, n_groups, b0, lam, lo, hi, active)
+    return np.where(stay, b0, np.where(active, x, b_own))
 
 
 def _nll_total(z, y, codes, log_t, n_groups: int) -> float:
@@ -314,7 +328,7 @@ class GroupedCalibrator(BaseEstimator):
         state["global_"] = global_cal
         if temperature:
             b0 = math.log(global_cal.temperature_)
-            b_own = np.array([_own_log_t(z[r], y[r], base.bounds, b0) for r in rows])
+            b_own = _own_log_t(z, y, codes, len(values), b0, base.bounds)
             lo, hi = np.log(base.bounds) if base.bounds is not None else (b0 - _LOG_T_SPAN, b0 + _LOG_T_SPAN)
             at_bound = int(np.count_nonzero((b_own <= lo) | (b_own >= hi))) if chosen == 0.0 else 0
             b = _penalised_log_t(z, y, codes, len(values), b0, b_own, chosen)
@@ -373,7 +387,7 @@ class GroupedCalibrator(BaseEstimator):
         for g, (tr, te) in enumerate(zip(train_rows, test_rows)):
             ct[tr], ch[te] = g, g
         seen = np.array([tr.size > 0 for tr in train_rows])
-        b_own = np.array([_own_log_t(zt[tr], yt[tr], base.bounds, b0) if tr.size else b0 for tr in train_rows])
+        b_own = _own_log_t(zt, yt, ct, n_groups, b0, base.bounds)
         out = np.zeros(grid.size)
         for j, lam in enumerate(grid):
             b = np.where(seen, _penalised_log_t(zt, yt, ct, n_groups, b0, b_own, float(lam)), b0)
