@@ -347,3 +347,41 @@ def test_separate_fits_warn_about_a_group_with_no_finite_optimum(differing):
     with pytest.warns(CalibrationWarning, match="1 group"):
         cal = GroupedCalibrator(shrinkage=0.0).fit(z, y, g)
     assert cal.temperatures_[-1] == pytest.approx(cal.global_.temperature_ / 1000.0, rel=1e-9)
+
+
+def test_zero_shrinkage_keeps_the_base_calibrators_bounds(differing):
+    z, y, g = differing
+    base = TemperatureScaling(bounds=(0.8, 2.5))
+    with pytest.warns(CalibrationWarning, match="2 group"):
+        cal = GroupedCalibrator(base, shrinkage=0.0).fit(z, y, g)
+    for j in range(4):
+        rows = g == j
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # groups 0 and 3 stop at a bound
+            own = TemperatureScaling(bounds=(0.8, 2.5)).fit(z[rows], y[rows]).temperature_
+        assert cal.temperatures_[j] == pytest.approx(own, rel=1e-8)
+    assert cal.temperatures_.min() == pytest.approx(0.8) and cal.temperatures_.max() == pytest.approx(2.5)
+
+
+class _NeedsTenRows(TemperatureScaling):
+    """A calibrator whose fit refuses fewer than 10 rows (unregistered: no name)."""
+
+    name = ""
+
+    def __init__(self, objective="ece", bounds=None, n_bins=15):
+        super().__init__(objective, bounds, n_bins)
+
+    def _fit(self, z, y):
+        if z.shape[0] < 10:
+            raise InputError("logits: too few rows")
+        super()._fit(z, y)
+
+
+def test_a_group_whose_fit_fails_uses_the_global_calibrator(differing):
+    z, y, g = differing
+    g = g.copy()
+    g[:5] = 7
+    with pytest.warns(CalibrationWarning, match="failed on 1 group"):
+        cal = GroupedCalibrator(_NeedsTenRows(), shrinkage=0.0).fit(z, y, g)
+    assert cal.mode_ == "mixture" and cal.calibrators_[-1] is None and cal.weights_[-1] == 0.0
+    np.testing.assert_array_equal(cal.predict_proba(z[:5], g[:5]), cal.global_.predict_proba(z[:5]))
