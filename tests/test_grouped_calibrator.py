@@ -385,3 +385,13 @@ def test_a_group_whose_fit_fails_uses_the_global_calibrator(differing):
         cal = GroupedCalibrator(_NeedsTenRows(), shrinkage=0.0).fit(z, y, g)
     assert cal.mode_ == "mixture" and cal.calibrators_[-1] is None and cal.weights_[-1] == 0.0
     np.testing.assert_array_equal(cal.predict_proba(z[:5], g[:5]), cal.global_.predict_proba(z[:5]))
+
+
+def test_load_refuses_a_weight_without_a_calibrator(differing, tmp_path):
+    z, y, g = differing
+    d = GroupedCalibrator("platt", shrinkage=2.0).fit(z, y, g).to_dict()
+    d["state"]["calibrators_"][1] = None
+    path = tmp_path / "g.json"
+    path.write_text(json.dumps(d))
+    with pytest.raises(InputError, match=r"weights_\[1\]"):
+        GroupedCalibrator.load(path)

@@ -556,6 +556,11 @@ class GroupedCalibrator(BaseEstimator):
         if (state["grid_"] is None) != (state["cv_nll_"] is None) or (
                 state["grid_"] is not None and state["grid_"].size != state["cv_nll_"].size):
             raise InputError(f"{ws.key('cv_nll_')}: expected one value per grid_ value (both null without cv)")
+        if mode != "temperature":
+            bad = [i for i, c in enumerate(state["calibrators_"]) if c is None and state["weights_"][i] != 0]
+            if bad:
+                raise InputError(f"{ws.key('weights_').index(bad[0])}: expected 0 for a group without a calibrator "
+                                 "(calibrators_ is null there)")
         cals = [state["global_"]] + [c for c in state.get("calibrators_", []) if c is not None]
         for i, cal in enumerate(cals):
             name = "global_" if i == 0 else "calibrators_"
