@@ -11,6 +11,8 @@ from calibrate.calibrators.beta import BetaCalibration
 from calibrate.calibrators.binning import BBQ, HistogramBinning, IsotonicCalibration
 from calibrate.calibrators.dirichlet import DirichletCalibration
 from calibrate.calibrators.ets import EnsembleTemperatureScaling
+from calibrate.calibrators.grouped import GroupedCalibrator
+from calibrate.calibrators.multicalibration import MulticalibrationPostprocessor
 from calibrate.calibrators.multilabel import MultiLabelCalibrator
 from calibrate.calibrators.scaling import (
     MatrixScaling,
@@ -29,10 +31,12 @@ __all__ = [
     "Calibrator",
     "DirichletCalibration",
     "EnsembleTemperatureScaling",
+    "GroupedCalibrator",
     "HistogramBinning",
     "IsotonicCalibration",
     "MatrixScaling",
     "MultiLabelCalibrator",
+    "MulticalibrationPostprocessor",
     "NotFittedError",
     "PlattScaling",
     "TemperatureScaling",

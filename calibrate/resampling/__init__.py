@@ -3,10 +3,10 @@
 bootstrap (bootstrap_ci, paired_bootstrap_ci, bootstrap_many: resample weights over the
 statistics of :mod:`calibrate._core.stats`), tables (the report's metric table and paired
 differences), selective (risk-coverage intervals and bands), detection (OOD detection
-intervals), smooth (smooth ECE interval).
+intervals), smooth (smooth ECE interval), grouped (per-group global vs grouped calibrator).
 """
 
-from calibrate.resampling import bootstrap, detection, selective, smooth, tables
+from calibrate.resampling import bootstrap, detection, grouped, selective, smooth, tables
 from calibrate.resampling.bootstrap import (
            Interval,
            PairedInterval,
@@ -14,5 +14,5 @@ from calibrate.resampling.bootstrap import (
            paired_bootstrap_ci,
 )
 
-__all__ = ["Interval", "PairedInterval", "bootstrap", "bootstrap_ci", "detection", "paired_bootstrap_ci",
+__all__ = ["Interval", "PairedInterval", "bootstrap", "bootstrap_ci", "detection", "grouped", "paired_bootstrap_ci",
            "selective", "smooth", "tables"]
