@@ -205,6 +205,9 @@ def shared_rows(tests: dict) -> dict:
     rows of its own left out}, "label_conflicts": ids whose gold differs between models,
     "duplicates": ids occurring more than once in a model's rows (left out)}."""
     names = list(tests)
+    if len(names) < 2:
+        return {"ids": tests[names[0]].ids, "rows": {names[0]: np.arange(tests[names[0]].n)},
+                "labels": tests[names[0]].labels, "dropped": {names[0]: 0}, "label_conflicts": [], "duplicates": []}
     index, dup = {}, set()
     for m in names:
         ids = tests[m].ids.tolist()
@@ -249,12 +252,15 @@ def group_tables(tests: dict, results: dict, column: str, *, n_bins: int = 15, n
     """Per value of the metadata ``column`` (subject or task), per model: evaluate_with_ci of
     the uncalibrated probabilities on that group's scored rows. Returns a list of
     {"group", "model", "n", metric: {"estimate", "low", "high"}} (groups of fewer than
-    GROUP_MIN_ROWS rows: "n" and no metrics)."""
+    GROUP_MIN_ROWS rows: "n" and no metrics); empty when there is one group only (the model
+    table holds its numbers)."""
     out = []
     values = []
     for m in tests:
         if column in tests[m].meta:
             values += _in_order(tests[m].meta[column])
+    if len(set(values)) < 2:
+        return out
     for g in dict.fromkeys(values):
         for m, sub in tests.items():
             if column not in sub.meta:
