@@ -224,3 +224,33 @@ def test_readme_example_commands_run_on_the_committed_logs(tmp_path, monkeypatch
                              "--json", tmp_path / "r.json", "--resamples", "100")
     assert code == 0, err
     assert list(json.loads((tmp_path / "r.json").read_text())["models"]) == ["model_a", "model_b"]
+
+
+def test_committed_example_logs_are_what_the_script_writes(tmp_path):
+    import runpy
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    ns = runpy.run_path(str(repo / "examples" / "make_llm_logs.py"))
+    ns["main"](tmp_path / "llm_logs")
+    ours = sorted(p.relative_to(tmp_path / "llm_logs") for p in (tmp_path / "llm_logs").rglob("*.jsonl"))
+    committed = sorted(p.relative_to(repo / "examples" / "llm_logs")
+                       for p in (repo / "examples" / "llm_logs").rglob("*.jsonl"))
+    assert ours == committed and len(ours) == 4
+    for rel in ours:
+        assert (tmp_path / "llm_logs" / rel).read_bytes() == (repo / "examples" / "llm_logs" / rel).read_bytes()
+
+
+def test_readme_fit_output_is_what_the_command_prints(tmp_path, monkeypatch):
+    import re
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    readme = (repo / "README.md").read_text()
+    block = re.search(r"\$ calibrate fit examples/llm_logs[^\n]*\n(.*?)\n\n", readme, flags=re.S).group(1)
+    monkeypatch.chdir(repo)
+    code, out, err = run_cli("fit", "examples/llm_logs", "--format", "lm-eval", "-o", tmp_path / "{model}.json")
+    assert code == 0, err
+    for line in block.splitlines():
+        if "wrote" not in line:
+            assert line in out.splitlines()
