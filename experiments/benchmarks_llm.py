@@ -9,13 +9,16 @@ repository; removed at the end), ``TMP/logs/model/samples_mmlu_college_biology_<
 then, each in a fresh process (imports included):
 
   read    calibrate.io.llm.read_choice_logits of the whole file;
+  sections  after reading (not timed): the same report's split, fit, numbers, figures and
+          HTML in-process (calibrate.report.llm), the report without the reading;
   report  calibrate report TMP/logs --format lm-eval -o report.html --json report.json
           --resamples R: a temperature fitted on a seeded half of the questions and
           scored on the other, bootstrap intervals, AURC, LAC / APS sets, figures.
 
 Prints the machine (CPU, core count, torch CPU capability and threads, load average) and
 rows in the format of reports/benchmarks.md (| task | implementation | seconds | error vs
-reference | notes |), with MB/s, CPU seconds and the peak resident memory of each process.
+reference | notes |), with MB/s, CPU seconds and the peak resident memory of each process
+(VmHWM of /proc/self/status: ru_maxrss would carry the parent's peak over exec).
 
     python -m experiments.benchmarks_llm --rows 1000000      # the goal size
     python -m experiments.benchmarks_llm --rows 20000        # a quick check
@@ -39,7 +42,7 @@ READ_TARGET_MBS = 50.0
 REPORT_TARGET_S = 60.0
 
 _CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 sys.path.insert(0, {repo!r})
 mode, args = {mode!r}, {args!r}
 if mode == "read":
@@ -47,6 +50,16 @@ if mode == "read":
     w0, c0 = time.perf_counter(), time.process_time()
     out = read_choice_logits(args[0], "lm-eval")
     info = {{"n": out.n, "k": out.k, "parser": JSON_PARSER, "torch": "torch" in sys.modules}}
+elif mode == "sections":
+    from calibrate.io.llm import read_choice_logits
+    from calibrate.report.html import render_html
+    from calibrate.report.llm import llm_report_sections, split_logs
+    cl = read_choice_logits(args[0], "lm-eval")
+    w0, c0 = time.perf_counter(), time.process_time()
+    splits, excluded = split_logs(cl)
+    sections, subtitle, data = llm_report_sections(splits, excluded, n_resamples=int(args[1]))
+    html = render_html("report", sections, subtitle=subtitle)
+    info = {{"n": cl.n, "html_bytes": len(html)}}
 else:
     w0, c0 = time.perf_counter(), time.process_time()
     from calibrate.cli import main
@@ -56,9 +69,13 @@ else:
         code = e.code
     info = {{"code": code}}
 w1, c1 = time.perf_counter(), time.process_time()
-ru = resource.getrusage(resource.RUSAGE_SELF)
+peak_kb = 0
+with open("/proc/self/status") as f:
+    for line in f:
+        if line.startswith("VmHWM:"):
+            peak_kb = int(line.split()[1])
 print("BENCH " + json.dumps({{**info, "wall": w1 - w0, "cpu": c1 - c0,
-                              "peak_kb": ru.ru_maxrss}}))
+                              "peak_kb": peak_kb}}))
 """
 
 
@@ -155,6 +172,7 @@ def main(argv=None) -> None:
         r = in_child("read", [path])
         rep = in_child("report", ["report", tmp / "logs", "--format", "lm-eval", "-o", tmp / "report.html",
                                   "--json", tmp / "report.json", "--resamples", a.resamples])
+        sec = in_child("sections", [tmp / "logs", a.resamples])
         if rep["code"] != 0:
             raise SystemExit(f"report failed: {rep['stderr'].strip().splitlines()[-1]}")
         data = json.loads((tmp / "report.json").read_text())
@@ -174,6 +192,10 @@ def main(argv=None) -> None:
           f"included) | {rep['wall']:.2f} | — | target <= {REPORT_TARGET_S:.0f} s: "
           f"{'met' if rep['wall'] <= REPORT_TARGET_S else 'NOT met'}; CPU {rep['cpu']:.1f} s; peak RSS "
           f"{rep['peak_kb'] / 1024:,.0f} MiB; reading included |")
+    print(f"| LLM report on {n:,} questions x 4, without the reading (split, temperature, intervals, AURC, "
+          f"conformal sets, figures, HTML) | calibrate.report.llm.llm_report_sections + render_html (in-process, "
+          f"after reading) | {sec['wall']:.2f} | — | CPU {sec['cpu']:.1f} s; peak RSS {sec['peak_kb'] / 1024:,.0f} MiB "
+          "(reading included) |")
     print(f"\n1-minute load average {load0:.1f} at the start, {load1:.1f} at the end (above 0: other jobs shared "
           "the machine)")
 
