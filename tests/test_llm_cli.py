@@ -254,3 +254,29 @@ def test_readme_fit_output_is_what_the_command_prints(tmp_path, monkeypatch):
     for line in block.splitlines():
         if "wrote" not in line:
             assert line in out.splitlines()
+
+
+def test_report_fit_on_separate_logs_fits_each_model_there(tmp_path):
+    val, test = tmp_path / "val", tmp_path / "test"
+    for root, seed in ((val, 20), (test, 21)):
+        write_log(root / "model_a" / "samples_quiz_2024.jsonl", model_rows(80, 2.5, seed))
+        write_log(root / "model_b" / "samples_quiz_2024.jsonl", model_rows(80, 1.0, seed + 10))
+    js = tmp_path / "r.json"
+    code, _, err = run_cli("report", test, "--fit-on", val, "-o", tmp_path / "r.html", "--json", js,
+                           "--resamples", "50")
+    assert code == 0, err
+    data = json.loads(js.read_text())
+    for m in ("model_a", "model_b"):
+        cl = read_choice_logits(val / m)
+        t = TemperatureScaling().fit(cl.logits, cl.labels).temperature_
+        assert data["models"][m]["metrics"]["temperature"]["estimate"] == pytest.approx(t, rel=1e-12)
+        assert data["models"][m]["n"] == 80 and data["models"][m]["n_fit"] == 80
+
+
+def test_report_fit_on_with_other_model_names_is_refused(tmp_path):
+    write_log(tmp_path / "val" / "x" / "samples_q_2024.jsonl", model_rows(20, 1.0, 1))
+    write_log(tmp_path / "val" / "y" / "samples_q_2024.jsonl", model_rows(20, 1.0, 1))
+    write_log(tmp_path / "test" / "model_a" / "samples_q_2024.jsonl", model_rows(20, 1.0, 2))
+    write_log(tmp_path / "test" / "model_b" / "samples_q_2024.jsonl", model_rows(20, 1.0, 2))
+    code, _, err = run_cli("report", tmp_path / "test", "--fit-on", tmp_path / "val", "-o", tmp_path / "r.html")
+    assert code == 2 and "no logs of model 'model_a'" in err

@@ -727,7 +727,8 @@ def cli_report(args) -> int:
         splits, excluded, data_name=", ".join(log_paths(args)),
         split_text=split_words(args.split_by, split, args.seed, args.fit_on), n_bins=args.bins,
         n_resamples=args.resamples, seed=args.seed, alpha=alpha, title=title,
-        notes=cl.notes + (fit_cl.notes if fit_cl else []), started=t0, progress=_err)
+        notes=[n for n in cl.notes + (fit_cl.notes if fit_cl else []) if not _DUP_NOTE.search(n)], started=t0,
+        progress=_err)
     html = render_html(title, sections, subtitle=subtitle)
     pdf = None
     if args.pdf:
