@@ -70,7 +70,7 @@ def test_shared_questions_are_counted_in_the_report(two_models, tmp_path):
     n_a, n_b = data["models"]["model_a"]["n"], data["models"]["model_b"]["n"]
     assert data["shared"]["n"] == n_b < n_a        # model_b's questions are a subset of model_a's
     assert data["shared"]["dropped"] == {"model_a": n_a - n_b, "model_b": 0}
-    assert set(data["paired_differences"]["model_b"]) == {"ece", "nll", "brier"}
+    assert set(data["paired_differences"]["model_b"]) == {"accuracy", "ece", "nll", "brier"}
 
 
 def test_format_auto_says_what_it_detected(two_models):

@@ -146,7 +146,7 @@ def test_shared_rows_join_on_ids_and_count_what_was_left_out():
 
 def test_paired_differences_are_on_the_shared_questions_only():
     za, y = synthetic(120, seed=10)
-    zb = za * 0.5
+    zb = za * 0.5 + np.random.default_rng(1).normal(size=za.shape)
     ids = [f"q{i}" for i in range(120)]
     a = Rows(za, y, ids)
     b = Rows(zb[10:][::-1], y[10:][::-1], ids[10:][::-1])   # b lacks q0..q9, rows in another order
@@ -163,6 +163,8 @@ def test_paired_differences_are_on_the_shared_questions_only():
     for key in ("ece", "nll", "brier"):
         assert d["b"][key]["estimate"] == pytest.approx(ref["b"][key]["estimate"], rel=1e-12)
         assert d["b"][key]["low"] == pytest.approx(ref["b"][key]["low"], rel=1e-12)
+    acc = np.mean([int(zb[i].argmax() == y[i]) - int(za[i].argmax() == y[i]) for i in idx])
+    assert d["b"]["accuracy"]["estimate"] == pytest.approx(acc, abs=1e-12)
 
 
 def test_gold_not_finite_marks_rows_whose_gold_option_is_minus_inf():

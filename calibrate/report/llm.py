@@ -44,8 +44,9 @@ from calibrate._core.validation import InputError
 from calibrate.calibrators import get_calibrator
 from calibrate.conformal import APS, LAC
 from calibrate.metrics import calibration as metrics
+from calibrate.resampling.bootstrap import bootstrap_many
 from calibrate.resampling.selective import selective_intervals
-from calibrate.resampling.tables import evaluate_with_ci, report_numbers
+from calibrate.resampling.tables import _with_estimate, evaluate_with_ci, report_numbers
 
 HELM_BINS = 10
 _DUP_NOTE = re.compile(r"^\d+ ids occur more than once")
@@ -237,14 +238,15 @@ def shared_rows(tests: dict) -> dict:
 def paired_between_models(results: dict, shared: dict, *, which: str = "log_probs", n_bins: int = 15,
                           n_resamples: int = 1000, seed: int = 0) -> dict:
     """{model: {metric: {"estimate", "low", "high", "p_value"}}}: metric(model) - metric(first
-    model) on the shared questions, on one set of resample weights (ece, nll, brier)."""
+    model) on the shared questions, on one set of resample weights (accuracy, ece, nll, brier)."""
     names = list(results)
     if len(names) < 2 or shared["ids"].size < 2:
         return {}
     preds = {m: results[m][which][shared["rows"][m]] for m in names}
-    _, diffs, _ = report_numbers(preds, shared["labels"], n_bins, n_resamples, seed=seed, keys=list(MAIN_KEYS),
-                                 reference=names[0])
-    return {m: {k: _cell(v) | {"p_value": v.get("p_value")} for k, v in d.items()} for m, d in diffs.items()}
+    _, diffs, _ = bootstrap_many(preds, shared["labels"], list(MAIN_KEYS), n_resamples, seed=seed, n_bins=n_bins,
+                                 reference=names[0], paired_names=list(MAIN_KEYS))
+    return {m: {k: _cell(_with_estimate(v)) | {"p_value": v.to_dict().get("p_value")} for k, v in d.items()}
+            for m, d in diffs.items()}
 
 
 def group_tables(tests: dict, results: dict, column: str, *, n_bins: int = 15, n_resamples: int = 1000,
