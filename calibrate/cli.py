@@ -112,6 +112,8 @@ def cmd_fit(args) -> int:
 
     if args.multilabel:
         return _multilabel().fit(args, _inputs(args))
+    if _llm(args):
+        return _llm_command("fit", args)
     check_outputs([args.output], _inputs(args))
     data = _read(args)
     y = data.require_labels()
@@ -191,6 +193,8 @@ def cmd_evaluate(args) -> int:
 
     if _is_multilabel(args):
         return _multilabel().evaluate(args)
+    if _llm(args):
+        return _llm_command("evaluate", args)
     if args.calibrator and len(args.calibrator) > 1:
         raise CLIError(f"evaluate takes one --calibrator, got {len(args.calibrator)}; "
                        "to compare several, use calibrate report DATA --calibrator A --calibrator B")
@@ -223,6 +227,8 @@ def cmd_report(args) -> int:
     t0 = time.time()
     if _is_multilabel(args):
         return _multilabel().report(args, _inputs(args), started=t0)
+    if _llm(args):
+        return _llm_command("report", args)
     check_outputs([args.output, args.json, args.pdf], _inputs(args))
     if args.calibrator and args.fit_on:
         raise CLIError("give either --calibrator or --fit-on, not both")
@@ -324,12 +330,26 @@ def _refuse_long_fit(method, n, k, allow_slow) -> None:
                    f"use {_budget.SUGGESTION}, or pass --allow-slow to run it anyway")
 
 
+def _llm(args) -> bool:
+    """Whether the command reads language-model evaluation logs (calibrate.io.llm.args)."""
+    from calibrate.io.llm.args import llm_mode
+
+    return llm_mode(args)
+
+
+def _llm_command(command, args) -> int:
+    from calibrate.report import llm
+
+    return {"fit": llm.cli_fit, "evaluate": llm.cli_evaluate, "report": llm.cli_report}[command](args)
+
+
 ALL_METHODS = ["temperature", "vector", "matrix", "platt", "isotonic", "histogram", "bbq"]
 
 
 # ----------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     from calibrate.calibrators import available_methods
+    from calibrate.io.llm.args import add_llm_arguments
 
     parser = _Parser(prog="calibrate", description="Measure and fix the calibration of classifier probabilities.")
     parser.add_argument("--version", action="version", version=f"calibrate {_version()}")
@@ -342,6 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bins", type=_bins, default=15, help="bins of the ECE shown (default 15)")
     p.add_argument("--allow-slow", action="store_true",
                    help="run a fit that is long by the size rule (over a minute by its n, k and method)")
+    add_llm_arguments(p, "fit")
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("apply", help="write calibrated probabilities")
@@ -358,6 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--classwise", action="store_true",
                    help="also compute the class-wise numbers (class-wise ECE, Brier calibration and refinement: "
                         "O(n k) bin sums); by default only up to k = 100 classes")
+    add_llm_arguments(p, "evaluate")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("report", help="write a self-contained HTML reliability report (and JSON with --json)")
@@ -383,6 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto (default): every class up to 20 classes; beyond, the classes of largest class-wise "
                         "ECE and the most frequent (12 panels), a heat map and a searchable table of the others "
                         "(the JSON holds every class); all: every class's panel and row, whatever k")
+    add_llm_arguments(p, "report")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("experiment", help="the CIFAR-10 experiment: train, sample, calibrate, report")
