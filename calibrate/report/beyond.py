@@ -118,8 +118,17 @@ def decomposition_table(numbers: dict, n_bins: int) -> dict:
 
 
 # ------------------------------------------------------------------------ selective
+def _top_label(p, y):
+    """(confidence (n,), correct (n,) bool) of (n, k) probabilities, or of a digest
+    (:class:`calibrate.report.digest.Digest`, which holds them)."""
+    if hasattr(p, "top_label"):
+        return p.top_label()
+    return p.max(axis=1), p.argmax(axis=1) == y
+
+
 def selective_section(probs: dict, labels, n_resamples: int, seed: int):
-    """Risk-coverage of the max probability of each prediction: (json, section)."""
+    """Risk-coverage of the max probability of each prediction: (json, section).
+    probs: {name: (n, k) probabilities or a :class:`calibrate.report.digest.Digest`}."""
     y = np.asarray(labels)
     n_band = int(n_resamples)
     grouped = selective_scheme("auto", y.shape[0]) == "groups"  # intervals from group counts: the full number
@@ -127,8 +136,7 @@ def selective_section(probs: dict, labels, n_resamples: int, seed: int):
     curves, js = [], {}
     groups = iv_groups = 0
     for name, p in probs.items():
-        conf = p.max(axis=1)
-        correct = p.argmax(axis=1) == y
+        conf, correct = _top_label(p, y)
         d = risk_coverage_data(conf, correct, label=name, n_resamples=n_resamples, seed=seed, coverages=COVERAGES,
                                band_resamples=n_band)
         curves.append(d)
@@ -169,7 +177,8 @@ def selective_section(probs: dict, labels, n_resamples: int, seed: int):
 
 # ------------------------------------------------------------------------ smooth ECE
 def smooth_section(probs: dict, labels, n_bins: int, n_resamples: int, seed: int, group: int = 4):
-    """Smoothed reliability diagrams beside the binned ones: (json, section)."""
+    """Smoothed reliability diagrams beside the binned ones: (json, section).
+    probs: {name: (n, k) probabilities or a :class:`calibrate.report.digest.Digest`}."""
     r = int(n_resamples)  # interval and band: resampled as (cell, outcome) counts, O(cells) each
     n_band = int(n_resamples)
     js, figs = {}, []
@@ -177,9 +186,15 @@ def smooth_section(probs: dict, labels, n_bins: int, n_resamples: int, seed: int
     for i in range(0, len(names), group):
         binned, smoothed = [], []
         for name in names[i:i + group]:
-            s = smooth_reliability_data(probs[name], labels, label=name, n_resamples=r, seed=seed,
-                                        band_resamples=n_band)
-            binned.append(reliability_data(probs[name], labels, n_bins, label=name))
+            p = probs[name]
+            if hasattr(p, "top_label"):  # a digest: its (n,) confidences and correctness
+                conf, correct = p.top_label()
+                s = smooth_reliability_data(conf, correct.astype(np.float64), label=name, n_resamples=r,
+                                            seed=seed, band_resamples=n_band)
+                binned.append(p.reliability_data(n_bins, label=name))
+            else:
+                s = smooth_reliability_data(p, labels, label=name, n_resamples=r, seed=seed, band_resamples=n_band)
+                binned.append(reliability_data(p, labels, n_bins, label=name))
             smoothed.append(s)
             js[name] = {"smooth_ece": {"estimate": s.smece, "low": s.smece_low, "high": s.smece_high,
                                        "confidence": 0.95}, "sigma": s.sigma}
@@ -365,8 +380,9 @@ def beyond_report(preds: dict, labels, test_logits, calibrators: dict, *, n_bins
     Returns (data, decomposition table, sections): ``data`` holds the JSON keys
     decomposition, selective, smooth (+ ood, conformal when asked); the table goes in the
     metrics section; ``sections`` is {id: section} for selective, smooth, ood, conformal.
-    probs: {name: (n, k) probabilities} when the caller has them (then ``preds`` is not
-    read); decomposition: {name: the entry of :func:`decomposition_numbers`} when the
+    probs: {name: (n, k) probabilities, or the prediction's
+    :class:`calibrate.report.digest.Digest`} when the caller has them (then ``preds`` is not
+    read; with digests, give ``decomposition``); decomposition: {name: the entry of :func:`decomposition_numbers`} when the
     caller has made it (see :func:`decomposition_from_sums`).
     """
     if probs is None:
