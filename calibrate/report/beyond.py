@@ -13,7 +13,6 @@ import numpy as np
 
 from calibrate import conformal
 from calibrate._core.validation import check_confidence_level, renamed_keywords
-from calibrate.metrics import calibration as metrics
 from calibrate.metrics import decomposition, ood
 from calibrate.metrics.smooth import BAND_CELLS
 from calibrate.report.figures import (
@@ -233,16 +232,27 @@ def calibrated_scores(log_probs) -> dict:
             "DOCTOR": ood.doctor(log_probs)}
 
 
+def _calibrated_scores_in_blocks(cal, logits) -> dict:
+    """:func:`calibrated_scores` of the calibrator's log-probabilities of (n, k) logits, made
+    in row blocks (each score is a function of its row)."""
+    from calibrate._core.blocks import row_blocks
+
+    n, k = np.shape(logits)
+    parts = [calibrated_scores(cal.predict_log_proba(logits[s])) for s in row_blocks(n, k)]
+    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+
+
 def ood_section(test_logits, ood_logits, calibrators: dict, ood_name: str = "", n_resamples: int = 200,
                 seed: int = 0):
     """Detection of OOD rows: (json, section). Uncalibrated: all five scores; each calibrator:
     the scores that depend on its probabilities (max logit and energy do not). Intervals:
-    :func:`calibrate.resampling.detection.detection_intervals` with min(n_resamples, OOD_MAX_RESAMPLES)."""
+    :func:`calibrate.resampling.detection.detection_intervals` with min(n_resamples, OOD_MAX_RESAMPLES).
+    Scores are made in row blocks: nothing (n, k) is kept."""
     s_in = {"uncalibrated": ood_scores(test_logits)}
     s_out = {"uncalibrated": ood_scores(ood_logits)}
     for name, cal in calibrators.items():
-        s_in[name] = calibrated_scores(cal.predict_log_proba(test_logits))
-        s_out[name] = calibrated_scores(cal.predict_log_proba(ood_logits))
+        s_in[name] = _calibrated_scores_in_blocks(cal, test_logits)
+        s_out[name] = _calibrated_scores_in_blocks(cal, ood_logits)
     r = min(int(n_resamples), OOD_MAX_RESAMPLES)
     js = {pred: {sc: {k: iv.to_dict() for k, iv in
                       detection_intervals(s_in[pred][sc], s_out[pred][sc], n_resamples=r, seed=seed).items()}
@@ -322,26 +332,29 @@ def conformal_section(test_logits, test_labels, calibrators: dict, alpha: float,
 
     With fit_logits/fit_labels the sets are calibrated there and measured on all test
     rows; otherwise on a seeded half split of the test rows (``default_rng(seed).permutation``:
-    the first half calibrates, the second is measured).
+    the first half calibrates, the second is measured). The rows are read in blocks
+    (:func:`calibrate.report.digest.conformal_in_blocks`: the numbers of :func:`conformal_numbers`).
     """
-    z = np.asarray(test_logits)
+    from calibrate.report.digest import calibrated_rows, conformal_in_blocks
+
+    z = test_logits  # read in row blocks (a memory-mapped array stays so)
     y = np.asarray(test_labels)
+    k = int(np.shape(z)[1])
     if fit_logits is not None:
-        cal_z, cal_y, ev_z, ev_y = np.asarray(fit_logits), np.asarray(fit_labels), z, y
+        cal_z, cal_y, cal_idx, ev_y, ev_idx = fit_logits, np.asarray(fit_labels), None, y, None
         how = f"calibrated on the fitting data ({fit_name or 'given'}), measured on all test rows"
         split = {"calibration": "fit-on", "name": fit_name or None}
     else:
         perm = np.random.default_rng(seed).permutation(y.size)
-        a, b = perm[: y.size // 2], perm[y.size // 2:]
-        cal_z, cal_y, ev_z, ev_y = z[a], y[a], z[b], y[b]
+        cal_idx, ev_idx = perm[: y.size // 2], perm[y.size // 2:]
+        cal_z, cal_y, ev_y = z, y[cal_idx], y[ev_idx]
         how = (f"calibrated on a random half of the test rows (seed {seed}), measured on the other half "
                "(no --fit-on data)")
         split = {"calibration": "test half split", "seed": seed}
-    res = {"uncalibrated": conformal_numbers(metrics.log_softmax(cal_z), cal_y, metrics.log_softmax(ev_z), ev_y,
-                                             alpha, seed)}
-    for name, cal in calibrators.items():
-        res[name] = conformal_numbers(cal.predict_log_proba(cal_z), cal_y, cal.predict_log_proba(ev_z), ev_y,
-                                      alpha, seed)
+    res = {}
+    for name, cal in {"uncalibrated": None, **calibrators}.items():
+        res[name] = conformal_in_blocks(calibrated_rows(cal, cal_z, cal_idx), cal_y, calibrated_rows(cal, z, ev_idx),
+                                        ev_y, alpha, seed, k=k)
     cols = [("coverage", "coverage"), ("mean_set_size", "mean set size"),
             ("worst_class_coverage", "worst-class coverage"), ("empty_fraction", "empty sets"),
             ("worst_size_coverage", "worst coverage by set size (non-empty)")]

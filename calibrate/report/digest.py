@@ -362,3 +362,83 @@ def classwise_figure(d: Digest, labels, class_names=None, n_bins: int = 10, *, n
     if suptitle:
         fig.suptitle(suptitle)
     return fig
+
+
+# ------------------------------------------------------------------ conformal sets
+CONFORMAL_BLOCK_BYTES = 8 * BLOCK_BYTES  # one (m, k) working copy of the sets' scores (APS holds about 8)
+
+
+def conformal_in_blocks(cal_lp, cal_y, eval_lp, eval_y, alpha: float, seed: int = 0, *, k: int) -> dict:
+    """:func:`calibrate.report.beyond.conformal_numbers` in row blocks: LAC and APS
+    (randomised, ``seed``) calibrated on the rows of ``cal_lp`` and measured on those of
+    ``eval_lp``, each f(slice) -> those rows' (m, k) log-probabilities (or logits). The same
+    numbers as fitting :class:`calibrate.conformal.LAC` / :class:`~calibrate.conformal.APS`
+    on the whole arrays (the same scores, the same uniform draws in row order), holding per
+    row only the true-class score, the set size and whether the set covers the label.
+    """
+    from calibrate import conformal
+
+    cal_y, eval_y = np.asarray(cal_y), np.asarray(eval_y)
+    n_cal, n_eval = cal_y.shape[0], eval_y.shape[0]
+    rows = block_rows(k, 8, CONFORMAL_BLOCK_BYTES)
+    out = {}
+    for key, cp in (("lac", conformal.LAC(alpha=alpha)), ("aps", conformal.APS(alpha=alpha, seed=seed))):
+        a = conformal._check_alpha(cp.alpha)
+        cp._check_params()
+        given = getattr(cp, "seed", None)
+        cp.seed_ = int(given) if given is not None else 0
+        fit_stream, predict_stream = cp._streams()
+        rng = np.random.default_rng(fit_stream)
+        true_scores = np.empty(n_cal)
+        for s in _slices(n_cal, rows):
+            p = np.exp(log_softmax64(cal_lp(s)))
+            u = rng.random(p.shape[0]) if cp._uses_u() else None
+            sc = cp._all_scores(p, u)
+            true_scores[s] = sc[np.arange(p.shape[0]), cal_y[s]]
+        q = conformal.conformal_quantile(true_scores, a)
+        rng = np.random.default_rng(predict_stream)
+        size = np.empty(n_eval, dtype=np.int64)
+        hit = np.empty(n_eval, dtype=bool)
+        for s in _slices(n_eval, rows):
+            p = np.exp(log_softmax64(eval_lp(s)))
+            u = rng.random(p.shape[0]) if cp._uses_u() else None
+            sets = cp._all_scores(p, u) <= q
+            size[s] = sets.sum(axis=1, dtype=np.int64)
+            hit[s] = sets[np.arange(p.shape[0]), eval_y[s]]
+        out[key] = {"coverage": float(np.mean(hit)), "mean_set_size": float(size.mean()),
+                    "worst_class_coverage": _worst_class_coverage(hit, eval_y, k),
+                    **_size_numbers(size, hit, n_eval), "quantile": float(q)}
+    return out
+
+
+def _worst_class_coverage(hit, y, k) -> float:
+    """:func:`calibrate.conformal.class_conditional_coverage` ["worst"] from each row's hit."""
+    count = np.bincount(y, minlength=k)
+    cov_sum = np.bincount(y, weights=hit.astype(np.float64), minlength=k)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per = np.where(count > 0, cov_sum / np.maximum(count, 1), np.nan)
+    return float(np.nanmin(per))
+
+
+def _size_numbers(size, hit, n) -> dict:
+    """calibrate.report.beyond._size_numbers from each row's set size and hit: the fraction
+    of empty sets and the worst coverage over the non-empty sizes
+    (:func:`calibrate.conformal.size_stratified_coverage`)."""
+    sizes, inv = np.unique(size, return_inverse=True)
+    count = np.bincount(inv)
+    cov = np.bincount(inv, weights=hit.astype(np.float64)) / count
+    keep = sizes > 0
+    return {"empty_fraction": int(count[~keep].sum()) / n,
+            "worst_size_coverage": float(cov[keep].min()) if keep.any() else float("nan")}
+
+
+def calibrated_rows(calibrator, logits, index=None):
+    """f(slice) -> the (m, k) log-probabilities of rows ``index[slice]`` (all rows in order
+    when index is None) of the (n, k) logits: the calibrator's, or the log-softmax when
+    calibrator is None. The rows are read only when asked."""
+    def rows(s):
+        zb = logits[s] if index is None else logits[index[s]]
+        if calibrator is None:
+            return log_softmax64(zb)
+        return calibrator.predict_log_proba(zb, kind="logits")
+    return rows
