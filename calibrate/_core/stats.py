@@ -336,6 +336,8 @@ class ClasswiseBins(Statistic):
         return np.stack([_binning.bin_index(p[:, j], self.edges[j]) for j in range(self.k)], axis=1)
 
     def terms(self, block: Block) -> Terms:
+        if block.probs is None:
+            raise InputError("ClasswiseBins: the block has no probabilities (rows given by their values only)")
         p, y, m = block.probs, block.labels, block.m
         b, k = self.n_bins, self.k
         kb = k * b
