@@ -327,6 +327,10 @@ def calibration_report_sections(test_logits, test_labels, calibrators: dict, *, 
                        classes: str = "auto"):
     """Build the report of ``calibrators`` ({name: fitted Calibrator}) on test logits.
 
+    test_logits: (n, k) float logits, read in row blocks (a memory-mapped .npy stays so):
+    each prediction is summarised in one pass (:func:`calibrate.report.digest.report_digests`),
+    so the working memory is O(n + k x n_bins) per prediction, never (n, k) (except the
+    columns of every class with classes="all");
     ood_logits: (m, k) logits of out-of-distribution inputs (adds the detection section);
     conformal_alpha: miscoverage of the conformal sets section, calibrated on
     (fit_logits, fit_labels) when given, else on a seeded half of the test rows
