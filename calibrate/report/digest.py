@@ -205,13 +205,15 @@ class _DigestSource:
 
 # ------------------------------------------------------------------ the pass
 def digest(predictions, labels, n_bins: int = 15, *, classes=None, keep_normalizer: bool = False,
-           n: int | None = None, k: int | None = None) -> Digest:
+           log_probs: bool = False, n: int | None = None, k: int | None = None) -> Digest:
     """The :class:`Digest` of one prediction, in ONE pass over its rows in blocks.
 
     predictions: (n, k) logits or log-probabilities (a numpy array or memmap, read block by
     block, never converted whole), or f(slice) -> those rows' (m, k) values (a calibrator's
     ``predict_log_proba`` of the rows' logits; give n and k); each block is normalised by a
-    float64 log-softmax. labels: (n,) int. classes: the classes whose (n, c) probability
+    float64 log-softmax, unless ``log_probs`` says the values are log-probabilities already
+    (a calibrator's: taken as they are, p = exp, so that ties it makes stay ties). labels:
+    (n,) int. classes: the classes whose (n, c) probability
     columns are kept (None: none; "all": every class). keep_normalizer: keep each row's
     maximum and log-normaliser (to read columns back later: :func:`add_columns`).
     """
@@ -236,7 +238,7 @@ def digest(predictions, labels, n_bins: int = 15, *, classes=None, keep_normaliz
     log_norm = np.empty(n) if keep_normalizer else None
     for s in _slices(n, digest_rows(n, k, nb)):
         zb = np.asarray(fn(s), dtype=np.float64)
-        lb = log_softmax64(zb)
+        lb = zb if log_probs else log_softmax64(zb)
         pb = np.exp(lb)
         yb = y[s]
         m = yb.shape[0]
@@ -317,7 +319,7 @@ def report_digests(test_logits, labels, calibrators: dict, n_bins: int = 15, *, 
         add_columns(out["uncalibrated"], test_logits, shown)
     for name, cal in calibrators.items():
         out[name] = digest(lambda s, c=cal: c.predict_log_proba(test_logits[s], kind="logits"), y, n_bins,
-                           classes=shown, n=n, k=k)
+                           classes=shown, log_probs=True, n=n, k=k)
     return out, sel
 
 
