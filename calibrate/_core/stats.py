@@ -50,12 +50,24 @@ class Block:
     probs: (m, k) float probabilities (any float dtype); labels: (m,) int;
     log_probs: (m, k) float64 exact log-probabilities or None (the NLL then clips probs).
     The top label is computed once per block, whatever statistics read it.
+    A block made by :meth:`from_rows` holds each row's values instead (probs None, or
+    only when a class-wise statistic needs them).
     """
 
-    __slots__ = ("probs", "labels", "log_probs", "_top")
+    __slots__ = ("probs", "labels", "log_probs", "_top", "rows")
 
     def __init__(self, probs, labels, log_probs=None):
-        self.probs, self.labels, self.log_probs, self._top = probs, labels, log_probs, None
+        self.probs, self.labels, self.log_probs, self._top, self.rows = probs, labels, log_probs, None, None
+
+    @classmethod
+    def from_rows(cls, labels, confidence, correct, nll, brier, probs=None):
+        """A block given by its rows' values, each (m,): the top-label confidence and
+        correctness, -log p_{i, y_i} and the Brier term sum_j (p_ij - [y_i = j])^2.
+        Accuracy, NLL, Brier and top-label Bins read these; ClasswiseBins needs ``probs``."""
+        b = cls(probs, labels)
+        b._top = (confidence, correct)
+        b.rows = {"nll": nll, "brier": brier}
+        return b
 
     @classmethod
     def from_logits(cls, z, labels):
@@ -65,7 +77,7 @@ class Block:
 
     @property
     def m(self) -> int:
-        return self.probs.shape[0]
+        return (self.probs if self.probs is not None else self.labels).shape[0]
 
     def top(self):
         """(confidence (m,), correct (m,) bool): see :func:`top_label`."""
@@ -171,6 +183,8 @@ class NLL(_RowMean):
     else probabilities clipped at the smallest positive float64."""
 
     def values(self, block):
+        if block.rows is not None:
+            return block.rows["nll"]
         rows = np.arange(block.m)
         if block.log_probs is not None:
             return -block.log_probs[rows, block.labels]
@@ -181,6 +195,8 @@ class Brier(_RowMean):
     """Mean of sum_j (p_ij - [y_i = j])^2 = sum_j p_ij^2 - 2 p_{i, y_i} + 1 (float64)."""
 
     def values(self, block):
+        if block.rows is not None:
+            return block.rows["brier"]
         p64 = np.asarray(block.probs, dtype=np.float64)
         return np.einsum("ij,ij->i", p64, p64) - 2.0 * p64[np.arange(block.m), block.labels] + 1.0
 
@@ -320,6 +336,8 @@ class ClasswiseBins(Statistic):
         return np.stack([_binning.bin_index(p[:, j], self.edges[j]) for j in range(self.k)], axis=1)
 
     def terms(self, block: Block) -> Terms:
+        if block.probs is None:
+            raise InputError("ClasswiseBins: the block has no probabilities (rows given by their values only)")
         p, y, m = block.probs, block.labels, block.m
         b, k = self.n_bins, self.k
         kb = k * b

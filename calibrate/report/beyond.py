@@ -13,7 +13,6 @@ import numpy as np
 
 from calibrate import conformal
 from calibrate._core.validation import check_confidence_level, renamed_keywords
-from calibrate.metrics import calibration as metrics
 from calibrate.metrics import decomposition, ood
 from calibrate.metrics.smooth import BAND_CELLS
 from calibrate.report.figures import (
@@ -118,8 +117,17 @@ def decomposition_table(numbers: dict, n_bins: int) -> dict:
 
 
 # ------------------------------------------------------------------------ selective
+def _top_label(p, y):
+    """(confidence (n,), correct (n,) bool) of (n, k) probabilities, or of a digest
+    (:class:`calibrate.report.digest.Digest`, which holds them)."""
+    if hasattr(p, "top_label"):
+        return p.top_label()
+    return p.max(axis=1), p.argmax(axis=1) == y
+
+
 def selective_section(probs: dict, labels, n_resamples: int, seed: int):
-    """Risk-coverage of the max probability of each prediction: (json, section)."""
+    """Risk-coverage of the max probability of each prediction: (json, section).
+    probs: {name: (n, k) probabilities or a :class:`calibrate.report.digest.Digest`}."""
     y = np.asarray(labels)
     n_band = int(n_resamples)
     grouped = selective_scheme("auto", y.shape[0]) == "groups"  # intervals from group counts: the full number
@@ -127,8 +135,7 @@ def selective_section(probs: dict, labels, n_resamples: int, seed: int):
     curves, js = [], {}
     groups = iv_groups = 0
     for name, p in probs.items():
-        conf = p.max(axis=1)
-        correct = p.argmax(axis=1) == y
+        conf, correct = _top_label(p, y)
         d = risk_coverage_data(conf, correct, label=name, n_resamples=n_resamples, seed=seed, coverages=COVERAGES,
                                band_resamples=n_band)
         curves.append(d)
@@ -169,7 +176,8 @@ def selective_section(probs: dict, labels, n_resamples: int, seed: int):
 
 # ------------------------------------------------------------------------ smooth ECE
 def smooth_section(probs: dict, labels, n_bins: int, n_resamples: int, seed: int, group: int = 4):
-    """Smoothed reliability diagrams beside the binned ones: (json, section)."""
+    """Smoothed reliability diagrams beside the binned ones: (json, section).
+    probs: {name: (n, k) probabilities or a :class:`calibrate.report.digest.Digest`}."""
     r = int(n_resamples)  # interval and band: resampled as (cell, outcome) counts, O(cells) each
     n_band = int(n_resamples)
     js, figs = {}, []
@@ -177,9 +185,15 @@ def smooth_section(probs: dict, labels, n_bins: int, n_resamples: int, seed: int
     for i in range(0, len(names), group):
         binned, smoothed = [], []
         for name in names[i:i + group]:
-            s = smooth_reliability_data(probs[name], labels, label=name, n_resamples=r, seed=seed,
-                                        band_resamples=n_band)
-            binned.append(reliability_data(probs[name], labels, n_bins, label=name))
+            p = probs[name]
+            if hasattr(p, "top_label"):  # a digest: its (n,) confidences and correctness
+                conf, correct = p.top_label()
+                s = smooth_reliability_data(conf, correct.astype(np.float64), label=name, n_resamples=r,
+                                            seed=seed, band_resamples=n_band)
+                binned.append(p.reliability_data(n_bins, label=name))
+            else:
+                s = smooth_reliability_data(p, labels, label=name, n_resamples=r, seed=seed, band_resamples=n_band)
+                binned.append(reliability_data(p, labels, n_bins, label=name))
             smoothed.append(s)
             js[name] = {"smooth_ece": {"estimate": s.smece, "low": s.smece_low, "high": s.smece_high,
                                        "confidence": 0.95}, "sigma": s.sigma}
@@ -218,16 +232,27 @@ def calibrated_scores(log_probs) -> dict:
             "DOCTOR": ood.doctor(log_probs)}
 
 
+def _calibrated_scores_in_blocks(cal, logits) -> dict:
+    """:func:`calibrated_scores` of the calibrator's log-probabilities of (n, k) logits, made
+    in row blocks (each score is a function of its row)."""
+    from calibrate._core.blocks import row_blocks
+
+    n, k = np.shape(logits)
+    parts = [calibrated_scores(cal.predict_log_proba(logits[s])) for s in row_blocks(n, k)]
+    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+
+
 def ood_section(test_logits, ood_logits, calibrators: dict, ood_name: str = "", n_resamples: int = 200,
                 seed: int = 0):
     """Detection of OOD rows: (json, section). Uncalibrated: all five scores; each calibrator:
     the scores that depend on its probabilities (max logit and energy do not). Intervals:
-    :func:`calibrate.resampling.detection.detection_intervals` with min(n_resamples, OOD_MAX_RESAMPLES)."""
+    :func:`calibrate.resampling.detection.detection_intervals` with min(n_resamples, OOD_MAX_RESAMPLES).
+    Scores are made in row blocks: nothing (n, k) is kept."""
     s_in = {"uncalibrated": ood_scores(test_logits)}
     s_out = {"uncalibrated": ood_scores(ood_logits)}
     for name, cal in calibrators.items():
-        s_in[name] = calibrated_scores(cal.predict_log_proba(test_logits))
-        s_out[name] = calibrated_scores(cal.predict_log_proba(ood_logits))
+        s_in[name] = _calibrated_scores_in_blocks(cal, test_logits)
+        s_out[name] = _calibrated_scores_in_blocks(cal, ood_logits)
     r = min(int(n_resamples), OOD_MAX_RESAMPLES)
     js = {pred: {sc: {k: iv.to_dict() for k, iv in
                       detection_intervals(s_in[pred][sc], s_out[pred][sc], n_resamples=r, seed=seed).items()}
@@ -307,26 +332,29 @@ def conformal_section(test_logits, test_labels, calibrators: dict, alpha: float,
 
     With fit_logits/fit_labels the sets are calibrated there and measured on all test
     rows; otherwise on a seeded half split of the test rows (``default_rng(seed).permutation``:
-    the first half calibrates, the second is measured).
+    the first half calibrates, the second is measured). The rows are read in blocks
+    (:func:`calibrate.report.digest.conformal_in_blocks`: the numbers of :func:`conformal_numbers`).
     """
-    z = np.asarray(test_logits)
+    from calibrate.report.digest import calibrated_rows, conformal_in_blocks
+
+    z = test_logits  # read in row blocks (a memory-mapped array stays so)
     y = np.asarray(test_labels)
+    k = int(np.shape(z)[1])
     if fit_logits is not None:
-        cal_z, cal_y, ev_z, ev_y = np.asarray(fit_logits), np.asarray(fit_labels), z, y
+        cal_z, cal_y, cal_idx, ev_y, ev_idx = fit_logits, np.asarray(fit_labels), None, y, None
         how = f"calibrated on the fitting data ({fit_name or 'given'}), measured on all test rows"
         split = {"calibration": "fit-on", "name": fit_name or None}
     else:
         perm = np.random.default_rng(seed).permutation(y.size)
-        a, b = perm[: y.size // 2], perm[y.size // 2:]
-        cal_z, cal_y, ev_z, ev_y = z[a], y[a], z[b], y[b]
+        cal_idx, ev_idx = perm[: y.size // 2], perm[y.size // 2:]
+        cal_z, cal_y, ev_y = z, y[cal_idx], y[ev_idx]
         how = (f"calibrated on a random half of the test rows (seed {seed}), measured on the other half "
                "(no --fit-on data)")
         split = {"calibration": "test half split", "seed": seed}
-    res = {"uncalibrated": conformal_numbers(metrics.log_softmax(cal_z), cal_y, metrics.log_softmax(ev_z), ev_y,
-                                             alpha, seed)}
-    for name, cal in calibrators.items():
-        res[name] = conformal_numbers(cal.predict_log_proba(cal_z), cal_y, cal.predict_log_proba(ev_z), ev_y,
-                                      alpha, seed)
+    res = {}
+    for name, cal in {"uncalibrated": None, **calibrators}.items():
+        res[name] = conformal_in_blocks(calibrated_rows(cal, cal_z, cal_idx), cal_y, calibrated_rows(cal, z, ev_idx),
+                                        ev_y, alpha, seed, k=k)
     cols = [("coverage", "coverage"), ("mean_set_size", "mean set size"),
             ("worst_class_coverage", "worst-class coverage"), ("empty_fraction", "empty sets"),
             ("worst_size_coverage", "worst coverage by set size (non-empty)")]
@@ -365,8 +393,9 @@ def beyond_report(preds: dict, labels, test_logits, calibrators: dict, *, n_bins
     Returns (data, decomposition table, sections): ``data`` holds the JSON keys
     decomposition, selective, smooth (+ ood, conformal when asked); the table goes in the
     metrics section; ``sections`` is {id: section} for selective, smooth, ood, conformal.
-    probs: {name: (n, k) probabilities} when the caller has them (then ``preds`` is not
-    read); decomposition: {name: the entry of :func:`decomposition_numbers`} when the
+    probs: {name: (n, k) probabilities, or the prediction's
+    :class:`calibrate.report.digest.Digest`} when the caller has them (then ``preds`` is not
+    read; with digests, give ``decomposition``); decomposition: {name: the entry of :func:`decomposition_numbers`} when the
     caller has made it (see :func:`decomposition_from_sums`).
     """
     if probs is None:

@@ -151,7 +151,8 @@ def reliability_figure(predictions: dict, labels, n_bins: int = 15, *, binning: 
                        panel_size: float = 3.4, suptitle: str | None = None) -> Figure:
     """One column per prediction: reliability diagram above, confidence histogram below.
 
-    predictions: {name: probs (n, k)} (all for the same labels).
+    predictions: {name: probs (n, k), or its :class:`ReliabilityData` already made} (all for
+    the same labels).
     """
     items = list(predictions.items())
     fig = Figure(figsize=(panel_size * len(items), panel_size * 1.45), layout="constrained")
@@ -159,7 +160,9 @@ def reliability_figure(predictions: dict, labels, n_bins: int = 15, *, binning: 
     for j, (name, probs) in enumerate(items):
         ax = fig.add_subplot(grid[0, j])
         hax = fig.add_subplot(grid[1, j], sharex=ax)
-        plot_reliability(reliability_data(probs, labels, n_bins, binning=binning, label=name), ax, hax)
+        data = probs if isinstance(probs, ReliabilityData) else reliability_data(probs, labels, n_bins,
+                                                                                  binning=binning, label=name)
+        plot_reliability(data, ax, hax)
         if j:
             ax.set_ylabel("")
             hax.set_ylabel("")
@@ -304,7 +307,8 @@ class SmoothReliabilityData:
 
 def smooth_reliability_data(probs, labels, *, label: str = "", n_resamples: int = 0, seed: int = 0,
                             n_grid: int = 200, band_resamples: int | None = None) -> SmoothReliabilityData:
-    """Top-label smoothed curve of probs (n, k) and labels (n,), with band and smECE interval.
+    """Top-label smoothed curve of probs (n, k) and labels (n,) (or (n,) confidences and (n,)
+    0/1 correctness), with band and smECE interval.
 
     smECE interval: :func:`calibrate.resampling.smooth.smooth_ece_interval` (Poisson bootstrap as
     (cell, outcome) counts, n_resamples); band: :func:`calibrate.metrics.smooth.smooth_reliability_band` (Poisson bootstrap

@@ -20,18 +20,17 @@ import numpy as np
 
 from calibrate._core.machine import cpu_model
 from calibrate.metrics import calibration as metrics
-from calibrate.report.beyond import beyond_report, decomposition_from_sums
+from calibrate.report.beyond import beyond_report
 from calibrate.report.classes import (
     ALL_CLASSES_MAX_K,
     BOOTSTRAP_CLASSWISE_MAX_K,
     CLASS_TABLE_MAX_ROWS,
-    class_ece_intervals,
     class_heatmap_figure,
-    class_numbers,
     class_ranking,
     select_classes,
 )
-from calibrate.report.figures import classwise_reliability_figure, figure_to_png, reliability_figure
+from calibrate.report.digest import class_intervals, classwise_figure, report_digests
+from calibrate.report.figures import figure_to_png, reliability_figure
 from calibrate.resampling.tables import METRIC_KEYS, PAIRED_KEYS, report_numbers
 
 HIGHER_IS_BETTER = {"accuracy"}
@@ -328,6 +327,10 @@ def calibration_report_sections(test_logits, test_labels, calibrators: dict, *, 
                        classes: str = "auto"):
     """Build the report of ``calibrators`` ({name: fitted Calibrator}) on test logits.
 
+    test_logits: (n, k) float logits, read in row blocks (a memory-mapped .npy stays so):
+    each prediction is summarised in one pass (:func:`calibrate.report.digest.report_digests`),
+    so the working memory is O(n + k x n_bins) per prediction, never (n, k) (except the
+    columns of every class with classes="all");
     ood_logits: (m, k) logits of out-of-distribution inputs (adds the detection section);
     conformal_alpha: miscoverage of the conformal sets section, calibrated on
     (fit_logits, fit_labels) when given, else on a seeded half of the test rows
@@ -348,24 +351,14 @@ def calibration_report_sections(test_logits, test_labels, calibrators: dict, *, 
     y = np.asarray(test_labels)
     n, k = np.shape(test_logits)
     large = classes != "all" and k > ALL_CLASSES_MAX_K
-    if large:
-        # nothing (n, k) but the probabilities is kept: the log-probabilities are made block by
-        # block wherever they are needed (the estimates' NLL, the bootstrap's sufficient statistics)
-        lp_fn = {"uncalibrated": lambda s: test_logits[s]}
-        for name, cal in calibrators.items():
-            lp_fn[name] = lambda s, c=cal: c.predict_log_proba(test_logits[s], kind="logits")
-        preds = lp_fn
-        probs = {nm: _probs_in_blocks(f, n, k) for nm, f in lp_fn.items()}
-    else:
-        preds = {"uncalibrated": metrics.log_softmax(test_logits)}
-        for name, cal in calibrators.items():
-            preds[name] = cal.predict_log_proba(test_logits, kind="logits")
-        probs = {nm: np.exp(lp) for nm, lp in preds.items()}
+    # every section reads the digests: one pass over the rows per prediction, nothing (n, k)
+    # kept but the columns of the classes shown (calibrate.report.digest)
+    probs, _ = report_digests(test_logits, y, calibrators, n_bins, classes=classes)
     names = list(probs)
-    # every class-wise quantity of every section, from one pass per prediction
-    cnum = {nm: class_numbers(probs[nm], y, n_bins) for nm in names}
+    cnum = {nm: probs[nm].class_numbers(y) for nm in names}
     keys = METRIC_KEYS if k <= BOOTSTRAP_CLASSWISE_MAX_K else [m for m in METRIC_KEYS if m != "classwise_ece"]
-    est = {nm: _estimates(probs[nm], preds[nm], y, n_bins, cnum[nm]["classwise_ece"]) for nm in names}
+    est = {nm: probs[nm].estimates(cnum[nm]["classwise_ece"]) for nm in names}
+    preds = {nm: probs[nm].source() for nm in names}
     table, diffs, boot = report_numbers(preds, y, n_bins, n_resamples, seed=seed, method=method, scheme=scheme,
                                         estimates=est, keys=keys)
     if "classwise_ece" not in keys:  # shown as a point estimate (its sums are O(k bins) per resample)
@@ -379,8 +372,7 @@ def calibration_report_sections(test_logits, test_labels, calibrators: dict, *, 
                      **{f"mean_p[{nm}]": float(cnum[nm]["mean_p"][j]) for nm in names},
                      **{f"ece[{nm}]": float(cnum[nm]["ece"][j]) for nm in names}} for j in range(k)]
     params = {name: {"method": cal.name, **cal.get_params(), **cal.summary()} for name, cal in calibrators.items()}
-    decomp = {nm: decomposition_from_sums(cnum[nm]["decomposition"], est[nm]["brier"], probs[nm], y, n_bins)
-              for nm in names}
+    decomp = {nm: probs[nm].decomposition(cnum[nm]["decomposition"], est[nm]["brier"]) for nm in names}
     beyond, decomposition_table, beyond_sections = beyond_report(
         preds, y, test_logits, calibrators, n_bins=n_bins, n_resamples=n_resamples, seed=seed,
         ood_logits=ood_logits, ood_name=ood_name, conformal_alpha=conformal_alpha, fit_logits=fit_logits,
@@ -396,7 +388,7 @@ def calibration_report_sections(test_logits, test_labels, calibrators: dict, *, 
     }
     data.update(beyond)
 
-    figs = [_png(reliability_figure({nm: probs[nm] for nm in group}, y, n_bins),
+    figs = [_png(reliability_figure({nm: probs[nm].reliability_data(n_bins, label=nm) for nm in group}, y, n_bins),
                  f"Reliability diagrams: {', '.join(group)}",
                  "Bars: accuracy per confidence bin; hatched: the gap to the diagonal; below: "
                  "the fraction of samples per bin.")
@@ -408,12 +400,12 @@ def calibration_report_sections(test_logits, test_labels, calibrators: dict, *, 
             probs, y, cnum, best, n_bins=n_bins, n_resamples=n_resamples, seed=seed, scheme=boot["scheme"],
             class_names=class_names)
     else:
-        figs_cw = [_png(classwise_reliability_figure(probs["uncalibrated"], y, class_names, n_bins=10,
-                                                     suptitle="uncalibrated, class-wise"),
+        figs_cw = [_png(classwise_figure(probs["uncalibrated"], y, class_names, n_bins=10,
+                                         suptitle="uncalibrated, class-wise"),
                         "Class-wise reliability diagrams, uncalibrated")]
         if best:
-            figs_cw.append(_png(classwise_reliability_figure(probs[best], y, class_names, n_bins=10,
-                                                             suptitle=f"{best}, class-wise"),
+            figs_cw.append(_png(classwise_figure(probs[best], y, class_names, n_bins=10,
+                                                 suptitle=f"{best}, class-wise"),
                                 f"Class-wise reliability diagrams, {best}"))
         class_tables = []
         groups = _chunks(names, 4)  # at most 3 + 8 columns a table: it fits a 1280 px page
@@ -469,41 +461,6 @@ def calibration_report_sections(test_logits, test_labels, calibrators: dict, *, 
     return sections, f"{data_name} — n = {n:,}, k = {k}", data
 
 
-def _probs_in_blocks(lp_fn, n: int, k: int) -> np.ndarray:
-    """(n, k) float64 probabilities softmax(lp_fn(rows)), made block by block (one exponential
-    a value, written in place)."""
-    from calibrate._core.blocks import row_blocks, row_max
-
-    out = np.empty((n, k))
-    for s in row_blocks(n, k):
-        b = out[s]
-        np.copyto(b, lp_fn(s), casting="unsafe")
-        b -= row_max(b)[:, None]
-        np.exp(b, out=b)
-        b /= b.sum(axis=1, keepdims=True)
-    return out
-
-
-def _estimates(p, lp, y, n_bins: int, classwise_ece: float) -> dict:
-    """The plug-in value of each metric of METRIC_KEYS (the definitions of
-    calibrate.metrics.all_metrics), the class-wise ECE given (computed once, with the other
-    class-wise sums). lp: (n, k) log-probabilities, or f(slice) -> those rows' (the NLL)."""
-    if callable(lp):
-        from calibrate._core.blocks import row_blocks
-
-        tot = 0.0
-        for s in row_blocks(*p.shape):
-            lb = metrics.log_softmax(np.asarray(lp(s), dtype=np.float64))
-            tot += float(np.sum(lb[np.arange(lb.shape[0]), y[s]]))
-        nll = -tot / p.shape[0]
-    else:
-        nll = metrics.nll_from_logits(lp, y)
-    return {"accuracy": metrics.accuracy(p, y), "ece": metrics.ece(p, y, n_bins),
-            "ece_mass": metrics.ece(p, y, n_bins, binning="mass"), "ece_l2": metrics.ece(p, y, n_bins, norm="l2"),
-            "ece_l2_debiased": metrics.ece(p, y, n_bins, norm="l2", debiased=True), "mce": metrics.mce(p, y, n_bins),
-            "classwise_ece": classwise_ece, "nll": nll, "brier": metrics.brier(p, y)}
-
-
 def large_k_class_section(probs: dict, y, cnum: dict, best: str | None, *, n_bins: int = 15,
                           n_resamples: int = 1000, seed: int = 0, scheme: str = "auto", class_names=None):
     """The per-class section beyond ALL_CLASSES_MAX_K classes: (section, what was shown).
@@ -514,6 +471,7 @@ def large_k_class_section(probs: dict, y, cnum: dict, best: str | None, *, n_bin
     and the calibrator of lowest ECE), at most CLASS_PANELS each; a heat map of every
     class's ECE; a compact table of up to CLASS_TABLE_MAX_ROWS classes (by decreasing
     uncalibrated ECE), searchable and sortable in the page. The JSON holds every class.
+    probs: {name: :class:`calibrate.report.digest.Digest` holding the columns of the classes shown}.
     """
     names = list(probs)
     ref = cnum["uncalibrated"]
@@ -521,8 +479,7 @@ def large_k_class_section(probs: dict, y, cnum: dict, best: str | None, *, n_bin
     cname = (lambda j: str(class_names[j])) if class_names is not None else str
     sel = select_classes(ref["ece"], ref["support"])
     shown = sel["shown"]
-    iv = {nm: class_ece_intervals(probs[nm], y, shown, n_bins, n_resamples, seed=seed, scheme=scheme)
-          for nm in names}
+    iv = {nm: class_intervals(probs[nm], y, shown, n_bins, n_resamples, seed=seed, scheme=scheme) for nm in names}
     header = ["class", "why shown", "support"] + [f"ECE ({nm})" for nm in names] + [f"mean P ({nm})" for nm in names]
     rows = []
     for j in shown:
@@ -547,12 +504,12 @@ def large_k_class_section(probs: dict, y, cnum: dict, best: str | None, *, n_bin
                              f"The {listed.size:,} classes of largest ECE (uncalibrated) of {k:,}")
                  + ", by decreasing uncalibrated ECE: type in the box to filter by class, click a column "
                    "heading to sort. Point estimates."}
-    panels = [_png(classwise_reliability_figure(probs["uncalibrated"], y, class_names, n_bins=10, classes=shown,
-                                                ncols=4, suptitle="uncalibrated, class-wise: the classes shown"),
+    panels = [_png(classwise_figure(probs["uncalibrated"], y, class_names, n_bins=10, classes=shown,
+                                    ncols=4, suptitle="uncalibrated, class-wise: the classes shown"),
                    "Class-wise reliability diagrams of the classes shown, uncalibrated")]
     if best:
-        panels.append(_png(classwise_reliability_figure(probs[best], y, class_names, n_bins=10, classes=shown,
-                                                        ncols=4, suptitle=f"{best}, class-wise: the classes shown"),
+        panels.append(_png(classwise_figure(probs[best], y, class_names, n_bins=10, classes=shown,
+                                            ncols=4, suptitle=f"{best}, class-wise: the classes shown"),
                            f"Class-wise reliability diagrams of the classes shown, {best}"))
     heat_names = ["uncalibrated"] + ([best] if best else [])
     heat = _png(class_heatmap_figure({nm: cnum[nm]["ece"] for nm in heat_names}),

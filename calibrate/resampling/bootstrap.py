@@ -172,6 +172,11 @@ class _Source:
         """(p (m, k) float64, log_p (m, k) float64 or None) of rows s."""
         return self._block(s)
 
+    def stats_block(self, s, labels):
+        """The :class:`calibrate._core.stats.Block` of rows s (labels: those rows' (m,))."""
+        p, lp = self.block(s)
+        return _stats.Block(p, labels, lp)
+
     @classmethod
     def from_probs(cls, p, log_probs=None):
         def block(s):
@@ -320,8 +325,7 @@ class _Design:
         if g[0] == "bins":
             if binning == "width":
                 return _stats.Bins(_binning.equal_width_edges(n_bins))
-            conf = np.concatenate([_stats.top_label(src.block(s)[0], self.y[s])[0]
-                                   for s in row_blocks(src.n, src.k)])
+            conf = np.concatenate([src.stats_block(s, self.y[s]).top()[0] for s in row_blocks(src.n, src.k)])
             return _stats.Bins(_binning.equal_mass_edges(conf, n_bins))
         if binning == "width":
             return _stats.ClasswiseBins(src.k, _binning.equal_width_edges(n_bins))
@@ -335,8 +339,7 @@ class _Design:
         m = s.stop - s.start
         r_all, c_all, v_all, d_all = [], [], [], []
         for src, offs, stats in zip(self.sources, self.offsets, self.stats):
-            p, lp = src.block(s)
-            block = _stats.Block(p, self.y[s], lp)
+            block = src.stats_block(s, self.y[s])
             for g, stat in stats.items():
                 t = stat.terms(block)
                 r_all.append(t.rows)
@@ -678,7 +681,10 @@ def bootstrap_many(predictions: dict, labels, metric_names, n_resamples: int = 1
 
     predictions: {name: source}; a source is an (n, k) array of log-probabilities (or
     logits: normalised), or a callable f(slice) -> the (m, k) log-probabilities of those
-    rows (so a calibrator on memory-mapped logits is applied block by block).
+    rows (so a calibrator on memory-mapped logits is applied block by block), or an
+    object with ``n``, ``k``, ``block(s)`` and ``stats_block(s, labels)`` -> a
+    :class:`calibrate._core.stats.Block` (rows given by their values:
+    :meth:`calibrate.report.digest.Digest.source`).
     labels: (n,) int. metric_names: names of :data:`_NAMED` (accuracy, nll, brier, ece,
     ece_mass, ece_l2, ece_debiased, mce, classwise_ece); binned ones use ``n_bins``.
     estimates: optional {name: {metric: value}} (the plug-in values; computed from the
@@ -694,7 +700,9 @@ def bootstrap_many(predictions: dict, labels, metric_names, n_resamples: int = 1
     sources = []
     for name in names:
         src = predictions[name]
-        if callable(src):
+        if hasattr(src, "stats_block"):  # rows already summarised (calibrate.report.digest)
+            sources.append(src)
+        elif callable(src):
             k = np.asarray(src(slice(0, 1))).shape[1]
             sources.append(_Source.from_log_probs(src, n, k))
         else:

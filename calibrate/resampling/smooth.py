@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from calibrate._core import stats as _stats
 from calibrate._core.interval import SmoothECEInterval
-from calibrate._core.validation import check_confidence_level, check_n_resamples, check_probs_labels
+from calibrate._core.validation import check_confidence_level, check_n_resamples
 from calibrate.metrics import smooth
 
 
@@ -21,14 +20,13 @@ def smooth_ece_interval(probs, labels, *, n_resamples: int = 200, confidence_lev
     :func:`calibrate.metrics.smooth.smooth_ece_resamples` (Poisson bootstrap over rows, resampled
     as (cell, outcome) counts: O(cells) per resample whatever n, each row moved at most
     1/4096 in confidence). The estimate is the exact :func:`calibrate.metrics.smooth.smooth_ece`.
-    probs: (n, k); labels: (n,) int. Returns a :class:`SmoothECEInterval` (an Interval with
+    probs: (n, k) and labels (n,) int, or (n,) top-label confidences and (n,) 0/1
+    correctness. Returns a :class:`SmoothECEInterval` (an Interval with
     the bandwidth ``sigma``; percentile, Poisson scheme).
     """
     n_resamples = check_n_resamples(n_resamples)
     confidence_level = check_confidence_level(confidence_level)
-    p, y = check_probs_labels(probs, labels)
-    conf, ok = _stats.top_label(p, y)
-    f, o = conf.astype(np.float64), ok.astype(np.float64)
+    f, o = smooth._forecasts(probs, labels)
     est, s = smooth.smooth_ece(f, o, sigma, return_sigma=True)
     draws = smooth.smooth_ece_resamples(f, o, s, n_resamples=n_resamples, seed=seed)
     a = (1.0 - confidence_level) / 2.0
