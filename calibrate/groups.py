@@ -3,8 +3,19 @@ value of a group column, or a combination of several), with bootstrap intervals,
 group and each group's gap to the overall value (see :mod:`calibrate.resampling.groups`;
 the per-group numbers and codes are in :mod:`calibrate.metrics.groups`)."""
 
-from calibrate.metrics.groups import GROUP_METRICS, MIN_COUNT, group_codes, group_point_metrics, row_values
-from calibrate.resampling.groups import INTERVAL_METRICS, GroupMetrics, group_metrics, group_metrics_from_rows
+from calibrate.metrics.groups import (
+    GROUP_METRICS,
+    MIN_COUNT,
+    group_codes,
+    group_point_metrics,
+    row_values,
+)
+from calibrate.resampling.groups import (
+    INTERVAL_METRICS,
+    GroupMetrics,
+    group_metrics,
+    group_metrics_from_rows,
+)
 
 __all__ = [
     "GROUP_METRICS",
