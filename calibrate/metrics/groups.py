@@ -100,20 +100,30 @@ def group_label(columns, label) -> str:
 
 
 # ----------------------------------------------------------------------------- rows
-def row_values(x: np.ndarray, labels: np.ndarray, kind: str = "logits") -> np.ndarray:
+def row_values(x, labels: np.ndarray, kind: str = "logits", *, transform=None) -> np.ndarray:
     """(4, n) float64: conf, correct, nll, brier of every row (see the module docstring).
 
     x: (n, k) logits, log-probabilities (normalised with a log-softmax: exact NLL) or
     probabilities (kind "probs": NLL of probabilities clipped at the smallest float64),
-    read in row blocks; labels: (n,) int.
+    read in row blocks; or a callable f(slice) -> the (m, k) values of those rows (n from
+    labels); labels: (n,) int. transform: optional f((m, k) logits) -> (m, k)
+    log-probabilities applied to each block (a calibrator's ``predict_log_proba``).
     """
     if kind not in KINDS:
         raise InputError(f"kind: expected one of {', '.join(KINDS)}, got {kind!r}")
-    n, k = x.shape
+    if callable(x):
+        n, get = labels.shape[0], x
+        k = np.shape(get(slice(0, min(1, n))))[1]
+    else:
+        n, k = x.shape
+
+        def get(s):
+            return x[s]
     out = np.empty((4, n))
     nll_s, brier_s = NLL(), Brier()
     for sl in row_blocks(n, k):
-        b = Block.from_logits(x[sl], labels[sl]) if kind != "probs" else Block(x[sl], labels[sl])
+        xb = get(sl) if transform is None else transform(get(sl))
+        b = Block.from_logits(xb, labels[sl]) if kind != "probs" else Block(xb, labels[sl])
         conf, ok = b.top()
         out[0, sl] = conf
         out[1, sl] = ok

@@ -276,14 +276,15 @@ def group_metrics(log_probs_or_logits, labels, groups, *, kind: str = "logits", 
     metrics; n_resamples: R (0: no intervals); scheme: "auto" | "multinomial" | "poisson"
     (as :mod:`calibrate.resampling.bootstrap`); min_count: groups with fewer rows are
     "too small" (no interval, never the worst); interval_metrics: the metrics that get
-    intervals (see the module docstring for the memory they take).
+    intervals (see the module docstring for the memory they take); transform: optional
+    f((m, k) logits) -> (m, k) log-probabilities applied block by block (a calibrator).
     """
     x = np.asarray(log_probs_or_logits)
     if x.ndim != 2 or x.shape[1] < 2:
         raise InputError(f"log_probs_or_logits: expected shape (n, k) with k >= 2, got {x.shape}")
     y = check_labels(np.asarray(labels), x.shape[0], x.shape[1])
     codes, columns, glabels = group_codes(groups, x.shape[0])
-    rows = row_values(x, y, kind)
+    rows = row_values(x, y, kind, transform=transform)
     return group_metrics_from_rows(rows, codes, columns, glabels, n_bins=n_bins, n_resamples=n_resamples,
                                    confidence_level=confidence_level, seed=seed, min_count=min_count, scheme=scheme,
                                    interval_metrics=interval_metrics)
