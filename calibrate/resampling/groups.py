@@ -265,7 +265,7 @@ def _quantiles(v: np.ndarray, a: float):
 def group_metrics(log_probs_or_logits, labels, groups, *, kind: str = "logits", n_bins: int = 15,
                   n_resamples: int = 1000, confidence_level: float = 0.95, seed: int = 0,
                   min_count: int = MIN_COUNT, scheme: str = "auto",
-                  interval_metrics=INTERVAL_METRICS) -> GroupMetrics:
+                  interval_metrics=INTERVAL_METRICS, transform=None) -> GroupMetrics:
     """Every per-group metric (:data:`calibrate.metrics.groups.GROUP_METRICS`) with bootstrap
     intervals, the worst group per metric and each group's paired gap to the overall value.
 
