@@ -179,37 +179,46 @@ class GroupDesign:
         return out
 
 
-def finish(s: dict) -> tuple[np.ndarray, np.ndarray]:
-    """(per-group (G, M), overall (M,)) values of GROUP_METRICS from :meth:`GroupDesign.sums`.
+def finish(s: dict, keys=GROUP_METRICS) -> tuple[np.ndarray, np.ndarray]:
+    """(per-group (G, M), overall (M,)) values of the metrics ``keys`` (names of
+    GROUP_METRICS, in that order on the last axis) from :meth:`GroupDesign.sums`.
 
     A group of zero weight gets NaN for the means (accuracy, nll, brier)."""
     width, mass = s["width"], s["mass"]
-    overall_width = width.sum(axis=1)  # (3, B)
-    overall_mass = s["overall_mass"]
 
     def metrics(wd, ms, nll_sum, brier_sum):
         cnt = wd[0].sum(axis=-1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            acc = wd[2].sum(axis=-1) / cnt
-            nll = nll_sum / cnt
-            brier = brier_sum / cnt
-        gap = wd[1] - wd[2]
         n = np.where(cnt > 0, cnt, 1.0)
-        return np.stack([
-            acc,
-            calibration_error(*wd, "l1"),
-            calibration_error(*ms, "l1"),
-            calibration_error(*wd, "l2"),
-            calibration_error(*wd, "l2", True),
-            calibration_error(*wd, "max"),
-            nll,
-            brier,
-            np.sum(np.maximum(gap, 0.0), axis=-1) / n,
-            np.sum(np.maximum(-gap, 0.0), axis=-1) / n,
-        ], axis=-1)
+        out = []
+        for key in keys:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                if key == "accuracy":
+                    v = wd[2].sum(axis=-1) / cnt
+                elif key == "nll":
+                    v = nll_sum / cnt
+                elif key == "brier":
+                    v = brier_sum / cnt
+                elif key == "ece":
+                    v = calibration_error(*wd, "l1")
+                elif key == "ece_mass":
+                    v = calibration_error(*ms, "l1")
+                elif key == "ece_l2":
+                    v = calibration_error(*wd, "l2")
+                elif key == "ece_l2_debiased":
+                    v = calibration_error(*wd, "l2", True)
+                elif key == "mce":
+                    v = calibration_error(*wd, "max")
+                elif key == "overconfidence":
+                    v = np.sum(np.maximum(wd[1] - wd[2], 0.0), axis=-1) / n
+                elif key == "underconfidence":
+                    v = np.sum(np.maximum(wd[2] - wd[1], 0.0), axis=-1) / n
+                else:
+                    raise InputError(f"keys: expected names of {', '.join(GROUP_METRICS)}, got {key!r}")
+            out.append(v)
+        return np.stack(out, axis=-1)
 
     per_group = metrics(width, mass, s["nll"], s["brier"])
-    overall = metrics(overall_width, overall_mass, s["nll"].sum(), s["brier"].sum())
+    overall = metrics(width.sum(axis=1), s["overall_mass"], s["nll"].sum(), s["brier"].sum())
     return per_group, overall
 
 

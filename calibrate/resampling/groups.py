@@ -56,6 +56,7 @@ from calibrate.resampling.bootstrap import SCHEMES, _scheme, _weights
 
 #: metrics given bootstrap intervals by default (each adds R x (G + 1) float32 values)
 INTERVAL_METRICS = ("accuracy", "ece", "ece_mass", "mce", "nll", "brier")
+_QUANTILE_BLOCK_VALUES = 1 << 21  # resampled values (float64) whose quantiles are taken at once: 16 MiB
 
 
 @dataclass
@@ -223,24 +224,20 @@ def group_metrics_from_rows(values, codes, columns, labels, *, n_bins: int = 15,
         r = 0
         for chunk in _weights(n, R, seed, sch):
             for w in chunk:
-                pg, po = finish(d.sums(np.asarray(w, dtype=np.float64)))
-                boot[r] = pg[:, cols]
-                boot_all[r] = po[cols]
+                boot[r], boot_all[r] = finish(d.sums(np.asarray(w, dtype=np.float64)), interval_metrics)
                 r += 1
             del chunk
         a = (1.0 - confidence_level) / 2.0
         overall_low[cols], overall_high[cols] = _quantiles(boot_all, a)
         big = np.flatnonzero(~small)
+        step = max(1, _QUANTILE_BLOCK_VALUES // R)
         for c, j in enumerate(cols):
-            if big.size == 0:
-                break
-            v = boot[:, big, c].astype(np.float64)
-            lo, hi = _quantiles(v, a)
-            low[big, j], high[big, j] = lo, hi
-            v -= boot_all[:, c][:, None]
-            lo, hi = _quantiles(v, a)
-            gap_low[big, j], gap_high[big, j] = lo, hi
-            del v
+            for a0 in range(0, big.size, step):  # groups in blocks: float64 temporaries of a bounded size
+                gb = big[a0:a0 + step]
+                v = boot[:, gb, c].astype(np.float64)
+                low[gb, j], high[gb, j] = _quantiles(v, a)
+                v -= boot_all[:, c][:, None]
+                gap_low[gb, j], gap_high[gb, j] = _quantiles(v, a)
         del boot
     worst = {}
     for j, m in enumerate(GROUP_METRICS):
