@@ -20,8 +20,8 @@ How: the weights of a chunk of resamples are drawn as :func:`bootstrap._weights`
 them (a chunk is at most 16 MiB of counts, so at most one (n,) row for n > 2 million);
 each resample's per-group sums are np.bincount over the (n,) (group, bin) codes, then
 finished into (G + 1, M) values and kept as float32. Memory: the (n,) values and codes,
-one chunk of weights, and R x (G + 1) x M float32 resampled values (1000 resamples, 10,000
-groups, 6 interval metrics: 240 MB); never (n, R).
+one chunk of weights, and R x (groups of at least min_count rows) x M float32 resampled
+values (1000 resamples, 10,000 such groups, 6 interval metrics: 240 MB); never (n, R).
 
 Groups of fewer than ``min_count`` rows (default 30, :data:`MIN_COUNT`) are "too small":
 their numbers are given, without intervals, and they are never the worst group.
@@ -219,22 +219,23 @@ def group_metrics_from_rows(values, codes, columns, labels, *, n_bins: int = 15,
     cols = [GROUP_METRICS.index(m) for m in interval_metrics]
     if n_resamples and cols:
         R = int(n_resamples)
-        boot = np.empty((R, G, len(cols)), dtype=np.float32)
+        big = np.flatnonzero(~small)
+        boot = np.empty((R, big.size, len(cols)), dtype=np.float32)  # groups with intervals only
         boot_all = np.empty((R, len(cols)))
         r = 0
         for chunk in _weights(n, R, seed, sch):
             for w in chunk:
-                boot[r], boot_all[r] = finish(d.sums(np.asarray(w, dtype=np.float64)), interval_metrics)
+                pg, boot_all[r] = finish(d.sums(np.asarray(w, dtype=np.float64)), interval_metrics)
+                boot[r] = pg[big]
                 r += 1
             del chunk
         a = (1.0 - confidence_level) / 2.0
         overall_low[cols], overall_high[cols] = _quantiles(boot_all, a)
-        big = np.flatnonzero(~small)
         step = max(1, _QUANTILE_BLOCK_VALUES // R)
         for c, j in enumerate(cols):
             for a0 in range(0, big.size, step):  # groups in blocks: float64 temporaries of a bounded size
                 gb = big[a0:a0 + step]
-                v = boot[:, gb, c].astype(np.float64)
+                v = boot[:, a0:a0 + step, c].astype(np.float64)
                 low[gb, j], high[gb, j] = _quantiles(v, a)
                 v -= boot_all[:, c][:, None]
                 gap_low[gb, j], gap_high[gb, j] = _quantiles(v, a)
