@@ -6,6 +6,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from scipy.special import log_softmax
 
 from calibrate import metrics
 from calibrate.groups import GROUP_METRICS, group_codes, group_metrics
@@ -22,9 +23,10 @@ def _data(n=600, k=4, seed=0, groups=5):
     return z, y, g
 
 
-def _reference(z, y, n_bins=15):
-    """Every GROUP_METRICS value from the functions of calibrate.metrics on these rows."""
-    p = metrics.softmax(z)
+def _reference(z, y, n_bins=15, log_probs=False):
+    """Every GROUP_METRICS value from the functions of calibrate.metrics on these rows
+    (log_probs: z are log-probabilities that may hold -inf; NLL -mean z[i, y_i])."""
+    p = np.exp(z) if log_probs else metrics.softmax(z)
     ou = decomposition.ece_over_under(p, y, n_bins)
     return {
         "accuracy": metrics.accuracy(p, y),
@@ -33,7 +35,7 @@ def _reference(z, y, n_bins=15):
         "ece_l2": metrics.ece(p, y, n_bins, norm="l2"),
         "ece_l2_debiased": metrics.ece(p, y, n_bins, norm="l2", debiased=True),
         "mce": metrics.ece(p, y, n_bins, norm="max"),
-        "nll": metrics.nll_from_logits(z, y),
+        "nll": -np.mean(z[np.arange(len(y)), y]) if log_probs else metrics.nll_from_logits(z, y),
         "brier": metrics.brier(p, y),
         "overconfidence": ou["overconfidence"],
         "underconfidence": ou["underconfidence"],
@@ -68,6 +70,36 @@ def test_probabilities_input_uses_clipped_probabilities():
         assert r.values[i, GROUP_METRICS.index("nll")] == pytest.approx(metrics.nll(p[g == i], y[g == i]), abs=1e-12)
         assert r.values[i, GROUP_METRICS.index("ece_mass")] == pytest.approx(
             metrics.ece(p[g == i], y[g == i], binning="mass"), abs=1e-12)
+
+
+def test_tied_confidences_equal_mass_bins_per_group():
+    """Rounded logits: many rows share a confidence, so equal-mass edges fall on ties."""
+    z, y, g = _data(n=800)
+    z = np.round(z)
+    r = group_metrics(z, y, g, n_resamples=0)
+    for i in range(5):
+        _check(r.values[i], _reference(z[g == i], y[g == i]))
+
+
+def test_log_probs_with_minus_inf():
+    z, y, g = _data(n=400)
+    z[::3, 0] = -np.inf  # class 0 impossible on every third row
+    lp = log_softmax(z, axis=1)
+    y = np.where((np.arange(400) % 3 == 0) & (y == 0), 1, y)
+    r = group_metrics(lp, y, g, kind="log_probs", n_resamples=0)
+    for i in range(5):
+        _check(r.values[i], _reference(lp[g == i], y[g == i], log_probs=True))
+
+
+def test_infinite_nll_group_is_the_worst():
+    z, y, g = _data(n=400)
+    rows = np.flatnonzero(g == 3)[:2]
+    z[rows, y[rows]] = -np.inf  # the label has probability 0: NLL infinite
+    lp = log_softmax(z, axis=1)
+    r = group_metrics(lp, y, g, kind="log_probs", n_resamples=20, min_count=10)
+    assert np.isinf(r.values[3, GROUP_METRICS.index("nll")])
+    assert r.worst["nll"] == 3
+    json.dumps(r.to_dict())
 
 
 def test_several_columns_are_their_combinations():

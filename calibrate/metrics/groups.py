@@ -143,6 +143,7 @@ class GroupDesign:
         self.conf, self.correct, self.nll, self.brier = (np.asarray(v, dtype=np.float64) for v in values)
         self.codes = np.asarray(codes, dtype=np.intp)
         self.n = self.codes.shape[0]
+        self.nll_finite = bool(np.isfinite(self.nll).all())
         self.G, self.B = int(n_groups), int(n_bins)
         B = self.B
         self.code_width = self.codes * B + _binning.bin_index(self.conf, _binning.equal_width_edges(B))
@@ -174,7 +175,12 @@ class GroupDesign:
             out[key] = np.stack([np.bincount(code, weights=a, minlength=size) for a in (w, wc, wo)])
             if key != "overall_mass":
                 out[key] = out[key].reshape(3, G, B)
-        out["nll"] = np.bincount(self.codes, weights=w * self.nll, minlength=G)
+        if self.nll_finite:
+            wn = w * self.nll
+        else:  # a row of weight 0 adds nothing, even with an infinite NLL (not 0 * inf = NaN)
+            wn = np.zeros(self.n)
+            np.multiply(w, self.nll, out=wn, where=w != 0)
+        out["nll"] = np.bincount(self.codes, weights=wn, minlength=G)
         out["brier"] = np.bincount(self.codes, weights=w * self.brier, minlength=G)
         return out
 

@@ -30,6 +30,7 @@ Intervals are percentile intervals (Efron & Tibshirani 1993, 13.3) at ``confiden
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -96,8 +97,9 @@ class GroupMetrics:
 
     @property
     def gap(self) -> np.ndarray:
-        """(G, M) values - overall."""
-        return self.values - self.overall[None, :]
+        """(G, M) values - overall (NaN where both are infinite)."""
+        with np.errstate(invalid="ignore"):
+            return self.values - self.overall[None, :]
 
     def name(self, g: int) -> str:
         """Printable name of group g ('col=value, ...')."""
@@ -237,12 +239,13 @@ def group_metrics_from_rows(values, codes, columns, labels, *, n_bins: int = 15,
                 gb = big[a0:a0 + step]
                 v = boot[:, a0:a0 + step, c].astype(np.float64)
                 low[gb, j], high[gb, j] = _quantiles(v, a)
-                v -= boot_all[:, c][:, None]
+                with np.errstate(invalid="ignore"):  # inf - inf (an infinite NLL): NaN, skipped
+                    v -= boot_all[:, c][:, None]
                 gap_low[gb, j], gap_high[gb, j] = _quantiles(v, a)
         del boot
     worst = {}
     for j, m in enumerate(GROUP_METRICS):
-        cand = np.flatnonzero(~small & np.isfinite(vals[:, j]))
+        cand = np.flatnonzero(~small & ~np.isnan(vals[:, j]))  # an infinite NLL can be the worst
         if cand.size == 0:
             worst[m] = None
         else:
@@ -255,8 +258,13 @@ def group_metrics_from_rows(values, codes, columns, labels, *, n_bins: int = 15,
 
 def _quantiles(v: np.ndarray, a: float):
     """The a and 1 - a quantiles over axis 0 (NaN resamples, groups of zero weight, skipped)."""
-    q = np.nanquantile if np.isnan(v).any() else np.quantile
-    lo, hi = q(v, [a, 1.0 - a], axis=0)
+    if not np.isnan(v).any():
+        with np.errstate(invalid="ignore"):  # infinite values (an infinite NLL)
+            lo, hi = np.quantile(v, [a, 1.0 - a], axis=0)
+        return lo, hi
+    with warnings.catch_warnings(), np.errstate(invalid="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # a group NaN on every resample: NaN interval
+        lo, hi = np.nanquantile(v, [a, 1.0 - a], axis=0)
     return lo, hi
 
 
