@@ -260,3 +260,14 @@ def test_memory_grows_only_by_per_row_arrays():
     values and codes, 8 bytes each); an (n, R) weight matrix would add 800 bytes a row."""
     small, large = _peak(100_000), _peak(400_000)
     assert large - small <= 300_000 * 200, (small, large)
+
+
+def test_point_metrics_without_resampling_equal_group_metrics():
+    from calibrate.groups import group_point_metrics
+
+    z, y, g = _data(n=300)
+    pm = group_point_metrics(z, y, g)
+    r = group_metrics(z, y, g, n_resamples=0)
+    np.testing.assert_array_equal(pm["values"], r.values)
+    np.testing.assert_array_equal(pm["counts"], r.counts)
+    assert np.all(np.isnan(r.low)) and np.all(np.isnan(r.overall_low))
