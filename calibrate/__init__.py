@@ -17,7 +17,7 @@ __version__ = "0.2.0"
 
 import importlib as _importlib
 
-from calibrate import _compat, backends, calibrators, conformal, io, metrics, resampling
+from calibrate import _compat, backends, calibrators, conformal, groups, io, metrics, resampling
 from calibrate._core.validation import CalibrationWarning, InputError
 from calibrate.calibrators import (
     BBQ,
@@ -90,6 +90,7 @@ __all__ = [
     "cli",
     "conformal",
     "get_calibrator",
+    "groups",
     "integrations",
     "io",
     "load",

@@ -54,6 +54,60 @@ def _add_data_args(p: argparse.ArgumentParser, name="DATA"):
                         "indicator matrix of labels: one calibrator per label (calibrate.report.multilabel_cli)")
 
 
+def _add_group_args(p: argparse.ArgumentParser, resamples: bool = False):
+    p.add_argument("--group-by", default=None, metavar="COLUMN[,COLUMN]",
+                   help="metrics per group of rows (combinations of these columns' values), with intervals, the "
+                        "worst group and each group's gap to all rows; columns from --groups FILE or a CSV DATA")
+    p.add_argument("--groups", default=None, metavar="FILE",
+                   help="the --group-by columns, one row per data row: .csv (header), .npz arrays or .parquet")
+    if resamples:
+        p.add_argument("--resamples", type=_resamples, default=1000,
+                       help="bootstrap resamples of the --group-by intervals (default 1000)")
+        p.add_argument("--seed", type=_seed, default=0)
+
+
+def _csv_group_columns(args) -> tuple:
+    """The --group-by columns to skip when reading a CSV DATA that holds them (no --groups)."""
+    if not getattr(args, "group_by", None) or getattr(args, "groups", None):
+        return ()
+    from calibrate.io.group_columns import parse_group_by
+
+    return tuple(parse_group_by(args.group_by))
+
+
+def _group_columns(args, data):
+    """{column: (n,) array} of --group-by (from --groups FILE, else the CSV DATA), or None."""
+    if not getattr(args, "group_by", None):
+        if getattr(args, "groups", None):
+            raise CLIError("--groups FILE needs --group-by COLUMN[,COLUMN] (the columns of FILE to group by)")
+        return None
+    from calibrate.io.group_columns import parse_group_by, read_group_columns
+
+    cols = parse_group_by(args.group_by)
+    if args.groups:
+        return read_group_columns(args.groups, cols, data.n)
+    if not str(args.data).lower().endswith(".csv"):
+        raise CLIError(f"{args.data}: --group-by {args.group_by} needs --groups FILE (.csv, .npz or .parquet, one "
+                       "row per data row), or a CSV DATA file holding the group columns")
+    return read_group_columns(args.data, cols, data.n)
+
+
+def _evaluate_groups(args, data, columns):
+    """GroupMetrics of DATA (calibrated by args.calibrator when given) over ``columns``."""
+    from calibrate.calibrators import load
+    from calibrate.groups import group_metrics
+
+    transform = None
+    if args.calibrator:
+        cal = load(args.calibrator)
+
+        def transform(zb):
+            return cal.predict_log_proba(zb, kind="logits")
+    print(f"bootstrapping {args.resamples} resamples for the groups of {args.group_by}", file=sys.stderr)
+    return group_metrics(data.logits, data.require_labels(), columns, n_bins=args.bins, n_resamples=args.resamples,
+                         seed=args.seed, transform=transform)
+
+
 def _read(args, path=None, require_labels=True):
     from calibrate.io.readers import read_predictions
 
@@ -62,6 +116,7 @@ def _read(args, path=None, require_labels=True):
         path or args.data, kind=args.kind, logits_key=args.logits_key,
         labels_key=args.labels_key, labels_path=args.labels if path is None else None,
         require_labels=require_labels, index_col=args.index_col, class_columns=cols,
+        skip_columns=_csv_group_columns(args),
     )
     if data.k < 2:  # one class: every probability is 1, every metric a meaningless 0
         raise CLIError(f"{data.path}: has {data.k} class column; a calibrator needs at least 2, and so do the "
@@ -72,7 +127,7 @@ def _read(args, path=None, require_labels=True):
 def _inputs(args) -> list:
     """Every file the command reads: no output may be one of them."""
     paths = [getattr(args, "data", None), getattr(args, "labels", None), getattr(args, "fit_on", None),
-             getattr(args, "ood", None)]
+             getattr(args, "ood", None), getattr(args, "groups", None)]
     cal = getattr(args, "calibrator", None)
     paths += cal if isinstance(cal, list) else [cal]
     return [p for p in paths if p]
@@ -200,10 +255,14 @@ def cmd_evaluate(args) -> int:
                        "to compare several, use calibrate report DATA --calibrator A --calibrator B")
     args.calibrator = args.calibrator[0] if args.calibrator else None
     data = _read(args)
+    columns = _group_columns(args, data)
     res = evaluate_predictions(data, args.calibrator, args.bins, classwise=True if args.classwise else None)
     res["data"] = data.path
     if args.calibrator:
         res["calibrator"] = args.calibrator
+    gm = _evaluate_groups(args, data, columns) if columns is not None else None
+    if gm is not None:
+        res["groups"] = gm.to_dict()
     if args.json:
         print(json.dumps(res))
         return 0
@@ -214,6 +273,10 @@ def cmd_evaluate(args) -> int:
     if CLASSWISE_KEYS[0] not in res:
         print(f"(class-wise ECE and the Brier calibration/refinement split are computed up to k = {CLASSWISE_MAX_K} "
               f"classes; k = {data.k}: add --classwise)")
+    if gm is not None:
+        print(f"\ngroups by {args.group_by}: {len(gm.labels):,} groups, {int(gm.small.sum()):,} with fewer than "
+              f"{gm.min_count} rows (too small: no interval); 95% percentile intervals, {gm.n_resamples} resamples")
+        print(gm.table("ece", max_rows=30))
     return 0
 
 
@@ -245,6 +308,7 @@ def cmd_report(args) -> int:
                        f"got {unknown[0]!r}")
     test = _read(args)
     y = test.require_labels()
+    columns = _group_columns(args, test)
     cals = {}
     for path in args.calibrator or []:
         cal = load(path)
@@ -278,7 +342,7 @@ def cmd_report(args) -> int:
                                     conformal_alpha=args.conformal,
                                     fit_logits=val.logits if args.fit_on else None,
                                     fit_labels=val.require_labels() if args.fit_on else None,
-                                    classes=args.classes)
+                                    classes=args.classes, groups=columns)
     html = render_html(args.title, sections, subtitle=subtitle)
     pdf = None
     if args.pdf:
@@ -380,6 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also compute the class-wise numbers (class-wise ECE, Brier calibration and refinement: "
                         "O(n k) bin sums); by default only up to k = 100 classes")
     add_llm_arguments(p, "evaluate")
+    _add_group_args(p, resamples=True)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("report", help="write a self-contained HTML reliability report (and JSON with --json)")
@@ -406,6 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "ECE and the most frequent (12 panels), a heat map and a searchable table of the others "
                         "(the JSON holds every class); all: every class's panel and row, whatever k")
     add_llm_arguments(p, "report")
+    _add_group_args(p)
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("experiment", help="the CIFAR-10 experiment: train, sample, calibrate, report")

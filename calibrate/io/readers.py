@@ -238,8 +238,9 @@ def _load_pt(path, logits_key, labels_key):
 
 
 # ------------------------------------------------------------------ CSV
-def _load_csv(path, labels_key=None, index_col=None, class_columns=None):
-    """(scores (n, c) float64, labels (n,) float64, class column names); rules in the module docstring."""
+def _load_csv(path, labels_key=None, index_col=None, class_columns=None, skip_columns=()):
+    """(scores (n, c) float64, labels (n,) float64, class column names); rules in the module docstring.
+    skip_columns: names of columns skipped unread when present (group columns, read elsewhere)."""
     try:
         fh = open(path, newline="", encoding="utf-8-sig")  # noqa: SIM115 (closed below); -sig: a BOM is dropped
     except OSError as e:
@@ -274,6 +275,8 @@ def _load_csv(path, labels_key=None, index_col=None, class_columns=None):
                 _fail(path, f"no column '{index_col}' (--index-col); the header has: {', '.join(names)}")
             index = names.index(index_col)
             skip.add(index)
+        skipped = {names.index(c) for c in skip_columns if c in names and names.index(c) != lab}
+        skip |= skipped
         dup = next((h for h in names if names.count(h) > 1), None)
         if dup is not None:
             _fail(path, f"column name '{dup}' appears twice in the header; give every column its own name")
@@ -312,8 +315,8 @@ def _load_csv(path, labels_key=None, index_col=None, class_columns=None):
                 _fail(path, f"line {line} has {len(r)} fields, the header has {len(names)}; every row needs "
                             "one value per column")
             for j, v in enumerate(r):
-                if j == index:
-                    continue  # an identifier: any text, never read as a number
+                if j == index or j in skipped:
+                    continue  # an identifier or a group column: any text, never read as a number
                 try:
                     data[i, j] = float(v)
                 except ValueError:
@@ -400,13 +403,15 @@ def read_predictions(
     require_labels: bool = True,
     index_col: str | None = None,
     class_columns=None,
+    skip_columns=(),
 ) -> Predictions:
     """Read and validate saved predictions (see the module docstring for formats).
 
     kind: "logits", "probs", "log_probs", or None for logits with a CalibrationWarning
     when the values look like probabilities or log-probabilities (``probs=True`` is
     kind="probs"). logits_key defaults to "probs" for probabilities, else "logits";
-    labels_key to "labels" ("label" or "labels" in a CSV).
+    labels_key to "labels" ("label" or "labels" in a CSV). skip_columns: CSV columns skipped
+    unread when present (group columns).
     """
     path = str(path)
     if probs:
@@ -437,7 +442,7 @@ def read_predictions(
     elif ext == ".pt":
         z, y = _load_pt(path, logits_key, lkey)
     elif ext == ".csv":
-        z, y = _load_csv(path, labels_key, index_col, class_columns)
+        z, y = _load_csv(path, labels_key, index_col, class_columns, skip_columns)
         field = "class columns"
         lkey = labels_key or "label"
     else:

@@ -324,7 +324,7 @@ def calibration_report_sections(test_logits, test_labels, calibrators: dict, *, 
                        title: str = "Calibration report", started: float | None = None,
                        ood_logits=None, ood_name: str = "", conformal_alpha: float | None = None,
                        fit_logits=None, fit_labels=None, method: str = "bca", scheme: str = "auto",
-                       classes: str = "auto"):
+                       classes: str = "auto", groups=None):
     """Build the report of ``calibrators`` ({name: fitted Calibrator}) on test logits.
 
     test_logits: (n, k) float logits, read in row blocks (a memory-mapped .npy stays so):
@@ -338,6 +338,8 @@ def calibration_report_sections(test_logits, test_labels, calibrators: dict, *, 
     classes: "auto" (every class up to ALL_CLASSES_MAX_K classes; beyond, the classes that
     matter, a heat map and a searchable table: :func:`large_k_class_section`) or "all"
     (every class's panel and row at any k).
+    groups: optional (n,) group array or {column: (n,) array}: adds the per-group section
+    (:mod:`calibrate.report.groups`) of the uncalibrated and the best prediction.
     Returns (sections, subtitle, data): the report's sections (for :func:`render_html` and
     :func:`calibrate.report.pdf.render_pdf`, with ``data["title"]``), its subtitle, and the
     JSON-able dict of the same numbers.
@@ -345,6 +347,7 @@ def calibration_report_sections(test_logits, test_labels, calibrators: dict, *, 
     import time
 
     t0 = started if started is not None else time.time()
+    group_columns = groups  # the name ``groups`` is taken below by chunks of predictions
     data_name = display_path(data_name)
     ood_name = display_path(ood_name)
     fit_name = ", ".join(display_path(part) for part in fit_name.split(", ")) if fit_name else fit_name
@@ -458,6 +461,13 @@ def calibration_report_sections(test_logits, test_labels, calibrators: dict, *, 
                      ("versions", ", ".join(f"{a} {b}" for a, b in env["packages"].items() if b))]},
     ]
     sections = [s for s in sections if s]
+    if group_columns is not None:  # before the provenance section; from (n,) per-row values only
+        from calibrate.report.groups import groups_section, prediction_rows
+
+        shown = [nm for nm in dict.fromkeys(["uncalibrated", best]) if nm]
+        gsec, data["groups"] = groups_section({nm: prediction_rows(preds[nm], y) for nm in shown}, group_columns,
+                                              n_bins=n_bins, n_resamples=n_resamples, seed=seed)
+        sections.insert(len(sections) - 1, gsec)
     return sections, f"{data_name} — n = {n:,}, k = {k}", data
 
 
