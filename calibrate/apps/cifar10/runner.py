@@ -228,6 +228,11 @@ def run_experiment(preset: str, data_dir, out_dir, work_dir=None, cache_dir=None
     data = _study_data(run, data_dir, (len(y_train), len(val[1]), len(test[1])), results, train_info, uncertainty,
                        study, compute)
     _write_report(run, data, test_probs, test[1], curves)
+    from calibrate.apps.cifar10.groups import DEFAULT_MODELS, group_view
+
+    run.log("writing groups.html and groups.json (calibration per class and per corruption)")
+    group_view(run.out, [m for m in DEFAULT_MODELS if (run.out / "logits" / f"{m}_val.npz").exists()],
+               n_resamples=run.p.n_shift_resamples)
     return data
 
 
