@@ -162,8 +162,8 @@ def _is_multilabel(args) -> bool:
 # ----------------------------------------------------------------------------- fit
 def cmd_fit(args) -> int:
     from calibrate.calibrators import get_calibrator
+    from calibrate.calibrators.fit_summary import fit_with_summary
     from calibrate.io.outputs import check_outputs, write_outputs
-    from calibrate.metrics.toplabel import nll_ece_in_blocks
 
     if args.multilabel:
         return _multilabel().fit(args, _inputs(args))
@@ -177,10 +177,10 @@ def cmd_fit(args) -> int:
                        "may be one column of an .npz/.npy: (n,) logits of class 1)")
     _refuse_long_fit(args.method, data.n, data.k, args.allow_slow)
     cal = get_calibrator(args.method)
-    cal.fit(data.logits, y, kind="logits")  # data.logits are logits: what the file held was settled on reading
-    # only what is printed (top-label NLL and ECE, before and after), in ONE pass over row
-    # blocks: a memory-mapped .npy is read once and never loaded whole; no class-wise sums
-    m0, m1 = nll_ece_in_blocks(data.logits, y, args.bins, calibrators=(None, cal))
+    # data.logits are logits: what the file held was settled on reading. Only what is printed
+    # (top-label NLL and ECE, before and after): temperature scaling from the per-row values
+    # of its own passes, other methods from one separate pass over row blocks (never (n, k))
+    m0, m1 = fit_with_summary(cal, data.logits, y, args.bins, kind="logits")
     nll0, nll1, ece0, ece1 = m0["nll"], m1["nll"], m0["ece"], m1["ece"]
     write_outputs({args.output: cal.to_json()}, _inputs(args))
     params = ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}" for k, v in cal.summary().items())

@@ -251,7 +251,7 @@ def test_the_size_rule_counts_units_from_n_k_and_method_only():
     assert _budget.fit_size("bbq", n, k).units == pytest.approx(k * (hi - lo + 1) * n * np.log2(n), rel=1e-15)
     assert _budget.fit_size("matrix", n, k).units == 100 * n * k * k
     assert iso.seconds == pytest.approx(iso.units * 30e-9, rel=1e-15)
-    for m in ("temperature", "vector", "platt", "histogram", "dirichlet", "beta", "ets"):
+    for m in ("temperature", "vector", "platt", "histogram", "beta", "ets"):
         assert _budget.fit_size(m, n, k) is None
 
 

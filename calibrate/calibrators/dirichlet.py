@@ -42,6 +42,7 @@ from scipy.special import log_softmax as _log_softmax
 
 from calibrate._core.blocks import BLOCK_BYTES
 from calibrate._core.validation import InputError, check_choice
+from calibrate.calibrators import _budget
 from calibrate.calibrators._schema import Array, Bool, Choice, ListOf, Number
 from calibrate.calibrators.base import Calibrator
 
@@ -336,11 +337,18 @@ class DirichletCalibration(Calibrator):
         lambdas = [float(v) for v in self.lambdas] if lam is None else [float(lam)]
         mus = [float(v) for v in self.mus] if mu is None else [float(mu)]
         scores = np.empty((0, 0))
-        if lam is None or mu is None:
-            scores = self._cross_validate(z, y, lambdas, mus)
-            i, j = np.unravel_index(int(np.argmin(scores)), scores.shape)
-            lam, mu = lambdas[i], mus[j]
-        theta, info = fit_dirichlet(_LogProbs(z, y), reg, float(lam), float(mu), **self._fit_kwargs())
+        grid = len(lambdas) * len(mus) if lam is None or mu is None else 0
+        long = _budget.announce(type(self).__name__, _budget.fit_size("dirichlet", *z.shape, grid=grid, cv=self.cv))
+        bar = _budget.progress(long, grid * int(self.cv) + 1, f"{self.name} fit", "fit")
+        try:
+            if grid:
+                scores = self._cross_validate(z, y, lambdas, mus, bar)
+                i, j = np.unravel_index(int(np.argmin(scores)), scores.shape)
+                lam, mu = lambdas[i], mus[j]
+            theta, info = fit_dirichlet(_LogProbs(z, y), reg, float(lam), float(mu), **self._fit_kwargs())
+            bar.update()
+        finally:
+            bar.close()
         k = z.shape[1]
         self.weights_ = theta[: k * k].reshape(k, k).copy()
         self.bias_ = theta[k * k :].copy()
@@ -352,7 +360,7 @@ class DirichletCalibration(Calibrator):
         self.n_iter_ = info["n_iter"]
         self.at_bound_ = info["at_bound"]
 
-    def _cross_validate(self, z, y, lambdas, mus):
+    def _cross_validate(self, z, y, lambdas, mus, bar=None):
         from sklearn.model_selection import StratifiedKFold
 
         n = z.shape[0]
@@ -373,6 +381,8 @@ class DirichletCalibration(Calibrator):
                     # warm start from the previous grid point (the objective is convex)
                     theta, _ = fit_dirichlet(tr, self.regularization, lam, mu, theta0=theta, **kw)
                     scores[i, j] += _mean_nll(theta, te) * test.size / n
+                    if bar is not None:
+                        bar.update()
         return scores
 
     # ------------------------------------------------------------------ predict

@@ -43,6 +43,9 @@ class TemperatureScaling(Calibrator):
     the input plus a few MiB. Dask arrays are fitted on their cluster.
     Fitted: temperature_, nll_before_ (NLL at T = 1), nll_after_, grad_log_t_
     (dNLL/dlog T at the optimum), n_iter_ (passes over the data), at_bound_.
+    ``fit(..., record=TemperatureFitRecord())`` (calibrate.calibrators.fit_summary; numpy or
+    memory-mapped logits) also keeps the fit's per-row values ((n,) arrays), from which
+    the record gives the NLL and top-label ECE before and after without a summary pass.
     """
 
     name = "temperature"
@@ -59,11 +62,19 @@ class TemperatureScaling(Calibrator):
         self.bounds = bounds
         self.n_bins = n_bins
 
-    def fit(self, logits, labels, *, kind: str | None = None):
+    def fit(self, logits, labels, *, kind: str | None = None, record=None):
+        """Fit T on logits (n, k) and labels (n,) (see Calibrator.fit). record: None, or a
+        calibrate.calibrators.fit_summary.TemperatureFitRecord to fill (not for dask arrays)."""
         if is_dask(logits) or is_dask(labels):
+            if record is not None:
+                raise InputError("record: not available for dask arrays (their passes run on the cluster)")
             self._fit_with(fit_temperature_dask, logits, labels)
             return self
-        return super().fit(logits, labels, kind=kind)
+        self._record = record
+        try:
+            return super().fit(logits, labels, kind=kind)
+        finally:
+            vars(self).pop("_record", None)
 
     def _bounds(self):
         if self.bounds is None:
@@ -87,11 +98,14 @@ class TemperatureScaling(Calibrator):
         s = _nll_sums(z, y, 1.0 / t, also_at=1.0)  # the NLL at T and at 1 from one pass
         self.nll_before_ = float(s[7] / s[0])
         self.nll_after_ = float(s[1] / s[0])
+        if getattr(self, "_record", None) is not None:
+            self._record.finish(z, y, 1.0 / t)
         self._set(z.shape[1], t, info)
 
     def _fit_with(self, fitter, z, y):
         check_choice(self.objective, "objective", ("nll",))
-        t, info = fitter(z, y, self._bounds())
+        record = getattr(self, "_record", None)
+        t, info = fitter(z, y, self._bounds(), **({} if record is None else {"record": record}))
         f1 = info["nll_at_1"]  # the NLL at T = 1 costs a pass only if the fit never made one there
         if f1 is None:
             s = _nll_sums(z, y, 1.0)

@@ -9,6 +9,7 @@ Used by TemperatureScaling, the affine scalings' start and EnsembleTemperatureSc
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -25,7 +26,7 @@ _EXP_FLOOR = -700.0
 
 
 def nll_derivative_sums(z, y, a: float, also_at: float | None = None, *, dtype=np.float64,
-                        with_mean: bool = True) -> np.ndarray:
+                        with_mean: bool = True, record=None) -> np.ndarray:
     """One pass over (n, k) logits: the row sums that give the NLL of softmax(a z) and
     its first five derivatives in a = 1/T.
 
@@ -44,12 +45,14 @@ def nll_derivative_sums(z, y, a: float, also_at: float | None = None, *, dtype=n
     when None), sum f'''', sum f''''']: f at also_at lets the first pass of a fit also give
     the NLL at T = 1 for one more exp per value; f'''' and f''''' (the 4th and 5th
     cumulants of zs under p) let it stop after one pass when it starts close enough.
+    record: None, or an object whose ``add(start, zs, axis, zy, a, lse, also_at, lse_also)``
+    receives each block's per-row values (calibrate.calibrators.fit_summary.TemperatureFitRecord).
     """
     with one_blas_thread():
-        return _nll_derivative_sums(z, y, a, also_at, np.dtype(dtype), with_mean)
+        return _nll_derivative_sums(z, y, a, also_at, np.dtype(dtype), with_mean, record)
 
 
-def _nll_derivative_sums(z, y, a, also_at, dtype, with_mean):
+def _nll_derivative_sums(z, y, a, also_at, dtype, with_mean, record=None):
     """The pass itself (see nll_derivative_sums)."""
     n, k = z.shape
     out = np.zeros(10)
@@ -90,12 +93,15 @@ def _nll_derivative_sums(z, y, a, also_at, dtype, with_mean):
             else:
                 _floored(np.multiply(zs, also_at, out=e), also_at * zmin, floor)
                 np.exp(e, out=e)
-            f_also = np.log(rowsum(e)).sum() - also_at * zy.sum()
+            lse_also = np.log(rowsum(e))
+            f_also = lse_also.sum() - also_at * zy.sum()
         else:
-            f_also = 0.0
+            f_also, lse_also = 0.0, None
         _floored(np.multiply(zs, a, out=e), a * zmin, floor)
         np.exp(e, out=e)
         s0 = rowsum(e)
+        if record is not None:
+            record.add(start, zs, axis, zy, a, np.log(s0), also_at, lse_also)
         m1 = rowsum(np.multiply(e, zs, out=t)) / s0
         r2 = rowsum(np.multiply(t, zs, out=t)) / s0
         r3 = rowsum(np.multiply(t, zs, out=t)) / s0
@@ -117,7 +123,8 @@ class TemperatureFitError(InputError):
 
 
 def fit_temperature_nll(z, y, bounds=None, max_iter: int = 100, start: float | None = None,
-                        tol: float = 1e-7, sums=nll_derivative_sums, want_nll_at_1: bool = True):
+                        tol: float = 1e-7, sums=nll_derivative_sums, want_nll_at_1: bool = True,
+                        record=None):
     """The temperature T > 0 that minimises the NLL of softmax(z / T), and its diagnostics.
 
     z: (n, k) float logits (float32, float64 or memory-mapped; read in row blocks),
@@ -140,11 +147,19 @@ def fit_temperature_nll(z, y, bounds=None, max_iter: int = 100, start: float | N
     finite optimum exists: every label is a top logit (the NLL falls as T -> 0), or the
     labels' logits are on average no higher than the mean logit (the optimum is T -> inf).
     (low, high): the search is confined there and stops at a bound (at_bound).
+    record: None, or a calibrate.calibrators.fit_summary.TemperatureFitRecord that keeps the
+    per-row values of the full passes (numpy passes only) and, finished at the fitted T,
+    gives the NLL and top-label confidences at T = 1 and at T without another full pass
+    when the last pass was at T (else one exponential per value at T).
     Returns (T, info), info = dict(nll, nll_at_1 (from the first pass), grad_log_t,
     n_iter (passes over all rows), at_bound).
     """
     if start is None and z.shape[0] >= 512:
         start = _subsample_start(z, y, bounds, max_iter, sums)
+    if record is not None:
+        if sums is not nll_derivative_sums:
+            raise ValueError("record: only the numpy pass (sums=nll_derivative_sums) records per-row values")
+        sums = functools.partial(nll_derivative_sums, record=record)
     br = _Bracket(bounds)
     a = br.clamp(1.0 if start is None else 1.0 / start)
     at_bound = False
@@ -180,6 +195,8 @@ def fit_temperature_nll(z, y, bounds=None, max_iter: int = 100, start: float | N
         )
     info = {"nll": float(f), "nll_at_1": None if nll_at_1 is None else float(nll_at_1),
             "grad_log_t": float(-a * g), "n_iter": it, "at_bound": at_bound}
+    if record is not None:
+        record.finish(z, y, a)
     return 1.0 / a, info
 
 
