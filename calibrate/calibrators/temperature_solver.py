@@ -44,6 +44,8 @@ def nll_derivative_sums(z, y, a: float, also_at: float | None = None, *, dtype=n
     when None), sum f'''', sum f''''']: f at also_at lets the first pass of a fit also give
     the NLL at T = 1 for one more exp per value; f'''' and f''''' (the 4th and 5th
     cumulants of zs under p) let it stop after one pass when it starts close enough.
+    A -inf logit (an absent option) has p = 0 at every a: it adds nothing to any sum, and
+    the mean of zs is over the row's present options (labels' logits must be finite).
     """
     with one_blas_thread():
         return _nll_derivative_sums(z, y, a, also_at, np.dtype(dtype), with_mean)
@@ -82,19 +84,32 @@ def _nll_derivative_sums(z, y, a, also_at, dtype, with_mean):
         else:
             np.subtract(zb, row_max(zb)[:, None], out=zs, dtype=dtype)
             zy = zs[ar, yb].astype(np.float64)
-        mean_gap = float(rowsum(zs).sum() / k - zy.sum()) if with_mean else 0.0
         zmin = float(zs.min())  # the products b zs below the floor are clamped (rare: gaps beyond 700 / b)
+        absent = None
+        if zmin == -math.inf:  # absent options (-inf logits): zs 0 and e 0 there, so every sum skips them
+            absent = np.isneginf(zs)
+            zs[absent] = 0.0
+            zmin = float(zs.min())
+        if with_mean:
+            mean_gap = float(rowsum(zs).sum() / k if absent is None
+                             else (rowsum(zs) / (k - rowsum(absent))).sum()) - float(zy.sum())
+        else:
+            mean_gap = 0.0
         if also_at is not None:
             if also_at == 1.0 and zmin >= floor:
                 np.exp(zs, out=e)
             else:
                 _floored(np.multiply(zs, also_at, out=e), also_at * zmin, floor)
                 np.exp(e, out=e)
+            if absent is not None:
+                e[absent] = 0.0
             f_also = np.log(rowsum(e)).sum() - also_at * zy.sum()
         else:
             f_also = 0.0
         _floored(np.multiply(zs, a, out=e), a * zmin, floor)
         np.exp(e, out=e)
+        if absent is not None:
+            e[absent] = 0.0
         s0 = rowsum(e)
         m1 = rowsum(np.multiply(e, zs, out=t)) / s0
         r2 = rowsum(np.multiply(t, zs, out=t)) / s0
