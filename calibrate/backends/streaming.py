@@ -25,7 +25,13 @@ from calibrate._core import binning as _binning
 from calibrate._core import dispatch as _dispatch
 from calibrate._core import stats as _stats
 from calibrate._core.blocks import row_blocks
-from calibrate._core.validation import InputError, check_gold_finite, check_labels, check_n_bins, check_scores
+from calibrate._core.validation import (
+    InputError,
+    check_gold_finite,
+    check_labels,
+    check_n_bins,
+    check_scores,
+)
 
 
 class CalibrationAccumulator:

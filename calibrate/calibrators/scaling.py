@@ -13,7 +13,13 @@ from scipy.optimize import minimize
 
 from calibrate._core import dispatch as _dispatch
 from calibrate._core.blocks import is_dask
-from calibrate._core.validation import MAX_BINS, CalibrationWarning, InputError, absent_mask, check_choice
+from calibrate._core.validation import (
+    MAX_BINS,
+    CalibrationWarning,
+    InputError,
+    absent_mask,
+    check_choice,
+)
 from calibrate.calibrators import _budget
 from calibrate.calibrators._schema import Array, Bool, Choice, Number, Seq
 from calibrate.calibrators.base import Calibrator, fill_absent, log_softmax64, one_vs_rest_log_odds

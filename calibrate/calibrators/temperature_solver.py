@@ -149,7 +149,7 @@ def fit_temperature_nll(z, y, bounds=None, max_iter: int = 100, start: float | N
     full passes do: a pass also gives the 4th and 5th derivatives, and when the start is
     close, the root of that 5-term Taylor model of f' is taken without another pass
     provided its terms shrink fast enough that the next one would move it by less than
-    tol / 100 (relative; see _taylor_root).
+    tol / 10^4 (relative; see _taylor_root).
 
     bounds: None (default) searches all of (0, inf) and refuses, with the reason, when no
     finite optimum exists: every label is a top logit (the NLL falls as T -> 0), or the
@@ -245,14 +245,15 @@ def _last_step(br, a, cand, step, halley, tol, derivs):
     point it leads to (inside the bracket). Converged (the step below tol, relative; 0.1
     sqrt(tol) for a Halley step): cand, with the cubic Taylor values of f and f' there.
     Close (the step within 5% of a): the root of the 5-term Taylor model of f', when
-    that model's terms shrink fast enough that the next one moves it by < tol / 100.
+    that model's terms shrink fast enough that the next one moves it by < tol / 10^4 (a
+    margin of 100 below tol / 100: the cumulants can grow faster than geometrically).
     """
     f, g, h, t3, t4, t5 = derivs
     if abs(step) <= (math.sqrt(tol) * 0.1 if halley else tol) * a:
         return (cand, f + (g * step + h * step * step / 2 + t3 * step**3 / 6),
                 g + (h * step + t3 * step * step / 2))
     if h > 0 and abs(step) <= 0.05 * a:
-        taylor = _taylor_root(g, h, t3, t4, t5, step, 0.01 * tol * a)
+        taylor = _taylor_root(g, h, t3, t4, t5, step, 1e-4 * tol * a)
         if taylor is not None and br.lo < a + taylor[0] < br.hi:
             ds, f_gain, g_new = taylor
             return a + ds, f + f_gain, g_new
