@@ -178,10 +178,10 @@ def check_gold_finite(logits, labels, row_ids=None, name: str = "logits") -> Non
     if row_ids is not None:
         shown = ", ".join(repr(row_ids[int(i)].item() if isinstance(row_ids[int(i)], np.generic)
                                else row_ids[int(i)]) for i in bad[:5])
-        what = "ids"
+        what = "ids" if bad.size > 1 else "id"
     else:
         shown = ", ".join(str(int(i)) for i in bad[:5])
-        what = "rows"
+        what = "rows" if bad.size > 1 else "row"
     more = f", ... ({bad.size} in all)" if bad.size > 5 else ""
     raise InputError(
         f"{name}: the gold option's logit is -inf (probability 0, an infinite NLL) in {bad.size} "

@@ -15,7 +15,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from calibrate._core.blocks import BLOCK_BYTES, block_rows, one_blas_thread, row_max
-from calibrate._core.validation import InputError
+from calibrate._core.validation import InputError, check_gold_finite
 from calibrate.calibrators.base import log_softmax64
 
 # the derivative pass holds three float64 working copies of a block: half the package's
@@ -87,6 +87,8 @@ def _nll_derivative_sums(z, y, a, also_at, dtype, with_mean):
         zmin = float(zs.min())  # the products b zs below the floor are clamped (rare: gaps beyond 700 / b)
         absent = None
         if zmin == -math.inf:  # absent options (-inf logits): zs 0 and e 0 there, so every sum skips them
+            if np.isneginf(zy).any():
+                check_gold_finite(z[start:start + m], yb)  # raises, naming the rows (of this chunk)
             absent = np.isneginf(zs)
             zs[absent] = 0.0
             zmin = float(zs.min())
