@@ -294,16 +294,19 @@ def test_a_fit_with_an_absent_column_equals_the_fit_without_the_column(method):
     np.testing.assert_allclose(pa[:, keep], pb, atol=tol)
 
 
-@pytest.mark.parametrize("method", sorted(set(METHODS) - {"bbq"}))
+@pytest.mark.parametrize("method", METHODS)
 def test_torch_module_matches_predict_proba_with_absent_options(method):
+    """On rows other than the fitting rows (BBQ's equal-mass edges are fitting values: there
+    a 1-ulp difference between numpy's and torch's softmax may change the bin)."""
     torch = pytest.importorskip("torch")
-    z, y, mask = masked_logits(300, 4, seed=50, frac=0.25, singles=3)
+    z, y, _ = masked_logits(300, 4, seed=50, frac=0.25, singles=3)
+    z2, _, mask = masked_logits(200, 4, seed=51, frac=0.25, singles=3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         cal = _make(method).fit(z, y)
-    q = torch.softmax(cal.to_torch()(torch.tensor(z)), dim=1).numpy()
+    q = torch.softmax(cal.to_torch()(torch.tensor(z2)), dim=1).numpy()
     assert np.all(q[mask] == 0.0)
-    np.testing.assert_allclose(q, cal.predict_proba(z), atol=1e-12)
+    np.testing.assert_allclose(q, cal.predict_proba(z2), atol=1e-12)
 
 
 def test_sklearn_calibrated_classifier_keeps_an_absent_class_absent():
