@@ -18,6 +18,7 @@ import numpy as np
 from scipy.special import gammaln, logsumexp
 
 from calibrate._core.binning import bin_index, equal_mass_edges, equal_width_edges
+from calibrate._core.blocks import all_finite
 from calibrate._core.validation import MAX_BINS, InputError, check_choice, check_n_bins
 from calibrate.calibrators import _budget
 from calibrate.calibrators._schema import Array, Bool, Choice, ListOf, Number, Record
@@ -56,7 +57,7 @@ class _OneVsRest(Calibrator):
         steps = self._map_steps(z.shape[0])
         bar = _budget.progress(long, len(classes) * steps, f"{self.name} fit", "step")
         try:
-            present = None if np.isfinite(z).all() else ~np.isneginf(z)
+            present = None if all_finite(z) else ~np.isneginf(z)
             self.maps_ = [self._fit_map(*_present(p[:, j], y == j, None if present is None else present[:, j]),
                                         bar.update) for j in classes]
         finally:

@@ -43,7 +43,7 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import log_softmax as _log_softmax
 
-from calibrate._core.blocks import BLOCK_BYTES
+from calibrate._core.blocks import BLOCK_BYTES, all_finite
 from calibrate._core.validation import InputError, check_choice
 from calibrate.calibrators._schema import Array, Bool, Choice, ListOf, Number
 from calibrate.calibrators.base import Calibrator
@@ -72,7 +72,7 @@ class _LogProbs:
         self.k = z.shape[1]
         self.y = y if idx is None else y[idx]
         self.blocks = _row_blocks(self.n, self.k)
-        self.has_absent = bool(np.isneginf(z).any())
+        self.has_absent = not all_finite(z)  # validated logits: only -inf can be non-finite
         self._cache = None
         if len(self.blocks) == 1:
             self._cache = [self._compute(0, self.n)]

@@ -47,6 +47,8 @@ class TemperatureScaling(Calibrator):
 
     Works in row blocks on float32 or memory-mapped logits of any shape: the memory is
     the input plus a few MiB. Dask arrays are fitted on their cluster.
+    Absent options (-inf logits) stay at probability 0; the fit is the fit on each row's
+    finite entries only.
     Fitted: temperature_, nll_before_ (NLL at T = 1), nll_after_, grad_log_t_
     (dNLL/dlog T at the optimum), n_iter_ (passes over the data), at_bound_.
     """
