@@ -25,6 +25,9 @@ once per row:
   APS  (Romano et al. 2020)           s = sum_{o(j) < o(y)} p_j + u p_y
                                       (u = 1 when randomized=False: the mass up to y)
   RAPS (Angelopoulos et al. 2021)     APS + lam * max(0, o(x, y) - k_reg)
+Absent options (-inf logits, p_j = 0) are never in a set (they could pass only when
+q >= 1, e.g. q = +inf); otherwise the sets equal those of the probabilities with those
+entries 0. A calibration row whose label is absent is refused.
 Sets may be empty (LAC when no p_j >= 1 - q; APS when u p_(1) > q). The sets are
 exactly {y : s <= q}, the same rule on calibration and test rows, hence the two-sided
 bound above. LAC sets equal MAPIE's "lac" (tested). MAPIE's "aps"/"raps" differ: they
@@ -211,7 +214,9 @@ class _SplitConformal(BaseEstimator):
         q = np.asarray(self.quantile_, dtype=np.float64)
         out = np.empty(z.shape, dtype=bool)
         for s, sc in self._scores_blocks(z, rng):
-            out[s : s + sc.shape[0]] = sc <= q
+            rows = slice(s, s + sc.shape[0])
+            out[rows] = sc <= q
+            out[rows] &= ~np.isneginf(z[rows])  # absent options: never in a set
         return out
 
     def conformity_scores(self, logits, labels) -> np.ndarray:

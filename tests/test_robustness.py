@@ -796,7 +796,7 @@ def test_csv_trailing_blank_lines_are_accepted_and_a_blank_line_inside_is_named(
     ("", "", "empty CSV file"),
     ("a;b;label\n", "1;2;0\n", "the header is one column holding ';'; expected comma-separated values"),
     ("\ufeffa,b,label\n", "1,2,1\n1,2,0\n2,1,0\n", None),  # a byte-order mark is dropped
-    ("a,b,label\n", "1,nan,0\n", "'class columns': expected finite logits, got nan at row, column 0, 1"),
+    ("a,b,label\n", "1,nan,0\n", "'class columns': expected finite logits or -inf (an absent option), got nan at row 0, column 1"),
 ])
 def test_csv_rules_are_enforced_with_a_message(tmp_path, header, body, message):
     (tmp_path / "x.csv").write_text(header + body, encoding="utf-8")

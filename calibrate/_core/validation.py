@@ -15,7 +15,7 @@ import warnings
 
 import numpy as np
 
-from calibrate._core.blocks import BLOCK_BYTES, all_finite, block_rows, one_blas_thread
+from calibrate._core.blocks import BLOCK_BYTES, all_finite, block_rows, one_blas_thread, row_blocks
 
 MAX_BINS = 10_000  # n_bins / --bins: far above any useful binning, far below a memory problem
 MAX_RESAMPLES = 100_000  # bootstrap resamples: 1,000 to 10,000 is the useful range
@@ -62,8 +62,10 @@ def check_1d_scores(x, name: str) -> np.ndarray:
 def check_scores(x, name: str = "logits", *, kind: str = "logits") -> np.ndarray:
     """Validate logits or probabilities: (n, k) float, or (n,) binary scores -> (n, 2).
 
-    kind: "logits" (any finite real; a binary score s means logits [0, s]) or "probs"
-    (in [0, 1], rows summing to 1; a binary score p means [1 - p, p]).
+    kind: "logits" (any finite real, or -inf for an absent option: probability exactly 0;
+    a binary score s means logits [0, s]; +inf, NaN and a row with every entry -inf are
+    refused, see :func:`check_logit_values`) or "probs" (in [0, 1], rows summing to 1; a
+    binary score p means [1 - p, p]).
     Float32 and float64 are kept as they are (no copy); other dtypes become float64.
     """
     arr = to_numpy(x, name)
@@ -110,9 +112,81 @@ def check_scores(x, name: str = "logits", *, kind: str = "logits") -> np.ndarray
             raise InputError(
                 f"{name}: expected probability rows that sum to 1, got row {i} summing to {sums[i]:.6g}{hint}"
             )
+    elif kind == "logits":
+        check_logit_values(arr, name)
     elif not all_finite(arr):  # in row blocks: no (n, k) boolean temporary
         _raise_not_finite(arr, name, kind)
     return arr
+
+
+def check_logit_values(arr: np.ndarray, name: str = "logits") -> None:
+    """Refuse (n, k) logits holding NaN or +inf, or a row whose entries are all -inf.
+
+    -inf is valid: an absent option (a question with 3 choices padded to 4), probability
+    exactly 0. Finite arrays take one blockwise pass (no (n, k) boolean temporary); the
+    entries are looked at only when that pass finds a non-finite value.
+    """
+    if all_finite(arr):
+        return
+    n, k = arr.shape
+    for s in row_blocks(n, k, arr.itemsize, 16 * BLOCK_BYTES):
+        b = arr[s]
+        if np.isfinite(b).all():
+            continue
+        bad = np.isnan(b) | np.isposinf(b)
+        if bad.any():
+            i, j = np.argwhere(bad)[0]
+            raise InputError(
+                f"{name}: expected finite logits or -inf (an absent option), got {b[i, j]} at row "
+                f"{s.start + int(i)}, column {int(j)}; fix or drop that row")
+        empty = np.isneginf(b).all(axis=1)
+        if empty.any():
+            rows = s.start + np.flatnonzero(empty)
+            raise InputError(
+                f"{name}: every logit is -inf (no option present) in row {rows[0]}"
+                f"{f' and {rows.size - 1} more rows of this block' if rows.size > 1 else ''}; drop "
+                "such rows")
+
+
+def absent_mask(z: np.ndarray) -> np.ndarray | None:
+    """(m, k) bool, True where a logit is -inf (an absent option), or None when none is."""
+    if all_finite(z):
+        return None
+    mask = np.isneginf(z)
+    return mask if mask.any() else None
+
+
+def check_gold_finite(logits, labels, row_ids=None, name: str = "logits") -> None:
+    """Refuse rows whose gold option's logit is -inf (probability 0: an infinite NLL).
+
+    logits: (n, k) float, validated; labels: (n,) int in [0, k); row_ids: None or (n,)
+    identifiers of the rows (e.g. ``ChoiceLogits.ids``), named in the message instead of
+    row indices. The one-line InputError names the first 5 such rows and their count.
+    """
+    z = np.asarray(logits)
+    y = np.asarray(labels)
+    if z.ndim != 2 or all_finite(z):
+        return
+    n, k = z.shape
+    bad = []
+    for s in row_blocks(n, k, z.itemsize, 16 * BLOCK_BYTES):
+        g = z[s][np.arange(s.stop - s.start), y[s]]
+        bad.append(s.start + np.flatnonzero(np.isneginf(g)))
+    bad = np.concatenate(bad) if bad else np.empty(0, dtype=np.intp)
+    if bad.size == 0:
+        return
+    if row_ids is not None:
+        shown = ", ".join(repr(row_ids[int(i)].item() if isinstance(row_ids[int(i)], np.generic)
+                               else row_ids[int(i)]) for i in bad[:5])
+        what = "ids" if bad.size > 1 else "id"
+    else:
+        shown = ", ".join(str(int(i)) for i in bad[:5])
+        what = "rows" if bad.size > 1 else "row"
+    more = f", ... ({bad.size} in all)" if bad.size > 5 else ""
+    raise InputError(
+        f"{name}: the gold option's logit is -inf (probability 0, an infinite NLL) in {bad.size} "
+        f"row{'s' if bad.size != 1 else ''}: {what} {shown}{more}; the label names an absent option: fix the "
+        "labels or drop those rows")
 
 
 def _raise_not_finite(arr, name, kind):
@@ -179,8 +253,11 @@ def check_probs_labels(probs, labels, probs_name="probs", labels_name="labels"):
 
 
 def check_logits_labels(logits, labels, logits_name="logits", labels_name="labels"):
+    """Validated (n, k) logits (-inf allowed: an absent option) and (n,) labels; a row
+    whose gold logit is -inf is refused (:func:`check_gold_finite`)."""
     z = check_scores(logits, logits_name, kind="logits")
     y = check_labels(labels, z.shape[0], z.shape[1], labels_name)
+    check_gold_finite(z, y, name=logits_name)
     return z, y
 
 

@@ -25,7 +25,13 @@ from calibrate._core import binning as _binning
 from calibrate._core import dispatch as _dispatch
 from calibrate._core import stats as _stats
 from calibrate._core.blocks import row_blocks
-from calibrate._core.validation import InputError, check_labels, check_n_bins, check_scores
+from calibrate._core.validation import (
+    InputError,
+    check_gold_finite,
+    check_labels,
+    check_n_bins,
+    check_scores,
+)
 
 
 class CalibrationAccumulator:
@@ -58,6 +64,9 @@ class CalibrationAccumulator:
     def update(self, probs=None, labels=None, *, logits=None):
         """Add a batch: ``probs`` (n, k) or ``logits`` (n, k) (exact NLL), and labels (n,).
 
+        A -inf logit is an absent option (probability 0); a row whose label's logit is
+        -inf is refused (InputError naming the rows).
+
         A batch of any size is processed in row blocks (bounded memory; a memory-mapped
         array is read block by block); a dask array is reduced on its cluster, one task
         per chunk of rows (see :mod:`calibrate._core.dispatch`).
@@ -71,6 +80,8 @@ class CalibrationAccumulator:
             if x.shape[1] != self.n_classes:
                 raise InputError(f"{kind}: expected {self.n_classes} classes, got {x.shape[1]}")
             labels = check_labels(labels, x.shape[0], self.n_classes)
+            if kind == "logits":
+                check_gold_finite(x, labels)
         elif x.shape[1] != self.n_classes:
             raise InputError(f"{kind}: expected {self.n_classes} classes, got {x.shape[1]}")
         keys = list(self.stats)
@@ -152,6 +163,7 @@ def evaluate_in_blocks(logits, labels, n_bins: int = 15, *, transform=None, bloc
     z = check_scores(logits, "logits", kind="logits")
     n, k = z.shape
     y = check_labels(labels, n, k)
+    check_gold_finite(z, y)
     acc = CalibrationAccumulator(k, n_bins, classwise=classwise)
     conf, ok = np.empty(n), np.empty(n, dtype=np.int64)
     for s in row_blocks(n, k, 8, 16 * BLOCK_BYTES if block_bytes is None else block_bytes):

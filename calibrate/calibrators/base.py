@@ -32,7 +32,14 @@ from calibrate._core.blocks import (
     log_softmax64,  # noqa: F401 (log_softmax64: the calibrators import it here)
     row_blocks,
 )
-from calibrate._core.validation import InputError, as_logits, check_labels, to_numpy
+from calibrate._core.validation import (
+    InputError,
+    absent_mask,
+    as_logits,
+    check_gold_finite,
+    check_labels,
+    to_numpy,
+)
 from calibrate.calibrators._schema import (
     ClassLabels,
     Loc,
@@ -101,13 +108,43 @@ def _preview(values, limit=6):
     return ", ".join(items) + (", ..." if len(values) > limit else "")
 
 
+def keep_absent(lp: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """(m, k) log-probabilities with the absent options (mask (m, k) bool, True where the
+    input logit was -inf) set to -inf and each row renormalised over its present options
+    (in place); a row with one present option gives it log-probability 0. mask None: lp."""
+    if mask is None:
+        return lp
+    lp[mask] = -np.inf
+    single = (~mask).sum(axis=1) == 1
+    if single.any():
+        lp[single] = np.where(mask[single], -np.inf, 0.0)
+    m = lp.max(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore"):
+        lp -= m + np.log(np.exp(lp - m).sum(axis=1, keepdims=True))
+    return lp
+
+
+def fill_absent(x: np.ndarray, value: float = 0.0) -> np.ndarray:
+    """x with its -inf entries replaced by ``value`` (a copy only when there are any)."""
+    mask = np.isneginf(x)
+    if not mask.any():
+        return x
+    x = x.copy()
+    x[mask] = value
+    return x
+
+
 def _check_finite_output(lp: np.ndarray, z: np.ndarray, offset: int) -> None:
-    """Finite logits and valid parameters never give a non-finite log-probability: refuse it."""
-    if not np.isfinite(lp).all():
-        i = int(np.argwhere(~np.isfinite(lp))[0, 0])
+    """Finite logits and valid parameters never give a non-finite log-probability: refuse
+    it (-inf where the logit is -inf, an absent option, is the expected value)."""
+    bad = ~np.isfinite(lp)
+    if bad.any():
+        bad &= ~np.isneginf(np.asarray(z))
+    if bad.any():
+        i = int(np.argwhere(bad)[0, 0])
         raise InputError(
             f"logits: the calibrated log-probabilities overflow at row {offset + i} (max |logit| "
-            f"{float(np.abs(np.asarray(z[i], dtype=np.float64)).max()):.3g}): the logits are too large for "
+            f"{float(np.abs(fill_absent(np.asarray(z[i], dtype=np.float64))).max()):.3g}): the logits are too large for "
             "this calibrator's parameters; check the logits' scale and the calibrator file"
         )
 
@@ -116,7 +153,10 @@ class Calibrator(BaseEstimator):
     """Base class: subclasses implement ``_fit(z, y)`` and ``_log_proba(z)``.
 
     ``z`` is (n, k) float64 logits and ``y`` (n,) int64 labels in [0, k), already
-    validated. Hyperparameters are the arguments of ``__init__``, which stores them
+    validated. A logit may be -inf (an absent option; never the label's): ``_fit`` fits
+    on the present entries, ``_log_proba`` must give finite (or -inf) values at the
+    present entries, and :meth:`predict_log_proba` then sets the absent entries to -inf
+    and renormalises each row over its present options (:func:`keep_absent`). Hyperparameters are the arguments of ``__init__``, which stores them
     unchanged (scikit-learn's rule; ``get_params`` reads them back from the signature).
     """
 
@@ -147,6 +187,7 @@ class Calibrator(BaseEstimator):
         if z.shape[1] < 2:
             raise InputError(f"logits: a calibrator needs at least 2 classes, got shape {z.shape}")
         classes, y = encode_labels(labels, z.shape[0], z.shape[1])
+        check_gold_finite(z, y)
         before = dict(vars(self))
         try:
             self.n_classes_ = int(z.shape[1])
@@ -178,8 +219,9 @@ class Calibrator(BaseEstimator):
         n, k = z.shape
         out = np.empty((n, k), dtype=np.float64)
         for s in row_blocks(n, k, 8, 4 * BLOCK_BYTES):
-            out[s] = self._log_proba(np.asarray(z[s], dtype=np.float64))
-            _check_finite_output(out[s], z[s], s.start)
+            zb = np.asarray(z[s], dtype=np.float64)
+            out[s] = keep_absent(self._log_proba(zb), absent_mask(zb))
+            _check_finite_output(out[s], zb, s.start)
         return out
 
     def predict_proba(self, logits, *, kind: str | None = None) -> np.ndarray:
@@ -338,7 +380,8 @@ def one_vs_rest_log_odds(z: np.ndarray) -> np.ndarray:
 
     Computed from logits without cancellation: for every class but the top one,
     log sum_{i != j} exp(z_i) = m + log(S - e_j) (S >= 1 >> e_j is safe); for the top
-    class the sum over the others is computed directly.
+    class the sum over the others is computed directly. An absent option (z_j = -inf)
+    has log-odds -inf; the only present option of a row has +inf.
     """
     n, k = z.shape
     top = z.argmax(axis=1)
@@ -350,6 +393,8 @@ def one_vs_rest_log_odds(z: np.ndarray) -> np.ndarray:
     zt = z.copy()
     zt[np.arange(n), top] = -np.inf
     m2 = zt.max(axis=1)
-    lse_top = m2 + np.log(np.exp(zt - m2[:, None]).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lse_top = m2 + np.log(np.exp(zt - m2[:, None]).sum(axis=1))
+    lse_top[np.isneginf(m2)] = -np.inf  # one present option: the rest has probability 0
     lse_rest[np.arange(n), top] = lse_top
     return z - lse_rest

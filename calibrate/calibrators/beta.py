@@ -24,6 +24,10 @@ probabilities are renormalised to sum to 1, in log space, as PlattScaling does. 
 the usual way to apply a binary calibrator to k classes (Zadrozny & Elkan 2002);
 Dirichlet calibration is the native multiclass generalisation of beta calibration.
 
+Absent options (-inf logits): class j's map is fitted on the rows where class j is
+present beside another option; predictions are 0 at absent options, renormalised over
+the present ones (a row's only present option gets 1).
+
 Input: logits (n, k) or binary scores (n,) as everywhere (``scores="logits"``), or
 probabilities with ``scores="probs"``: (n,) P(class 1) or (n, k) rows; these are
 clipped to [eps, 1 - eps] (float64 eps) before the logarithms, as betacal clips.
@@ -146,21 +150,35 @@ class BetaCalibration(Calibrator):
 
     @staticmethod
     def _features(z):
+        """(ln p_j, ln(1 - p_j)) (n, k); both 0 where one is not finite (an absent option, or
+        a row's only present option: those entries are masked by the caller)."""
         lp = log_softmax64(z)
-        return lp, lp - one_vs_rest_log_odds(z)  # ln p_j, ln(1 - p_j)
+        with np.errstate(invalid="ignore"):
+            l1p = lp - one_vs_rest_log_odds(z)  # ln p_j, ln(1 - p_j)
+        bad = ~(np.isfinite(lp) & np.isfinite(l1p))
+        if bad.any():
+            lp[bad] = 0.0
+            l1p[bad] = 0.0
+            return lp, l1p, ~bad
+        return lp, l1p, None
 
     def _fit(self, z, y):
         check_choice(self.parameters, "parameters", ("abm", "ab", "am"))
         if not (np.isfinite(self.reg) and self.reg > 0):
             raise InputError(f"reg: expected a finite value > 0, got {self.reg!r}")
-        lp, l1p = self._features(z)
+        lp, l1p, ok = self._features(z)
         classes = [1] if z.shape[1] == 2 else range(z.shape[1])
-        abc = [fit_beta(lp[:, j], l1p[:, j], (y == j).astype(np.float64), self.parameters, self.reg)
-               for j in classes]
+        abc = []
+        for j in classes:
+            r = slice(None) if ok is None or ok[:, j].all() else ok[:, j]  # rows where class j is present
+            if ok is not None and not ok[:, j].any():
+                abc.append((1.0, 1.0, 0.0))  # never present beside another option: the identity map
+                continue
+            abc.append(fit_beta(lp[r, j], l1p[r, j], (y[r] == j).astype(np.float64), self.parameters, self.reg))
         self.a_, self.b_, self.c_ = (np.array(v) for v in zip(*abc))
 
     def _log_proba(self, z):
-        lp, l1p = self._features(z)
+        lp, l1p, _ = self._features(z)
         if z.shape[1] == 2:
             eta = self.a_[0] * lp[:, 1] - self.b_[0] * l1p[:, 1] + self.c_[0]
             return np.stack([_log_sigmoid(-eta), _log_sigmoid(eta)], axis=1)

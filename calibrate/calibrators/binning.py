@@ -5,6 +5,9 @@ one map on class 1 and set p_0 = 1 - p_1. For k > 2 the maps are fitted one-vs-r
 and renormalised (Zadrozny & Elkan 2002; Guo et al. 2017). Every calibrated
 one-vs-rest probability is first clipped to [min_prob, 1 - min_prob], so a row is never
 all zeros (NaN after renormalising) and the NLL stays finite.
+Absent options (-inf logits, probability 0): class j's map is fitted on the rows where
+class j is present; predictions are 0 at absent options, the calibrated values
+renormalised over the present ones.
 All fitting is in float64 whatever the input dtype (scikit-learn's IsotonicRegression
 fits float32 input in float32).
 """
@@ -15,6 +18,7 @@ import numpy as np
 from scipy.special import gammaln, logsumexp
 
 from calibrate._core.binning import bin_index, equal_mass_edges, equal_width_edges
+from calibrate._core.blocks import all_finite
 from calibrate._core.validation import MAX_BINS, InputError, check_choice, check_n_bins
 from calibrate.calibrators import _budget
 from calibrate.calibrators._schema import Array, Bool, Choice, ListOf, Number, Record
@@ -24,6 +28,15 @@ _MIN_PROB = Number(gt=0, lt=0.5)
 _EDGES = Array(("B+1",), ge=0, le=1, order="nondecreasing", first=0.0, last=1.0)
 _VALUES = Array(("B",), ge=0, le=1)
 _ALLOW_SLOW = Bool(nullable=True).optional()  # deprecated, no effect (see _budget.deprecated_allow_slow)
+
+
+def _present(pj, tj, keep):
+    """(p, t) float64 of the rows where the class is present (keep (n,) bool; None: all)."""
+    if keep is not None and not keep.all():
+        if not keep.any():  # absent everywhere: an identity map on two points
+            return np.array([0.0, 1.0]), np.array([0.0, 1.0])
+        pj, tj = pj[keep], tj[keep]
+    return pj, tj.astype(np.float64)
 
 
 class _OneVsRest(Calibrator):
@@ -44,7 +57,9 @@ class _OneVsRest(Calibrator):
         steps = self._map_steps(z.shape[0])
         bar = _budget.progress(long, len(classes) * steps, f"{self.name} fit", "step")
         try:
-            self.maps_ = [self._fit_map(p[:, j], (y == j).astype(np.float64), bar.update) for j in classes]
+            present = None if all_finite(z) else ~np.isneginf(z)
+            self.maps_ = [self._fit_map(*_present(p[:, j], y == j, None if present is None else present[:, j]),
+                                        bar.update) for j in classes]
         finally:
             bar.close()
 

@@ -18,6 +18,9 @@ Fits are in float64, started at W = I, b = 0 (the identity map: q = softmax(log 
 Newton's method with the exact Hessian for k <= 25, L-BFGS-B with the analytic gradient
 beyond (and as a fallback); see :func:`fit_dirichlet`.
 
+Absent options (-inf logits, x_j = -inf): W x + b is computed with x_j = 0 (the term
+dropped) and output j set to -inf, in the fit (loss, gradient, Hessian) and in predictions.
+
 Every parameter is boxed to [-max_weight, max_weight]: the ODIR penalty leaves the
 diagonal of W free, so on separable data, or with a class absent from the fitting data,
 the NLL keeps decreasing along W = c I (c -> inf) and an unboxed fit would diverge. A
@@ -40,7 +43,7 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import log_softmax as _log_softmax
 
-from calibrate._core.blocks import BLOCK_BYTES
+from calibrate._core.blocks import BLOCK_BYTES, all_finite
 from calibrate._core.validation import InputError, check_choice
 from calibrate.calibrators import _budget
 from calibrate.calibrators._schema import Array, Bool, Choice, ListOf, Number
@@ -70,13 +73,24 @@ class _LogProbs:
         self.k = z.shape[1]
         self.y = y if idx is None else y[idx]
         self.blocks = _row_blocks(self.n, self.k)
+        self.has_absent = not all_finite(z)  # validated logits: only -inf can be non-finite
         self._cache = None
         if len(self.blocks) == 1:
             self._cache = [self._compute(0, self.n)]
 
+    def _rows(self, s, e):
+        return self.z[s:e] if self.idx is None else self.z[self.idx[s:e]]
+
     def _compute(self, s, e):
-        zz = self.z[s:e] if self.idx is None else self.z[self.idx[s:e]]
-        return _log_softmax(zz.astype(np.float64, copy=False), axis=1)
+        """x of rows s:e, 0 where a logit is -inf (an absent option's term is dropped)."""
+        x = _log_softmax(self._rows(s, e).astype(np.float64, copy=False), axis=1)
+        if self.has_absent:
+            x[np.isneginf(x)] = 0.0
+        return x
+
+    def absent(self, s, e):
+        """(e - s, k) bool, True where rows s:e have an absent option (-inf logit); None if none has."""
+        return np.isneginf(self._rows(s, e)) if self.has_absent else None
 
     def __iter__(self):
         if self._cache is not None:
@@ -109,6 +123,8 @@ def dirichlet_objective(theta: np.ndarray, data: _LogProbs, regularization: str,
     gb = np.zeros(k)
     for s, e, x in data:
         a = x @ w.T + b
+        if data.has_absent:
+            a[data.absent(s, e)] = -np.inf
         r = np.arange(e - s)
         yy = data.y[s:e]
         m = a.max(axis=1)
@@ -159,8 +175,11 @@ def _hessian(theta: np.ndarray, data: _LogProbs, regularization: str, lam: float
     m = k + 1
     w, b = theta[: k * k].reshape(k, k), theta[k * k :]
     h = np.zeros((k * m, k * m))
-    for _, _, x in data:
-        q = _log_softmax(x @ w.T + b, axis=1)
+    for s, e, x in data:
+        q = x @ w.T + b
+        if data.has_absent:
+            q[data.absent(s, e)] = -np.inf
+        q = _log_softmax(q, axis=1)
         np.exp(q, out=q)
         xt = np.concatenate([x, np.ones((x.shape[0], 1))], axis=1)
         bq = (q[:, :, None] * xt[:, None, :]).reshape(x.shape[0], k * m)
@@ -390,7 +409,14 @@ class DirichletCalibration(Calibrator):
         out = np.empty(z.shape, dtype=np.float64)
         for s, e in _row_blocks(z.shape[0], z.shape[1]):
             x = _log_softmax(z[s:e].astype(np.float64, copy=False), axis=1)
-            out[s:e] = _log_softmax(x @ self.weights_.T + self.bias_, axis=1)
+            absent = np.isneginf(x)
+            if absent.any():
+                x[absent] = 0.0
+                a = x @ self.weights_.T + self.bias_
+                a[absent] = -np.inf
+                out[s:e] = _log_softmax(a, axis=1)
+            else:
+                out[s:e] = _log_softmax(x @ self.weights_.T + self.bias_, axis=1)
         return out
 
     def to_torch(self):

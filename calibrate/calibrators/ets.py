@@ -15,6 +15,8 @@ minimised by Newton's method on the simplex's faces (the same enumeration: the c
 minimum on the triangle is the best of the interior/edge/vertex minimisers that are
 feasible). T: for "nll" the exact NLL optimum (:func:`fit_temperature_nll`); for "mse"
 the Brier-optimal T in ``bounds``, by a log-spaced grid refined by a bounded scalar search.
+Absent options (-inf logits): every component is 0 there, the uniform one is 1/k_i over
+row i's k_i present options.
 """
 
 from __future__ import annotations
@@ -36,10 +38,16 @@ from calibrate.calibrators.temperature_solver import (
 
 
 def _components(z, t, s, e):
-    """(3, rows, k) probabilities: softmax(z / T), softmax(z), uniform."""
+    """(3, rows, k) probabilities: softmax(z / T), softmax(z), uniform (over each row's
+    present options: 0 where a logit is -inf)."""
     zz = z[s:e]
     k = z.shape[1]
-    return np.exp(log_softmax64(zz / t)), np.exp(log_softmax64(zz)), np.full((e - s, k), 1.0 / k)
+    present = ~np.isneginf(zz)
+    if present.all():
+        uniform = np.full((e - s, k), 1.0 / k)
+    else:
+        uniform = present / present.sum(axis=1, keepdims=True)
+    return np.exp(log_softmax64(zz / t)), np.exp(log_softmax64(zz)), uniform
 
 
 def _simplex_candidates():
@@ -202,7 +210,12 @@ class EnsembleTemperatureScaling(Calibrator):
         a = lw[0] + log_softmax64(z / self.temperature_)
         b = lw[1] + log_softmax64(z)
         out = np.logaddexp(a, b)
-        return np.logaddexp(out, lw[2] - math.log(k))
+        present = ~np.isneginf(z)
+        if present.all():
+            return np.logaddexp(out, lw[2] - math.log(k))
+        with np.errstate(divide="ignore"):
+            lu = lw[2] - np.log(present.sum(axis=1, keepdims=True))
+        return np.logaddexp(out, np.where(present, lu, -np.inf))
 
     def to_torch(self):
         """A torch.nn.Module computing the calibrated log-probabilities with the ensemble

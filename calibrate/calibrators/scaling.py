@@ -13,10 +13,16 @@ from scipy.optimize import minimize
 
 from calibrate._core import dispatch as _dispatch
 from calibrate._core.blocks import is_dask
-from calibrate._core.validation import MAX_BINS, CalibrationWarning, InputError, check_choice
+from calibrate._core.validation import (
+    MAX_BINS,
+    CalibrationWarning,
+    InputError,
+    absent_mask,
+    check_choice,
+)
 from calibrate.calibrators import _budget
 from calibrate.calibrators._schema import Array, Bool, Choice, Number, Seq
-from calibrate.calibrators.base import Calibrator, log_softmax64, one_vs_rest_log_odds
+from calibrate.calibrators.base import Calibrator, fill_absent, log_softmax64, one_vs_rest_log_odds
 from calibrate.calibrators.temperature_solver import (  # noqa: F401 (public names of this module too)
     TemperatureFitError,
     _fit_temperature_ece,
@@ -41,6 +47,8 @@ class TemperatureScaling(Calibrator):
 
     Works in row blocks on float32 or memory-mapped logits of any shape: the memory is
     the input plus a few MiB. Dask arrays are fitted on their cluster.
+    Absent options (-inf logits) stay at probability 0; the fit is the fit on each row's
+    finite entries only.
     Fitted: temperature_, nll_before_ (NLL at T = 1), nll_after_, grad_log_t_
     (dNLL/dlog T at the optimum), n_iter_ (passes over the data), at_bound_.
     ``fit(..., record=TemperatureFitRecord())`` (calibrate.calibrators.fit_summary; numpy or
@@ -179,6 +187,8 @@ class _AffineScaling(Calibrator):
 
     Objective: mean NLL + reg * (||W - I||^2 + ||b||^2), with the exact gradient, in
     float64, started from the temperature-scaled identity.
+    Absent options (-inf logits): W z + b is computed with those logits set to 0 (their
+    terms dropped) and the absent outputs set to -inf, in the fit and in predictions.
     """
 
     diagonal = True
@@ -209,10 +219,14 @@ class _AffineScaling(Calibrator):
         onehot[np.arange(n), y] = 1.0
         eye = np.ones(k) if self.diagonal else np.eye(k)
         w0 = eye / t
+        absent = absent_mask(z)
+        z = fill_absent(z)
 
         def fun(theta):
             w, b = self._unpack(theta, k)
             zz = self._transform(z, w, b)
+            if absent is not None:
+                zz[absent] = -np.inf
             lp = log_softmax64(zz)
             loss = -np.mean(lp[np.arange(n), y])
             gz = (np.exp(lp) - onehot) / n  # dloss/dzz
@@ -268,7 +282,7 @@ class _AffineScaling(Calibrator):
         return True
 
     def _log_proba(self, z):
-        return log_softmax64(self._transform(z, self.weights_, self.bias_))
+        return log_softmax64(self._transform(fill_absent(z), self.weights_, self.bias_))
 
     def to_torch(self):
         """A torch.nn.Module: logits * w + b (vector) or logits @ W.T + b (matrix), float64."""
@@ -350,6 +364,9 @@ class PlattScaling(Calibrator):
     per class on its one-vs-rest log-odds (log p_j - log(1 - p_j), computed from the
     logits without cancellation), then the k probabilities are renormalised to sum to 1
     in log space, so no row is ever all zeros.
+    Absent options (-inf logits): class j's map is fitted on the rows where class j is
+    present with at least one other option (finite log-odds); predictions are 0 at absent
+    options, renormalised over the present ones (a row's only present option gets 1).
     Fitted: a_ (k,) or (1,), b_ likewise.
     """
 
@@ -367,16 +384,25 @@ class PlattScaling(Calibrator):
     def _fit(self, z, y):
         s = one_vs_rest_log_odds(z)
         classes = [1] if z.shape[1] == 2 else range(z.shape[1])
-        ab = [fit_platt(s[:, j], y == j, self.platt_targets) for j in classes]
+        ab = []
+        for j in classes:
+            ok = np.isfinite(s[:, j])  # rows where class j is present beside another option
+            if ok.all():
+                ab.append(fit_platt(s[:, j], y == j, self.platt_targets))
+            elif ok.any():
+                ab.append(fit_platt(s[ok, j], y[ok] == j, self.platt_targets))
+            else:
+                ab.append((1.0, 0.0))
         self.a_ = np.array([p[0] for p in ab])
         self.b_ = np.array([p[1] for p in ab])
 
     def _log_proba(self, z):
         s = one_vs_rest_log_odds(z)
         if z.shape[1] == 2:
-            x = self.a_[0] * s[:, 1] + self.b_[0]
+            x = np.where(np.isfinite(s[:, 1]), self.a_[0] * s[:, 1] + self.b_[0], 0.0)
             return np.stack([_log_sigmoid(-x), _log_sigmoid(x)], axis=1)
-        lq = _log_sigmoid(s * self.a_ + self.b_)
+        with np.errstate(invalid="ignore"):
+            lq = _log_sigmoid(np.where(np.isfinite(s), s * self.a_ + self.b_, s))
         return log_softmax64(lq)
 
     def to_torch(self):

@@ -16,7 +16,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from calibrate._core.blocks import BLOCK_BYTES, block_rows, one_blas_thread, row_max
-from calibrate._core.validation import InputError
+from calibrate._core.validation import InputError, check_gold_finite
 from calibrate.calibrators.base import log_softmax64
 
 # the derivative pass holds three float64 working copies of a block: half the package's
@@ -47,6 +47,8 @@ def nll_derivative_sums(z, y, a: float, also_at: float | None = None, *, dtype=n
     cumulants of zs under p) let it stop after one pass when it starts close enough.
     record: None, or an object whose ``add(start, zs, axis, zy, a, lse, also_at, lse_also)``
     receives each block's per-row values (calibrate.calibrators.fit_summary.TemperatureFitRecord).
+    A -inf logit (an absent option) has p = 0 at every a: it adds nothing to any sum, and
+    the mean of zs is over the row's present options (labels' logits must be finite).
     """
     with one_blas_thread():
         return _nll_derivative_sums(z, y, a, also_at, np.dtype(dtype), with_mean, record)
@@ -85,20 +87,35 @@ def _nll_derivative_sums(z, y, a, also_at, dtype, with_mean, record=None):
         else:
             np.subtract(zb, row_max(zb)[:, None], out=zs, dtype=dtype)
             zy = zs[ar, yb].astype(np.float64)
-        mean_gap = float(rowsum(zs).sum() / k - zy.sum()) if with_mean else 0.0
         zmin = float(zs.min())  # the products b zs below the floor are clamped (rare: gaps beyond 700 / b)
+        absent = None
+        if zmin == -math.inf:  # absent options (-inf logits): zs 0 and e 0 there, so every sum skips them
+            if np.isneginf(zy).any():
+                check_gold_finite(z[start:start + m], yb)  # raises, naming the rows (of this chunk)
+            absent = np.isneginf(zs)
+            zs[absent] = 0.0
+            zmin = float(zs.min())
+        if with_mean:
+            mean_gap = float(rowsum(zs).sum() / k if absent is None
+                             else (rowsum(zs) / (k - rowsum(absent))).sum()) - float(zy.sum())
+        else:
+            mean_gap = 0.0
         if also_at is not None:
             if also_at == 1.0 and zmin >= floor:
                 np.exp(zs, out=e)
             else:
                 _floored(np.multiply(zs, also_at, out=e), also_at * zmin, floor)
                 np.exp(e, out=e)
+            if absent is not None:
+                e[absent] = 0.0
             lse_also = np.log(rowsum(e))
             f_also = lse_also.sum() - also_at * zy.sum()
         else:
             f_also, lse_also = 0.0, None
         _floored(np.multiply(zs, a, out=e), a * zmin, floor)
         np.exp(e, out=e)
+        if absent is not None:
+            e[absent] = 0.0
         s0 = rowsum(e)
         if record is not None:
             record.add(start, zs, axis, zy, a, np.log(s0), also_at, lse_also)
@@ -141,7 +158,7 @@ def fit_temperature_nll(z, y, bounds=None, max_iter: int = 100, start: float | N
     full passes do: a pass also gives the 4th and 5th derivatives, and when the start is
     close, the root of that 5-term Taylor model of f' is taken without another pass
     provided its terms shrink fast enough that the next one would move it by less than
-    tol / 100 (relative; see _taylor_root).
+    tol / 10^4 (relative; see _taylor_root).
 
     bounds: None (default) searches all of (0, inf) and refuses, with the reason, when no
     finite optimum exists: every label is a top logit (the NLL falls as T -> 0), or the
@@ -247,14 +264,15 @@ def _last_step(br, a, cand, step, halley, tol, derivs):
     point it leads to (inside the bracket). Converged (the step below tol, relative; 0.1
     sqrt(tol) for a Halley step): cand, with the cubic Taylor values of f and f' there.
     Close (the step within 5% of a): the root of the 5-term Taylor model of f', when
-    that model's terms shrink fast enough that the next one moves it by < tol / 100.
+    that model's terms shrink fast enough that the next one moves it by < tol / 10^4 (a
+    margin of 100 below tol / 100: the cumulants can grow faster than geometrically).
     """
     f, g, h, t3, t4, t5 = derivs
     if abs(step) <= (math.sqrt(tol) * 0.1 if halley else tol) * a:
         return (cand, f + (g * step + h * step * step / 2 + t3 * step**3 / 6),
                 g + (h * step + t3 * step * step / 2))
     if h > 0 and abs(step) <= 0.05 * a:
-        taylor = _taylor_root(g, h, t3, t4, t5, step, 0.01 * tol * a)
+        taylor = _taylor_root(g, h, t3, t4, t5, step, 1e-4 * tol * a)
         if taylor is not None and br.lo < a + taylor[0] < br.hi:
             ds, f_gain, g_new = taylor
             return a + ds, f + f_gain, g_new

@@ -12,6 +12,10 @@ their fitted maps up with ``torch.searchsorted`` and ``gather`` (piecewise const
 linear: their gradient in the logits is that of the lookup, zero between knots).
 :class:`NumpyModule` runs any other calibrator's numpy ``predict_log_proba`` on the CPU
 (not differentiable).
+
+Absent options (-inf logits): the output is -inf there, and a row holding one is
+renormalised over its present options (log-probabilities), as ``predict_log_proba``
+does; each module computes on the present entries as its calibrator does.
 """
 
 from __future__ import annotations
@@ -40,10 +44,25 @@ class CalibrationModule(nn.Module):
     def calibrate(self, z: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def calibrate_absent(self, z: torch.Tensor, absent: torch.Tensor) -> torch.Tensor:
+        """calibrate(z) for rows holding -inf logits (absent: (n, k) bool); the caller masks
+        the absent entries. Default: calibrate(z) itself (finite at the present entries)."""
+        return self.calibrate(z)
+
     def forward(self, logits: torch.Tensor) -> torch.Tensor:
         dtype = logits.dtype if logits.is_floating_point() else F64
         z = logits.to(F64)
-        out = self.calibrate(z.reshape(-1, z.shape[-1]))
+        z = z.reshape(-1, z.shape[-1])
+        absent = torch.isneginf(z)
+        if bool(absent.any()):
+            # absent options (-inf logits): -inf out, each row renormalised over its present
+            # options (log-probabilities; a row's only present option gets 0), as predict_log_proba
+            out = self.calibrate_absent(z, absent).masked_fill(absent, -math.inf)
+            single = (~absent).sum(dim=1, keepdim=True) == 1
+            out = torch.where(single & ~absent, torch.zeros_like(out), out)
+            out = torch.log_softmax(out, dim=1)
+        else:
+            out = self.calibrate(z)
         return out.reshape(logits.shape).to(dtype)
 
 
@@ -69,6 +88,9 @@ class AffineModule(CalibrationModule):
     def calibrate(self, z):
         w = self.weights
         return z * w + self.bias if w.ndim == 1 else z @ w.T + self.bias
+
+    def calibrate_absent(self, z, absent):
+        return self.calibrate(z.masked_fill(absent, 0.0))  # an absent logit's term is dropped
 
 
 def one_vs_rest_log_odds(z: torch.Tensor) -> torch.Tensor:
@@ -129,6 +151,9 @@ class BetaModule(CalibrationModule):
             z = torch.log(z.clamp(eps, 1.0 - eps))
         lp = torch.log_softmax(z, dim=1)
         l1p = lp - one_vs_rest_log_odds(z)
+        bad = ~(torch.isfinite(lp) & torch.isfinite(l1p))  # absent options, a row's only present one
+        if bool(bad.any()):
+            lp, l1p = lp.masked_fill(bad, 0.0), l1p.masked_fill(bad, 0.0)
         if z.shape[1] == 2:
             return _binary_or_renormalised(self.a[0] * lp[:, 1] - self.b[0] * l1p[:, 1] + self.c[0], True)
         return _binary_or_renormalised(nn.functional.logsigmoid(self.a * lp - self.b * l1p + self.c), False)
@@ -146,6 +171,10 @@ class DirichletModule(CalibrationModule):
         x = torch.log_softmax(z, dim=1)
         return torch.log_softmax(x @ self.weights.T + self.bias, dim=1)
 
+    def calibrate_absent(self, z, absent):
+        x = torch.log_softmax(z, dim=1).masked_fill(absent, 0.0)  # an absent option's term is dropped
+        return (x @ self.weights.T + self.bias).masked_fill(absent, -math.inf)
+
 
 class EnsembleTemperatureModule(CalibrationModule):
     """Ensemble temperature scaling: log(w_1 softmax(z / T) + w_2 softmax(z) + w_3 / k)."""
@@ -161,6 +190,13 @@ class EnsembleTemperatureModule(CalibrationModule):
         a = lw[0] + torch.log_softmax(z / self.temperature, dim=1)
         b = lw[1] + torch.log_softmax(z, dim=1)
         return torch.logaddexp(torch.logaddexp(a, b), lw[2] - math.log(z.shape[1]))
+
+    def calibrate_absent(self, z, absent):
+        lw = self.log_weights
+        a = lw[0] + torch.log_softmax(z / self.temperature, dim=1)
+        b = lw[1] + torch.log_softmax(z, dim=1)
+        lu = lw[2] - torch.log((~absent).sum(dim=1, keepdim=True).to(F64))  # uniform over present options
+        return torch.logaddexp(torch.logaddexp(a, b), lu.expand_as(z).masked_fill(absent, -math.inf))
 
 
 class _OneVsRestMaps(CalibrationModule):

@@ -127,7 +127,7 @@ def negative_entropy(logits, temperature: float = 1.0) -> np.ndarray:
 
     def negent(z):
         lp = log_softmax(z / t, axis=1)
-        return np.sum(np.exp(lp) * lp, axis=1)
+        return np.sum(np.exp(lp) * np.where(np.isneginf(lp), 0.0, lp), axis=1)  # 0 log 0 = 0 (absent options)
 
     return _blocks(logits, negent)
 

@@ -18,7 +18,7 @@ import numpy as np
 from calibrate._core import binning as _binning
 from calibrate._core import stats as _stats
 from calibrate._core.blocks import BLOCK_BYTES, row_blocks, row_max
-from calibrate._core.validation import check_labels, check_n_bins, check_scores
+from calibrate._core.validation import check_gold_finite, check_labels, check_n_bins, check_scores
 
 
 def _scale(cal):
@@ -39,6 +39,7 @@ def nll_ece_in_blocks(logits, labels, n_bins: int = 15, calibrators=(None,)) -> 
     z = check_scores(logits, "logits", kind="logits")
     n, k = z.shape
     y = check_labels(labels, n, k)
+    check_gold_finite(z, y)
     bins = _stats.Bins(_binning.equal_width_edges(n_bins))
     cals = list(calibrators)
     nll = np.zeros(len(cals))
