@@ -154,7 +154,6 @@ def test_gold_minus_inf_rows_are_listed_by_id(tmp_path):
     assert "q_2024/4" in (tmp_path / "r.html").read_text()
 
 
-@pytest.mark.xfail(strict=False, reason="needs -inf support (h3)")
 def test_padded_choices_flow_through_the_report(tmp_path):
     rows = model_rows(60, 1.0, 9)
     for r in rows[:20]:                      # three options instead of four
