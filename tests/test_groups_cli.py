@@ -170,7 +170,7 @@ def test_report_has_a_groups_section_and_json(data):
 
 def test_groups_section_from_per_row_values_only():
     """The section takes (4, n) per-row values and group codes; small groups are marked, the
-    table is sorted by gap, the panels are bounded."""
+    table is sorted by ECE beyond the calibrated null, the panels are bounded."""
     from calibrate.metrics.groups import row_values
     from calibrate.report.groups import MAX_PANELS, groups_section
 
@@ -182,8 +182,9 @@ def test_groups_section_from_per_row_values_only():
     table = section["tables"][0]
     names = [r["cells"][0]["text"] for r in table["rows"]]
     assert names[0] == "(all rows)" and names[-1] == "g=99 (too small)"
-    gaps = [float(r["cells"][3]["text"]) for r in table["rows"][1:-1]]
-    assert gaps == sorted(gaps, reverse=True)
+    excess = [float(r["cells"][2]["text"]) - float(r["cells"][4]["text"]) for r in table["rows"][1:-1]]
+    assert excess == sorted(excess, reverse=True)
+    assert table["header"][4] == "ECE if calibrated"
     assert len(section["figures"]) == 2
     for fig in section["figures"]:
         assert fig["width"] <= 1000 and fig["height"] <= 900

@@ -62,11 +62,15 @@ def _ci(lo, hi, signed=False):
 def groups_table(gm, max_rows: int = MAX_ROWS, caption: str = "") -> dict:
     """A template table of GroupMetrics ``gm``: groups by ECE gap, worst first."""
     j = {m: gm.metrics.index(m) for m in ("ece", "accuracy", "nll", "brier")}
-    header = ["group", "n", "ECE", "ECE − overall", "accuracy", "accuracy − overall", "NLL", "Brier"]
+    null = gm.null_mean is not None
+    header = (["group", "n", "ECE", "ECE − overall"] + (["ECE if calibrated"] if null else [])
+              + ["accuracy", "accuracy − overall", "NLL", "Brier"])
     rows = [{"cells": [{"text": "(all rows)"}, {"text": f"{int(gm.counts.sum()):,}"},
                        {"text": _fmt(gm.overall[j["ece"]]), "ci": _ci(gm.overall_low[j["ece"]], gm.overall_high[j["ece"]])},
-                       {"text": ""},
-                       {"text": _fmt(gm.overall[j["accuracy"]]),
+                       {"text": ""}]
+            + ([{"text": _fmt(gm.overall_null_mean[j["ece"]]), "ci": f"p = {gm.overall_p_calibrated[j['ece']]:.3f}"}]
+               if null else [])
+            + [{"text": _fmt(gm.overall[j["accuracy"]]),
                         "ci": _ci(gm.overall_low[j["accuracy"]], gm.overall_high[j["accuracy"]])},
                        {"text": ""}, {"text": _fmt(gm.overall[j["nll"]])}, {"text": _fmt(gm.overall[j["brier"]])}]}]
     order = gm.order("ece")
@@ -76,11 +80,13 @@ def groups_table(gm, max_rows: int = MAX_ROWS, caption: str = "") -> dict:
         cells = [{"text": name}, {"text": f"{int(gm.counts[g]):,}"}]
         for m in ("ece", "accuracy"):
             jm = j[m]
-            excl = np.isfinite(gm.gap_low[g, jm]) and (gm.gap_low[g, jm] > 0 or gm.gap_high[g, jm] < 0)
-            worse = excl and ((gm.gap[g, jm] > 0) != (m == "accuracy"))
+            worse = gm.beyond_noise(g, m)
             cells.append({"text": _fmt(gm.values[g, jm]), "ci": _ci(gm.low[g, jm], gm.high[g, jm])})
             cells.append({"text": f"{gm.gap[g, jm]:+.4f}", "ci": _ci(gm.gap_low[g, jm], gm.gap_high[g, jm], True),
                           "cls": "worse" if worse else ""})
+            if m == "ece" and null:
+                pv = gm.p_calibrated[g, jm]
+                cells.append({"text": _fmt(gm.null_mean[g, jm]), "ci": f"p = {pv:.3f}" if np.isfinite(pv) else ""})
         cells += [{"text": _fmt(gm.values[g, j["nll"]])}, {"text": _fmt(gm.values[g, j["brier"]])}]
         rows.append({"cells": cells})
     more = len(order) - max_rows
@@ -153,13 +159,13 @@ def groups_section(rows: dict, groups, *, n_bins: int = 15, n_resamples: int = 1
         gm = group_metrics_from_rows(r, codes, columns, labels, n_bins=n_bins, n_resamples=n_resamples,
                                      confidence_level=confidence_level, seed=seed, min_count=min_count)
         data[name] = gm.to_dict()
-        tables.append(groups_table(gm, max_rows, caption=f"{name}: groups by their ECE gap to all rows, worst "
+        tables.append(groups_table(gm, max_rows, caption=f"{name}: groups by their ECE beyond the calibrated null, worst "
                                    f"first; {level} % intervals below each number."))
         worst = gm.worst_groups("ece", MAX_PANELS - 1)
         if worst:
             figures.append(_png(reliability_small_multiples(r, codes, gm, worst, n_bins, suptitle=name),
                                 f"Reliability diagrams of the worst groups, {name}",
-                                f"{name}: all rows and the groups of largest ECE gap (at least {min_count} rows)."))
+                                f"{name}: all rows and the groups of largest ECE beyond the calibrated null (at least {min_count} rows)."))
             figures.append(_png(cumulative_groups_figure(r, codes, gm, worst, suptitle=name),
                                 f"Cumulative plots of the worst groups, {name}",
                                 "Cumulative differences of correctness minus confidence, rows sorted by confidence "
@@ -170,8 +176,13 @@ def groups_section(rows: dict, groups, *, n_bins: int = 15, n_resamples: int = 1
     para = (f"Rows grouped by {what}: {len(labels):,} groups (the combinations that occur), {n_small:,} of them "
             f"with fewer than {min_count} rows, marked too small: their numbers are shown without intervals "
             f"and they are never the worst group. Intervals: {level} % percentile bootstrap over the rows, "
-            f"{n_resamples} resamples; a group's gap to all rows has a paired interval from the same resamples "
-            "(in red when it excludes 0 on the worse side).")
+            f"{n_resamples} resamples; a group's gap to all rows has a paired interval from the same resamples. "
+            "A binned ECE is biased upward by the noise in its bins, the more so the fewer the rows, so a small "
+            "group's ECE lies above the overall one even for a calibrated model. \"ECE if calibrated\" is the "
+            "mean ECE of the group when every row's correctness is drawn from its own confidence (consistency "
+            "resampling, Bröcker & Smith 2007), and p the share of those draws at least as large as the "
+            f"observed ECE; groups are ranked by ECE minus that value, and a gap is in red when p < "
+            f"{1 - confidence_level:.2f} (for accuracy: when its paired interval lies below 0).")
     section = {"id": "groups", "title": f"Calibration per group ({what})", "paragraphs": [para],
                "tables": tables, "figures": figures}
     return section, data

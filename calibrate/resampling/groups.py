@@ -23,6 +23,19 @@ finished into (G + 1, M) values and kept as float32. Memory: the (n,) values and
 one chunk of weights, and R x (groups of at least min_count rows) x M float32 resampled
 values (1000 resamples, 10,000 such groups, 6 interval metrics: 240 MB); never (n, R).
 
+A binned calibration error (ECE, equal-mass ECE, L2 ECE, MCE) is biased upward by the noise
+in each bin, more so in a small group than in all rows: a perfectly calibrated model shows
+every group's ECE above the overall ECE, and the gap's bootstrap interval excludes 0. So the
+question "is this group miscalibrated beyond the noise?" is answered by consistency
+resampling instead (Broecker & Smith 2007, "Increasing the reliability of reliability
+diagrams"; Vaicenavicius et al. 2019): resample r draws every row's correctness from its own
+confidence, correct*_ri ~ Bernoulli(conf_i), and recomputes every group's error; a group's
+``null_mean`` is the mean of those errors (what a calibrated model would show at that
+group's size and confidences), its ``excess`` = value - null_mean, and its ``p_calibrated`` =
+(1 + #{r: error*_r >= value}) / (1 + R), a p-value of the hypothesis that the group is
+calibrated. Groups are ranked by excess for these metrics (by gap for the others). Memory:
+O(groups) running sums, never (n, R).
+
 Groups of fewer than ``min_count`` rows (default 30, :data:`MIN_COUNT`) are "too small":
 their numbers are given, without intervals, and they are never the worst group.
 Intervals are percentile intervals (Efron & Tibshirani 1993, 13.3) at ``confidence_level``.
@@ -57,6 +70,8 @@ from calibrate.resampling.bootstrap import SCHEMES, _scheme, _weights
 
 #: metrics given bootstrap intervals by default (each adds R x (G + 1) float32 values)
 INTERVAL_METRICS = ("accuracy", "ece", "ece_mass", "mce", "nll", "brier")
+#: binned calibration errors: tested against consistency resampling (see the module docstring)
+CALIBRATION_METRICS = ("ece", "ece_mass", "ece_l2", "mce")
 _QUANTILE_BLOCK_VALUES = 1 << 21  # resampled values (float64) whose quantiles are taken at once: 16 MiB
 
 
@@ -94,6 +109,18 @@ class GroupMetrics:
     seed: int
     scheme: str
     interval_metrics: tuple = field(default_factory=tuple)
+    null_mean: np.ndarray | None = None
+    p_calibrated: np.ndarray | None = None
+    overall_null_mean: np.ndarray | None = None
+    overall_p_calibrated: np.ndarray | None = None
+
+    @property
+    def excess(self) -> np.ndarray:
+        """(G, M) values - null_mean: the calibration error beyond what a calibrated model
+        shows at the group's size (NaN for metrics without a null, or without resamples)."""
+        if self.null_mean is None:
+            return np.full_like(self.values, np.nan)
+        return self.values - self.null_mean
 
     @property
     def gap(self) -> np.ndarray:
@@ -106,10 +133,13 @@ class GroupMetrics:
         return group_label(self.columns, self.labels[g])
 
     def order(self, metric: str = "ece") -> np.ndarray:
-        """(G,) group indices, worst gap first (largest, or smallest for accuracy); small
-        groups after the others."""
+        """(G,) group indices, worst first: by excess over the calibrated null for the
+        calibration metrics (when resampled), else by gap (largest, or smallest for
+        accuracy); small groups after the others."""
         j = self.metrics.index(metric)
         key = self.gap[:, j] if metric not in HIGHER_IS_BETTER else -self.gap[:, j]
+        if metric in CALIBRATION_METRICS and self.null_mean is not None and not np.isnan(self.null_mean[:, j]).all():
+            key = self.excess[:, j]
         key = np.where(np.isnan(key), -np.inf, key)
         return np.lexsort((-key, self.small))
 
@@ -122,10 +152,12 @@ class GroupMetrics:
         metric with its interval, the gap with its paired interval, accuracy, NLL, Brier."""
         j = self.metrics.index(metric)
         cols = [m for m in ("accuracy", "nll", "brier") if m != metric]
+        null = metric in CALIBRATION_METRICS and self.null_mean is not None
         head = ["group", "n", metric, f"{int(round(self.confidence_level * 100))}% interval", "gap",
-                "gap interval"] + cols
+                "gap interval"] + (["if calibrated", "p"] if null else []) + cols
         rows = [["(all)", str(int(self.counts.sum())), f"{self.overall[j]:.4f}",
                  _iv(self.overall_low[j], self.overall_high[j]), "", ""]
+                + ([f"{self.overall_null_mean[j]:.4f}", f"{self.overall_p_calibrated[j]:.3f}"] if null else [])
                 + [f"{self.overall[self.metrics.index(c)]:.4f}" for c in cols]]
         order = self.order(metric)
         for g in order[:max_rows] if max_rows else order:
@@ -133,12 +165,35 @@ class GroupMetrics:
             rows.append([self.name(g) + mark, str(int(self.counts[g])), f"{self.values[g, j]:.4f}",
                          _iv(self.low[g, j], self.high[g, j]), f"{self.gap[g, j]:+.4f}",
                          _iv(self.gap_low[g, j], self.gap_high[g, j], signed=True)]
+                        + ([f"{self.null_mean[g, j]:.4f}", f"{self.p_calibrated[g, j]:.3f}"] if null else [])
                         + [f"{self.values[g, self.metrics.index(c)]:.4f}" for c in cols])
         widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
         lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [head] + rows]
         if max_rows and len(order) > max_rows:
             lines.append(f"... {len(order) - max_rows} more groups")
         return "\n".join(lines)
+
+    def _null(self, g, j) -> dict:
+        """{"if_calibrated", "p_calibrated"} of group g (None: all rows) and metric j, or {}."""
+        if self.null_mean is None:
+            return {}
+        if g is None:
+            return _null_entry(self.overall_null_mean[j], self.overall_p_calibrated[j])
+        return _null_entry(self.null_mean[g, j], self.p_calibrated[g, j])
+
+    def beyond_noise(self, g: int, metric: str = "ece") -> bool:
+        """Whether group g is worse than all rows beyond the noise: for a calibration metric,
+        p_calibrated < 1 - confidence_level (the group is miscalibrated; when resampled);
+        otherwise the paired gap interval excludes 0 on the worse side."""
+        j = self.metrics.index(metric)
+        if self.small[g]:
+            return False
+        if metric in CALIBRATION_METRICS and self.p_calibrated is not None and np.isfinite(self.p_calibrated[g, j]):
+            return bool(self.p_calibrated[g, j] < 1.0 - self.confidence_level)
+        lo, hi = self.gap_low[g, j], self.gap_high[g, j]
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            return False
+        return bool(hi < 0) if metric in HIGHER_IS_BETTER else bool(lo > 0)
 
     def to_dict(self) -> dict:
         """JSON-able dict: settings, overall values with intervals, and one entry per group
@@ -158,7 +213,8 @@ class GroupMetrics:
                 "too_small": bool(self.small[g]),
                 "metrics": {m: {"estimate": num(self.values[g, j]), "interval": iv(self.low[g, j], self.high[g, j]),
                                 "gap": num(self.gap[g, j]),
-                                "gap_interval": iv(self.gap_low[g, j], self.gap_high[g, j])}
+                                "gap_interval": iv(self.gap_low[g, j], self.gap_high[g, j]),
+                                **self._null(g, j)}
                             for j, m in enumerate(self.metrics)},
             })
         return {
@@ -173,11 +229,19 @@ class GroupMetrics:
             "scheme": self.scheme,
             "interval": "percentile",
             "interval_metrics": list(self.interval_metrics),
-            "overall": {m: {"estimate": num(self.overall[j]), "interval": iv(self.overall_low[j], self.overall_high[j])}
+            "overall": {m: {"estimate": num(self.overall[j]), "interval": iv(self.overall_low[j], self.overall_high[j]),
+                            **self._null(None, j)}
                         for j, m in enumerate(self.metrics)},
+            "null": "consistency resampling: correct ~ Bernoulli(confidence), the same resamples count",
             "worst": {m: (None if g is None else self.name(g)) for m, g in self.worst.items()},
             "groups": groups,
         }
+
+
+def _null_entry(mean, p) -> dict:
+    if mean is None or not np.isfinite(mean):
+        return {}
+    return {"if_calibrated": float(mean), "p_calibrated": float(p)}
 
 
 def _py(v):
@@ -243,17 +307,61 @@ def group_metrics_from_rows(values, codes, columns, labels, *, n_bins: int = 15,
                     v -= boot_all[:, c][:, None]
                 gap_low[gb, j], gap_high[gb, j] = _quantiles(v, a)
         del boot
+    null_mean = p_cal = overall_null = overall_p = None
+    if n_resamples:
+        null_mean, p_cal, overall_null, overall_p = consistency_null(d, vals, overall, int(n_resamples), seed)
     worst = {}
     for j, m in enumerate(GROUP_METRICS):
-        cand = np.flatnonzero(~small & ~np.isnan(vals[:, j]))  # an infinite NLL can be the worst
+        key = vals[:, j] if null_mean is None or m not in CALIBRATION_METRICS else vals[:, j] - null_mean[:, j]
+        cand = np.flatnonzero(~small & ~np.isnan(key))  # an infinite NLL can be the worst
         if cand.size == 0:
             worst[m] = None
         else:
-            pick = np.argmin(vals[cand, j]) if m in HIGHER_IS_BETTER else np.argmax(vals[cand, j])
+            pick = np.argmin(key[cand]) if m in HIGHER_IS_BETTER else np.argmax(key[cand])
             worst[m] = int(cand[pick])
     return GroupMetrics(tuple(columns), list(labels), counts, GROUP_METRICS, vals, overall, low, high, gap_low,
                         gap_high, overall_low, overall_high, small, worst, int(min_count), n_bins, int(n_resamples),
-                        float(confidence_level), seed, sch, tuple(interval_metrics))
+                        float(confidence_level), seed, sch, tuple(interval_metrics), null_mean, p_cal, overall_null,
+                        overall_p)
+
+
+def consistency_null(d: GroupDesign, values: np.ndarray, overall: np.ndarray, n_resamples: int, seed: int = 0):
+    """Consistency resampling of the calibration metrics (:data:`CALIBRATION_METRICS`).
+
+    d: the design of the rows; values: (G, M) and overall: (M,) the observed metrics.
+    Resample r draws correct*_ri ~ Bernoulli(conf_i) for every row (seeded stream
+    ``np.random.default_rng([seed, 1])``, independent of the bootstrap's) and recomputes the
+    binned errors of every group and of all rows from the same bins. Returns (null_mean
+    (G, M), p (G, M), overall null_mean (M,), overall p (M,)); NaN for the other metrics.
+    p = (1 + #{r: error*_r >= observed}) / (1 + R).
+    """
+    G, B, M = d.G, d.B, len(GROUP_METRICS)
+    cols = [GROUP_METRICS.index(m) for m in CALIBRATION_METRICS]
+    rng = np.random.default_rng([int(seed), 1])
+    s = d.sums()  # counts and confidence sums do not change; only the correctness sums do
+    tot = np.zeros((G + 1, len(cols)))
+    ge = np.zeros((G + 1, len(cols)))
+    obs = np.vstack([values[:, cols], overall[cols][None, :]])
+    tol = 1e-12 * np.maximum(1.0, np.abs(obs))  # an error equal to the observed one, up to rounding, counts
+    u = np.empty(d.n)
+    for _ in range(n_resamples):
+        rng.random(out=u)
+        ok = (u < d.conf).astype(np.float64)
+        s["width"][2] = np.bincount(d.code_width, weights=ok, minlength=G * B).reshape(G, B)
+        s["mass"][2] = np.bincount(d.code_mass, weights=ok, minlength=G * B).reshape(G, B)
+        s["overall_mass"][2] = np.bincount(d.code_overall_mass, weights=ok, minlength=B)
+        pg, po = finish(s, CALIBRATION_METRICS)
+        e = np.vstack([pg, po[None, :]])
+        tot += e
+        ge += e >= obs - tol
+    null_mean = np.full((G, M), np.nan)
+    p = np.full((G, M), np.nan)
+    overall_null, overall_p = np.full(M, np.nan), np.full(M, np.nan)
+    null_mean[:, cols] = tot[:G] / n_resamples
+    p[:, cols] = (1.0 + ge[:G]) / (1.0 + n_resamples)
+    overall_null[cols] = tot[G] / n_resamples
+    overall_p[cols] = (1.0 + ge[G]) / (1.0 + n_resamples)
+    return null_mean, p, overall_null, overall_p
 
 
 def _quantiles(v: np.ndarray, a: float):

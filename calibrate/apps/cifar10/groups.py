@@ -3,8 +3,13 @@
 Read from the study's saved logits (OUT/logits, written by the runner), for each model
 asked for (default the baseline and the over-fitting model):
 
-- per class: the clean test set grouped by the true class (10 groups of ~500 rows),
-  uncalibrated and with the temperature fitted on the validation set;
+- per class: the clean test set grouped by the predicted class (arg-max; the same for
+  every temperature), uncalibrated and with the temperature fitted on the validation set.
+  The group is the predicted class, not the true one: top-label calibration conditional on
+  the predicted class is a property a calibrated model can have (Gupta & Ramdas 2022,
+  "Top-label calibration and multiclass-to-binary reductions"), while rows grouped by their
+  label are miscalibrated by construction (within class c, P(correct) is the recall of c,
+  not the mean confidence);
 - per corruption: the shifted test set (``shift_MODEL.npz``: (C, S, n, k) logits of C
   corruptions x S severities of the same n images) grouped by corruption x severity, and
   by severity alone, with the same validation temperature (fitted in distribution: the
@@ -52,9 +57,10 @@ def model_view(logits_dir, model: str, *, n_resamples: int = 200, seed: int = 0)
     rows = {"uncalibrated": prediction_rows(_log_softmax(test["logits"]), y),
             f"temperature (T = {T:.3f}, fitted on validation)":
                 prediction_rows(cal.predict_log_proba(test["logits"], kind="logits"), y)}
-    by_class = np.asarray(CLASSES)[y]
-    sec, data = groups_section(rows, {"class": by_class}, n_resamples=n_resamples, seed=seed)
-    sec = {**sec, "id": f"{model}-classes", "title": f"{model}: calibration per class (clean test set, n = {len(y):,})"}
+    by_class = np.asarray(CLASSES)[np.argmax(test["logits"], axis=1)]
+    sec, data = groups_section(rows, {"predicted": by_class}, n_resamples=n_resamples, seed=seed)
+    sec = {**sec, "id": f"{model}-classes",
+           "title": f"{model}: calibration per predicted class (clean test set, n = {len(y):,})"}
     sections, out = [sec], {"temperature": T, "per_class": data}
     shift_path = d / f"shift_{model}.npz"
     if shift_path.exists():
