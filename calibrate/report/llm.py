@@ -46,7 +46,7 @@ from calibrate.conformal import APS, LAC
 from calibrate.metrics import calibration as metrics
 from calibrate.resampling.bootstrap import bootstrap_many
 from calibrate.resampling.selective import selective_intervals
-from calibrate.resampling.tables import _with_estimate, evaluate_with_ci, report_numbers
+from calibrate.resampling.tables import _with_estimate, report_numbers
 
 HELM_BINS = 10
 _DUP_NOTE = re.compile(r"^\d+ ids occur more than once")
@@ -251,29 +251,48 @@ def paired_between_models(results: dict, shared: dict, *, which: str = "log_prob
 
 def group_tables(tests: dict, results: dict, column: str, *, n_bins: int = 15, n_resamples: int = 1000,
                  seed: int = 0) -> list:
-    """Per value of the metadata ``column`` (subject or task), per model: evaluate_with_ci of
-    the uncalibrated probabilities on that group's scored rows. Returns a list of
-    {"group", "model", "n", metric: {"estimate", "low", "high"}} (groups of fewer than
-    GROUP_MIN_ROWS rows: "n" and no metrics); empty when there is one group only (the model
-    table holds its numbers)."""
-    out = []
+    """Per value of the metadata ``column`` (subject or task), per model: the metrics of the
+    uncalibrated probabilities on that group's scored rows, all groups of a model in one pass
+    (:func:`calibrate.groups.group_metrics`: percentile intervals from resampling the model's
+    rows, groups of fewer than :data:`calibrate.metrics.groups.MIN_COUNT` rows without
+    intervals, and the ECE a calibrated model would show at the group's size with its
+    p-value). Returns a list of {"group", "model", "n", metric: {"estimate", "low", "high"},
+    "ece_if_calibrated", "ece_p_calibrated"} (groups of fewer than GROUP_MIN_ROWS rows: "n"
+    only); empty when there is one group only (the model table holds its numbers)."""
+    from calibrate.groups import group_metrics
+
     values = []
     for m in tests:
         if column in tests[m].meta:
             values += _in_order(tests[m].meta[column])
     if len(set(values)) < 2:
-        return out
+        return []
+    per_model = {}
+    for m, sub in tests.items():
+        if column not in sub.meta:
+            continue
+        col = np.asarray(sub.meta[column], dtype=object)
+        gm = group_metrics(results[m]["log_probs"], sub.labels, {column: col}, kind="log_probs", n_bins=n_bins,
+                           n_resamples=n_resamples, seed=seed, interval_metrics=MAIN_KEYS)
+        per_model[m] = {lab[0]: g for g, lab in enumerate(gm.labels)}, gm
+    out = []
     for g in dict.fromkeys(values):
-        for m, sub in tests.items():
-            if column not in sub.meta:
+        for m, (index, gm) in per_model.items():
+            if g not in index:
                 continue
-            rows = np.flatnonzero(sub.meta[column] == g)
-            if rows.size == 0:
-                continue
-            row = {"group": g, "model": m, "n": int(rows.size)}
-            if rows.size >= GROUP_MIN_ROWS:
-                ci = evaluate_with_ci(results[m]["log_probs"][rows], sub.labels[rows], n_bins, n_resamples, seed=seed)
-                row.update({k: _cell(ci[k]) for k in MAIN_KEYS})
+            i = index[g]
+            row = {"group": g, "model": m, "n": int(gm.counts[i])}
+            if row["n"] >= GROUP_MIN_ROWS:
+                for key in MAIN_KEYS:
+                    j = gm.metrics.index(key)
+                    lo, hi = gm.low[i, j], gm.high[i, j]
+                    row[key] = {"estimate": float(gm.values[i, j]),
+                                "low": float(lo) if np.isfinite(lo) else None,
+                                "high": float(hi) if np.isfinite(hi) else None}
+                if gm.null_mean is not None:
+                    j = gm.metrics.index("ece")
+                    row["ece_if_calibrated"] = float(gm.null_mean[i, j])
+                    row["ece_p_calibrated"] = float(gm.p_calibrated[i, j])
             out.append(row)
     return out
 
@@ -438,12 +457,17 @@ def _group_table(rows: list, label: str) -> dict:
         cells = [{"text": str(r["group"])}, {"text": str(r["model"])}, {"text": f"{r['n']:,}"}]
         if "accuracy" in r:
             cells += _ci_cells(r, MAIN_KEYS)
+            pv = r.get("ece_p_calibrated")
+            cells.append({"text": _fmt(r["ece_if_calibrated"]), "ci": f"p = {pv:.3f}",
+                          "cls": "worse" if pv < 0.05 else ""} if pv is not None else {"text": "—"})
         else:
-            cells += [{"text": "—", "ci": f"fewer than {GROUP_MIN_ROWS} rows"}] + [{"text": "—"}] * 3
+            cells += [{"text": "—", "ci": f"fewer than {GROUP_MIN_ROWS} rows"}] + [{"text": "—"}] * 4
         body.append({"cells": cells})
-    return {"header": [label, "model", "n"] + [_NAMES[k] for k in MAIN_KEYS], "rows": body,
-            "caption": f"Per {label}, uncalibrated, on the scored rows; 95 % bootstrap intervals "
-                       "(calibrate.resampling.tables.evaluate_with_ci on that group's rows)."}
+    return {"header": [label, "model", "n"] + [_NAMES[k] for k in MAIN_KEYS] + ["ECE if calibrated"], "rows": body,
+            "caption": f"Per {label}, uncalibrated, on the scored rows; 95 % percentile bootstrap intervals over "
+                       "the model's rows (calibrate.groups.group_metrics; none under 30 rows). \"ECE if "
+                       "calibrated\": the ECE a calibrated model shows at the group's size and confidences, and p "
+                       "the chance of an ECE this large if it were calibrated (red below 0.05)."}
 
 
 def _listing(items, most=20) -> str:
