@@ -158,20 +158,22 @@ class GroupDesign:
             self.code_mass[rows] = g * B + _binning.bin_index(v, _binning.equal_mass_edges(v, B))
         del order
 
-    def sums(self, w=None) -> dict:
+    def sums(self, w=None, mass: bool = True) -> dict:
         """Per-group float64 sums of the rows weighted by w ((n,) float, or None: each once).
 
         width, mass: (3, G, B) count / sum conf / sum correct per (group, bin);
-        overall_mass: (3, B) the same in the equal-mass bins of all rows;
-        nll, brier: (G,) sums.
+        overall_mass: (3, B) the same in the equal-mass bins of all rows (both only with
+        ``mass``: what ece_mass needs); nll, brier: (G,) sums.
         """
         G, B = self.G, self.B
         if w is None:
             w = np.ones(self.n)
         wc, wo = w * self.conf, w * self.correct
         out = {}
-        for key, code, size in (("width", self.code_width, G * B), ("mass", self.code_mass, G * B),
-                                ("overall_mass", self.code_overall_mass, B)):
+        sets = [("width", self.code_width, G * B)]
+        if mass:
+            sets += [("mass", self.code_mass, G * B), ("overall_mass", self.code_overall_mass, B)]
+        for key, code, size in sets:
             out[key] = np.stack([np.bincount(code, weights=a, minlength=size) for a in (w, wc, wo)])
             if key != "overall_mass":
                 out[key] = out[key].reshape(3, G, B)
@@ -190,7 +192,7 @@ def finish(s: dict, keys=GROUP_METRICS) -> tuple[np.ndarray, np.ndarray]:
     GROUP_METRICS, in that order on the last axis) from :meth:`GroupDesign.sums`.
 
     A group of zero weight gets NaN for the means (accuracy, nll, brier)."""
-    width, mass = s["width"], s["mass"]
+    width, mass = s["width"], s.get("mass")
 
     def metrics(wd, ms, nll_sum, brier_sum):
         cnt = wd[0].sum(axis=-1)
@@ -224,7 +226,7 @@ def finish(s: dict, keys=GROUP_METRICS) -> tuple[np.ndarray, np.ndarray]:
         return np.stack(out, axis=-1)
 
     per_group = metrics(width, mass, s["nll"], s["brier"])
-    overall = metrics(width.sum(axis=1), s["overall_mass"], s["nll"].sum(), s["brier"].sum())
+    overall = metrics(width.sum(axis=1), s.get("overall_mass"), s["nll"].sum(), s["brier"].sum())
     return per_group, overall
 
 

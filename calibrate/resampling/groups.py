@@ -286,12 +286,13 @@ def group_metrics_from_rows(values, codes, columns, labels, *, n_bins: int = 15,
     if n_resamples and cols:
         R = int(n_resamples)
         big = np.flatnonzero(~small)
+        need_mass = "ece_mass" in interval_metrics
         boot = np.empty((R, big.size, len(cols)), dtype=np.float32)  # groups with intervals only
         boot_all = np.empty((R, len(cols)))
         r = 0
         for chunk in _weights(n, R, seed, sch):
             for w in chunk:
-                pg, boot_all[r] = finish(d.sums(np.asarray(w, dtype=np.float64)), interval_metrics)
+                pg, boot_all[r] = finish(d.sums(np.asarray(w, dtype=np.float64), mass=need_mass), interval_metrics)
                 boot[r] = pg[big]
                 r += 1
             del chunk
