@@ -64,6 +64,11 @@ def _add_group_args(p: argparse.ArgumentParser, resamples: bool = False):
         p.add_argument("--resamples", type=_resamples, default=1000,
                        help="bootstrap resamples of the --group-by intervals (default 1000)")
         p.add_argument("--seed", type=_seed, default=0)
+    else:
+        p.add_argument("--fit-groups", default=None, metavar="FILE",
+                       help="with --group-by and --fit-on: the group columns of the --fit-on rows; adds a temperature "
+                            "per group shrunk toward the global one by cross-validation (GroupedCalibrator), "
+                            "compared with the global temperature group by group")
 
 
 def _csv_group_columns(args) -> tuple:
@@ -106,6 +111,30 @@ def _evaluate_groups(args, data, columns):
     print(f"bootstrapping {args.resamples} resamples for the groups of {args.group_by}", file=sys.stderr)
     return group_metrics(data.logits, data.require_labels(), columns, n_bins=args.bins, n_resamples=args.resamples,
                          seed=args.seed, transform=transform)
+
+
+def _grouped_temperature(args, val, cals, columns):
+    """(global temperature, fitted GroupedCalibrator, (n,) test group keys) for --fit-groups, or None."""
+    if not getattr(args, "fit_groups", None):
+        return None
+    if columns is None or val is None:
+        raise CLIError("--fit-groups FILE needs --group-by COLUMN[,COLUMN] and --fit-on VAL (the groups of VAL's rows)")
+    from calibrate.calibrators import GroupedCalibrator, TemperatureScaling
+    from calibrate.io.group_columns import parse_group_by, read_group_columns
+    from calibrate.metrics.groups import group_label
+
+    names = parse_group_by(args.group_by)
+    fit_cols = read_group_columns(args.fit_groups, names, val.n)
+
+    def keys(cols):
+        return np.array([group_label(names, v) for v in zip(*(np.asarray(cols[c]) for c in names))], dtype=object)
+
+    y = val.require_labels()
+    glob = cals.get("temperature") or TemperatureScaling().fit(val.logits, y, kind="logits")
+    print(f"fitting a temperature per group of {args.group_by} on {args.fit_on} (shrinkage by 5-fold CV)",
+          file=sys.stderr)
+    grouped = GroupedCalibrator("temperature").fit(val.logits, y, keys(fit_cols), kind="logits")
+    return glob, grouped, keys(columns)
 
 
 def _read(args, path=None, require_labels=True):
@@ -327,6 +356,7 @@ def cmd_report(args) -> int:
             print(f"fitting {m} on {args.fit_on}", file=sys.stderr)
             cals[m] = get_calibrator(m).fit(val.logits, val.require_labels(), kind="logits")
         fit_name = args.fit_on
+    grouped = _grouped_temperature(args, val if args.fit_on else None, cals, columns)
     ood = None
     if args.ood:
         ood = _read(args, path=args.ood, require_labels=False)
@@ -342,7 +372,7 @@ def cmd_report(args) -> int:
                                     conformal_alpha=args.conformal,
                                     fit_logits=val.logits if args.fit_on else None,
                                     fit_labels=val.require_labels() if args.fit_on else None,
-                                    classes=args.classes, groups=columns)
+                                    classes=args.classes, groups=columns, grouped=grouped)
     html = render_html(args.title, sections, subtitle=subtitle)
     pdf = None
     if args.pdf:

@@ -206,16 +206,15 @@ out = dict(wall=wall, cpu=cpu, fit=t_fit, parts=parts, own=[])
 """
 
 REPORT_PARTS = {
-    "_probs_in_blocks": "the probabilities of each prediction, block by block",
-    "class_numbers": "the class-wise sums (one pass per prediction)",
-    "_estimates": "the plug-in metrics",
+    "report_digests": "the digests: one block pass per prediction (per-row values, class-wise sums, the shown "
+                      "classes' columns)",
     "report_numbers": "the bootstrap of the metrics table and paired differences (one set of weights)",
     "decomposition_from_sums": "the over/under-confidence split",
     "smooth_section": "smoothed reliability diagrams, smooth ECE and band",
     "selective_section": "risk-coverage table, curves and band",
     "reliability_figure": "the reliability diagrams",
     "large_k_class_section": "the per-class section (intervals of the classes shown, panels, heat map)",
-    "class_ece_intervals": "  of which the per-class intervals",
+    "class_intervals": "  of which the per-class intervals",
     "figure_to_png": "every figure drawn to PNG (inside the sections above)",
     "beyond_report": "the sections beyond ECE (smooth, selective; includes their figures)",
     "render_html": "the HTML page",

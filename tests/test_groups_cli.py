@@ -190,3 +190,51 @@ def test_groups_section_from_per_row_values_only():
         assert fig["width"] <= 1000 and fig["height"] <= 900
     assert data["p"]["groups"][-1]["too_small"] is True
     assert MAX_PANELS == 6
+
+
+def _write_meta(path, site):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["site"])
+        w.writerows([s] for s in site)
+
+
+def test_report_fit_groups_compares_a_grouped_temperature_with_the_global_one(tmp_path):
+    from calibrate.calibrators import GroupedCalibrator, TemperatureScaling
+    from calibrate.resampling.grouped import grouped_comparison
+
+    rng = np.random.default_rng(5)
+    parts = {}
+    for name, n in (("val", 900), ("test", 900)):
+        site = rng.choice(["a", "b", "c"], n)
+        z = rng.normal(0, 2, (n, 3))
+        p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+        y = (rng.random(n)[:, None] > np.cumsum(p, 1)).sum(1)
+        z = z * np.select([site == "a", site == "b"], [1.0, 3.0], 0.5)[:, None]  # per-site miscalibration
+        np.savez(tmp_path / f"{name}.npz", logits=z, labels=y)
+        _write_meta(tmp_path / f"{name}.csv", site)
+        parts[name] = (z, y, site)
+    code, out, err = run_cli("report", tmp_path / "test.npz", "--fit-on", tmp_path / "val.npz", "--methods",
+                             "temperature", "--group-by", "site", "--groups", tmp_path / "test.csv", "--fit-groups",
+                             tmp_path / "val.csv", "--resamples", "50", "-o", tmp_path / "r.html", "--json",
+                             tmp_path / "r.json")
+    assert code == 0, err
+    d = json.loads((tmp_path / "r.json").read_text())["grouped_recalibration"]
+    zv, yv, sv = parts["val"]
+    keys_v = np.array([f"site={s}" for s in sv], dtype=object)
+    keys_t = np.array([f"site={s}" for s in parts["test"][2]], dtype=object)
+    glob = TemperatureScaling().fit(zv, yv)
+    ref = grouped_comparison(glob, GroupedCalibrator("temperature").fit(zv, yv, keys_v), parts["test"][0],
+                             parts["test"][1], keys_t, n_resamples=50)
+    assert [r["group"] for r in d["groups"]] == [r["group"] for r in ref["groups"]]
+    for a, b in zip(d["groups"], ref["groups"]):
+        assert a["grouped"]["nll"] == pytest.approx(b["grouped"]["nll"], abs=1e-12)
+    assert d["overall"]["difference"]["nll"]["estimate"] < 0  # separate temperatures help here
+    assert "Per-group recalibration" in (tmp_path / "r.html").read_text()
+
+
+def test_fit_groups_without_fit_on_is_a_one_line_error(data):
+    code, out, err = run_cli("report", data["npz"], "--group-by", "site", "--groups", data["meta"], "--fit-groups",
+                             data["meta"], "-o", data["dir"] / "r.html")
+    assert code == 2 and "--fit-groups FILE needs --group-by" in err and "Traceback" not in err
+    assert not (data["dir"] / "r.html").exists()

@@ -324,7 +324,7 @@ def calibration_report_sections(test_logits, test_labels, calibrators: dict, *, 
                        title: str = "Calibration report", started: float | None = None,
                        ood_logits=None, ood_name: str = "", conformal_alpha: float | None = None,
                        fit_logits=None, fit_labels=None, method: str = "bca", scheme: str = "auto",
-                       classes: str = "auto", groups=None):
+                       classes: str = "auto", groups=None, grouped=None):
     """Build the report of ``calibrators`` ({name: fitted Calibrator}) on test logits.
 
     test_logits: (n, k) float logits, read in row blocks (a memory-mapped .npy stays so):
@@ -340,6 +340,9 @@ def calibration_report_sections(test_logits, test_labels, calibrators: dict, *, 
     (every class's panel and row at any k).
     groups: optional (n,) group array or {column: (n,) array}: adds the per-group section
     (:mod:`calibrate.report.groups`) of the uncalibrated and the best prediction.
+    grouped: optional (global calibrator, fitted GroupedCalibrator, (n,) group keys of the
+    test rows): adds the per-group recalibration section (grouped vs global, paired
+    intervals: :func:`calibrate.report.groups.grouped_section`).
     Returns (sections, subtitle, data): the report's sections (for :func:`render_html` and
     :func:`calibrate.report.pdf.render_pdf`, with ``data["title"]``), its subtitle, and the
     JSON-able dict of the same numbers.
@@ -462,12 +465,19 @@ def calibration_report_sections(test_logits, test_labels, calibrators: dict, *, 
     ]
     sections = [s for s in sections if s]
     if group_columns is not None:  # before the provenance section; from (n,) per-row values only
-        from calibrate.report.groups import groups_section, prediction_rows
+        from calibrate.report.groups import groups_section
 
         shown = [nm for nm in dict.fromkeys(["uncalibrated", best]) if nm]
-        gsec, data["groups"] = groups_section({nm: prediction_rows(preds[nm], y) for nm in shown}, group_columns,
+        rows = {nm: np.stack([probs[nm].confidence, probs[nm].correct, probs[nm].nll, probs[nm].brier]) for nm in shown}
+        gsec, data["groups"] = groups_section(rows, group_columns,
                                               n_bins=n_bins, n_resamples=n_resamples, seed=seed)
         sections.insert(len(sections) - 1, gsec)
+    if grouped is not None:
+        from calibrate.report.groups import grouped_section
+
+        gs, data["grouped_recalibration"] = grouped_section(*grouped, test_logits, y, n_bins=n_bins,
+                                                            n_resamples=n_resamples, seed=seed)
+        sections.insert(len(sections) - 1, gs)
     return sections, f"{data_name} — n = {n:,}, k = {k}", data
 
 
