@@ -13,7 +13,7 @@ Module paths of release 0.1 (``calibrate.selective``, ``calibrate.bootstrap``,
 ``calibrate.torch``, ...) still import, with a DeprecationWarning naming the new path.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 import importlib as _importlib
 

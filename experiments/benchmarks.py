@@ -584,8 +584,13 @@ def main(argv=None):
     from calibrate.io.readers import atomic_write_text
 
     old = Path(args.out).read_text() if Path(args.out).exists() else ""
-    if "\n## Large k\n" in old:  # the section of experiments.benchmarks_scale_k is kept
-        text += "\n\n## Large k\n" + old.split("\n## Large k\n", 1)[1].rstrip("\n")
+    # the sections the other benchmark scripts write (benchmarks_llm, benchmarks_groups, benchmarks_scale_k) are kept
+    for title in ("Language-model logs", "Groups", "Large k"):
+        sep = f"\n## {title}\n"
+        if sep in old:
+            rest = old.split(sep, 1)[1]
+            nxt = rest.find("\n## ")
+            text += "\n\n" + sep.lstrip("\n") + (rest if nxt < 0 else rest[:nxt]).rstrip("\n")
     atomic_write_text(args.out, text + "\n")
     print(text)
 

@@ -75,3 +75,13 @@ def test_unknown_attribute_is_an_attribute_error():
         warnings.simplefilter("error")
         with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
             calibrate.nonexistent  # noqa: B018
+
+
+def test_the_package_version_is_the_one_in_pyproject():
+    import re
+    from pathlib import Path
+
+    import calibrate
+
+    text = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    assert re.search(r'^version = "([^"]+)"', text, re.M).group(1) == calibrate.__version__
