@@ -8,8 +8,9 @@ from calibrate.apps.cifar10.data import CLASSES
 from calibrate.apps.cifar10.groups import group_view, model_view
 
 
-@pytest.fixture()
-def logits_dir(tmp_path):
+@pytest.fixture(scope="module")
+def logits_dir(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("study")
     rng = np.random.default_rng(0)
     d = tmp_path / "logits"
     d.mkdir()
@@ -22,12 +23,17 @@ def logits_dir(tmp_path):
     return tmp_path
 
 
-def test_per_class_groups_are_the_predicted_classes_and_equal_the_metrics(logits_dir):
+@pytest.fixture(scope="module")
+def view(logits_dir):
+    return model_view(logits_dir / "logits", "m", n_resamples=10)
+
+
+def test_per_class_groups_are_the_predicted_classes_and_equal_the_metrics(logits_dir, view):
     from scipy.special import softmax
 
     from calibrate.metrics import ece
 
-    _, data = model_view(logits_dir / "logits", "m", n_resamples=10)
+    _, data = view
     with np.load(logits_dir / "logits" / "m_test.npz") as z:
         p, y = softmax(z["logits"].astype(np.float64), axis=1), z["labels"]
     pred = np.asarray(CLASSES)[p.argmax(1)]
@@ -38,9 +44,9 @@ def test_per_class_groups_are_the_predicted_classes_and_equal_the_metrics(logits
         assert row["metrics"]["ece"]["estimate"] == pytest.approx(ece(p[rows], y[rows]), abs=1e-12)
 
 
-def test_per_corruption_groups_are_corruption_by_severity_cells(logits_dir):
+def test_per_corruption_groups_are_corruption_by_severity_cells(logits_dir, view):
 
-    _, data = model_view(logits_dir / "logits", "m", n_resamples=10)
+    _, data = view
     g = data["per_corruption"]["uncalibrated"]
     assert g["n_groups"] == 6 and g["n"] == 300
     with np.load(logits_dir / "logits" / "shift_m.npz") as z:
