@@ -44,21 +44,36 @@ def class_numbers(probs, labels, n_bins: int = 15) -> dict:
     y = np.asarray(labels)
     n, k = p.shape
     edges = _binning.equal_width_edges(n_bins)
-    size = k * n_bins
-    cnt, sf, so, sff, sfo = (np.zeros(size) for _ in range(5))
+    sums = np.zeros((5, k * n_bins))
     offset = np.arange(k) * n_bins
     for s in row_blocks(n, k):
-        b = np.asarray(p[s], dtype=np.float64)
-        m = b.shape[0]
-        idx = _binning.bin_index(b, edges) + offset
-        flat = idx.ravel()
-        f = b.ravel()
-        cnt += np.bincount(flat, minlength=size)
-        sf += np.bincount(flat, weights=f, minlength=size)
-        sff += np.bincount(flat, weights=f * f, minlength=size)
-        hit = idx[np.arange(m), y[s]]  # the label's (class, bin): o = 1 there, 0 elsewhere
-        so += np.bincount(hit, minlength=size)
-        sfo += np.bincount(hit, weights=b[np.arange(m), y[s]], minlength=size)
+        add_class_sums(sums, np.asarray(p[s], dtype=np.float64), y[s], edges, offset)
+    return class_numbers_from_sums(sums, y, n_bins)
+
+
+def add_class_sums(sums, b, yb, edges, offset) -> None:
+    """sums (5, k * n_bins) += the per-(class, bin) count, sum p, sum hit, sum p^2, sum p hit
+    of the block b (m, k) float64 with labels yb (m,) (class-major: class j's bins at
+    offset[j] = j * n_bins)."""
+    size = sums.shape[1]
+    m = b.shape[0]
+    idx = _binning.bin_index(b, edges) + offset
+    flat = idx.ravel()
+    f = b.ravel()
+    sums[0] += np.bincount(flat, minlength=size)
+    sums[1] += np.bincount(flat, weights=f, minlength=size)
+    sums[3] += np.bincount(flat, weights=f * f, minlength=size)
+    hit = idx[np.arange(m), yb]  # the label's (class, bin): o = 1 there, 0 elsewhere
+    sums[2] += np.bincount(hit, minlength=size)
+    sums[4] += np.bincount(hit, weights=b[np.arange(m), yb], minlength=size)
+
+
+def class_numbers_from_sums(sums, labels, n_bins: int) -> dict:
+    """The dict of :func:`class_numbers` from the (5, k * n_bins) sums of :func:`add_class_sums`."""
+    y = np.asarray(labels)
+    n = y.shape[0]
+    k = sums.shape[1] // n_bins
+    cnt, sf, so, sff, sfo = sums
     c2, f2, o2 = cnt.reshape(k, n_bins), sf.reshape(k, n_bins), so.reshape(k, n_bins)
     per_class = _stats.calibration_error(c2, f2, o2, "l1", False, None)
     support = np.bincount(y, minlength=k)

@@ -35,7 +35,9 @@ from calibrate._core.blocks import BLOCK_BYTES, block_rows, log_softmax64
 from calibrate.report.classes import (
     ALL_CLASSES_MAX_K,
     BOOTSTRAP_CLASSWISE_MAX_K,
+    add_class_sums,
     class_ece_intervals,
+    class_numbers_from_sums,
     select_classes,
 )
 
@@ -99,25 +101,7 @@ class Digest:
 
     def class_numbers(self, labels) -> dict:
         """The dict of :func:`calibrate.report.classes.class_numbers` from the class sums."""
-        y = np.asarray(labels)
-        k, nb, n = self.k, self.n_bins, self.n
-        cnt, sf, so, sff, sfo = self.class_sums
-        c2, f2, o2 = cnt.reshape(k, nb), sf.reshape(k, nb), so.reshape(k, nb)
-        per_class = _stats.calibration_error(c2, f2, o2, "l1", False, None)
-        support = np.bincount(y, minlength=k)
-        safe = np.where(cnt > 0, cnt, 1.0)
-        fb, ob = sf / safe, so / safe
-        freq = support / n
-        o_all = np.repeat(freq, nb)
-        dec = {
-            "reliability": float(np.sum(cnt * (fb - ob) ** 2) / n),
-            "resolution": float(np.sum(cnt * (ob - o_all) ** 2) / n),
-            "uncertainty": float(np.sum(freq * (1.0 - freq))),
-            "within_bin_variance": float(np.sum(sff - sf * fb) / n),
-            "within_bin_covariance": float(np.sum(sfo - sf * ob) / n),
-        }
-        return {"support": support, "frequency": freq, "mean_p": f2.sum(axis=1) / n, "ece": per_class,
-                "classwise_ece": float(per_class.mean()), "decomposition": dec}
+        return class_numbers_from_sums(self.class_sums, labels, self.n_bins)
 
     def over_under(self) -> dict:
         """:func:`calibrate.metrics.decomposition.ece_over_under` (equal-width bins) of the rows."""
@@ -257,22 +241,8 @@ def digest(predictions, labels, n_bins: int = 15, *, classes=None, keep_normaliz
             mx = zb.max(axis=1)
             shift[s] = np.where(np.isfinite(mx), mx, 0.0)
             log_norm[s] = -lb.max(axis=1)
-        _add_class_sums(sums, pb, yb, edges, offset, size)
+        add_class_sums(sums, pb, yb, edges, offset)
     return Digest(n, k, nb, conf, pred, correct, nll, brier, p_true, states, sums, cls, columns, shift, log_norm)
-
-
-def _add_class_sums(sums, b, yb, edges, offset, size):
-    """sums (5, size) += the per-(class, bin) sums of the block b (m, k) (class_numbers' sums)."""
-    m = b.shape[0]
-    idx = _binning.bin_index(b, edges) + offset
-    flat = idx.ravel()
-    f = b.ravel()
-    sums[0] += np.bincount(flat, minlength=size)
-    sums[1] += np.bincount(flat, weights=f, minlength=size)
-    sums[3] += np.bincount(flat, weights=f * f, minlength=size)
-    hit = idx[np.arange(m), yb]
-    sums[2] += np.bincount(hit, minlength=size)
-    sums[4] += np.bincount(hit, weights=b[np.arange(m), yb], minlength=size)
 
 
 def add_columns(d: Digest, logits, classes) -> Digest:
