@@ -308,32 +308,19 @@ def classwise_figure(d: Digest, labels, class_names=None, n_bins: int = 10, *, n
                      panel_size: float = 2.6, suptitle: str | None = None, classes=None):
     """:func:`calibrate.report.figures.classwise_reliability_figure` from the digest's columns
     (classes: the classes to draw, in order; default every class held)."""
-    from matplotlib.figure import Figure
 
-    from calibrate.report.figures import _class_reliability, plot_reliability
+    from calibrate.report.figures import _class_reliability, reliability_panels
 
     shown = [int(j) for j in (d.classes if classes is None else classes)]
     pos = d.positions(shown)
     ym = d.mapped_labels(labels)
     names = list(class_names) if class_names is not None else [str(j) for j in range(d.k)]
-    c = len(shown)
-    nrows = int(np.ceil(c / ncols))
-    fig = Figure(figsize=(panel_size * min(c, ncols), panel_size * nrows), layout="constrained")
-    for i, (j, q) in enumerate(zip(shown, pos)):
-        ax = fig.add_subplot(nrows, min(c, ncols), i + 1)
+    panels = []
+    for j, q in zip(shown, pos):
         data = _class_reliability(d.columns, ym, int(q), n_bins, "width", names[j])
         data.xlabel = f"P(class {j})"
-        plot_reliability(data, ax)
-        ax.get_legend().remove()
-        ax.title.set_fontsize(9)
-        ax.tick_params(labelsize=7)
-        ax.xaxis.label.set_fontsize(8)
-        ax.yaxis.label.set_fontsize(8)
-        for t in ax.texts:
-            t.set_fontsize(7)
-    if suptitle:
-        fig.suptitle(suptitle)
-    return fig
+        panels.append(data)
+    return reliability_panels(panels, ncols=ncols, panel_size=panel_size, suptitle=suptitle)
 
 
 # ------------------------------------------------------------------ conformal sets

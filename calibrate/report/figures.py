@@ -180,22 +180,34 @@ def classwise_reliability_figure(probs, labels, class_names=None, n_bins: int = 
     p, y = check_probs_labels(probs, labels)  # once, not once per class
     names = list(class_names) if class_names is not None else [str(j) for j in range(p.shape[1])]
     shown = list(range(p.shape[1])) if classes is None else [int(j) for j in classes]
-    k = len(shown)
-    nrows = int(np.ceil(k / ncols))
-    fig = Figure(figsize=(panel_size * min(k, ncols), panel_size * nrows), layout="constrained")
-    for i, j in enumerate(shown):
-        ax = fig.add_subplot(nrows, min(k, ncols), i + 1)
-        d = _class_reliability(p, y, j, n_bins, "width", names[j])
+    return reliability_panels([_class_reliability(p, y, j, n_bins, "width", names[j]) for j in shown], ncols=ncols,
+                              panel_size=panel_size, suptitle=suptitle)
+
+
+def reliability_panels(panels, *, ncols: int = 5, panel_size: float = 2.6, suptitle: str | None = None,
+                       title_size: float = 9, suptitle_size: float | None = None,
+                       suptitle_inches: float = 0.0) -> Figure:
+    """Small multiples: one reliability diagram (no legend, small type) per
+    :class:`ReliabilityData` of ``panels``, ``ncols`` to a row, each ``panel_size`` inches
+    square (plus ``suptitle_inches`` of height for the title)."""
+    m = len(panels)
+    cols = max(1, min(m, ncols))
+    nrows = max(1, -(-m // cols))
+    fig = Figure(figsize=(panel_size * cols, panel_size * nrows + (suptitle_inches if suptitle else 0.0)),
+                 layout="constrained")
+    for i, d in enumerate(panels):
+        ax = fig.add_subplot(nrows, cols, i + 1)
         plot_reliability(d, ax)
-        ax.get_legend().remove()
-        ax.title.set_fontsize(9)
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+        ax.title.set_fontsize(title_size)
         ax.tick_params(labelsize=7)
         ax.xaxis.label.set_fontsize(8)
         ax.yaxis.label.set_fontsize(8)
         for t in ax.texts:
             t.set_fontsize(7)
     if suptitle:
-        fig.suptitle(suptitle)
+        fig.suptitle(suptitle, **({} if suptitle_size is None else {"fontsize": suptitle_size}))
     return fig
 
 

@@ -26,7 +26,7 @@ from calibrate._core import binning as _binning
 from calibrate.metrics.cumulative import cumulative_curve_from_scores
 from calibrate.metrics.groups import MIN_COUNT, group_codes, row_values
 from calibrate.report.cumulative_figure import cumulative_figure
-from calibrate.report.figures import ReliabilityData, figure_to_png, plot_reliability
+from calibrate.report.figures import ReliabilityData, figure_to_png, reliability_panels
 from calibrate.resampling.groups import group_metrics_from_rows
 
 MAX_ROWS = 40
@@ -112,24 +112,9 @@ def reliability_small_multiples(rows, codes, gm, groups, n_bins: int = 15, supti
     MAX_PANELS panels of PANEL_INCHES, NCOLS a row."""
     conf, correct = rows[0], rows[1]
     panels = [("all rows", slice(None))] + [(gm.name(g), codes == g) for g in groups[:MAX_PANELS - 1]]
-    cols = min(NCOLS, len(panels))
-    nrows = -(-len(panels) // cols)
-    fig = Figure(figsize=(PANEL_INCHES * cols, PANEL_INCHES * nrows + (0.3 if suptitle else 0.0)),
-                 layout="constrained")
-    for i, (name, sel) in enumerate(panels):
-        ax = fig.add_subplot(nrows, cols, i + 1)
-        plot_reliability(_reliability(conf[sel], correct[sel], n_bins, name[:40]), ax)
-        if ax.get_legend() is not None:
-            ax.get_legend().remove()
-        ax.title.set_fontsize(8)
-        ax.tick_params(labelsize=7)
-        ax.xaxis.label.set_fontsize(8)
-        ax.yaxis.label.set_fontsize(8)
-        for t in ax.texts:
-            t.set_fontsize(7)
-    if suptitle:
-        fig.suptitle(suptitle, fontsize=10)
-    return fig
+    return reliability_panels([_reliability(conf[sel], correct[sel], n_bins, name[:40]) for name, sel in panels],
+                              ncols=NCOLS, panel_size=PANEL_INCHES, suptitle=suptitle, title_size=8, suptitle_size=10,
+                              suptitle_inches=0.3)
 
 
 def cumulative_groups_figure(rows, codes, gm, groups, suptitle: str = "") -> Figure:

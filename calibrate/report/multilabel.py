@@ -36,7 +36,7 @@ from matplotlib.figure import Figure
 from calibrate._core.binning import bin_index, equal_width_edges
 from calibrate._core.blocks import BLOCK_BYTES, block_rows
 from calibrate.metrics.multilabel import multilabel_metrics, sigmoid
-from calibrate.report.figures import plot_reliability, reliability_data
+from calibrate.report.figures import reliability_data, reliability_panels
 from calibrate.report.html import _fmt, _png, command_line, environment
 
 WORST_LABELS = 8  # labels shown in detail (table with intervals, reliability panels)
@@ -176,26 +176,14 @@ def label_reliability_figure(probs, labels, columns, names, *, n_bins: int = 10,
     p = np.asarray(probs, dtype=np.float64)
     y = np.asarray(labels)
     cols = [int(j) for j in columns]
-    m = len(cols)
-    nrows = int(np.ceil(m / ncols))
-    fig = Figure(figsize=(panel_size * min(m, ncols), panel_size * nrows), layout="constrained")
-    for i, j in enumerate(cols):
-        ax = fig.add_subplot(nrows, min(m, ncols), i + 1)
+    panels = []
+    for j in cols:
         pj = p[:, j]
         d = reliability_data(np.column_stack([1.0 - pj, pj]), y[:, j].astype(np.int64), n_bins, class_index=1,
                              label=f"label {j}" if str(names[j]) == str(j) else str(names[j]))
         d.xlabel = "P(label on)"
-        plot_reliability(d, ax)
-        ax.get_legend().remove()
-        ax.title.set_fontsize(9)
-        ax.tick_params(labelsize=7)
-        ax.xaxis.label.set_fontsize(8)
-        ax.yaxis.label.set_fontsize(8)
-        for t in ax.texts:
-            t.set_fontsize(7)
-    if suptitle:
-        fig.suptitle(suptitle)
-    return fig
+        panels.append(d)
+    return reliability_panels(panels, ncols=ncols, panel_size=panel_size, suptitle=suptitle)
 
 
 # ----------------------------------------------------------------------------- sections
