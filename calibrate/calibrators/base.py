@@ -356,6 +356,25 @@ class Calibrator(BaseEstimator):
         write_atomic(path, self.to_json())
 
 
+class JsonFileMixin:
+    """``save(path)`` / ``load(path)`` for an estimator with ``_check_fitted()``, ``to_json()``
+    and ``from_dict(d, source)``: plain JSON, written atomically, checked on reading."""
+
+    def save(self, path) -> None:
+        """Write the fitted object as JSON (atomically: calibrate.io.outputs.write_atomic)."""
+        from calibrate.io.outputs import write_atomic
+
+        self._check_fitted()
+        write_atomic(path, self.to_json())
+
+    @classmethod
+    def load(cls, path):
+        """Load a file written by :meth:`save` (plain JSON, checked; nothing is executed)."""
+        from calibrate.io.readers import read_json
+
+        return cls.from_dict(read_json(path), str(path))
+
+
 def load(path) -> Calibrator:
     """Load a calibrator saved with ``save`` (plain JSON, checked against its schema; nothing
     is executed)."""

@@ -78,6 +78,7 @@ from calibrate.calibrators.base import (
     _REGISTRY,
     MAX_CLASSES,
     Calibrator,
+    JsonFileMixin,
     NotFittedError,
     _encode,
     encode_labels,
@@ -234,7 +235,7 @@ def _nll_total(z, y, codes, log_t, n_groups: int) -> float:
 
 
 # ----------------------------------------------------------------------------- the estimator
-class GroupedCalibrator(BaseEstimator):
+class GroupedCalibrator(JsonFileMixin, BaseEstimator):
     """A calibrator per group, shrunk toward the global fit (see the module docstring).
 
     base: "temperature" (default), any ``calibrate fit --method`` name, or a
@@ -574,20 +575,6 @@ class GroupedCalibrator(BaseEstimator):
         for key, value in state.items():
             setattr(obj, key, value)
         return obj
-
-    def save(self, path) -> None:
-        """Write the fitted calibrator as JSON (atomically: calibrate.io.outputs.write_atomic)."""
-        from calibrate.io.outputs import write_atomic
-
-        self._check_fitted()
-        write_atomic(path, self.to_json())
-
-    @classmethod
-    def load(cls, path) -> GroupedCalibrator:
-        """Load a file written by :meth:`save` (plain JSON, checked; nothing is executed)."""
-        from calibrate.io.readers import read_json
-
-        return cls.from_dict(read_json(path), str(path))
 
 
 def _weights(sizes: np.ndarray, tau) -> np.ndarray:

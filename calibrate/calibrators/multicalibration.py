@@ -66,7 +66,7 @@ from calibrate.calibrators._schema import (
     check_parts,
     decode_fields,
 )
-from calibrate.calibrators.base import NotFittedError, _encode
+from calibrate.calibrators.base import JsonFileMixin, NotFittedError, _encode
 from calibrate.metrics.multicalibration import (
     OTHER,
     iter_segments,
@@ -179,7 +179,7 @@ def _code(spec: dict, values) -> np.ndarray:
     return np.array([lookup.get(key(v), default) for v in arr.tolist()], dtype=np.int64)
 
 
-class MulticalibrationPostprocessor(BaseEstimator):
+class MulticalibrationPostprocessor(JsonFileMixin, BaseEstimator):
     """Iterative patching of (segment, score bin) cells (see the module docstring).
 
     categorical, numerical: feature column names; max_depth, n_bins, max_categories,
@@ -474,20 +474,6 @@ class MulticalibrationPostprocessor(BaseEstimator):
         for key, value in state.items():
             setattr(obj, key, value)
         return obj
-
-    def save(self, path) -> None:
-        """Write the fitted post-processor as JSON (atomically: calibrate.io.outputs.write_atomic)."""
-        from calibrate.io.outputs import write_atomic
-
-        self._check_fitted()
-        write_atomic(path, self.to_json())
-
-    @classmethod
-    def load(cls, path) -> MulticalibrationPostprocessor:
-        """Load a file written by :meth:`save` (plain JSON, checked; nothing is executed)."""
-        from calibrate.io.readers import read_json
-
-        return cls.from_dict(read_json(path), str(path))
 
 
 # ----------------------------------------------------------------------------- file fields

@@ -29,7 +29,7 @@ from sklearn.base import BaseEstimator
 
 from calibrate._core.validation import InputError, check_choice
 from calibrate.calibrators._schema import Choice, Field, Loc, Number, decode_fields
-from calibrate.calibrators.base import _REGISTRY, Calibrator, NotFittedError, _encode
+from calibrate.calibrators.base import _REGISTRY, Calibrator, JsonFileMixin, NotFittedError, _encode
 from calibrate.metrics.multilabel import check_multilabel, check_multilabel_scores
 
 METHODS = ("platt", "temperature", "isotonic", "beta")
@@ -46,7 +46,7 @@ def as_label_logits(x: np.ndarray, kind: str) -> np.ndarray:
     return np.log(np.maximum(x, _TINY)) - np.log(np.maximum(1.0 - x, _TINY))
 
 
-class MultiLabelCalibrator(BaseEstimator):
+class MultiLabelCalibrator(JsonFileMixin, BaseEstimator):
     """One binary calibrator per label of an (n, L) multi-label model.
 
     method: "platt", "temperature", "isotonic" or "beta" (the binary calibrator).
@@ -187,20 +187,6 @@ class MultiLabelCalibrator(BaseEstimator):
         obj.calibrators_ = cals
         obj.n_labels_ = int(n_labels)
         return obj
-
-    def save(self, path) -> None:
-        """Write the fitted calibrator as JSON (atomically: calibrate.io.outputs.write_atomic)."""
-        from calibrate.io.outputs import write_atomic
-
-        self._check_fitted()
-        write_atomic(path, self.to_json())
-
-    @classmethod
-    def load(cls, path) -> MultiLabelCalibrator:
-        """Load a file written by :meth:`save` (plain JSON, checked; nothing is executed)."""
-        from calibrate.io.readers import read_json
-
-        return cls.from_dict(read_json(path), str(path))
 
 
 class _ParamsField(Field):
