@@ -182,3 +182,139 @@ def test_cli_fit_prints_the_summary(tmp_path, method):
     cal = load(tmp_path / "cal.json")
     m0, m1 = nll_ece_in_blocks(z, y, 15, calibrators=(None, cal))
     assert _printed(out) == tuple(float(f"{v:.4f}") for v in (m0["nll"], m1["nll"], m0["ece"], m1["ece"]))
+
+
+# ------------------------------------------------- a fit that ends with a Taylor step
+def _record_at(z, y, a0):
+    rec = FS.TemperatureFitRecord()
+    nll_derivative_sums(z, y, a0, 1.0, record=rec)
+    return rec
+
+
+def _forbid_full_pass(monkeypatch):
+    def no_pass(*args, **kw):
+        raise AssertionError("a pass over all the logits")
+
+    monkeypatch.setattr(FS, "_lse_pass", no_pass)
+
+
+def _assert_equals_reference(rec, z, y, t, n_bins=15):
+    for g, r in zip(rec.summary(n_bins), _reference(z, y, t, n_bins)):
+        assert g["nll"] == pytest.approx(r["nll"], abs=TOL, rel=0)
+        assert g["ece"] == pytest.approx(r["ece"], abs=TOL, rel=0)
+
+
+@pytest.mark.parametrize("k", [2, 10, 1000])
+def test_a_small_last_step_is_taken_from_the_cumulant_series_without_a_pass(monkeypatch, k):
+    z, y = _logits(500, k, seed=20 + k, dtype=np.float64)
+    rec = _record_at(z, y, 0.6)
+    _forbid_full_pass(monkeypatch)
+    a = 0.6 * (1 + 3e-4)  # a Taylor step of 0.03 %, as a fit that stops after one pass takes
+    rec.finish(z, y, a)
+    assert rec.rows_recomputed == 0
+    _assert_equals_reference(rec, z, y, 1.0 / a)
+
+
+def test_rows_whose_series_is_not_accurate_are_recomputed_from_their_logits(monkeypatch):
+    z, y = _logits(400, 50, seed=30, dtype=np.float64)
+    # 40 rows with two close top options and the rest far below: the far mass makes their
+    # series too slow for a 1 % step
+    z[:40] = np.linspace(-12.0, -30.0, 50)
+    z[:40, :2] = [0.0, -0.5]
+    rec = _record_at(z, y, 0.5)
+    _forbid_full_pass(monkeypatch)
+    a = 0.5 * 1.01
+    rec.finish(z, y, a)
+    assert 0 < rec.rows_recomputed <= 100
+    _assert_equals_reference(rec, z, y, 1.0 / a)
+
+
+def test_a_step_too_long_for_most_rows_redoes_the_pass():
+    z, y = _logits(300, 20, seed=31, dtype=np.float64)
+    rec = _record_at(z, y, 0.5)
+    rec.finish(z, y, 0.8)
+    assert rec.rows_recomputed == 300
+    _assert_equals_reference(rec, z, y, 1.0 / 0.8)
+
+
+def test_a_masked_option_adds_nothing_to_the_series(monkeypatch):
+    z, y = _logits(300, 12, seed=32, dtype=np.float64)
+    z[:, 3] = -np.inf
+    y[y == 3] = 4
+    rec = _record_at(z, y, 0.7)
+    _forbid_full_pass(monkeypatch)
+    a = 0.7 * (1 - 5e-4)
+    rec.finish(z, y, a)
+    _assert_equals_reference(rec, z, y, 1.0 / a)
+
+
+def _moments_at(z, a0):
+    """(lse0 (n,), (7, n) [m, mu_2..mu_6 bound, gap]) of one recorded pass at a0."""
+    rec = FS.TemperatureFitRecord()
+    nll_derivative_sums(z, np.zeros(z.shape[0], dtype=int), a0, None, record=rec)
+    return np.concatenate(rec._lse[a0]), np.concatenate(rec._cum[1], axis=1)
+
+
+def test_the_recorded_moments_equal_a_direct_computation():
+    rng = np.random.default_rng(33)
+    z = rng.normal(size=(40, 30)) * 3.0
+    lse0, rows = _moments_at(z, 0.7)
+    zs = z - z.max(axis=1, keepdims=True)
+    p = np.exp(0.7 * zs - logsumexp(0.7 * zs, axis=1, keepdims=True))
+    m = (p * zs).sum(axis=1)
+    c = zs - m[:, None]
+    assert np.allclose(lse0, logsumexp(0.7 * zs, axis=1), rtol=0, atol=1e-13)
+    assert np.allclose(rows[0], m, rtol=1e-12, atol=1e-13)
+    for r in range(2, 6):
+        assert np.allclose(rows[r - 1], (p * c**r).sum(axis=1), rtol=1e-9, atol=1e-10)
+    mu6 = (p * c**6).sum(axis=1)
+    assert np.all(rows[5] >= mu6) and np.allclose(rows[5], mu6, rtol=1e-6)
+    assert np.all(rows[6] >= -zs.min(axis=1))
+
+
+def test_a_far_option_with_little_mass_is_caught_by_the_bound():
+    # two close options and a far one: the first terms of the series hide it, mu_6 does not
+    z = np.array([[0.0, -0.6, -18.0, -40.0, -48.0]])
+    lse0, rows = _moments_at(z, 1.0)
+    d = -0.05
+    lse, bad = FS.moment_series(lse0, rows, d)
+    assert abs(lse[0] - logsumexp((1.0 + d) * z[0])) > FS.ROW_ATOL  # the series alone is off here
+    assert bad.tolist() == [0]
+
+
+def test_a_row_with_one_option_holding_all_the_mass_is_exact():
+    z = np.array([[0.0, -800.0, -900.0], [0.0, -1.0, -2.0]])
+    lse0, rows = _moments_at(z, 1.0)
+    lse, bad = FS.moment_series(lse0, rows, 1e-3)
+    assert 0 not in bad
+    assert lse[0] == pytest.approx(0.0, abs=1e-300)
+
+
+def test_a_fit_that_stops_after_one_pass_needs_no_other_pass(monkeypatch):
+    from calibrate.io.examples import imagenet_shaped_logits
+
+    z, y = imagenet_shaped_logits(4000, 200, seed=1)
+    rec = FS.TemperatureFitRecord()
+    _forbid_full_pass(monkeypatch)
+    cal = TemperatureScaling().fit(z, y, record=rec)
+    assert cal.n_iter_ == 1 and rec.rows_recomputed < 400
+    _assert_equals_reference(rec, z, y, cal.temperature_)
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=80, deadline=None)
+@given(seed=st.integers(0, 10**6), k=st.sampled_from([2, 3, 10, 200]), scale=st.floats(0.1, 20.0),
+       step=st.floats(-0.05, 0.05), kind=st.sampled_from(["t", "normal", "integers"]))
+def test_a_row_taken_from_its_series_is_within_the_bound(seed, k, scale, step, kind):
+    rng = np.random.default_rng(seed)
+    draw = {"t": lambda: rng.standard_t(3, size=(60, k)), "normal": lambda: rng.normal(size=(60, k)),
+            "integers": lambda: rng.integers(0, 4, size=(60, k)).astype(float)}
+    z = draw[kind]() * scale
+    lse0, rows = _moments_at(z, 1.0)
+    lse, bad = FS.moment_series(lse0, rows, step)
+    exact = logsumexp((1.0 + step) * (z - z.max(axis=1, keepdims=True)), axis=1)
+    good = np.setdiff1d(np.arange(60), bad)
+    assert np.all(np.abs(lse[good] - exact[good]) <= FS.ROW_ATOL + 1e-15 * (1.0 + np.abs(exact[good])))

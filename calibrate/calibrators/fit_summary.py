@@ -5,17 +5,30 @@ before (softmax(z)) and after calibration. For temperature scaling the fit's own
 over the (n, k) logits already compute, per row, with zs = z - max_j z:
 
 - gap = zs_y (the label's logit minus the top one) and the arg-max (the same at every T > 0);
-- lse_a = log sum_j exp(a zs_j) at the pass's a = 1/T, and at a = 1 on the first pass.
+- lse_a = log sum_j exp(a zs_j) at the pass's a = 1/T, and at a = 1 on the first pass;
+- m = E_p[zs] and the central moments mu_2..mu_6 of zs under p = softmax(a zs), at the
+  last pass's a (mu_6 as an upper bound: from the raw moments, with their rounding).
 
 From these (n,) arrays: NLL(a) = mean(lse_a - a gap); the top-label confidence is
 exp(-lse_a) (the arg-max has zs = 0); correct = [arg-max = y]. So the summary needs no
-pass of its own when the fit's last pass was at the fitted T; when the fit ended with a
-Taylor step from its last pass (the usual case, see fit_temperature_nll), lse at the
-fitted T costs one exponential per value (one pass, against the two exponentials, the
-arg-max and the gather of a separate summary pass). :class:`TemperatureFitRecord` holds
-these arrays (n-sized, never (n, k)); :func:`fit_with_summary` fits any calibrator and
-returns the summary, through the record for TemperatureScaling and through a separate
-pass (:func:`calibrate.metrics.toplabel.nll_ece_in_blocks`) for every other method.
+pass of its own when the fit's last pass was at the fitted T. When the fit ended with a
+Taylor step d from its last pass at a0 (the usual case, see fit_temperature_nll), with
+c = zs - m, lse_{a0 + d} = lse_{a0} + d m + log E_p[exp(d c)], and the exponential's series
+to order 5 gives
+
+    lse_{a0 + d} = lse_{a0} + d m + log(1 + sum_{r=2..5} d^r mu_r / r!) + E,
+    |E| <= B / (1 - 2 B),  B = d^6 mu_6 / 720 * exp(max over the row of d c, 0)
+
+(Lagrange's remainder of exp; E_p[exp(d c)] >= 1 by Jensen), with max d c <= d (-m) for
+d > 0 and <= |d| (max_j -zs_j) for d < 0 (the block's largest gap bounds it). A row is taken
+from its series when that bound is at most ``ROW_ATOL``; the other rows' lse is computed
+from their logits (one exponential per value of those rows only; all rows when more than
+half fail). The sixth raw moment is the record's own work in each pass (one product and
+one sum per value), like the arg-max.
+:class:`TemperatureFitRecord` holds these arrays (n-sized, never (n, k));
+:func:`fit_with_summary` fits any calibrator and returns the summary, through the record
+for TemperatureScaling and through a separate pass
+(:func:`calibrate.metrics.toplabel.nll_ece_in_blocks`) for every other method.
 """
 
 from __future__ import annotations
@@ -27,6 +40,10 @@ from calibrate._core import stats as _stats
 from calibrate._core.blocks import BLOCK_BYTES, is_dask, row_blocks, row_max
 from calibrate._core.validation import check_n_bins
 
+ROW_ATOL = 1e-12  # the largest error bound of a row's lse taken from its moment series
+_ROUNDING = 1e-13  # relative: mu_6's rounding, against the sum of its terms' magnitudes
+_MOST_ROWS_FAILING = 0.5  # above this share of rows recomputed, one pass over all rows instead
+
 
 class TemperatureFitRecord:
     """Per-row values of a temperature fit's full passes, for its summary.
@@ -36,52 +53,77 @@ class TemperatureFitRecord:
     :func:`~calibrate.calibrators.temperature_solver.fit_temperature_nll`. After the fit:
     ``scale`` (a = 1/T), ``lse_before`` and ``lse_after`` ((n,) float64 log sum_j exp(a zs_j)
     at a = 1 and at the fitted a), ``gap`` ((n,) float64 zs_y) and ``correct`` ((n,) bool,
-    arg-max = label, the first maximum on ties). Memory: about 25 bytes per row.
+    arg-max = label, the first maximum on ties), and ``rows_recomputed`` (how many rows'
+    lse at the fitted a came from their logits instead of the last pass's moment series;
+    n when the whole pass was redone, 0 when none or when the last pass was at a).
+    Memory: about 90 bytes per row.
     """
 
     def __init__(self):
         self._lse: dict[float, list] = {}  # a -> the (m,) blocks of the latest pass at a
         self._gap: list = []
         self._top: list = []
+        self._cum: tuple = (None, [])  # (a, the (7, m) blocks [m, mu_2..mu_6, gap bound]) of the latest pass
         self._rows_done = False  # _gap and _top hold a whole pass
         self.scale = self.lse_before = self.lse_after = self.gap = self.correct = None
+        self.rows_recomputed = None
 
-    def add(self, start, zs, axis, zy, a, lse, also_at, lse_also) -> None:
+    def add(self, start, zs, axis, zy, a, lse, also_at, lse_also, moments=None, raw=None, zmin=None,
+            absent=None) -> None:
         """One block of a pass (called by nll_derivative_sums): zs (m, k) (axis 1) or (k, m)
-        (axis 0) float64 logits minus the row maximum, zy (m,) the label's zs, lse (m,) at
-        a, lse_also (m,) at also_at (None when also_at is None)."""
+        (axis 0) float64 logits minus the row maximum (0 where absent), zy (m,) the label's
+        zs, lse (m,) at a, lse_also (m,) at also_at (None when also_at is None); moments:
+        (m,) arrays E_p[zs], mu_2..mu_5 under p = softmax(a zs); raw: (s0, r_2..r_5, t) with
+        s0 = sum_j exp(a zs_j), r_i = E_p[zs^i] and t the block's buffer of exp(a zs) zs^5
+        (overwritten here); zmin: the block's smallest zs; absent: -inf mask or None."""
         if start == 0:
             self._rows_done = self._rows_done or bool(self._gap)
             self._lse = {b: v for b, v in self._lse.items() if b == 1.0}
             for b in (a, also_at):
                 if b is not None:
                     self._lse[b] = []
+            self._cum = (float(a), [])
         self._lse[a].append(np.asarray(lse, dtype=np.float64))
+        if moments is not None and self._cum[0] == float(a):
+            self._cum[1].append(_with_sixth(zs, axis, moments, raw, zmin))
         if also_at is not None:
             self._lse[also_at].append(np.asarray(lse_also, dtype=np.float64))
         if not self._rows_done:
             self._gap.append(np.asarray(zy, dtype=np.float64))
-            self._top.append(zs.argmax(axis=axis))
+            self._top.append((zs if absent is None else np.where(absent, -np.inf, zs)).argmax(axis=axis))
 
     def finish(self, z, y, a: float) -> None:
-        """Complete the record at the fitted a = 1/T: what no full pass computed (lse at a,
-        at 1, the gaps and arg-maxes) comes from one pass over z (n, k) in row blocks."""
+        """Complete the record at the fitted a = 1/T: lse at a from the last pass's cumulant
+        series where it is accurate (module docstring), the rest (lse at a or at 1, the gaps
+        and arg-maxes, when no full pass computed them) from z (n, k) in row blocks."""
         n, k = z.shape
         y = np.asarray(y)
+        a = float(a)
         got = {b: np.concatenate(v) for b, v in self._lse.items() if v}
         got = {b: v for b, v in got.items() if v.shape[0] == n}
         rows_done = bool(self._gap) and sum(g.shape[0] for g in self._gap) == n
-        need = [b for b in dict.fromkeys((1.0, float(a))) if b not in got]
+        self.rows_recomputed = 0
+        a0, cum = self._cum
+        if a not in got and a0 in got and sum(c.shape[1] for c in cum) == n:
+            lse, bad = moment_series(got[a0], np.concatenate(cum, axis=1), a - a0)
+            if bad.size <= _MOST_ROWS_FAILING * n:
+                if bad.size:
+                    lse[bad] = _lse_rows(z, bad, a)
+                got[a] = lse
+                self.rows_recomputed = int(bad.size)
+        need = [b for b in dict.fromkeys((1.0, a)) if b not in got]
+        if a in need:
+            self.rows_recomputed = n
         if need or not rows_done:
             lse, gap, top = _lse_pass(z, y, need, not rows_done)
             got.update(lse)
             if not rows_done:
                 self._gap, self._top = gap, top
-        self.scale = float(a)
-        self.lse_before, self.lse_after = got[1.0], got[float(a)]
+        self.scale = a
+        self.lse_before, self.lse_after = got[1.0], got[a]
         self.gap = np.concatenate(self._gap)
         self.correct = np.concatenate(self._top) == y
-        self._lse, self._gap, self._top = {}, [], []
+        self._lse, self._gap, self._top, self._cum = {}, [], [], (None, [])
 
     def nll(self, after: bool = True) -> float:
         """Mean NLL of softmax(a z): mean(lse_a - a zs_y), a = the fitted 1/T (after) or 1."""
@@ -104,6 +146,50 @@ class TemperatureFitRecord:
         if self.scale is None:
             raise ValueError("TemperatureFitRecord: not finished (fit a TemperatureScaling with record= first)")
         return [{"nll": self.nll(after), "ece": self.ece(n_bins, after)} for after in (False, True)]
+
+
+def _with_sixth(zs, axis, moments, raw, zmin) -> np.ndarray:
+    """(7, m) float64 [m, mu_2..mu_5, an upper bound of mu_6, the largest gap -zmin] of a block."""
+    m, mu2, mu3, mu4, mu5 = moments
+    s0, r2, r3, r4, r5, t = raw
+    r6 = np.multiply(t, zs, out=t).sum(axis=axis) / s0
+    m2, am = m * m, np.abs(m)
+    terms = (r6, 6.0 * am * np.abs(r5), 15.0 * m2 * r4, 20.0 * m2 * am * np.abs(r3), 15.0 * m2 * m2 * r2,
+             5.0 * m2 * m2 * m2)
+    mu6 = r6 - 6.0 * m * r5 + 15.0 * m2 * r4 - 20.0 * m2 * m * r3 + 15.0 * m2 * m2 * r2 - 5.0 * m2 * m2 * m2
+    mu6 = np.maximum(mu6, 0.0) + _ROUNDING * sum(terms)
+    return np.stack([m, mu2, mu3, mu4, mu5, mu6, np.full_like(m, -float(zmin))])
+
+
+def moment_series(lse0, rows, d: float) -> tuple:
+    """(lse (n,) float64 at a0 + d from the series, (q,) int rows where its bound exceeds ROW_ATOL).
+
+    lse0: (n,) log sum_j exp(a0 zs_j); rows: (7, n) [m, mu_2..mu_6, largest gap] of zs under
+    softmax(a0 zs) (module docstring: the series and its bound).
+    """
+    m, mu2, mu3, mu4, mu5, mu6, gap = rows
+    u = d * d * (mu2 / 2.0 + d * (mu3 / 6.0 + d * (mu4 / 24.0 + d * mu5 / 120.0)))
+    reach = d * -m if d > 0 else -d * gap  # the largest d c over the row (c = zs - m)
+    with np.errstate(over="ignore", invalid="ignore"):
+        b = d**6 * mu6 / 720.0 * np.exp(np.maximum(reach, 0.0))
+        bound = np.where(b < 0.25, b / (1.0 - 2.0 * b), np.inf)
+    lse = lse0 + d * m + np.log1p(u)
+    return lse, np.flatnonzero(~(bound <= ROW_ATOL))
+
+
+def _lse_rows(z, rows, a: float) -> np.ndarray:
+    """(len(rows),) log sum_j exp(a (z_j - max z)) of z's rows ``rows`` (sorted ints), in
+    blocks of rows (one exponential per value of those rows only)."""
+    k = z.shape[1]
+    out = []
+    step = max(1, BLOCK_BYTES // (8 * k))
+    for s in range(0, rows.size, step):
+        zb = np.asarray(z[rows[s:s + step]])
+        zs = np.subtract(zb, row_max(zb)[:, None], dtype=np.float64)
+        zs *= a
+        np.exp(zs, out=zs)
+        out.append(np.log(zs.sum(axis=1)))
+    return np.concatenate(out) if out else np.zeros(0)
 
 
 def _lse_pass(z, y, scales, with_rows):

@@ -45,8 +45,12 @@ def nll_derivative_sums(z, y, a: float, also_at: float | None = None, *, dtype=n
     when None), sum f'''', sum f''''']: f at also_at lets the first pass of a fit also give
     the NLL at T = 1 for one more exp per value; f'''' and f''''' (the 4th and 5th
     cumulants of zs under p) let it stop after one pass when it starts close enough.
-    record: None, or an object whose ``add(start, zs, axis, zy, a, lse, also_at, lse_also)``
-    receives each block's per-row values (calibrate.calibrators.fit_summary.TemperatureFitRecord).
+    record: None, or an object whose ``add(start, zs, axis, zy, a, lse, also_at, lse_also,
+    moments, raw, zmin, absent)`` receives each block's per-row values: moments = (m,) arrays
+    E_p[zs] and the central moments 2..5 of zs under p, raw = (s0, r2..r5, t): sum_j e_j, the
+    raw moments 2..5 and the block's (m, k) buffer of e_j zs_j^5 (free to overwrite), zmin the
+    block's smallest zs, absent its -inf mask or None (zs is 0 there)
+    (calibrate.calibrators.fit_summary.TemperatureFitRecord).
     A -inf logit (an absent option) has p = 0 at every a: it adds nothing to any sum, and
     the mean of zs is over the row's present options (labels' logits must be finite).
     """
@@ -117,8 +121,6 @@ def _nll_derivative_sums(z, y, a, also_at, dtype, with_mean, record=None):
         if absent is not None:
             e[absent] = 0.0
         s0 = rowsum(e)
-        if record is not None:
-            record.add(start, zs, axis, zy, a, np.log(s0), also_at, lse_also)
         m1 = rowsum(np.multiply(e, zs, out=t)) / s0
         r2 = rowsum(np.multiply(t, zs, out=t)) / s0
         r3 = rowsum(np.multiply(t, zs, out=t)) / s0
@@ -130,8 +132,12 @@ def _nll_derivative_sums(z, y, a, also_at, dtype, with_mean, record=None):
         mu3 = r3 - m1 * (3.0 * r2 - 2.0 * mm)
         mu4 = r4 - m1 * (4.0 * r3 - 6.0 * m1 * r2 + 3.0 * mm * m1)
         mu5 = r5 - m1 * (5.0 * r4 - 10.0 * m1 * r3 + 10.0 * mm * r2 - 4.0 * mm * mm)
+        k4, k5 = mu4 - 3.0 * mu2 * mu2, mu5 - 10.0 * mu3 * mu2
+        if record is not None:  # t holds e zs^5 here
+            record.add(start, zs, axis, zy, a, np.log(s0), also_at, lse_also,
+                       moments=(m1, mu2, mu3, mu4, mu5), raw=(s0, r2, r3, r4, r5, t), zmin=zmin, absent=absent)
         out += (m, np.log(s0).sum() - a * zy.sum(), (m1 - zy).sum(), mu2.sum(), mu3.sum(), mean_gap,
-                np.count_nonzero(zy < 0), f_also, (mu4 - 3.0 * mu2 * mu2).sum(), (mu5 - 10.0 * mu3 * mu2).sum())
+                np.count_nonzero(zy < 0), f_also, k4.sum(), k5.sum())
     return out
 
 
@@ -167,7 +173,7 @@ def fit_temperature_nll(z, y, bounds=None, max_iter: int = 100, start: float | N
     record: None, or a calibrate.calibrators.fit_summary.TemperatureFitRecord that keeps the
     per-row values of the full passes (numpy passes only) and, finished at the fitted T,
     gives the NLL and top-label confidences at T = 1 and at T without another full pass
-    when the last pass was at T (else one exponential per value at T).
+    (when the fit ended with a Taylor step, from the last pass's per-row cumulants).
     Returns (T, info), info = dict(nll, nll_at_1 (from the first pass), grad_log_t,
     n_iter (passes over all rows), at_bound).
     """
