@@ -400,6 +400,14 @@ class ClasswiseBins(Statistic):
         return classwise_reduce(calibration_error(*self.sums(state), norm, debiased, rng), norm)
 
 
+def brier_reliability(count, s_f, s_o) -> np.ndarray:
+    """(...) reliability term of Murphy's Brier decomposition, (1/n) sum n_b (f_b - o_b)^2
+    over classes and bins, from per-(class, bin) count, sum f, sum o, each (..., k, B)."""
+    n = count[..., 0, :].sum(axis=-1)
+    safe = np.where(count > 0, count, 1.0)
+    return np.sum(count * (s_f / safe - s_o / safe) ** 2, axis=(-2, -1)) / np.where(n > 0, n, 1.0)
+
+
 def brier_decomposition_terms(count, s_f, s_o, s_ff, s_fo) -> dict:
     """Murphy's decomposition of the Brier score from per-(class, bin) sums, each (..., k, B)
     float64: count, sum f, sum o, sum f^2, sum f o (f = p_ij, o = [y_i = j], class j's bins).
@@ -419,7 +427,7 @@ def brier_decomposition_terms(count, s_f, s_o, s_ff, s_fo) -> dict:
     freq = s_o.sum(axis=-1) / n[..., None]
     return {
         "brier": np.sum(s_ff - 2.0 * s_fo + s_o, axis=(-2, -1)) / n,
-        "reliability": np.sum(count * (fb - ob) ** 2, axis=(-2, -1)) / n,
+        "reliability": brier_reliability(count, s_f, s_o),
         "resolution": np.sum(count * (ob - freq[..., None]) ** 2, axis=(-2, -1)) / n,
         "uncertainty": np.sum(freq * (1.0 - freq), axis=-1),
         "within_bin_variance": np.sum(s_ff - s_f * fb, axis=(-2, -1)) / n,
