@@ -113,14 +113,6 @@ def log_loss_decomposition(logits, labels, method="temperature") -> dict:
 
 
 # ------------------------------------------------------------------ ECE: signed
-def _top_binned(probs, labels, n_bins, binning):
-    n_bins = _check_binning(n_bins, binning)
-    p, y = check_probs_labels(probs, labels)
-    conf, ok = _top_label(p, y)
-    edges = _binning.make_edges(conf, n_bins, binning)
-    return conf, ok, _binning.bin_index(conf, edges), n_bins
-
-
 def ece_over_under(probs, labels, n_bins: int = 15, *, binning: str = "width") -> dict:
     """Split the top-label ECE into over- and under-confidence (signed bin gaps).
 
@@ -163,11 +155,14 @@ def ece_consistency_test(probs, labels, n_bins: int = 15, *, binning: str = "wid
     p-value (1 + #{null >= observed}) / (1 + n_resamples).
     """
     n_resamples = check_n_resamples(n_resamples)
-    conf, ok, idx, n_bins = _top_binned(probs, labels, n_bins, binning)
+    n_bins = _check_binning(n_bins, binning)
+    conf, ok = _top_label(*check_probs_labels(probs, labels))
     n = conf.size
     c64 = conf.astype(np.float64)
-    s_conf = np.bincount(idx, weights=c64, minlength=n_bins)
-    observed = float(np.abs(np.bincount(idx, weights=ok, minlength=n_bins) - s_conf).sum() / n)
+    stat = _stats.Bins(_binning.make_edges(conf, n_bins, binning))
+    _, s_conf, s_corr = stat.sums(stat.update_values(stat.zeros(), conf, ok))
+    observed = float(np.abs(s_corr - s_conf).sum() / n)
+    idx = _binning.bin_index(conf, stat.edges)
     rng = np.random.default_rng(seed)
     null = np.empty(int(n_resamples))
     chunk = max(1, (1 << 22) // n)
