@@ -53,7 +53,9 @@ def brier_decomposition(probs, labels, n_bins: int = 15, *, binning: str = "widt
     Returns a dict of floats: brier, reliability, resolution, uncertainty,
     within_bin_variance, within_bin_covariance, with
     brier = reliability - resolution + uncertainty + within_bin_variance
-    - 2 within_bin_covariance (exact; see the module docstring).
+    - 2 within_bin_covariance (exact; see the module docstring). The sums are those of
+    :class:`calibrate._core.stats.ClasswiseBrierBins` (streamed by
+    ``CalibrationAccumulator(decomposition=True)``); probs may be a dask array ("width").
     """
     n_bins = _check_binning(n_bins, binning)
     p, y = _dispatch.check(probs, labels)
@@ -119,7 +121,8 @@ def ece_over_under(probs, labels, n_bins: int = 15, *, binning: str = "width") -
     overconfidence = sum_b w_b max(conf_b - acc_b, 0), underconfidence =
     sum_b w_b max(acc_b - conf_b, 0), w_b = n_b / n; they sum to
     :func:`calibrate.metrics.ece` with the same bins. Returns dict(ece, overconfidence,
-    underconfidence).
+    underconfidence). From the sums of :class:`calibrate._core.stats.Bins`
+    (:meth:`~calibrate._core.stats.Bins.over_under`); probs may be a dask array.
     """
     n_bins = _check_binning(n_bins, binning)
     p, y = _dispatch.check(probs, labels)
