@@ -357,15 +357,14 @@ class ClasswiseBins(Statistic):
         return np.stack([_binning.bin_index(p[:, j], self.edges[j]) for j in range(self.k)], axis=1)
 
     def terms(self, block: Block) -> Terms:
+        """Sparse part: [R count terms | R sum-of-p terms (the p_ij above the first bin, in
+        the order of np.nonzero) | m hit terms (the label's column)]; dense: [p.T (k, m) | 1]."""
         if block.probs is None:
-            raise InputError(f"{type(self).__name__}: the block has no probabilities (rows given by their values only)")
-        return self.terms_of(block.probs, block.labels, self.bin_index(block.probs))
-
-    def terms_of(self, p: np.ndarray, y: np.ndarray, idx: np.ndarray) -> Terms:
-        """Terms of rows p (m, k), labels y (m,) whose bins are idx (m, k) (:meth:`bin_index`)."""
-        m = p.shape[0]
+            raise InputError("ClasswiseBins: the block has no probabilities (rows given by their values only)")
+        p, y, m = block.probs, block.labels, block.m
         b, k = self.n_bins, self.k
         kb = k * b
+        idx = self.bin_index(p)
         cols = idx + (np.arange(k) * b)[None, :]
         rr, jj = np.nonzero(idx > 0)
         cc = cols[rr, jj]
@@ -465,23 +464,20 @@ class ClasswiseBrierBins(Statistic):
     def terms(self, block: Block) -> Terms:
         if block.probs is None:
             raise InputError("ClasswiseBrierBins: the block has no probabilities (rows given by their values only)")
-        p, y, m = block.probs, block.labels, block.m
-        idx = self.bins.bin_index(p)
-        base = self.bins.terms_of(p, y, idx)
-        kb = self.k * self.n_bins
+        base = self.bins.terms(block)  # its layout: see ClasswiseBins.terms
+        m, k = block.m, self.k
+        r = (base.rows.size - m) // 2
+        kb = k * self.n_bins
         start = self.bins.size
-        cols = idx + (np.arange(self.k) * self.n_bins)[None, :]
-        rr, jj = np.nonzero(idx > 0)
         ar = np.arange(m)
-        p64 = np.asarray(p, dtype=np.float64)
-        vals = np.empty(rr.size + m)
-        vals[:rr.size] = p64[rr, jj] ** 2
-        vals[rr.size:] = p64[ar, y]
-        dense = np.empty((base.dense.shape[0] + self.k, m))
-        dense[:base.dense.shape[0]] = base.dense
-        dense[base.dense.shape[0]:] = (p64 * p64).T
-        return Terms(np.concatenate([base.rows, rr, ar]),
-                     np.concatenate([base.cols, start + cols[rr, jj], start + kb + cols[ar, y]]),
+        vals = np.empty(r + m)
+        np.square(base.vals[r:2 * r], out=vals[:r])
+        vals[r:] = block.probs[ar, block.labels]
+        dense = np.empty((base.dense.shape[0] + k, m))
+        dense[:k + 1] = base.dense
+        np.square(base.dense[:k], out=dense[k + 1:])
+        return Terms(np.concatenate([base.rows, base.rows[:r], ar]),
+                     np.concatenate([base.cols, start + base.cols[:r], start - kb + base.cols[2 * r:]]),
                      np.concatenate([base.vals, vals]), self.dense_cols, dense)
 
     def sums(self, state):
