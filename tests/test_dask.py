@@ -95,3 +95,27 @@ def test_debiased_l1_ece_of_a_dask_array_follows_the_seed(client, data, seed):
 def test_debiased_l1_ece_of_a_dask_array_differs_between_seeds(client, data):
     z, y, p, zd, yd, pd = data
     assert metrics.ece(pd, yd, debiased=True, seed=0) != metrics.ece(pd, yd, debiased=True, seed=5)
+
+
+@pytest.mark.parametrize("binning", ["width", "mass"])
+def test_ece_over_under_equals_in_memory(client, data, binning):
+    from calibrate.metrics import decomposition
+
+    z, y, p, zd, yd, pd = data
+    got, ref = decomposition.ece_over_under(pd, yd, binning=binning), decomposition.ece_over_under(p, y, binning=binning)
+    for key in ref:
+        assert got[key] == pytest.approx(ref[key], rel=1e-12, abs=1e-15), key
+
+
+def test_brier_decomposition_and_its_accumulator_equal_in_memory(client, data):
+    from calibrate.metrics import decomposition
+
+    z, y, p, zd, yd, pd = data
+    ref = decomposition.brier_decomposition(p, y)
+    got = decomposition.brier_decomposition(pd, yd)
+    acc = CalibrationAccumulator(7, decomposition=True).update(pd, yd).brier_decomposition()
+    for key in ref:
+        assert got[key] == pytest.approx(ref[key], rel=1e-12, abs=1e-15), key
+        assert acc[key] == pytest.approx(ref[key], rel=1e-12, abs=1e-15), key
+    with pytest.raises(calibrate.InputError, match="width"):
+        decomposition.brier_decomposition(pd, yd, binning="mass")

@@ -16,7 +16,10 @@ the bootstrap multiplies them by its resample weights.
 
 Statistics: :class:`Accuracy`, :class:`NLL`, :class:`Brier` (state: rows, sum of the
 per-row value), :class:`Bins` (per-bin count, sum of confidence, sum of correctness:
-top-label, or one class's column), :class:`ClasswiseBins` (the same for every class).
+top-label, or one class's column; :meth:`Bins.over_under` splits its error into over- and
+under-confidence), :class:`ClasswiseBins` (the same for every class),
+:class:`ClasswiseBrierBins` (those and the per-bin sums of f^2 and f o: Murphy's Brier
+decomposition, :func:`brier_decomposition_terms`).
 """
 
 from __future__ import annotations
@@ -248,6 +251,19 @@ def classwise_reduce(per_class: np.ndarray, norm: str) -> np.ndarray:
     return per_class.max(axis=-1)
 
 
+def over_under_confidence(count, s_conf, s_corr):
+    """(overconfidence, underconfidence), each (...), from per-bin sums (..., B) float64.
+
+    overconfidence = sum_b max(s_conf_b - s_corr_b, 0) / n = sum_b w_b max(conf_b - acc_b, 0),
+    underconfidence = sum_b max(s_corr_b - s_conf_b, 0) / n, n = sum_b count_b; their sum
+    is the l1 :func:`calibration_error` of the same sums.
+    """
+    n = count.sum(axis=-1)
+    n = np.where(n > 0, n, 1.0)
+    gap = s_conf - s_corr
+    return np.maximum(gap, 0.0).sum(axis=-1) / n, np.maximum(-gap, 0.0).sum(axis=-1) / n
+
+
 class Bins(Statistic):
     """Per-bin (count, sum of value, sum of hit): state (3 * B,) = [count | value | hit].
 
@@ -300,6 +316,11 @@ class Bins(Statistic):
         rng = np.random.default_rng(seed) if debiased and norm == "l1" else None
         return calibration_error(*self.sums(state), norm, debiased, rng)
 
+    def over_under(self, state):
+        """(overconfidence, underconfidence), each (...), from (..., 3B) states
+        (see :func:`over_under_confidence`)."""
+        return over_under_confidence(*self.sums(state))
+
 
 class ClasswiseBins(Statistic):
     """For every class j, the bins of p_ij against [y_i = j] (Kull et al. 2019).
@@ -336,6 +357,8 @@ class ClasswiseBins(Statistic):
         return np.stack([_binning.bin_index(p[:, j], self.edges[j]) for j in range(self.k)], axis=1)
 
     def terms(self, block: Block) -> Terms:
+        """Sparse part: [R count terms | R sum-of-p terms (the p_ij above the first bin, in
+        the order of np.nonzero) | m hit terms (the label's column)]; dense: [p.T (k, m) | 1]."""
         if block.probs is None:
             raise InputError("ClasswiseBins: the block has no probabilities (rows given by their values only)")
         p, y, m = block.probs, block.labels, block.m
@@ -374,6 +397,106 @@ class ClasswiseBins(Statistic):
         """(...) class-wise error: :func:`classwise_reduce` of each class's calibration error."""
         rng = np.random.default_rng(seed) if debiased and norm == "l1" else None
         return classwise_reduce(calibration_error(*self.sums(state), norm, debiased, rng), norm)
+
+
+def brier_reliability(count, s_f, s_o) -> np.ndarray:
+    """(...) reliability term of Murphy's Brier decomposition, (1/n) sum n_b (f_b - o_b)^2
+    over classes and bins, from per-(class, bin) count, sum f, sum o, each (..., k, B)."""
+    n = count[..., 0, :].sum(axis=-1)
+    safe = np.where(count > 0, count, 1.0)
+    return np.sum(count * (s_f / safe - s_o / safe) ** 2, axis=(-2, -1)) / np.where(n > 0, n, 1.0)
+
+
+def brier_decomposition_terms(count, s_f, s_o, s_ff, s_fo) -> dict:
+    """Murphy's decomposition of the Brier score from per-(class, bin) sums, each (..., k, B)
+    float64: count, sum f, sum o, sum f^2, sum f o (f = p_ij, o = [y_i = j], class j's bins).
+
+    With n rows, f_b = sum f / count, o_b = sum o / count, o_j = (1/n) sum_i o_ij:
+    reliability = (1/n) sum n_b (f_b - o_b)^2, resolution = (1/n) sum n_b (o_b - o_j)^2,
+    uncertainty = sum_j o_j (1 - o_j), within_bin_variance = (1/n) sum (sum f^2 - f_b sum f),
+    within_bin_covariance = (1/n) sum (sum f o - f_b sum o), brier = (1/n) sum (sum f^2 -
+    2 sum f o + sum o); sums over classes and bins; brier = reliability - resolution +
+    uncertainty + within_bin_variance - 2 within_bin_covariance (Stephenson et al. 2008).
+    Returns {name: (...) float64}.
+    """
+    n = count[..., 0, :].sum(axis=-1)
+    n = np.where(n > 0, n, 1.0)
+    safe = np.where(count > 0, count, 1.0)
+    fb, ob = s_f / safe, s_o / safe
+    freq = s_o.sum(axis=-1) / n[..., None]
+    return {
+        "brier": np.sum(s_ff - 2.0 * s_fo + s_o, axis=(-2, -1)) / n,
+        "reliability": brier_reliability(count, s_f, s_o),
+        "resolution": np.sum(count * (ob - freq[..., None]) ** 2, axis=(-2, -1)) / n,
+        "uncertainty": np.sum(freq * (1.0 - freq), axis=-1),
+        "within_bin_variance": np.sum(s_ff - s_f * fb, axis=(-2, -1)) / n,
+        "within_bin_covariance": np.sum(s_fo - s_f * ob, axis=(-2, -1)) / n,
+    }
+
+
+class ClasswiseBrierBins(Statistic):
+    """The sums of Murphy's Brier decomposition: for every class j and bin b of p_ij,
+    count, sum f, sum o, sum f^2, sum f o (f = p_ij, o = [y_i = j]).
+
+    n_classes: k; edges as :class:`ClasswiseBins`. State (5kB + 2k + 1,) =
+    [the :class:`ClasswiseBins` state (3kB + k + 1) | sum f^2 (k, B) | sum f o (k, B) |
+    sum_i p_ij^2 (k)]; bin 0 of sum f^2 is not stored (the total minus the other bins),
+    sum f o has one term a row (the label's column). ``bins`` is the ClasswiseBins of the
+    first part, so ``bins.finish(state[..., :bins.size])`` is the class-wise ECE.
+    """
+
+    def __init__(self, n_classes: int, edges):
+        self.bins = ClasswiseBins(n_classes, edges)
+        self.k, self.n_bins, self.edges = self.bins.k, self.bins.n_bins, self.bins.edges
+        kb = self.k * self.n_bins
+        self.size = self.bins.size + 2 * kb + self.k
+        self.dense_cols = np.concatenate([self.bins.dense_cols, np.arange(self.size - self.k, self.size)])
+
+    @classmethod
+    def of(cls, p: np.ndarray, n_bins: int, binning: str = "width"):
+        """Equal-width edges, or each class's own equal-mass edges from the (n, k) p."""
+        b = ClasswiseBins.of(p, n_bins, binning)
+        return cls(b.k, b.edges)
+
+    def _key(self):
+        return self.bins._key()
+
+    def terms(self, block: Block) -> Terms:
+        if block.probs is None:
+            raise InputError("ClasswiseBrierBins: the block has no probabilities (rows given by their values only)")
+        base = self.bins.terms(block)  # its layout: see ClasswiseBins.terms
+        m, k = block.m, self.k
+        r = (base.rows.size - m) // 2
+        kb = k * self.n_bins
+        start = self.bins.size
+        ar = np.arange(m)
+        vals = np.empty(r + m)
+        np.square(base.vals[r:2 * r], out=vals[:r])
+        vals[r:] = block.probs[ar, block.labels]
+        dense = np.empty((base.dense.shape[0] + k, m))
+        dense[:k + 1] = base.dense
+        np.square(base.dense[:k], out=dense[k + 1:])
+        return Terms(np.concatenate([base.rows, base.rows[:r], ar]),
+                     np.concatenate([base.cols, start + base.cols[:r], start - kb + base.cols[2 * r:]]),
+                     np.concatenate([base.vals, vals]), self.dense_cols, dense)
+
+    def sums(self, state):
+        """(count, sum f, sum o, sum f^2, sum f o), each (..., k, B) float64, from (..., size) states."""
+        k, b = self.k, self.n_bins
+        kb = k * b
+        cnt, s_f, s_o = self.bins.sums(state[..., :self.bins.size])
+        start = self.bins.size
+        shape = state.shape[:-1] + (k, b)
+        s_ff = state[..., start:start + kb].reshape(shape).copy()
+        s_fo = state[..., start + kb:start + 2 * kb].reshape(shape)
+        totals = state[..., start + 2 * kb:]
+        s_ff[..., 0] = np.where(cnt[..., 0] > 0, np.maximum(totals - s_ff[..., 1:].sum(-1), 0.0), 0.0)
+        return cnt, s_f, s_o, s_ff, s_fo
+
+    def finish(self, state) -> dict:
+        """{brier, reliability, resolution, uncertainty, within_bin_variance,
+        within_bin_covariance}: (...) float64 each (:func:`brier_decomposition_terms`)."""
+        return brier_decomposition_terms(*self.sums(state))
 
 
 # ------------------------------------------------------------------ accumulation

@@ -39,10 +39,14 @@ class CalibrationAccumulator:
 
     n_classes: k; n_bins: equal-width bins (or ``edges``: (B + 1,) increasing from 0 to 1).
     ``states``: {name: float64 state} of the statistics ``stats`` (top, classwise, nll,
-    brier, accuracy; no classwise when ``classwise`` is False).
+    brier, accuracy; no classwise when ``classwise`` is False). decomposition=True: the
+    class-wise bins also keep the sums of Murphy's Brier decomposition (state "brier_bins",
+    a :class:`calibrate._core.stats.ClasswiseBrierBins`, in place of "classwise") for
+    :meth:`brier_decomposition`; :meth:`ece_over_under` needs no extra state.
     """
 
-    def __init__(self, n_classes: int, n_bins: int = 15, *, edges=None, classwise: bool = True):
+    def __init__(self, n_classes: int, n_bins: int = 15, *, edges=None, classwise: bool = True,
+                 decomposition: bool = False):
         if edges is None:
             edges = _binning.equal_width_edges(check_n_bins(n_bins))
         edges = np.asarray(edges, dtype=np.float64)
@@ -51,9 +55,12 @@ class CalibrationAccumulator:
         self.n_classes = int(n_classes)
         self.edges = edges
         self.classwise = classwise
+        self.decomposition = decomposition
         self.stats = {"top": _stats.Bins(edges), "nll": _stats.NLL(), "brier": _stats.Brier(),
                       "accuracy": _stats.Accuracy()}
-        if classwise:
+        if decomposition:
+            self.stats["brier_bins"] = _stats.ClasswiseBrierBins(self.n_classes, edges)
+        elif classwise:
             self.stats["classwise"] = _stats.ClasswiseBins(self.n_classes, edges)
         self.states = {key: s.zeros() for key, s in self.stats.items()}
 
@@ -98,8 +105,8 @@ class CalibrationAccumulator:
     def merge(self, other: CalibrationAccumulator):
         """Add another accumulator's sums (same classes and edges). Returns self."""
         if other.n_classes != self.n_classes or not np.array_equal(other.edges, self.edges) \
-                or other.classwise != self.classwise:
-            raise InputError("merge: accumulators differ in classes, edges or classwise")
+                or other.classwise != self.classwise or other.decomposition != self.decomposition:
+            raise InputError("merge: accumulators differ in classes, edges, classwise or decomposition")
         for key in self.states:
             self.states[key] = _stats.merge(self.states[key], other.states[key])
         return self
@@ -112,11 +119,15 @@ class CalibrationAccumulator:
             self.states[key] = np.asarray(state[key], dtype=np.float64).reshape(v.shape)
         return self
 
-    def compute(self) -> dict:
-        """The metrics of everything seen so far, as floats."""
+    def _rows(self, name: str) -> float:
         n = self.states["nll"][0]
         if n == 0:
-            raise InputError("compute: no data has been added")
+            raise InputError(f"{name}: no data has been added")
+        return n
+
+    def compute(self) -> dict:
+        """The metrics of everything seen so far, as floats."""
+        n = self._rows("compute")
         top, s = self.stats["top"], self.states["top"]
         out = {
             "n": int(n),
@@ -129,7 +140,28 @@ class CalibrationAccumulator:
             "brier": float(self.stats["brier"].finish(self.states["brier"])),
         }
         if self.classwise:
-            out["classwise_ece"] = float(self.stats["classwise"].finish(self.states["classwise"], "l1"))
+            if self.decomposition:
+                bb = self.stats["brier_bins"]
+                out["classwise_ece"] = float(bb.bins.finish(self.states["brier_bins"][:bb.bins.size], "l1"))
+            else:
+                out["classwise_ece"] = float(self.stats["classwise"].finish(self.states["classwise"], "l1"))
+        return out
+
+    def ece_over_under(self) -> dict:
+        """:func:`calibrate.metrics.decomposition.ece_over_under` of everything seen so far
+        (these edges): dict(ece, overconfidence, underconfidence), floats."""
+        self._rows("ece_over_under")
+        over, under = (float(v) for v in self.stats["top"].over_under(self.states["top"]))
+        return {"ece": over + under, "overconfidence": over, "underconfidence": under}
+
+    def brier_decomposition(self) -> dict:
+        """:func:`calibrate.metrics.decomposition.brier_decomposition` of everything seen so
+        far (each class binned on these edges): a dict of floats. Needs decomposition=True."""
+        self._rows("brier_decomposition")
+        if not self.decomposition:
+            raise InputError("brier_decomposition: create the accumulator with decomposition=True")
+        out = {key: float(v) for key, v in self.stats["brier_bins"].finish(self.states["brier_bins"]).items()}
+        out["brier"] = float(self.stats["brier"].finish(self.states["brier"]))
         return out
 
     def all_reduce_torch(self, group=None):

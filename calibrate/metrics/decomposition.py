@@ -26,17 +26,19 @@ from typing import NamedTuple
 import numpy as np
 
 from calibrate._core import binning as _binning
+from calibrate._core import dispatch as _dispatch
 from calibrate._core import ranking
-from calibrate._core.blocks import row_blocks
+from calibrate._core import stats as _stats
 from calibrate._core.stats import top_label as _top_label
 from calibrate._core.validation import (
+    InputError,
     check_choice,
     check_logits_labels,
     check_n_bins,
     check_n_resamples,
     check_probs_labels,
 )
-from calibrate.metrics.calibration import BINNINGS, brier, nll_from_logits
+from calibrate.metrics.calibration import BINNINGS, binned_state, nll_from_logits
 
 
 def _check_binning(n_bins, binning):
@@ -51,47 +53,30 @@ def brier_decomposition(probs, labels, n_bins: int = 15, *, binning: str = "widt
     Returns a dict of floats: brier, reliability, resolution, uncertainty,
     within_bin_variance, within_bin_covariance, with
     brier = reliability - resolution + uncertainty + within_bin_variance
-    - 2 within_bin_covariance (exact; see the module docstring).
+    - 2 within_bin_covariance (exact; see the module docstring). The sums are those of
+    :class:`calibrate._core.stats.ClasswiseBrierBins` (streamed by
+    ``CalibrationAccumulator(decomposition=True)``); probs may be a dask array ("width").
     """
     n_bins = _check_binning(n_bins, binning)
-    p, y = check_probs_labels(probs, labels)
-    n, k = p.shape
-    edges = (
-        [_binning.equal_width_edges(n_bins)] * k
-        if binning == "width"
-        else [_binning.equal_mass_edges(p[:, j], n_bins) for j in range(k)]
-    )
-    size = k * n_bins
-    cnt, sf, so, sff, sfo = (np.zeros(size) for _ in range(5))
-    offset = np.arange(k) * n_bins
-    for s in row_blocks(n, k):
-        b = p[s]
-        if binning == "width":
-            idx = _binning.bin_index(b, edges[0])
-        else:
-            idx = np.stack([_binning.bin_index(b[:, j], edges[j]) for j in range(k)], axis=1)
-        flat = (idx + offset).ravel()
-        f = b.astype(np.float64).ravel()
-        o = np.zeros(b.shape)
-        o[np.arange(b.shape[0]), y[s]] = 1.0
-        o = o.ravel()
-        cnt += np.bincount(flat, minlength=size)
-        sf += np.bincount(flat, weights=f, minlength=size)
-        so += np.bincount(flat, weights=o, minlength=size)
-        sff += np.bincount(flat, weights=f * f, minlength=size)
-        sfo += np.bincount(flat, weights=f * o, minlength=size)
-    safe = np.where(cnt > 0, cnt, 1.0)
-    fb, ob = sf / safe, so / safe
-    freq = np.bincount(y, minlength=k) / n  # o_j for each class
-    o_all = np.repeat(freq, n_bins)
-    return {
-        "brier": brier(p, y),
-        "reliability": float(np.sum(cnt * (fb - ob) ** 2) / n),
-        "resolution": float(np.sum(cnt * (ob - o_all) ** 2) / n),
-        "uncertainty": float(np.sum(freq * (1.0 - freq))),
-        "within_bin_variance": float(np.sum(sff - sf * fb) / n),
-        "within_bin_covariance": float(np.sum(sfo - sf * ob) / n),
-    }
+    p, y = _dispatch.check(probs, labels)
+    if binning == "width":
+        stat = _stats.ClasswiseBrierBins(p.shape[1], _binning.equal_width_edges(n_bins))
+    elif _dispatch.backend_of(p, y) is None:
+        stat = _stats.ClasswiseBrierBins.of(p, n_bins, "mass")
+    else:
+        raise InputError("binning: the equal-mass Brier decomposition of a dask array is not supported; use 'width'")
+    state, brier_state = _dispatch.reduce([stat, _stats.Brier()], p, y)
+    return brier_decomposition_from_states(stat, state, brier_state)
+
+
+def brier_decomposition_from_states(stat, state, brier_state) -> dict:
+    """The dict of :func:`brier_decomposition` from the float64 states of a
+    :class:`calibrate._core.stats.ClasswiseBrierBins` and a :class:`calibrate._core.stats.Brier`
+    over the same rows ("brier" is the Brier statistic's, as :func:`calibrate.metrics.brier`)."""
+    d = stat.finish(state)
+    out = {key: float(v) for key, v in d.items()}
+    out["brier"] = float(_stats.Brier().finish(brier_state))
+    return out
 
 
 # ---------------------------------------------------------------------- log loss
@@ -130,26 +115,29 @@ def log_loss_decomposition(logits, labels, method="temperature") -> dict:
 
 
 # ------------------------------------------------------------------ ECE: signed
-def _top_binned(probs, labels, n_bins, binning):
-    n_bins = _check_binning(n_bins, binning)
-    p, y = check_probs_labels(probs, labels)
-    conf, ok = _top_label(p, y)
-    edges = _binning.make_edges(conf, n_bins, binning)
-    return conf, ok, _binning.bin_index(conf, edges), n_bins
-
-
 def ece_over_under(probs, labels, n_bins: int = 15, *, binning: str = "width") -> dict:
     """Split the top-label ECE into over- and under-confidence (signed bin gaps).
 
     overconfidence = sum_b w_b max(conf_b - acc_b, 0), underconfidence =
     sum_b w_b max(acc_b - conf_b, 0), w_b = n_b / n; they sum to
     :func:`calibrate.metrics.ece` with the same bins. Returns dict(ece, overconfidence,
-    underconfidence).
+    underconfidence). From the sums of :class:`calibrate._core.stats.Bins`
+    (:meth:`~calibrate._core.stats.Bins.over_under`); probs may be a dask array.
     """
-    conf, ok, idx, n_bins = _top_binned(probs, labels, n_bins, binning)
-    gap = np.bincount(idx, weights=conf.astype(np.float64) - ok, minlength=n_bins) / conf.size
-    over = float(np.sum(np.maximum(gap, 0.0)))
-    under = float(np.sum(np.maximum(-gap, 0.0)))
+    n_bins = _check_binning(n_bins, binning)
+    p, y = _dispatch.check(probs, labels)
+    if binning == "width":
+        stat = _stats.Bins(_binning.equal_width_edges(n_bins))
+        state = _dispatch.reduce([stat], p, y)[0]
+    else:
+        stat, state = binned_state(*_dispatch.top_label_values(p, y), n_bins, binning)
+    return ece_over_under_from_state(stat, state)
+
+
+def ece_over_under_from_state(stat, state) -> dict:
+    """The dict of :func:`ece_over_under` from a top-label :class:`calibrate._core.stats.Bins`
+    statistic and its float64 state (see :func:`calibrate._core.stats.over_under_confidence`)."""
+    over, under = (float(v) for v in stat.over_under(state))
     return {"ece": over + under, "overconfidence": over, "underconfidence": under}
 
 
@@ -170,11 +158,14 @@ def ece_consistency_test(probs, labels, n_bins: int = 15, *, binning: str = "wid
     p-value (1 + #{null >= observed}) / (1 + n_resamples).
     """
     n_resamples = check_n_resamples(n_resamples)
-    conf, ok, idx, n_bins = _top_binned(probs, labels, n_bins, binning)
+    n_bins = _check_binning(n_bins, binning)
+    conf, ok = _top_label(*check_probs_labels(probs, labels))
     n = conf.size
     c64 = conf.astype(np.float64)
-    s_conf = np.bincount(idx, weights=c64, minlength=n_bins)
-    observed = float(np.abs(np.bincount(idx, weights=ok, minlength=n_bins) - s_conf).sum() / n)
+    stat = _stats.Bins(_binning.make_edges(conf, n_bins, binning))
+    _, s_conf, s_corr = stat.sums(stat.update_values(stat.zeros(), conf, ok))
+    observed = float(np.abs(s_corr - s_conf).sum() / n)
+    idx = _binning.bin_index(conf, stat.edges)
     rng = np.random.default_rng(seed)
     null = np.empty(int(n_resamples))
     chunk = max(1, (1 << 22) // n)

@@ -31,7 +31,7 @@ import numpy as np
 
 from calibrate._core import binning as _binning
 from calibrate._core.blocks import row_blocks
-from calibrate._core.stats import NLL, Block, Brier, calibration_error
+from calibrate._core.stats import NLL, Block, Brier, calibration_error, over_under_confidence
 from calibrate._core.validation import InputError
 
 #: per-group metrics, in this order on the last axis of every values array
@@ -196,7 +196,6 @@ def finish(s: dict, keys=GROUP_METRICS) -> tuple[np.ndarray, np.ndarray]:
 
     def metrics(wd, ms, nll_sum, brier_sum):
         cnt = wd[0].sum(axis=-1)
-        n = np.where(cnt > 0, cnt, 1.0)
         out = []
         for key in keys:
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -217,9 +216,9 @@ def finish(s: dict, keys=GROUP_METRICS) -> tuple[np.ndarray, np.ndarray]:
                 elif key == "mce":
                     v = calibration_error(*wd, "max")
                 elif key == "overconfidence":
-                    v = np.sum(np.maximum(wd[1] - wd[2], 0.0), axis=-1) / n
+                    v = over_under_confidence(*wd)[0]
                 elif key == "underconfidence":
-                    v = np.sum(np.maximum(wd[2] - wd[1], 0.0), axis=-1) / n
+                    v = over_under_confidence(*wd)[1]
                 else:
                     raise InputError(f"keys: expected names of {', '.join(GROUP_METRICS)}, got {key!r}")
             out.append(v)

@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from calibrate._core.binning import bin_index, make_edges
+from calibrate._core import stats as _stats
+from calibrate._core.binning import make_edges
+from calibrate._core.blocks import row_blocks
 from calibrate._core.validation import (
     InputError,
     check_choice,
@@ -103,13 +105,16 @@ def probabilities(scores, kind: str) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- per-label terms
 def _ece_columns(p: np.ndarray, y: np.ndarray, n_bins: int, binning: str) -> np.ndarray:
-    """(L,) ECE of each column: sum_b |sum_{i in b} (y_i - p_i)| / n, the bins of that column."""
+    """(L,) ECE of each column: sum_b (n_b / n) |acc_b - conf_b|, the l1 error of the
+    :class:`calibrate._core.stats.Bins` of p[:, j] against y[:, j] on that column's edges."""
     n, L = p.shape
     out = np.empty(L)
     for j in range(L):
-        edges = make_edges(p[:, j], n_bins, binning)
-        s = np.bincount(bin_index(p[:, j], edges), weights=y[:, j] - p[:, j], minlength=n_bins)
-        out[j] = np.abs(s).sum() / n
+        stat = _stats.Bins(make_edges(p[:, j], n_bins, binning))
+        state = stat.zeros()
+        for s in row_blocks(n, 3):
+            stat.update_values(state, p[s, j], y[s, j])
+        out[j] = stat.finish(state, "l1")
     return out
 
 

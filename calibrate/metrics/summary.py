@@ -86,9 +86,9 @@ def summary_in_blocks(logits, labels, n_bins: int = 15, *, transform=None, class
     memory-mapped (n, k) file is never loaded whole (what ``calibrate evaluate`` calls).
 
     The Brier reliability term comes from the accumulator's class-wise bin sums (the same
-    one-vs-rest equal-width bins as :func:`calibrate.metrics.decomposition.brier_decomposition`):
-    REL = sum over (class, bin) of (sum p - sum o)^2 / count / n; the over/under-confidence
-    split from its top-label bin sums; the risk-coverage areas and the smooth ECE from the
+    one-vs-rest equal-width bins as :func:`calibrate.metrics.decomposition.brier_decomposition`:
+    :func:`calibrate._core.stats.brier_reliability`); the over/under-confidence split from its
+    top-label bin sums (:meth:`CalibrationAccumulator.ece_over_under`); the risk-coverage areas and the smooth ECE from the
     (n,) confidences and correctness. classwise=False: none of CLASSWISE_KEYS (no
     class-wise bin sums, the O(n k) part).
     """
@@ -96,20 +96,17 @@ def summary_in_blocks(logits, labels, n_bins: int = 15, *, transform=None, class
 
     res, acc, conf, ok = evaluate_in_blocks(logits, labels, n_bins, transform=transform, return_state=True,
                                             classwise=classwise)
-    n = conf.shape[0]
     if classwise:
-        cnt, s_p, s_o = acc.stats["classwise"].sums(acc.states["classwise"])
-        rel = float(np.sum(np.where(cnt > 0, (s_p - s_o) ** 2 / np.where(cnt > 0, cnt, 1.0), 0.0)) / n)
+        rel = float(_stats.brier_reliability(*acc.stats["classwise"].sums(acc.states["classwise"])))
         res.update({"brier_calibration": rel, "brier_refinement": res["brier"] - rel})
-    _, s_conf, s_corr = acc.stats["top"].sums(acc.states["top"])
-    gap = s_conf - s_corr  # per top-label bin: sum of confidence - sum of correctness
+    ou = acc.ece_over_under()
     g = _groups(conf, ok.astype(np.float64))
     res.update({
         "aurc": _aurc(g),
         "augrc": _augrc(g),
         "smooth_ece": smooth.smooth_ece(conf, ok.astype(np.float64)),
-        "overconfidence": float(np.sum(np.maximum(gap, 0.0)) / n),
-        "underconfidence": float(np.sum(np.maximum(-gap, 0.0)) / n),
+        "overconfidence": ou["overconfidence"],
+        "underconfidence": ou["underconfidence"],
     })
     return res
 
