@@ -131,8 +131,9 @@ out = dict(rows=rows, new_modules=len(set(sys.modules) - before))
 FIT_PARTS = r"""
 # `calibrate fit` itself (calibrate.cli.main, imports included in `total`), with the summary's
 # share timed by wrapping what only the summary needs: the record's per-row work inside the
-# fit's passes (add), its completion at the fitted T (finish: one exponential per value when
-# the fit's last pass was elsewhere) and the NLL/ECE from the (n,) arrays (summary)
+# fit's passes (add: the arg-max and the sixth moment), its completion at the fitted T (finish:
+# the moment series, and the exact log-sum-exp of the rows its bound refuses) and the NLL/ECE
+# from the (n,) arrays (summary)
 import contextlib, functools, io
 t_start = time.perf_counter()
 from calibrate.calibrators import fit_summary as FS
@@ -149,6 +150,12 @@ def timed(owner, name):
     setattr(owner, name, w)
 for name in ("add", "finish", "summary"):
     timed(FS.TemperatureFitRecord, name)
+recomputed = []
+_finish = FS.TemperatureFitRecord.finish
+def finish(self, *a, **kw):
+    _finish(self, *a, **kw)
+    recomputed.append(self.rows_recomputed)
+FS.TemperatureFitRecord.finish = finish
 timed(FS, "fit_with_summary")
 from calibrate.cli import main
 printed = io.StringIO()
@@ -158,7 +165,7 @@ total = time.perf_counter() - t_start
 state = json.load(open(job["cal"]))["state"]
 summary = parts["add"] + parts["finish"] + parts["summary"]
 out = dict(rc=rc, total=total, fit=parts["fit_with_summary"] - summary, summary=summary, parts=parts,
-           passes=state["n_iter_"], T=state["temperature_"], printed=printed.getvalue())
+           passes=state["n_iter_"], T=state["temperature_"], printed=printed.getvalue(), recomputed=recomputed)
 """
 
 TEMPERATURE_PASSES = r"""
@@ -342,8 +349,10 @@ def run(args) -> tuple[list, list, list]:
                         f"(calibrate.cli.main in a fresh process, {parts['total']:.1f} s with the imports, peak "
                         f"{gib(parts['rss'])}) the fit takes {parts['fit']:.1f} s ({parts['passes']} full passes) and "
                         f"the printed summary (NLL and top-label ECE before and after, from the fit's per-row values: "
-                        f"{p['add']:.2f} s recording them during the passes, {p['finish']:.2f} s for the log-sum-exp "
-                        f"at the fitted T, {p['summary']:.3f} s for the sums) {parts['summary']:.2f} s = "
+                        f"{p['add']:.2f} s recording them during the passes (arg-max, sixth moment), {p['finish']:.3f} s "
+                        f"for the log-sum-exp at the fitted T (moment series; rows recomputed from their logits: "
+                        f"{', '.join(f'{r:,}' for r in parts['recomputed'])} of {nk[0]:,}), {p['summary']:.3f} s for "
+                        f"the sums) {parts['summary']:.2f} s = "
                         f"{100 * ratio:.1f} % of the fit (target <= 10 %: {mark(ratio <= 0.10)}); "
                         f"{lstr(parts['load'])}")
             print(goals[-1], flush=True)

@@ -6,8 +6,8 @@ over the (n, k) logits already compute, per row, with zs = z - max_j z:
 
 - gap = zs_y (the label's logit minus the top one) and the arg-max (the same at every T > 0);
 - lse_a = log sum_j exp(a zs_j) at the pass's a = 1/T, and at a = 1 on the first pass;
-- m = E_p[zs] and the central moments mu_2..mu_6 of zs under p = softmax(a zs), at the
-  last pass's a (mu_6 as an upper bound: from the raw moments, with their rounding).
+- m = E_p[zs] and the central moments mu_2..mu_5 of zs under p = softmax(a zs) at the last
+  pass's a, and the largest gap max_j -zs_j over the row's block.
 
 From these (n,) arrays: NLL(a) = mean(lse_a - a gap); the top-label confidence is
 exp(-lse_a) (the arg-max has zs = 0); correct = [arg-max = y]. So the summary needs no
@@ -17,14 +17,14 @@ c = zs - m, lse_{a0 + d} = lse_{a0} + d m + log E_p[exp(d c)], and the exponenti
 to order 5 gives
 
     lse_{a0 + d} = lse_{a0} + d m + log(1 + sum_{r=2..5} d^r mu_r / r!) + E,
-    |E| <= B / (1 - 2 B),  B = d^6 mu_6 / 720 * exp(max over the row of d c, 0)
+    |E| <= B / (1 - 2 B),  B = d^6 mu_4 L^2 / 720 * exp(max(d c, 0) over the row)
 
-(Lagrange's remainder of exp; E_p[exp(d c)] >= 1 by Jensen), with max d c <= d (-m) for
-d > 0 and <= |d| (max_j -zs_j) for d < 0 (the block's largest gap bounds it). A row is taken
-from its series when that bound is at most ``ROW_ATOL``; the other rows' lse is computed
-from their logits (one exponential per value of those rows only; all rows when more than
-half fail). The sixth raw moment is the record's own work in each pass (one product and
-one sum per value), like the arg-max.
+(Lagrange's remainder of exp, E_p[c^6] <= mu_4 L^2 with L = max |c|; E_p[exp(d c)] >= 1 by
+Jensen). With zs in [-g, 0] (g: the largest gap of the row's block), c lies in [-g - m, -m],
+so L <= max(g + m, -m), and max d c <= -d m for d > 0, <= |d| (g + m) for d < 0. A row is
+taken from its series when that bound is at most ``ROW_ATOL``; the other rows' lse is
+computed from their logits (one exponential per value of those rows only; all rows when
+more than half fail). Beyond the fit's own sums, the record's work in a pass is the arg-max.
 :class:`TemperatureFitRecord` holds these arrays (n-sized, never (n, k));
 :func:`fit_with_summary` fits any calibrator and returns the summary, through the record
 for TemperatureScaling and through a separate pass
@@ -41,7 +41,7 @@ from calibrate._core.blocks import BLOCK_BYTES, is_dask, row_blocks, row_max
 from calibrate._core.validation import check_n_bins
 
 ROW_ATOL = 1e-12  # the largest error bound of a row's lse taken from its moment series
-_ROUNDING = 1e-13  # relative: mu_6's rounding, against the sum of its terms' magnitudes
+_ROUNDING = 1e-13  # relative: mu_4's rounding, against the sum of its terms' magnitudes
 _MOST_ROWS_FAILING = 0.5  # above this share of rows recomputed, one pass over all rows instead
 
 
@@ -63,7 +63,7 @@ class TemperatureFitRecord:
         self._lse: dict[float, list] = {}  # a -> the (m,) blocks of the latest pass at a
         self._gap: list = []
         self._top: list = []
-        self._cum: tuple = (None, [])  # (a, the (7, m) blocks [m, mu_2..mu_6, gap bound]) of the latest pass
+        self._cum: tuple = (None, [])  # (a, [(moments, raw, zmin) of each block]) of the latest pass
         self._rows_done = False  # _gap and _top hold a whole pass
         self.scale = self.lse_before = self.lse_after = self.gap = self.correct = None
         self.rows_recomputed = None
@@ -73,9 +73,8 @@ class TemperatureFitRecord:
         """One block of a pass (called by nll_derivative_sums): zs (m, k) (axis 1) or (k, m)
         (axis 0) float64 logits minus the row maximum (0 where absent), zy (m,) the label's
         zs, lse (m,) at a, lse_also (m,) at also_at (None when also_at is None); moments:
-        (m,) arrays E_p[zs], mu_2..mu_5 under p = softmax(a zs); raw: (s0, r_2..r_5, t) with
-        s0 = sum_j exp(a zs_j), r_i = E_p[zs^i] and t the block's buffer of exp(a zs) zs^5
-        (overwritten here); zmin: the block's smallest zs; absent: -inf mask or None."""
+        (m,) arrays E_p[zs], mu_2..mu_5 under p = softmax(a zs); raw: (m,) arrays
+        r_i = E_p[zs^i], i = 2..4; zmin: the block's smallest zs; absent: -inf mask or None."""
         if start == 0:
             self._rows_done = self._rows_done or bool(self._gap)
             self._lse = {b: v for b, v in self._lse.items() if b == 1.0}
@@ -85,7 +84,7 @@ class TemperatureFitRecord:
             self._cum = (float(a), [])
         self._lse[a].append(np.asarray(lse, dtype=np.float64))
         if moments is not None and self._cum[0] == float(a):
-            self._cum[1].append(_with_sixth(zs, axis, moments, raw, zmin))
+            self._cum[1].append((moments, raw, zmin))  # kept as they come: no per-block work
         if also_at is not None:
             self._lse[also_at].append(np.asarray(lse_also, dtype=np.float64))
         if not self._rows_done:
@@ -104,8 +103,8 @@ class TemperatureFitRecord:
         rows_done = bool(self._gap) and sum(g.shape[0] for g in self._gap) == n
         self.rows_recomputed = 0
         a0, cum = self._cum
-        if a not in got and a0 in got and sum(c.shape[1] for c in cum) == n:
-            lse, bad = moment_series(got[a0], np.concatenate(cum, axis=1), a - a0)
+        if a not in got and a0 in got and sum(c[0][0].shape[0] for c in cum) == n:
+            lse, bad = moment_series(got[a0], _row_moments(cum), a - a0)
             if bad.size <= _MOST_ROWS_FAILING * n:
                 if bad.size:
                     lse[bad] = _lse_rows(z, bad, a)
@@ -148,30 +147,29 @@ class TemperatureFitRecord:
         return [{"nll": self.nll(after), "ece": self.ece(n_bins, after)} for after in (False, True)]
 
 
-def _with_sixth(zs, axis, moments, raw, zmin) -> np.ndarray:
-    """(7, m) float64 [m, mu_2..mu_5, an upper bound of mu_6, the largest gap -zmin] of a block."""
-    m, mu2, mu3, mu4, mu5 = moments
-    s0, r2, r3, r4, r5, t = raw
-    r6 = np.multiply(t, zs, out=t).sum(axis=axis) / s0
+def _row_moments(blocks) -> np.ndarray:
+    """(7, n) float64 [m, mu_2..mu_5, an upper bound of mu_4 (its rounding added), the largest
+    gap g = -zmin of the row's block] from the blocks' (moments, raw, zmin) of a pass."""
+    m, mu2, mu3, mu4, mu5 = (np.concatenate([b[0][i] for b in blocks]) for i in range(5))
+    r2, r3, r4 = (np.concatenate([b[1][i] for b in blocks]) for i in range(3))
+    gap = np.repeat([-float(b[2]) for b in blocks], [b[0][0].shape[0] for b in blocks])
     m2, am = m * m, np.abs(m)
-    terms = (r6, 6.0 * am * np.abs(r5), 15.0 * m2 * r4, 20.0 * m2 * am * np.abs(r3), 15.0 * m2 * m2 * r2,
-             5.0 * m2 * m2 * m2)
-    mu6 = r6 - 6.0 * m * r5 + 15.0 * m2 * r4 - 20.0 * m2 * m * r3 + 15.0 * m2 * m2 * r2 - 5.0 * m2 * m2 * m2
-    mu6 = np.maximum(mu6, 0.0) + _ROUNDING * sum(terms)
-    return np.stack([m, mu2, mu3, mu4, mu5, mu6, np.full_like(m, -float(zmin))])
+    mu4_hi = np.maximum(mu4, 0.0) + _ROUNDING * (r4 + 4.0 * am * np.abs(r3) + 6.0 * m2 * r2 + 3.0 * m2 * m2)
+    return np.stack([m, mu2, mu3, mu4, mu5, mu4_hi, gap])
 
 
 def moment_series(lse0, rows, d: float) -> tuple:
     """(lse (n,) float64 at a0 + d from the series, (q,) int rows where its bound exceeds ROW_ATOL).
 
-    lse0: (n,) log sum_j exp(a0 zs_j); rows: (7, n) [m, mu_2..mu_6, largest gap] of zs under
-    softmax(a0 zs) (module docstring: the series and its bound).
+    lse0: (n,) log sum_j exp(a0 zs_j); rows: (7, n) [m, mu_2..mu_5, mu_4's upper bound, the
+    largest gap g] of zs under softmax(a0 zs) (module docstring: the series and its bound).
     """
-    m, mu2, mu3, mu4, mu5, mu6, gap = rows
+    m, mu2, mu3, mu4, mu5, mu4_hi, gap = rows
     u = d * d * (mu2 / 2.0 + d * (mu3 / 6.0 + d * (mu4 / 24.0 + d * mu5 / 120.0)))
-    reach = d * -m if d > 0 else -d * gap  # the largest d c over the row (c = zs - m)
+    span = np.maximum(gap + m, -m)  # L >= |c| = |zs - m| over the row
+    reach = d * -m if d > 0 else -d * (gap + m)  # >= the largest d c over the row
     with np.errstate(over="ignore", invalid="ignore"):
-        b = d**6 * mu6 / 720.0 * np.exp(np.maximum(reach, 0.0))
+        b = d**6 * mu4_hi * span * span / 720.0 * np.exp(np.maximum(reach, 0.0))
         bound = np.where(b < 0.25, b / (1.0 - 2.0 * b), np.inf)
     lse = lse0 + d * m + np.log1p(u)
     return lse, np.flatnonzero(~(bound <= ROW_ATOL))

@@ -47,9 +47,8 @@ def nll_derivative_sums(z, y, a: float, also_at: float | None = None, *, dtype=n
     cumulants of zs under p) let it stop after one pass when it starts close enough.
     record: None, or an object whose ``add(start, zs, axis, zy, a, lse, also_at, lse_also,
     moments, raw, zmin, absent)`` receives each block's per-row values: moments = (m,) arrays
-    E_p[zs] and the central moments 2..5 of zs under p, raw = (s0, r2..r5, t): sum_j e_j, the
-    raw moments 2..5 and the block's (m, k) buffer of e_j zs_j^5 (free to overwrite), zmin the
-    block's smallest zs, absent its -inf mask or None (zs is 0 there)
+    E_p[zs] and the central moments 2..5 of zs under p, raw = the raw moments E_p[zs^r],
+    r = 2..4, zmin the block's smallest zs, absent its -inf mask or None (zs is 0 there)
     (calibrate.calibrators.fit_summary.TemperatureFitRecord).
     A -inf logit (an absent option) has p = 0 at every a: it adds nothing to any sum, and
     the mean of zs is over the row's present options (labels' logits must be finite).
@@ -133,9 +132,9 @@ def _nll_derivative_sums(z, y, a, also_at, dtype, with_mean, record=None):
         mu4 = r4 - m1 * (4.0 * r3 - 6.0 * m1 * r2 + 3.0 * mm * m1)
         mu5 = r5 - m1 * (5.0 * r4 - 10.0 * m1 * r3 + 10.0 * mm * r2 - 4.0 * mm * mm)
         k4, k5 = mu4 - 3.0 * mu2 * mu2, mu5 - 10.0 * mu3 * mu2
-        if record is not None:  # t holds e zs^5 here
+        if record is not None:
             record.add(start, zs, axis, zy, a, np.log(s0), also_at, lse_also,
-                       moments=(m1, mu2, mu3, mu4, mu5), raw=(s0, r2, r3, r4, r5, t), zmin=zmin, absent=absent)
+                       moments=(m1, mu2, mu3, mu4, mu5), raw=(r2, r3, r4), zmin=zmin, absent=absent)
         out += (m, np.log(s0).sum() - a * zy.sum(), (m1 - zy).sum(), mu2.sum(), mu3.sum(), mean_gap,
                 np.count_nonzero(zy < 0), f_also, k4.sum(), k5.sum())
     return out
