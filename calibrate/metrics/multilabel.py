@@ -41,7 +41,7 @@ from calibrate._core.validation import (
 )
 
 KINDS = ("probs", "logits")
-LABEL_BLOCK_BYTES = 8 * BLOCK_BYTES  # one (m, L) float64 working copy of a row block (4 MiB): the multi-label
+LABEL_BLOCK_BYTES = 4 * BLOCK_BYTES  # one (m, L) float64 working copy of a row block (2 MiB): the multi-label
 # calibrators loop over labels, one call per label and block, so a block holds many rows
 MIN_BLOCK_BIN_ROWS = 4  # a block holds at least this many rows per bin
 AVERAGES = ("macro", "micro", None)
