@@ -189,9 +189,12 @@ def multilabel_report_numbers(scores: dict, labels, *, n_bins: int = 15, n_resam
     n_bins = check_n_bins(n_bins)
     R = check_n_resamples(n_resamples)
     names = list(scores)
+    labels = labels if hasattr(labels, "shape") else np.asarray(labels)
     n, L = np.shape(labels)
     if n < 2:
         raise InputError(f"labels: a bootstrap interval needs at least 2 rows, got {n}")
+    if label_names is not None and len(label_names) != L:
+        raise InputError(f"label_names: expected {L} names, one per label column, got {len(label_names)}")
     sources = {}
     for nm, (x, kind) in scores.items():
         check_choice(kind, "kind", KINDS)
@@ -199,7 +202,7 @@ def multilabel_report_numbers(scores: dict, labels, *, n_bins: int = 15, n_resam
             if np.shape(x) != (n, L):
                 raise InputError(f"scores: expected shape {(n, L)}, the shape of the labels, got {np.shape(x)} "
                                  f"({nm})")
-            x = label_rows(x, kind)
+            x = label_rows(x if hasattr(x, "shape") else np.asarray(x, dtype=np.float64), kind)
         sources[nm] = (x, kind)
     sch = _scheme(scheme, n)
     keys = ("macro_ece", "micro_ece", "brier", "nll")
@@ -300,7 +303,8 @@ def multilabel_report_sections(scores, labels, calibrators: dict, *, kind: str, 
     subtitle, and the JSON-able dict of the same numbers (every label's numbers in it).
     """
     t0 = time.time() if started is None else started
-    x, y = scores, labels
+    x = scores if hasattr(scores, "shape") else np.asarray(scores, dtype=np.float64)
+    y = labels if hasattr(labels, "shape") else np.asarray(labels)
     n, L = np.shape(x)
     names_l = [str(j) for j in range(L)] if label_names is None else [str(s) for s in label_names]
     preds = {"uncalibrated": (x, kind)}

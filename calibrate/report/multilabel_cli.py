@@ -67,15 +67,16 @@ def _method(method: str) -> str:
 # ----------------------------------------------------------------------------- fit
 def fit(args, inputs) -> int:
     from calibrate.io.outputs import check_outputs, write_outputs
-    from calibrate.metrics.multilabel import multilabel_metrics
+    from calibrate.metrics.multilabel import multilabel_metrics_in_blocks
 
     check_outputs([args.output], inputs)
     method = _method(args.method)
     data = read(args)
     y = data.require_labels()
     cal = MultiLabelCalibrator(method).fit(data.scores, y, kind=data.kind)
-    before = multilabel_metrics(data.scores, y, kind=data.kind, n_bins=args.bins)
-    after = multilabel_metrics(cal.predict_proba(data.scores, kind=data.kind), y, kind="probs", n_bins=args.bins)
+    before = multilabel_metrics_in_blocks(data.scores, y, kind=data.kind, n_bins=args.bins)
+    after = multilabel_metrics_in_blocks(lambda s: cal.predict_proba(data.scores[s], kind=data.kind), y, kind="probs",
+                                         n_bins=args.bins, n=data.n, L=data.L)
     write_outputs({args.output: cal.to_json()}, inputs)
     print(f"method      {method}, one per label")
     print(f"data        {data.path} (n = {data.n}, L = {data.L} labels, {data.kind})")
