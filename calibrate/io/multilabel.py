@@ -17,14 +17,21 @@ an :class:`InputError` whose one-line message names the file and field.
 from __future__ import annotations
 
 import warnings
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from calibrate._core.validation import CalibrationWarning, InputError, to_numpy
-from calibrate.io.readers import _fail, _load_npy, _load_pt, _npz_field, check_input_file
+from calibrate.io.readers import (
+    _array_keys,
+    _fail,
+    _load_npy,
+    _load_pt,
+    _read_labels_file,
+    _read_npz,
+    check_input_file,
+)
 
 KINDS = ("logits", "probs")
 CALIBRATOR_FORMAT = "calibrate.multilabel_calibrator"  # the "format" of a MultiLabelCalibrator file
@@ -125,22 +132,13 @@ def read_multilabel(path, *, kind: str | None = None, logits_key: str | None = N
                     "give logits, or probabilities with --probs")
     if kind is not None and kind not in KINDS:
         _fail(path, f"kind: expected one of {', '.join(KINDS)}, got {kind!r}")
-    key = logits_key or ("probs" if kind == "probs" else "logits")
-    lkey = labels_key or "labels"
+    key, lkey = _array_keys(kind, logits_key, labels_key)
     check_input_file(path, "a .npz, .npy or .pt file")
     ext = Path(path).suffix.lower()
     names = None
     if ext == ".npz":
-        try:
-            f = np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
-            _fail(path, f"not a readable .npz file ({e})")
-        if not isinstance(f, np.lib.npyio.NpzFile):
-            _fail(path, "is a .npy array saved under a .npz name; rename it to .npy")
-        with f, zipfile.ZipFile(path) as zf:
-            z = _npz_field(f, zf, path, key)
-            y = _npz_field(f, zf, path, lkey) if lkey in f.files else None
-            names = _npz_field(f, zf, path, "label_names") if "label_names" in f.files else None
+        z, y, more = _read_npz(path, key, lkey, ("label_names",))
+        names = more.get("label_names")
     elif ext == ".npy":
         z, y = _load_npy(path), None
     elif ext == ".pt":
@@ -150,10 +148,7 @@ def read_multilabel(path, *, kind: str | None = None, logits_key: str | None = N
     else:
         _fail(path, f"unknown file type '{ext}'; expected .npz, .npy or .pt")
     if labels_path is not None:
-        lp = str(labels_path)
-        check_input_file(lp, "a .npy file of labels")
-        y = _load_npy(lp) if lp.endswith(".npy") else _fail(lp, "expected a .npy file of labels")
-        ylabel = lp
+        y, ylabel = _read_labels_file(labels_path)
     else:
         ylabel = f"{path}: '{lkey}'"
     scores = check_scores_matrix(z, f"{path}: '{key}'", kind or "logits")

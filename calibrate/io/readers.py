@@ -392,6 +392,35 @@ def _refuse_non_class_columns(path, z, y, names):
                             f"not a class score; remove it, or {hint}")
 
 
+def _array_keys(kind, logits_key, labels_key) -> tuple[str, str]:
+    """(scores key, labels key) of an .npz / .pt file: logits_key, else "probs" for
+    probabilities (kind "probs"), else "logits"; labels_key, else "labels"."""
+    return logits_key or ("probs" if kind == "probs" else "logits"), labels_key or "labels"
+
+
+def _read_npz(path, key, lkey, extra=()):
+    """(scores, labels or None, {name: array} of the ``extra`` arrays present) of an .npz file."""
+    try:
+        f = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        _fail(path, f"not a readable .npz file ({e})")
+    if not isinstance(f, np.lib.npyio.NpzFile):
+        _fail(path, "is a .npy array saved under a .npz name; rename it to .npy")
+    with f, zipfile.ZipFile(path) as zf:
+        z = _npz_field(f, zf, path, key)
+        y = _npz_field(f, zf, path, lkey) if lkey in f.files else None
+        more = {k: _npz_field(f, zf, path, k) for k in extra if k in f.files}
+    return z, y, more
+
+
+def _read_labels_file(labels_path):
+    """(labels, the path as the labels' name in messages) of a separate .npy file of labels."""
+    lp = str(labels_path)
+    check_input_file(lp, "a .npy file of labels")
+    y = _load_npy(lp) if lp.endswith(".npy") else _fail(lp, "expected a .npy file of labels")
+    return y, lp
+
+
 def read_predictions(
     path,
     *,
@@ -418,24 +447,14 @@ def read_predictions(
         if kind not in (None, "probs"):
             _fail(path, f"both probs=True and kind={kind!r}; say one kind")
         kind = "probs"
-    if logits_key is None:
-        logits_key = "probs" if kind == "probs" else "logits"
+    logits_key, lkey = _array_keys(kind, logits_key, labels_key)
     check_input_file(path, "a .npz, .npy, .pt or .csv file")
     ext = Path(path).suffix.lower()
     field = logits_key
-    lkey = labels_key or "labels"
     if ext != ".csv" and (index_col is not None or class_columns is not None):
         _fail(path, "--index-col and --class-columns apply to .csv files only")
     if ext == ".npz":
-        try:
-            f = np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
-            _fail(path, f"not a readable .npz file ({e})")
-        if not isinstance(f, np.lib.npyio.NpzFile):
-            _fail(path, "is a .npy array saved under a .npz name; rename it to .npy")
-        with f, zipfile.ZipFile(path) as zf:
-            z = _npz_field(f, zf, path, logits_key)
-            y = _npz_field(f, zf, path, lkey) if lkey in f.files else None
+        z, y, _ = _read_npz(path, logits_key, lkey)
     elif ext == ".npy":
         z = _load_npy(path, mmap=True)
         y = None
@@ -448,10 +467,7 @@ def read_predictions(
     else:
         _fail(path, f"unknown file type '{ext}'; expected .npz, .npy, .pt or .csv")
     if labels_path is not None:
-        lp = str(labels_path)
-        check_input_file(lp, "a .npy file of labels")
-        y = _load_npy(lp) if lp.endswith(".npy") else _fail(lp, "expected a .npy file of labels")
-        ylabel = f"{lp}"
+        y, ylabel = _read_labels_file(labels_path)
     else:
         ylabel = f"{path}: '{lkey}'"
     scores = as_logits(z, f"{path}: '{field}'", kind)

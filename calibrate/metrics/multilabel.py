@@ -20,6 +20,11 @@ Per label j (a binary problem: p_j against y_j):
 Averages: "macro" is the mean over labels of the per-label values; "micro" is the metric
 of the n L pooled (p, y) pairs (for Brier and NLL, with every label on every row, the two
 are equal; for ECE they are not).
+
+In row blocks (:func:`multilabel_metrics_in_blocks`, :class:`LabelSums`): the same numbers
+(equal-width bins) from float64 sums over blocks of rows, the scores read or computed one
+block at a time (a calibrator's predictions applied per block), working memory one block
+of ``label_block_rows(L, n_bins)`` rows plus O(L B) sums.
 """
 
 from __future__ import annotations
@@ -27,8 +32,8 @@ from __future__ import annotations
 import numpy as np
 
 from calibrate._core import stats as _stats
-from calibrate._core.binning import make_edges
-from calibrate._core.blocks import row_blocks
+from calibrate._core.binning import bin_index, equal_width_edges, make_edges
+from calibrate._core.blocks import BLOCK_BYTES, block_rows, row_blocks
 from calibrate._core.validation import (
     InputError,
     check_choice,
@@ -37,12 +42,16 @@ from calibrate._core.validation import (
 )
 
 KINDS = ("probs", "logits")
+LABEL_BLOCK_BYTES = 4 * BLOCK_BYTES  # one (m, L) float64 working copy of a row block (2 MiB): the multi-label
+# calibrators loop over labels, one call per label and block, so a block holds many rows
+MIN_BLOCK_BIN_ROWS = 4  # a block holds at least this many rows per bin
 AVERAGES = ("macro", "micro", None)
 _TINY = np.finfo(np.float64).tiny
 
 
-def check_multilabel_scores(scores, kind: str) -> np.ndarray:
-    """(n, L) float64 scores, validated. kind: "probs" (values in [0, 1]) or "logits" (finite reals)."""
+def check_multilabel_scores(scores, kind: str, *, first_row: int = 0) -> np.ndarray:
+    """(n, L) float64 scores, validated. kind: "probs" (values in [0, 1]) or "logits" (finite reals).
+    first_row: the row number of the first row in messages (a block of a larger array)."""
     check_choice(kind, "kind", KINDS)
     x = to_numpy(scores, "scores")
     if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
@@ -52,10 +61,10 @@ def check_multilabel_scores(scores, kind: str) -> np.ndarray:
     x = x.astype(np.float64)
     if not np.isfinite(x).all():
         i, j = np.argwhere(~np.isfinite(x))[0]
-        raise InputError(f"scores: expected finite {kind}, got {x[i, j]} at row {i}, label {j}")
+        raise InputError(f"scores: expected finite {kind}, got {x[i, j]} at row {first_row + i}, label {j}")
     if kind == "probs" and (x.min() < 0 or x.max() > 1):
         i, j = np.argwhere((x < 0) | (x > 1))[0]
-        raise InputError(f"scores: expected probabilities in [0, 1], got {x[i, j]:g} at row {i}, label {j}; "
+        raise InputError(f"scores: expected probabilities in [0, 1], got {x[i, j]:g} at row {first_row + i}, label {j}; "
                          "if these are logits, pass kind='logits'")
     return x
 
@@ -66,8 +75,9 @@ def check_multilabel(scores, labels, kind: str):
     return x, check_indicator(labels, x.shape)
 
 
-def check_indicator(labels, shape) -> np.ndarray:
-    """(n, L) float64 0/1 from an indicator matrix (dense, or scipy sparse)."""
+def check_indicator(labels, shape, *, first_row: int = 0) -> np.ndarray:
+    """(n, L) float64 0/1 from an indicator matrix (dense, or scipy sparse). first_row: as
+    for :func:`check_multilabel_scores`."""
     if hasattr(labels, "toarray") and hasattr(labels, "nnz"):
         labels = labels.toarray()
     y = to_numpy(labels, "labels")
@@ -82,7 +92,8 @@ def check_indicator(labels, shape) -> np.ndarray:
     bad = (y != 0) & (y != 1)
     if bad.any():
         i, j = np.argwhere(bad)[0]
-        raise InputError(f"labels: expected 0 or 1 in the indicator matrix, got {y[i, j]:g} at row {i}, label {j}")
+        raise InputError(f"labels: expected 0 or 1 in the indicator matrix, got {y[i, j]:g} at row {first_row + i}, "
+                         f"label {j}")
     return y
 
 
@@ -199,3 +210,121 @@ def worst_labels(metrics: dict, metric: str = "ece", k: int = 5) -> list[tuple[s
     vals = per[metric]
     order = np.argsort(-vals, kind="stable")[:k]
     return [(metrics["labels"][i], float(vals[i])) for i in order]
+
+
+# ----------------------------------------------------------------------------- in row blocks
+def label_block_rows(L: int, n_bins: int) -> int:
+    """Rows per block of a multi-label pass: ``block_rows(L)`` of LABEL_BLOCK_BYTES, at least
+    MIN_BLOCK_BIN_ROWS * n_bins rows (so a block's O(L B) sums are spread over rows)."""
+    return max(block_rows(L, 8, LABEL_BLOCK_BYTES), MIN_BLOCK_BIN_ROWS * int(n_bins), 1)
+
+
+class LabelTerms:
+    """The per-entry terms of one row block of m rows and L labels, all (m, L): p = P(label
+    on), d = y - p, sq = (p - y)^2, nll = binary NLL (exact from logits, clipped at the
+    smallest positive float64 from probabilities), idx = the equal-width bin of p, y 0/1."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, kind: str, n_bins: int):
+        x = np.asarray(x, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        p = x if kind == "probs" else sigmoid(x)
+        self.p, self.y = p, y
+        self.d = y - p
+        self.sq = self.d * self.d
+        if kind == "logits":
+            self.nll = np.logaddexp(0.0, x) - y * x  # softplus(z) - y z = -log sigmoid(+-z)
+        else:
+            self.nll = -np.log(np.maximum(np.where(y == 1, x, 1.0 - x), _TINY))
+        self.idx = bin_index(p, equal_width_edges(n_bins))
+
+
+class LabelSums:
+    """Float64 sums of the per-label metrics of n rows, block by block (update / merge / finish).
+
+    bins: (3, L, B) per (label, equal-width bin of p): count, sum of p, sum of y - p;
+    label: (3, L) per label: sum of (p - y)^2, sum of the NLL terms, sum of y; n rows.
+    From them (:meth:`finish`): ECE_j = sum_b |sum_{i in b} (y_ij - p_ij)| / n, the micro
+    ECE sum_b |sum_j sum_{i in b} (y_ij - p_ij)| / (n L) (the pooled pairs share the bins),
+    Brier_j and NLL_j the sums / n: the numbers of :func:`multilabel_metrics`.
+    """
+
+    def __init__(self, L: int, n_bins: int):
+        self.L, self.n_bins = int(L), int(n_bins)
+        self.bins = np.zeros((3, self.L, self.n_bins))
+        self.label = np.zeros((3, self.L))
+        self.n = 0
+
+    def update(self, t: LabelTerms) -> LabelSums:
+        """Add one block's terms."""
+        m, L = t.p.shape
+        B = self.n_bins
+        cells = (t.idx + (np.arange(L) * B)[None, :]).ravel()
+        for row, w in ((0, None), (1, t.p), (2, t.d)):
+            self.bins[row] += np.bincount(cells, weights=None if w is None else w.ravel(),
+                                          minlength=L * B).reshape(L, B)
+        self.label[0] += t.sq.sum(axis=0)
+        self.label[1] += t.nll.sum(axis=0)
+        self.label[2] += t.y.sum(axis=0)
+        self.n += m
+        return self
+
+    def merge(self, other: LabelSums) -> LabelSums:
+        """Add the sums of other rows."""
+        self.bins += other.bins
+        self.label += other.label
+        self.n += other.n
+        return self
+
+    def finish(self, label_names=None) -> dict:
+        """The dict of :func:`multilabel_metrics` (per_label, macro, micro, labels, prevalence)."""
+        n, L = self.n, self.L
+        names = [str(j) for j in range(L)] if label_names is None else [str(s) for s in label_names]
+        if len(names) != L:
+            raise InputError(f"label_names: expected {L} names, one per label column, got {len(names)}")
+        diff = self.bins[2]
+        per = {"ece": np.abs(diff).sum(axis=1) / n, "brier": self.label[0] / n, "nll": self.label[1] / n}
+        micro = {"ece": float(np.abs(diff.sum(axis=0)).sum() / (n * L)), "brier": float(self.label[0].sum() / (n * L)),
+                 "nll": float(self.label[1].sum() / (n * L))}
+        macro = {k: float(v.mean()) for k, v in per.items()}
+        return {"per_label": per, "macro": macro, "micro": micro, "labels": names, "prevalence": self.label[2] / n}
+
+    def reliability(self, j: int):
+        """Label j's equal-width bins: (count (B,) int64, mean p (B,), frequency of y = 1 (B,)),
+        NaN in empty bins."""
+        count, sp, sd = self.bins[:, j]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return count.astype(np.int64), sp / count, (sp + sd) / count
+
+
+def label_rows(scores, kind: str, first_row: int = 0):
+    """f(slice) -> the validated (m, L) float64 rows of an (n, L) array of scores (read one
+    block at a time, a memory-mapped array stays on disk)."""
+    def rows(s):
+        return check_multilabel_scores(scores[s], kind, first_row=first_row + s.start)
+    return rows
+
+
+def multilabel_metrics_in_blocks(scores, labels, *, kind: str, n_bins: int = 15, label_names=None,
+                                 n: int | None = None, L: int | None = None) -> dict:
+    """:func:`multilabel_metrics` (equal-width bins) in one pass over row blocks.
+
+    scores: (n, L) logits or probabilities (``kind``), validated block by block, or
+    f(slice) -> those rows' (m, L) values (a calibrator's predictions, taken as valid; give n
+    and L). labels: (n, L) 0/1. Working memory: one block of :func:`label_block_rows` rows
+    and the O(L B) sums of :class:`LabelSums`.
+    """
+    n_bins = check_n_bins(n_bins)
+    check_choice(kind, "kind", KINDS)
+    fn = scores if callable(scores) else label_rows(scores, kind)
+    if n is None or L is None:
+        n, L = np.shape(scores)
+    if n == 0 or L == 0:
+        raise InputError(f"scores: expected (n, L) {kind}, one column per label, got shape ({n}, {L})")
+    if np.shape(labels) != (n, L) and not (hasattr(labels, "nnz") and labels.shape == (n, L)):
+        check_indicator(labels, (n, L))
+    sums = LabelSums(L, n_bins)
+    for a in range(0, n, label_block_rows(L, n_bins)):
+        s = slice(a, min(n, a + label_block_rows(L, n_bins)))
+        yb = check_indicator(labels[s], (s.stop - s.start, L), first_row=a)
+        sums.update(LabelTerms(fn(s), yb, kind, n_bins))
+    return sums.finish(label_names)

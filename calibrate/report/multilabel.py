@@ -13,8 +13,16 @@ come from the same resamples). Per resample with row weights w (sum W), equal-wi
     micro  = sum_b |sum_i w_i sum_j (y_ij - p_ij) [p_ij in bin b]| / (W L)
     Brier_j = sum_i w_i (p_ij - y_ij)^2 / W,   NLL_j likewise with the binary log loss
 
-(the bin sums are one sparse (n, L B) matrix product per block of resamples, blocks of at
-most RESAMPLE_BLOCK_BYTES of sums; the sparse matrix holds n L values).
+Working memory, whatever n and L: every number comes from passes over row blocks of each
+prediction (:func:`_prediction_pass`; a calibrator predicts one block at a time), one pass
+per group of resamples: a group holds at most WEIGHTS_BYTES of uint8 weights (r x n) and
+RESAMPLED_SUMS_BYTES of (L B x r) float64 sums, so up to 64 MiB / n resamples (all 1000
+up to n = 67,108) take one pass. The first pass also adds the plug-in sums
+(:class:`calibrate.metrics.multilabel.LabelSums`, O(L B)). Beyond the input, memory holds
+one block of per-entry terms (:func:`calibrate.metrics.multilabel.label_block_rows` rows),
+the group's weights, a chunk of float64 weights of
+:func:`calibrate.resampling.bootstrap._weights` (at most 16 MiB), the O(L B r) sums and
+the (r, L) per-label ECE of each pass; what stays O(n) is r uint8 weights per row.
 
 Sections (:func:`multilabel_report_sections`, the dicts ``render_html`` / ``render_pdf``
 take): a summary; the macro / micro table with intervals and the paired differences; the
@@ -33,10 +41,18 @@ import time
 import numpy as np
 from matplotlib.figure import Figure
 
-from calibrate._core.binning import bin_index, equal_width_edges
+from calibrate._core.binning import equal_width_edges
 from calibrate._core.blocks import BLOCK_BYTES, block_rows
-from calibrate.metrics.multilabel import multilabel_metrics, sigmoid
-from calibrate.report.figures import reliability_data, reliability_panels
+from calibrate._core.validation import check_choice
+from calibrate.metrics.multilabel import (
+    KINDS,
+    LabelSums,
+    LabelTerms,
+    check_indicator,
+    label_block_rows,
+    label_rows,
+)
+from calibrate.report.figures import ReliabilityData, reliability_panels
 from calibrate.report.html import _fmt, _png, command_line, environment
 
 WORST_LABELS = 8  # labels shown in detail (table with intervals, reliability panels)
@@ -45,46 +61,103 @@ LABEL_TABLE_MAX_ROWS = 5000  # the per-label table: at most this many labels (by
 PANEL_COLUMNS = 4
 PANEL_SIZE = 2.6  # inches: a figure is at most PANEL_COLUMNS x 2 panels
 METRICS = ("ece", "brier", "nll")
-RESAMPLE_BLOCK_BYTES = 32 * BLOCK_BYTES  # the per-(label, bin) sums of one block of resamples: 16 MiB
-_TINY = np.finfo(np.float64).tiny
+RESAMPLE_BLOCK_BYTES = 32 * BLOCK_BYTES  # one product's (L B, r') per-(label, bin) sums of resamples: 16 MiB
+WEIGHT_ROWS_BYTES = 32 * BLOCK_BYTES  # the (m', r) float64 weights of a slice of rows: 16 MiB
+WEIGHTS_BYTES = 128 * BLOCK_BYTES  # the uint8 (r, n) weights of one group of resamples: 64 MiB
+RESAMPLED_SUMS_BYTES = 128 * BLOCK_BYTES  # the (L B, r) float64 resampled sums of one prediction: 64 MiB
 
 
 # ----------------------------------------------------------------------------- numbers
-def _terms(x: np.ndarray, y: np.ndarray, kind: str):
-    """(n, L) per-entry terms: (y - p, (p - y)^2, binary NLL) and p, from logits or probabilities."""
-    p = sigmoid(x) if kind == "logits" else x
-    d = y - p
-    if kind == "logits":
-        nll = np.logaddexp(0.0, x) - y * x
-    else:
-        nll = -np.log(np.maximum(np.where(y == 1, x, 1.0 - x), _TINY))
-    return p, d, d * d, nll
+class _Group:
+    """One group of r resamples: the (r_i, n) weight chunks of
+    :func:`calibrate.resampling.bootstrap._weights`, held compactly (uint8 when every count
+    fits, else float64), and W (r,) the float64 sum of each resample's weights."""
+
+    def __init__(self, chunks: list):
+        self.chunks = chunks
+        self.r = sum(c.shape[0] for c in chunks)
+        self.W = np.concatenate([c.sum(axis=1, dtype=np.float64) for c in chunks])
+
+    def rows(self, u: slice) -> np.ndarray:
+        """(m, r) float64 weights of rows u."""
+        return np.ascontiguousarray(np.concatenate([c[:, u] for c in self.chunks], axis=0).T, dtype=np.float64)
 
 
-class _Resampled:
-    """One prediction's sufficient matrices: the per-(label, bin) sums of y - p as a sparse
-    (n, L B) matrix, the pooled (n, B) sums, and the (n, L) Brier and NLL terms."""
+def _compact(w: np.ndarray) -> np.ndarray:
+    return w.astype(np.uint8) if w.size and w.max() <= 255 else np.array(w, dtype=np.float64)
 
-    def __init__(self, x, y, kind, n_bins):
-        import scipy.sparse as sp
 
-        p, d, sq, nll = _terms(x, y, kind)
-        n, L = p.shape
-        idx = bin_index(p, equal_width_edges(n_bins))
-        cols = idx + (np.arange(L) * n_bins)[None, :]
-        rows = np.repeat(np.arange(n), L)
-        self.X = sp.csr_matrix((d.ravel(), (rows, cols.ravel())), shape=(n, L * n_bins))
-        self.M = np.bincount((np.arange(n)[:, None] * n_bins + idx).ravel(), weights=d.ravel(),
-                             minlength=n * n_bins).reshape(n, n_bins)
-        self.sq, self.nll = sq, nll
-        self.L, self.B = L, n_bins
+def _resample_groups(n: int, n_resamples: int, seed: int, scheme: str, per_group: int):
+    """The weights of :func:`calibrate.resampling.bootstrap._weights` (the same draws, in
+    order) in groups of at most ``per_group`` resamples."""
+    from calibrate.resampling.bootstrap import _weights
 
-    def draws(self, w: np.ndarray) -> dict:
-        """Per resample (rows of w, (r, n)): {"ece": (r, L), "brier": (r, L), "nll": (r, L), "micro_ece": (r,)}."""
-        W = w.sum(axis=1)
-        S = np.asarray((self.X.T @ w.T).T).reshape(w.shape[0], self.L, self.B)
-        return {"ece": np.abs(S).sum(axis=2) / W[:, None], "brier": (w @ self.sq) / W[:, None],
-                "nll": (w @ self.nll) / W[:, None], "micro_ece": np.abs(w @ self.M).sum(axis=1) / (W * self.L)}
+    buf, have = [], 0
+    for w in _weights(n, n_resamples, seed, scheme):
+        a = 0
+        while a < w.shape[0]:
+            take = min(per_group - have, w.shape[0] - a)
+            buf.append(_compact(w[a:a + take]))
+            have, a = have + take, a + take
+            if have == per_group:
+                yield _Group(buf)
+                buf, have = [], 0
+    if buf:
+        yield _Group(buf)
+
+
+def group_size(n: int, L: int, n_bins: int, n_resamples: int) -> int:
+    """Resamples per pass: at most WEIGHTS_BYTES of uint8 weights (r x n) and
+    RESAMPLED_SUMS_BYTES of float64 sums (L B x r), at least 1."""
+    return max(1, min(int(n_resamples), WEIGHTS_BYTES // max(n, 1), RESAMPLED_SUMS_BYTES // (8 * L * n_bins)))
+
+
+def _prediction_pass(rows, kind: str, y, n: int, L: int, n_bins: int, group: _Group | None,
+                     sums: LabelSums | None = None, check_labels: bool = False):
+    """One pass over the row blocks of one prediction: rows(slice) -> (m, L) scores of ``kind``.
+
+    Adds each block's terms to ``sums`` (when given) and, for the r resamples of ``group``,
+    returns the resampled sums: S (L B, r) of w_i (y_ij - p_ij) per (label, bin) and (r,)
+    sums of w_i sum_j (p_ij - y_ij)^2 and of w_i sum_j NLL_ij (None without a group).
+    Working memory: one block of terms, its sparse (m, L B) matrix of y - p (m L values),
+    (m', r) float64 weights of at most WEIGHT_ROWS_BYTES and a (L B, r') product of at most
+    RESAMPLE_BLOCK_BYTES."""
+    import scipy.sparse as sp
+
+    B, LB = n_bins, L * n_bins
+    r = 0 if group is None else group.r
+    S, sq, nll = np.zeros((LB, r)), np.zeros(r), np.zeros(r)
+    offset = (np.arange(L) * B)[None, :]
+    step = label_block_rows(L, B)
+    wrows = block_rows(r, 8, WEIGHT_ROWS_BYTES)
+    sub = block_rows(LB, 8, RESAMPLE_BLOCK_BYTES)
+    for a in range(0, n, step):
+        s = slice(a, min(n, a + step))
+        m = s.stop - s.start
+        yb = check_indicator(y[s], (m, L), first_row=a) if check_labels else y[s]
+        t = LabelTerms(rows(s), yb, kind, B)
+        if sums is not None:
+            sums.update(t)
+        if not r:
+            continue
+        X = sp.csr_matrix((t.d.ravel(), (np.repeat(np.arange(m), L), (t.idx + offset).ravel())), shape=(m, LB))
+        rsq, rnll = t.sq.sum(axis=1), t.nll.sum(axis=1)
+        for c in range(0, m, wrows):
+            wt = group.rows(slice(a + c, min(s.stop, a + c + wrows)))
+            xt = X[c:c + wt.shape[0]].T
+            for e in range(0, r, sub):
+                S[:, e:e + sub] += xt @ wt[:, e:e + sub]
+            sq += rsq[c:c + wt.shape[0]] @ wt
+            nll += rnll[c:c + wt.shape[0]] @ wt
+    return (S, sq, nll) if r else None
+
+
+def _draws(S: np.ndarray, sq: np.ndarray, nll: np.ndarray, W: np.ndarray, L: int, n_bins: int) -> dict:
+    """Per resample (r of them) from :func:`_prediction_pass`'s sums: {"ece": (r, L),
+    "micro_ece", "brier", "nll": (r,)} (Brier and NLL: macro = micro)."""
+    T = S.T.reshape(-1, L, n_bins)
+    return {"ece": np.abs(T).sum(axis=2) / W[:, None], "micro_ece": np.abs(T.sum(axis=1)).sum(axis=1) / (W * L),
+            "brier": sq / (W * L), "nll": nll / (W * L)}
 
 
 def _interval(est: float, d: np.ndarray, confidence: float) -> dict:
@@ -99,44 +172,60 @@ def multilabel_report_numbers(scores: dict, labels, *, n_bins: int = 15, n_resam
                               label_names=None) -> dict:
     """Every number of the multi-label report.
 
-    scores: {name: ((n, L) scores, kind)} with kind "logits" or "probs"; the first is the
-    reference of the paired differences ("uncalibrated"). labels: (n, L) 0/1.
+    scores: {name: (scores, kind)} with kind "logits" or "probs", scores an (n, L) array
+    (validated block by block) or f(slice) -> those rows' (m, L) values (a calibrator's
+    predictions of the rows, computed per block); the first is the reference of the paired
+    differences ("uncalibrated"). labels: (n, L) 0/1.
     Returns {"metrics": {name: {"macro": {m: interval}, "micro": {m: interval}}},
-    "per_label": {name: multilabel_metrics(...)}, "worst": [label index], "worst_intervals":
-    {name: {j: interval of ECE_j}}, "paired": {name: {"macro_ece", "micro_ece", "brier",
-    "nll": interval of the difference name - reference}}, "bootstrap": {...}}.
+    "per_label": {name: multilabel_metrics(...)}, "sums": {name: LabelSums}, "worst": [label
+    index], "worst_intervals": {name: {j: interval of ECE_j}}, "paired": {name: {"macro_ece",
+    "micro_ece", "brier", "nll": interval of the difference name - reference}}, "bootstrap": {...}}.
     An interval is {"estimate", "low", "high", "confidence"}: the percentile interval of the
     resampled values (the plug-in ECE is biased upward, so its interval may lie above it).
     """
-    from calibrate.resampling.bootstrap import _scheme, _weights
+    from calibrate._core.validation import InputError, check_n_bins, check_n_resamples
+    from calibrate.resampling.bootstrap import _scheme
 
+    n_bins = check_n_bins(n_bins)
+    R = check_n_resamples(n_resamples)
     names = list(scores)
-    y = np.asarray(labels, dtype=np.float64)
-    n = y.shape[0]
+    labels = labels if hasattr(labels, "shape") else np.asarray(labels)
+    n, L = np.shape(labels)
     if n < 2:
-        from calibrate._core.validation import InputError
-
         raise InputError(f"labels: a bootstrap interval needs at least 2 rows, got {n}")
-    est = {nm: multilabel_metrics(x, y, kind=kind, n_bins=n_bins, label_names=label_names)
-           for nm, (x, kind) in scores.items()}
-    ref = est[names[0]]
-    L = ref["per_label"]["ece"].size
-    worst_idx = [int(j) for j in np.lexsort((np.arange(L), -ref["per_label"]["ece"]))[:min(worst, L)]]
+    if label_names is not None and len(label_names) != L:
+        raise InputError(f"label_names: expected {L} names, one per label column, got {len(label_names)}")
+    sources = {}
+    for nm, (x, kind) in scores.items():
+        check_choice(kind, "kind", KINDS)
+        if not callable(x):
+            if np.shape(x) != (n, L):
+                raise InputError(f"scores: expected shape {(n, L)}, the shape of the labels, got {np.shape(x)} "
+                                 f"({nm})")
+            x = label_rows(x if hasattr(x, "shape") else np.asarray(x, dtype=np.float64), kind)
+        sources[nm] = (x, kind)
     sch = _scheme(scheme, n)
-    suff = {nm: _Resampled(np.asarray(x, dtype=np.float64), y, kind, n_bins) for nm, (x, kind) in scores.items()}
     keys = ("macro_ece", "micro_ece", "brier", "nll")
     draws = {nm: {k: [] for k in keys} | {"worst": []} for nm in names}
-    sub = block_rows(L * n_bins, 8, RESAMPLE_BLOCK_BYTES)  # resamples a product: (L B, sub) float64 sums
-    blocks = (ww[a:a + sub] for ww in _weights(n, int(n_resamples), seed, sch) for a in range(0, ww.shape[0], sub))
-    for w in blocks:
+    sums, worst_idx = {}, []
+    for g in _resample_groups(n, R, seed, sch, group_size(n, L, n_bins, R)):
         for nm in names:
-            d = suff[nm].draws(w)
+            first = nm not in sums
+            if first:
+                sums[nm] = LabelSums(L, n_bins)
+            S, sq, nll = _prediction_pass(*sources[nm], labels, n, L, n_bins, g, sums[nm] if first else None,
+                                          check_labels=first and nm == names[0])
+            if first and nm == names[0]:
+                ece0 = sums[nm].finish()["per_label"]["ece"]
+                worst_idx = [int(j) for j in np.lexsort((np.arange(L), -ece0))[:min(worst, L)]]
+            d = _draws(S, sq, nll, g.W, L, n_bins)
             acc = draws[nm]
             acc["macro_ece"].append(d["ece"].mean(axis=1))
             acc["micro_ece"].append(d["micro_ece"])
-            acc["brier"].append(d["brier"].mean(axis=1))
-            acc["nll"].append(d["nll"].mean(axis=1))
+            acc["brier"].append(d["brier"])
+            acc["nll"].append(d["nll"])
             acc["worst"].append(d["ece"][:, worst_idx])
+    est = {nm: sums[nm].finish(label_names) for nm in names}
     draws = {nm: {k: np.concatenate(v) for k, v in dd.items()} for nm, dd in draws.items()}
     point = {nm: {"macro_ece": e["macro"]["ece"], "micro_ece": e["micro"]["ece"], "brier": e["macro"]["brier"],
                   "nll": e["macro"]["nll"]} for nm, e in est.items()}
@@ -163,7 +252,7 @@ def multilabel_report_numbers(scores: dict, labels, *, n_bins: int = 15, n_resam
             paired[nm][k] = iv
     boot = {"method": "percentile", "scheme": sch, "n_resamples": int(n_resamples), "seed": int(seed),
             "confidence": confidence, "resampled": "rows (all labels of a row together)"}
-    return {"metrics": metrics, "per_label": est, "worst": worst_idx, "worst_intervals": worst_iv,
+    return {"metrics": metrics, "per_label": est, "sums": sums, "worst": worst_idx, "worst_intervals": worst_iv,
             "paired": paired, "bootstrap": boot}
 
 
@@ -175,14 +264,26 @@ def label_reliability_figure(probs, labels, columns, names, *, n_bins: int = 10,
     At most ``ncols`` panels a row; the pixel size depends on len(columns) only."""
     p = np.asarray(probs, dtype=np.float64)
     y = np.asarray(labels)
-    cols = [int(j) for j in columns]
+    sums = LabelSums(p.shape[1], n_bins)
+    for a in range(0, p.shape[0], label_block_rows(p.shape[1], n_bins)):
+        s = slice(a, a + label_block_rows(p.shape[1], n_bins))
+        sums.update(LabelTerms(p[s], y[s], "probs", n_bins))
+    return label_reliability_figure_from_sums(sums, columns, names, ncols=ncols, panel_size=panel_size,
+                                              suptitle=suptitle)
+
+
+def label_reliability_figure_from_sums(sums: LabelSums, columns, names, *, ncols: int = PANEL_COLUMNS,
+                                       panel_size: float = PANEL_SIZE, suptitle: str | None = None) -> Figure:
+    """:func:`label_reliability_figure` from the per-(label, bin) sums of a pass (the bins of
+    ``sums``): no (n, L) array is read."""
     panels = []
-    for j in cols:
-        pj = p[:, j]
-        d = reliability_data(np.column_stack([1.0 - pj, pj]), y[:, j].astype(np.int64), n_bins, class_index=1,
-                             label=f"label {j}" if str(names[j]) == str(j) else str(names[j]))
-        d.xlabel = "P(label on)"
-        panels.append(d)
+    ece = sums.finish()["per_label"]["ece"]
+    edges = equal_width_edges(sums.n_bins)
+    for j in [int(c) for c in columns]:
+        count, conf, freq = sums.reliability(j)
+        panels.append(ReliabilityData(edges, count, conf, freq, float(ece[j]), int(count.sum()),
+                                      f"label {j}" if str(names[j]) == str(j) else str(names[j]),
+                                      "P(label on)", "observed frequency"))
     return reliability_panels(panels, ncols=ncols, panel_size=panel_size, suptitle=suptitle)
 
 
@@ -202,19 +303,18 @@ def multilabel_report_sections(scores, labels, calibrators: dict, *, kind: str, 
     subtitle, and the JSON-able dict of the same numbers (every label's numbers in it).
     """
     t0 = time.time() if started is None else started
-    x = np.asarray(scores, dtype=np.float64)
-    y = np.asarray(labels, dtype=np.float64)
-    n, L = x.shape
+    x = scores if hasattr(scores, "shape") else np.asarray(scores, dtype=np.float64)
+    y = labels if hasattr(labels, "shape") else np.asarray(labels)
+    n, L = np.shape(x)
     names_l = [str(j) for j in range(L)] if label_names is None else [str(s) for s in label_names]
     preds = {"uncalibrated": (x, kind)}
     for nm, cal in calibrators.items():
-        preds[nm] = (cal.predict_proba(x, kind=kind), "probs")
+        preds[nm] = (lambda s, c=cal: c.predict_proba(x[s], kind=kind), "probs")
     num = multilabel_report_numbers(preds, y, n_bins=n_bins, n_resamples=n_resamples, seed=seed, scheme=scheme,
                                     label_names=names_l)
     names = list(preds)
-    est, met = num["per_label"], num["metrics"]
-    probs = {nm: (preds[nm][0] if preds[nm][1] == "probs" else sigmoid(preds[nm][0])) for nm in names}
-    positives = y.sum(axis=0)
+    est, met, sums = num["per_label"], num["metrics"], num["sums"]
+    positives = sums["uncalibrated"].label[2].copy()
     prevalence = est["uncalibrated"]["prevalence"]
     worst = num["worst"]
     best = min(names[1:], key=lambda nm: met[nm]["macro"]["ece"]["estimate"], default=None)
@@ -262,21 +362,21 @@ def multilabel_report_sections(scores, labels, calibrators: dict, *, kind: str, 
     wrows = []
     for j in worst:
         cells = [{"text": names_l[j]}, {"text": f"{int(positives[j]):,}"}, {"text": _fmt(float(prevalence[j]))}]
-        cells.append({"text": _fmt(float(probs["uncalibrated"][:, j].mean()))})
+        cells.append({"text": _fmt(float(sums["uncalibrated"].bins[1, j].sum() / n))})
         cells += [_cell(num["worst_intervals"][nm][j]) for nm in names]
         wrows.append({"cells": cells})
     worst_table = {"header": wheader, "rows": wrows,
                    "caption": f"The {len(worst)} labels of largest ECE (uncalibrated) of {L}, largest first; under "
                               f"each ECE its {round(100 * boot['confidence'])} % percentile interval (the resamples of the table above)."}
-    panels = [_png(label_reliability_figure(probs["uncalibrated"], y, worst, names_l, n_bins=n_bins,
-                                            suptitle="uncalibrated: the labels of largest ECE"),
+    panels = [_png(label_reliability_figure_from_sums(sums["uncalibrated"], worst, names_l,
+                                                      suptitle="uncalibrated: the labels of largest ECE"),
                    "Reliability diagrams of the labels of largest ECE, uncalibrated",
                    f"Per label: bars, the frequency of the label per bin of P(label on) ({n_bins} equal-width bins, "
                    "the table's ECE); "
                    "hatched, the gap to the diagonal.")]
     if best:
-        panels.append(_png(label_reliability_figure(probs[best], y, worst, names_l, n_bins=n_bins,
-                                                    suptitle=f"{best}: the same labels"),
+        panels.append(_png(label_reliability_figure_from_sums(sums[best], worst, names_l,
+                                                              suptitle=f"{best}: the same labels"),
                             f"Reliability diagrams of the same labels, {best}"))
 
     # every label
@@ -329,7 +429,7 @@ def multilabel_report_sections(scores, labels, calibrators: dict, *, kind: str, 
     env = data["environment"]
     summary = [("data", data_name or "—"), ("calibrators fitted on", fit_name or "—"), ("n", f"{n:,}"),
                ("labels", f"{L:,} (independent sigmoid outputs, {kind})"),
-               ("labels per row", f"{float(y.sum(axis=1).mean()):.3f} on average"),
+               ("labels per row", f"{float(positives.sum() / n):.3f} on average"),
                ("binning", f"{n_bins} equal-width bins of P(label on), per label"), ("intervals", iv_words)]
     sections = [
         {"id": "summary", "title": "Summary", "summary": summary, "lead": True},

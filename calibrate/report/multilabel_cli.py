@@ -67,15 +67,16 @@ def _method(method: str) -> str:
 # ----------------------------------------------------------------------------- fit
 def fit(args, inputs) -> int:
     from calibrate.io.outputs import check_outputs, write_outputs
-    from calibrate.metrics.multilabel import multilabel_metrics
+    from calibrate.metrics.multilabel import multilabel_metrics_in_blocks
 
     check_outputs([args.output], inputs)
     method = _method(args.method)
     data = read(args)
     y = data.require_labels()
     cal = MultiLabelCalibrator(method).fit(data.scores, y, kind=data.kind)
-    before = multilabel_metrics(data.scores, y, kind=data.kind, n_bins=args.bins)
-    after = multilabel_metrics(cal.predict_proba(data.scores, kind=data.kind), y, kind="probs", n_bins=args.bins)
+    before = multilabel_metrics_in_blocks(data.scores, y, kind=data.kind, n_bins=args.bins)
+    after = multilabel_metrics_in_blocks(lambda s: cal.predict_proba(data.scores[s], kind=data.kind), y, kind="probs",
+                                         n_bins=args.bins, n=data.n, L=data.L)
     write_outputs({args.output: cal.to_json()}, inputs)
     print(f"method      {method}, one per label")
     print(f"data        {data.path} (n = {data.n}, L = {data.L} labels, {data.kind})")
@@ -113,13 +114,15 @@ def evaluate_numbers(data, calibrator_path=None, n_bins: int = 15) -> dict:
     """What ``calibrate evaluate --multilabel`` prints: {"n", "L", "bins", "kind", "macro": {ece,
     brier, nll}, "micro": {...}, "per_label": [{"label", "positives", "prevalence", "ece",
     "brier", "nll"}, one per label]}."""
-    from calibrate.metrics.multilabel import multilabel_metrics
+    from calibrate.metrics.multilabel import multilabel_metrics_in_blocks
 
     y = data.require_labels()
     x, kind = data.scores, data.kind
     if calibrator_path:
-        x, kind = load_calibrator(calibrator_path, data.L).predict_proba(x, kind=kind), "probs"
-    m = multilabel_metrics(x, y, kind=kind, n_bins=n_bins, label_names=data.label_names)
+        cal = load_calibrator(calibrator_path, data.L)
+        x, kind = (lambda s, z=x, k=kind: cal.predict_proba(z[s], kind=k)), "probs"
+    m = multilabel_metrics_in_blocks(x, y, kind=kind, n_bins=n_bins, label_names=data.label_names, n=data.n,
+                                     L=data.L)
     pos = y.sum(axis=0)
     per = [{"label": m["labels"][j], "positives": int(pos[j]), "prevalence": float(m["prevalence"][j]),
             **{k: float(m["per_label"][k][j]) for k in ("ece", "brier", "nll")}} for j in range(data.L)]
