@@ -55,6 +55,8 @@ def _add_data_args(p: argparse.ArgumentParser, name="DATA"):
 
 
 def _add_group_args(p: argparse.ArgumentParser, resamples: bool = False):
+    from calibrate.calibrators import available_methods
+
     p.add_argument("--group-by", default=None, metavar="COLUMN[,COLUMN]",
                    help="metrics per group of rows (combinations of these columns' values), with intervals, the "
                         "worst group and each group's gap to all rows; columns from --groups FILE or a CSV DATA")
@@ -69,6 +71,9 @@ def _add_group_args(p: argparse.ArgumentParser, resamples: bool = False):
                        help="with --group-by and --fit-on: the group columns of the --fit-on rows; adds a temperature "
                             "per group shrunk toward the global one by cross-validation (GroupedCalibrator), "
                             "compared with the global temperature group by group")
+        p.add_argument("--group-method", default=None, choices=available_methods(), metavar="METHOD",
+                       help="with --fit-groups: the method fitted per group (default temperature; any --method of "
+                            "calibrate fit: a mixture with the global fit, weight n_g / (n_g + tau), tau by CV)")
 
 
 def _csv_group_columns(args) -> tuple:
@@ -113,30 +118,6 @@ def _evaluate_groups(args, data, columns):
                          seed=args.seed, transform=transform)
 
 
-def _grouped_temperature(args, val, cals, columns):
-    """(global temperature, fitted GroupedCalibrator, (n,) test group keys) for --fit-groups, or None."""
-    if not getattr(args, "fit_groups", None):
-        return None
-    if columns is None or val is None:
-        raise CLIError("--fit-groups FILE needs --group-by COLUMN[,COLUMN] and --fit-on VAL (the groups of VAL's rows)")
-    from calibrate.calibrators import GroupedCalibrator, TemperatureScaling
-    from calibrate.io.group_columns import parse_group_by, read_group_columns
-    from calibrate.metrics.groups import group_label
-
-    names = parse_group_by(args.group_by)
-    fit_cols = read_group_columns(args.fit_groups, names, val.n)
-
-    def keys(cols):
-        return np.array([group_label(names, v) for v in zip(*(np.asarray(cols[c]) for c in names))], dtype=object)
-
-    y = val.require_labels()
-    glob = cals.get("temperature") or TemperatureScaling().fit(val.logits, y, kind="logits")
-    print(f"fitting a temperature per group of {args.group_by} on {args.fit_on} (shrinkage by 5-fold CV)",
-          file=sys.stderr)
-    grouped = GroupedCalibrator("temperature").fit(val.logits, y, keys(fit_cols), kind="logits")
-    return glob, grouped, keys(columns)
-
-
 def _read(args, path=None, require_labels=True):
     from calibrate.io.readers import read_predictions
 
@@ -156,17 +137,16 @@ def _read(args, path=None, require_labels=True):
 def _inputs(args) -> list:
     """Every file the command reads: no output may be one of them."""
     paths = [getattr(args, "data", None), getattr(args, "labels", None), getattr(args, "fit_on", None),
-             getattr(args, "ood", None), getattr(args, "groups", None)]
+             getattr(args, "ood", None), getattr(args, "groups", None), getattr(args, "fit_groups", None)]
     cal = getattr(args, "calibrator", None)
     paths += cal if isinstance(cal, list) else [cal]
     return [p for p in paths if p]
 
 
 def _check_classes(cal, cal_path, data) -> None:
-    if cal.n_classes_ != data.k:
-        raise CLIError(f"{data.path}: has {data.k} classes, but the calibrator {cal_path} was fitted on "
-                       f"{cal.n_classes_} classes; give predictions with {cal.n_classes_} class columns, or fit a "
-                       "calibrator on these")
+    from calibrate.report.build import check_classes
+
+    check_classes(cal, cal_path, data)
 
 
 def _fmt(x):
@@ -313,7 +293,6 @@ def cmd_evaluate(args) -> int:
 def cmd_report(args) -> int:
     import time
 
-    from calibrate.calibrators import get_calibrator, load
     from calibrate.io.outputs import check_outputs
 
     t0 = time.time()
@@ -335,51 +314,33 @@ def cmd_report(args) -> int:
     if unknown:
         raise CLIError(f"--methods: expected a comma-separated list of {', '.join(available_methods())}, "
                        f"got {unknown[0]!r}")
+    if args.group_method is not None and not args.fit_groups:
+        raise CLIError(f"--group-method {args.group_method} needs --fit-groups FILE (and --group-by, --fit-on): "
+                       "it names the method fitted per group")
     test = _read(args)
-    y = test.require_labels()
+    test.require_labels()
     columns = _group_columns(args, test)
-    cals = {}
-    for path in args.calibrator or []:
-        cal = load(path)
-        _check_classes(cal, path, test)
-        name = cal.name if cal.name not in cals else f"{cal.name} ({os.path.basename(path)})"
-        cals[name] = cal
-    fit_name = ", ".join(args.calibrator or [])
-    if args.fit_on:
-        val = _read(args, path=args.fit_on)
-        if val.k != test.k:
-            raise CLIError(f"{args.fit_on}: has {val.k} classes, but {args.data} has {test.k}; fit and "
-                           "report on predictions of the same classes")
-        for m in methods:
-            _refuse_long_fit(m, val.n, val.k, args.allow_slow)
-        for m in methods:
-            print(f"fitting {m} on {args.fit_on}", file=sys.stderr)
-            cals[m] = get_calibrator(m).fit(val.logits, val.require_labels(), kind="logits")
-        fit_name = args.fit_on
-    grouped = _grouped_temperature(args, val if args.fit_on else None, cals, columns)
-    ood = None
-    if args.ood:
-        ood = _read(args, path=args.ood, require_labels=False)
-        if ood.k != test.k:
-            raise CLIError(f"{args.ood}: has {ood.k} classes, {args.data} has {test.k}")
-    print(f"bootstrapping {args.resamples} resamples for {1 + len(cals)} predictions", file=sys.stderr)
-    from calibrate.report.html import calibration_report_sections, render_html, write_report
+    if args.fit_groups and (columns is None or not args.fit_on):
+        raise CLIError("--fit-groups FILE needs --group-by COLUMN[,COLUMN] and --fit-on VAL (the groups of VAL's "
+                       "rows)")
+    val = _read(args, path=args.fit_on) if args.fit_on else None
+    fit_columns = None
+    if args.fit_groups:
+        from calibrate.io.group_columns import parse_group_by, read_group_columns
 
-    sections, subtitle, data = calibration_report_sections(test.logits, y, cals, data_name=test.path, fit_name=fit_name,
-                                    n_bins=args.bins, n_resamples=args.resamples, seed=args.seed,
-                                    title=args.title, started=t0,
-                                    ood_logits=ood.logits if ood else None, ood_name=ood.path if ood else "",
-                                    conformal_alpha=args.conformal,
-                                    fit_logits=val.logits if args.fit_on else None,
-                                    fit_labels=val.require_labels() if args.fit_on else None,
-                                    classes=args.classes, groups=columns, grouped=grouped)
-    html = render_html(args.title, sections, subtitle=subtitle)
-    pdf = None
-    if args.pdf:
-        from calibrate.report.pdf import render_pdf
+        fit_columns = read_group_columns(args.fit_groups, parse_group_by(args.group_by), val.n)
+    ood = _read(args, path=args.ood, require_labels=False) if args.ood else None
+    from calibrate.report.build import ReportOptions, build_report
 
-        print(f"laying out the PDF ({len(sections)} sections)", file=sys.stderr)
-        pdf = render_pdf(args.title, sections, subtitle=subtitle)
+    options = ReportOptions(title=args.title, n_bins=args.bins, n_resamples=args.resamples, seed=args.seed,
+                            conformal_alpha=args.conformal, classes=args.classes, allow_slow=args.allow_slow,
+                            pdf=bool(args.pdf), started=t0)
+    html, pdf, data = build_report(test, calibrators=args.calibrator or [], fit_on=val,
+                                   methods=methods if args.fit_on else [], ood=ood, groups=columns,
+                                   fit_groups=fit_columns, group_method=args.group_method or "temperature",
+                                   options=options, progress=lambda line: print(line, file=sys.stderr))
+    from calibrate.report.html import write_report
+
     write_report(args.output, html, data, json_path=args.json, inputs=_inputs(args), pdf_path=args.pdf, pdf=pdf)
     m = data["metrics"]
     for name, r in m.items():
@@ -415,13 +376,9 @@ def cmd_experiment(args) -> int:
 def _refuse_long_fit(method, n, k, allow_slow) -> None:
     """Refuse, before fitting, a fit that is long by the size rule
     (calibrate.calibrators._budget: from method, n and k only), unless --allow-slow."""
-    from calibrate.calibrators import _budget
+    from calibrate.report.build import refuse_long_fit
 
-    size = _budget.fit_size(method, n, k)
-    if allow_slow or size is None or not size.long:
-        return
-    raise CLIError(f"--method {method} on {n:,} x {k}: a long fit by the size rule ({size.describe()}); "
-                   f"use {_budget.SUGGESTION}, or pass --allow-slow to run it anyway")
+    refuse_long_fit(method, n, k, allow_slow)
 
 
 def _llm(args) -> bool:

@@ -175,8 +175,9 @@ def groups_section(rows: dict, groups, *, n_bins: int = 15, n_resamples: int = 1
 
 def grouped_section(global_cal, grouped_cal, group_keys, logits, labels, *, n_bins: int = 15,
                     n_resamples: int = 1000, seed: int = 0):
-    """(section, data): a temperature (or any calibrator) per group, shrunk toward the global
-    fit (:class:`calibrate.calibrators.GroupedCalibrator`), against the global calibrator on
+    """(section, data): a temperature (or any calibrator: its method is named in the text and
+    in data["method"]) per group, shrunk toward the global fit
+    (:class:`calibrate.calibrators.GroupedCalibrator`), against the global calibrator on
     each group's test rows: NLL and ECE of both and the paired difference grouped - global
     with its interval (:func:`calibrate.resampling.grouped.grouped_comparison`)."""
     from calibrate.resampling.grouped import grouped_comparison
@@ -200,14 +201,25 @@ def grouped_section(global_cal, grouped_cal, group_keys, logits, labels, *, n_bi
         rows.append({"cells": cells})
     shrink = getattr(grouped_cal, "shrinkage_", None)
     temps = getattr(grouped_cal, "temperatures_", None)
-    para = ("A temperature per group, each pulled toward the global temperature (a penalty lambda (log T_g − "
-            "log T)² on the group's NLL, lambda chosen by 5-fold cross-validation on the fitting rows: "
-            f"lambda = {shrink:g}" + (", i.e. one temperature for every group" if shrink == np.inf else "")
-            + "), against the global calibrator, on each group's test rows. Δ = grouped − global with a paired "
-            "bootstrap interval; green where the grouped fit is better beyond the noise, red where worse.")
-    data = {**cmp, "shrinkage": None if shrink is None else float(shrink),
-            "temperatures": None if temps is None else [float(t) for t in np.ravel(temps)]}
+    weights = getattr(grouped_cal, "weights_", None)
+    method = getattr(getattr(grouped_cal, "global_", None), "name", "temperature")
+    folds = getattr(grouped_cal, "cv", 5)
+    if getattr(grouped_cal, "mode_", "temperature") == "temperature":
+        para = ("A temperature per group, each pulled toward the global temperature (a penalty lambda (log T_g − "
+                f"log T)² on the group's NLL, lambda chosen by {folds}-fold cross-validation on the fitting rows: "
+                f"lambda = {shrink:g}" + (", i.e. one temperature for every group" if shrink == np.inf else ""))
+    else:
+        para = (f"A calibrator per group fitted by the {method} method, its probabilities mixed with those of the "
+                f"global {method} fit: p = w_g p_g + (1 − w_g) p_0, w_g = n_g / (n_g + tau), tau chosen by "
+                f"{folds}-fold cross-validation on the fitting rows: tau = {shrink:g}"
+                + (", i.e. the global fit for every group" if shrink == np.inf else ""))
+    para += ("), against the global calibrator, on each group's test rows. Δ = grouped − global with a paired "
+             "bootstrap interval; green where the grouped fit is better beyond the noise, red where worse.")
+    data = {**cmp, "method": method, "shrinkage": None if shrink is None else float(shrink),
+            "temperatures": None if temps is None else [float(t) for t in np.ravel(temps)],
+            "weights": None if weights is None else [float(w) for w in np.ravel(weights)]}
     section = {"id": "grouped", "title": "Per-group recalibration", "paragraphs": [para],
                "tables": [{"header": header, "rows": rows,
-                           "caption": "NLL and ECE (15 bins) of the global and the grouped calibrator."}]}
+                           "caption": f"NLL and ECE ({n_bins} bins) of the global and the grouped {method} "
+                                      "calibrator."}]}
     return section, data
