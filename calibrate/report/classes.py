@@ -73,22 +73,13 @@ def class_numbers_from_sums(sums, labels, n_bins: int) -> dict:
     y = np.asarray(labels)
     n = y.shape[0]
     k = sums.shape[1] // n_bins
-    cnt, sf, so, sff, sfo = sums
-    c2, f2, o2 = cnt.reshape(k, n_bins), sf.reshape(k, n_bins), so.reshape(k, n_bins)
-    per_class = _stats.calibration_error(c2, f2, o2, "l1", False, None)
+    cnt, sf, so, sff, sfo = (x.reshape(k, n_bins) for x in sums)
+    per_class = _stats.calibration_error(cnt, sf, so, "l1", False, None)
     support = np.bincount(y, minlength=k)
-    safe = np.where(cnt > 0, cnt, 1.0)
-    fb, ob = sf / safe, so / safe
     freq = support / n
-    o_all = np.repeat(freq, n_bins)
-    dec = {
-        "reliability": float(np.sum(cnt * (fb - ob) ** 2) / n),
-        "resolution": float(np.sum(cnt * (ob - o_all) ** 2) / n),
-        "uncertainty": float(np.sum(freq * (1.0 - freq))),
-        "within_bin_variance": float(np.sum(sff - sf * fb) / n),
-        "within_bin_covariance": float(np.sum(sfo - sf * ob) / n),
-    }
-    return {"support": support, "frequency": freq, "mean_p": f2.sum(axis=1) / n, "ece": per_class,
+    dec = {name: float(v) for name, v in _stats.brier_decomposition_terms(cnt, sf, so, sff, sfo).items()
+           if name != "brier"}
+    return {"support": support, "frequency": freq, "mean_p": sf.sum(axis=1) / n, "ece": per_class,
             "classwise_ece": float(per_class.mean()), "decomposition": dec}
 
 

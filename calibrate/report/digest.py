@@ -105,11 +105,8 @@ class Digest:
 
     def over_under(self) -> dict:
         """:func:`calibrate.metrics.decomposition.ece_over_under` (equal-width bins) of the rows."""
-        edges = _binning.equal_width_edges(self.n_bins)
-        idx = _binning.bin_index(self.confidence, edges)
-        gap = np.bincount(idx, weights=self.confidence - self.correct, minlength=self.n_bins) / self.n
-        over = float(np.sum(np.maximum(gap, 0.0)))
-        under = float(np.sum(np.maximum(-gap, 0.0)))
+        over, under = (float(v) for v in
+                       _stats.Bins(_binning.equal_width_edges(self.n_bins)).over_under(self.states["bins"]))
         return {"ece": over + under, "overconfidence": over, "underconfidence": under}
 
     def decomposition(self, class_decomposition: dict, brier: float) -> dict:
