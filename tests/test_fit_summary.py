@@ -320,3 +320,14 @@ def test_a_row_taken_from_its_series_is_within_the_bound(seed, k, scale, step, k
     exact = logsumexp((1.0 + step) * (z - z.max(axis=1, keepdims=True)), axis=1)
     good = np.setdiff1d(np.arange(60), bad)
     assert np.all(np.abs(lse[good] - exact[good]) <= FS.ROW_ATOL + 1e-15 * (1.0 + np.abs(exact[good])))
+
+
+def test_an_absent_option_before_the_top_one_is_never_its_arg_max():
+    # ragged choices (language-model logs): option 0 absent in every row, so a -inf logit
+    # comes before the top one; the summary's correct-flags must match the arg-max of z
+    z, y = _logits(500, 6, seed=34)
+    z[:, 0] = -np.inf
+    y[y == 0] = 1
+    cal, rec = _fit(z, y)
+    assert np.array_equal(rec.correct, z.argmax(axis=1) == y)
+    _assert_equals_reference(rec, z, y, cal.temperature_)
