@@ -131,7 +131,7 @@ out = dict(rows=rows, new_modules=len(set(sys.modules) - before))
 FIT_PARTS = r"""
 # `calibrate fit` itself (calibrate.cli.main, imports included in `total`), with the summary's
 # share timed by wrapping what only the summary needs: the record's per-row work inside the
-# fit's passes (add: the arg-max and the sixth moment), its completion at the fitted T (finish:
+# fit's passes (add: the arg-max), its completion at the fitted T (finish:
 # the moment series, and the exact log-sum-exp of the rows its bound refuses) and the NLL/ECE
 # from the (n,) arrays (summary)
 import contextlib, functools, io
@@ -349,7 +349,7 @@ def run(args) -> tuple[list, list, list]:
                         f"(calibrate.cli.main in a fresh process, {parts['total']:.1f} s with the imports, peak "
                         f"{gib(parts['rss'])}) the fit takes {parts['fit']:.1f} s ({parts['passes']} full passes) and "
                         f"the printed summary (NLL and top-label ECE before and after, from the fit's per-row values: "
-                        f"{p['add']:.2f} s recording them during the passes (arg-max, sixth moment), {p['finish']:.3f} s "
+                        f"{p['add']:.2f} s recording them during the passes (the arg-max), {p['finish']:.3f} s "
                         f"for the log-sum-exp at the fitted T (moment series; rows recomputed from their logits: "
                         f"{', '.join(f'{r:,}' for r in parts['recomputed'])} of {nk[0]:,}), {p['summary']:.3f} s for "
                         f"the sums) {parts['summary']:.2f} s = "
