@@ -357,8 +357,32 @@ class Calibrator(BaseEstimator):
 
 
 class JsonFileMixin:
-    """``save(path)`` / ``load(path)`` for an estimator with ``_check_fitted()``, ``to_json()``
-    and ``from_dict(d, source)``: plain JSON, written atomically, checked on reading."""
+    """``save(path)`` / ``load(path)`` / ``to_json()`` for an estimator with ``_check_fitted()``,
+    ``to_dict()`` and ``from_dict(d, source)``: plain JSON, written atomically, checked on
+    reading. Its file is {"format": json_format, "version": 1, "class", "params", "state"}
+    (:meth:`_envelope`), checked by :meth:`_open_saved` before the parts are decoded."""
+
+    json_format: str = ""  # the file's "format"
+    json_what: str = ""  # the kind of file, for messages ("grouped calibrator")
+    _JSON_FIELDS = ("format", "version", "class", "params", "state")
+
+    def _envelope(self, params: dict, state: dict) -> dict:
+        return {"format": self.json_format, "version": 1, "class": type(self).__name__, "params": params,
+                "state": state}
+
+    @classmethod
+    def _open_saved(cls, d, source: str) -> Loc:
+        """Check a saved dict's envelope (format, version, fields, class, parts are objects);
+        returns the Loc of ``source`` for the messages of the parts."""
+        check_envelope(d, source, fmt=cls.json_format, versions=(1,), fields=cls._JSON_FIELDS,
+                       what=cls.json_what, writer=f"{cls.__name__}.save")
+        if d.get("class", cls.__name__) != cls.__name__:
+            raise InputError(f"{source}: field 'class': expected {cls.__name__!r}, got {d.get('class')!r}")
+        check_parts(d, source)
+        return Loc(source)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n"
 
     def save(self, path) -> None:
         """Write the fitted object as JSON (atomically: calibrate.io.outputs.write_atomic)."""

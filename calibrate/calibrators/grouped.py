@@ -54,7 +54,6 @@ temperature (or calibrator file and weight), checked field by field on load; nev
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 
@@ -68,10 +67,7 @@ from calibrate.calibrators._schema import (
     ClassLabels,
     Field,
     ListOf,
-    Loc,
     Number,
-    check_envelope,
-    check_parts,
     decode_fields,
 )
 from calibrate.calibrators.base import (
@@ -88,8 +84,6 @@ from calibrate.calibrators.scaling import TemperatureScaling
 from calibrate.calibrators.temperature_solver import fit_temperature_nll
 
 FORMAT = "calibrate.grouped_calibrator"
-FORMAT_VERSION = 1
-_TOP_LEVEL = ("format", "version", "class", "params", "state")
 # lambda (temperature) or tau (mixture): 0 (separate fits), 10^-1 .. 10^5 in half decades, inf (global)
 DEFAULT_GRID = (0.0, *np.round(10.0 ** np.arange(-1.0, 5.01, 0.5), 12).tolist(), math.inf)
 # a group's own temperature is searched within T_0 / 1000 .. 1000 T_0 when the base calibrator
@@ -249,6 +243,9 @@ class GroupedCalibrator(JsonFileMixin, BaseEstimator):
     or calibrators_ (G, fitted or None) and weights_ (G,) w_g; with "cv", grid_ and
     cv_nll_ (held-out mean NLL per grid value); n_classes_, classes_.
     """
+
+    json_format = FORMAT
+    json_what = "grouped calibrator"
 
     def __init__(self, base="temperature", shrinkage="cv", cv: int = 5, grid=None, seed: int = 0):
         self.base = base
@@ -510,21 +507,12 @@ class GroupedCalibrator(JsonFileMixin, BaseEstimator):
         else:
             state["calibrators_"] = [None if c is None else c.to_dict() for c in self.calibrators_]
             state["weights_"] = _encode(self.weights_)
-        return {"format": FORMAT, "version": FORMAT_VERSION, "class": type(self).__name__,
-                "params": self._params_dict(), "state": state}
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n"
+        return self._envelope(self._params_dict(), state)
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "calibrator") -> GroupedCalibrator:
         """A fitted GroupedCalibrator from a saved dict; every field checked first (InputError naming it)."""
-        where = Loc(source)
-        check_envelope(d, source, fmt=FORMAT, versions=(FORMAT_VERSION,), fields=_TOP_LEVEL,
-                       what="grouped calibrator", writer="GroupedCalibrator.save")
-        if d.get("class", cls.__name__) != cls.__name__:
-            raise InputError(f"{source}: field 'class': expected {cls.__name__!r}, got {d.get('class')!r}")
-        check_parts(d, source)
+        where = cls._open_saved(d, source)
         p = decode_fields({"base": _MethodName(), "base_params": _Object(), "shrinkage": _Shrinkage(),
                            "cv": Number(integer=True, ge=2), "grid": _NumberList(ge=0),
                            "seed": Number(integer=True, ge=0)}, d["params"], where.key("params"), {})

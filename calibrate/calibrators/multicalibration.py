@@ -47,7 +47,6 @@ when it got worse. :meth:`score` does the same on any rows.
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 
@@ -59,11 +58,8 @@ from calibrate.calibrators._schema import (
     Bool,
     Field,
     ListOf,
-    Loc,
     Number,
     Record,
-    check_envelope,
-    check_parts,
     decode_fields,
 )
 from calibrate.calibrators.base import JsonFileMixin, NotFittedError, _encode
@@ -75,8 +71,6 @@ from calibrate.metrics.multicalibration import (
 )
 
 FORMAT = "calibrate.multicalibration_postprocessor"
-FORMAT_VERSION = 1
-_TOP_LEVEL = ("format", "version", "class", "params", "state")
 
 
 def _scores(probs, class_index) -> tuple[np.ndarray, int]:
@@ -193,6 +187,9 @@ class MulticalibrationPostprocessor(JsonFileMixin, BaseEstimator):
     holdout_ (dict or None); fitted_scores_ (n_fit_,) the patched scores of the fitting
     rows and fit_rows_ (their indices) are kept in memory only, not saved.
     """
+
+    json_format = FORMAT
+    json_what = "multicalibration post-processor"
 
     def __init__(self, categorical=(), numerical=(), *, alpha: float = 0.02, min_mass: float = 0.02,
                  n_score_bins: int = 10, max_iter: int = 200, step: float = 1.0, max_depth: int = 3,
@@ -418,24 +415,14 @@ class MulticalibrationPostprocessor(JsonFileMixin, BaseEstimator):
         params = self.get_params(deep=False)
         params["categorical"] = list(params["categorical"])
         params["numerical"] = list(params["numerical"])
-        return {"format": FORMAT, "version": FORMAT_VERSION, "class": type(self).__name__,
-                "params": _encode(params),
-                "state": {"columns_": self.columns_, "patches_": _encode(self.patches_), "n_iter_": self.n_iter_,
+        return self._envelope(_encode(params), {"columns_": self.columns_, "patches_": _encode(self.patches_), "n_iter_": self.n_iter_,
                           "converged_": self.converged_, "n_fit_": self.n_fit_,
-                          "holdout_": None if self.holdout_ is None else _encode(self.holdout_)}}
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n"
+                          "holdout_": None if self.holdout_ is None else _encode(self.holdout_)})
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "calibrator") -> MulticalibrationPostprocessor:
         """A fitted post-processor from a saved dict; every field checked first (InputError naming it)."""
-        where = Loc(source)
-        check_envelope(d, source, fmt=FORMAT, versions=(FORMAT_VERSION,), fields=_TOP_LEVEL,
-                       what="multicalibration post-processor", writer="MulticalibrationPostprocessor.save")
-        if d.get("class", cls.__name__) != cls.__name__:
-            raise InputError(f"{source}: field 'class': expected {cls.__name__!r}, got {d.get('class')!r}")
-        check_parts(d, source)
+        where = cls._open_saved(d, source)
         pos = Number(integer=True, ge=1)
         params = decode_fields({
             "categorical": ListOf(_Name()), "numerical": ListOf(_Name()), "alpha": Number(ge=0),

@@ -22,8 +22,6 @@ work. The JSON file nests each label's calibrator file (the format of
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 from sklearn.base import BaseEstimator
 
@@ -34,8 +32,6 @@ from calibrate.metrics.multilabel import check_multilabel, check_multilabel_scor
 
 METHODS = ("platt", "temperature", "isotonic", "beta")
 FORMAT = "calibrate.multilabel_calibrator"
-FORMAT_VERSION = 1
-_TOP_LEVEL = ("format", "version", "class", "params", "state")
 _TINY = np.finfo(np.float64).tiny
 
 
@@ -54,6 +50,9 @@ class MultiLabelCalibrator(JsonFileMixin, BaseEstimator):
     ``{"bounds": (0.05, 20.0)}`` for temperature.
     Fitted: calibrators_ (list of L fitted calibrators), n_labels_.
     """
+
+    json_format = FORMAT
+    json_what = "multi-label calibrator"
 
     def __init__(self, method: str = "platt", params: dict | None = None):
         self.method = method
@@ -129,37 +128,13 @@ class MultiLabelCalibrator(JsonFileMixin, BaseEstimator):
     # -------------------------------------------------------------- JSON
     def to_dict(self) -> dict:
         self._check_fitted()
-        return {
-            "format": FORMAT,
-            "version": FORMAT_VERSION,
-            "class": type(self).__name__,
-            "params": {"method": self.method, "params": None if self.params is None else _encode(dict(self.params))},
-            "state": {"n_labels_": self.n_labels_, "calibrators_": [c.to_dict() for c in self.calibrators_]},
-        }
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n"
+        return self._envelope({"method": self.method, "params": None if self.params is None else _encode(dict(self.params))},
+                              {"n_labels_": self.n_labels_, "calibrators_": [c.to_dict() for c in self.calibrators_]})
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "calibrator") -> MultiLabelCalibrator:
         """A fitted MultiLabelCalibrator from a saved dict; every field checked first (InputError naming it)."""
-        where = Loc(source)
-        if not isinstance(d, dict) or d.get("format") != FORMAT:
-            raise InputError(f"{source}: not a calibrate multi-label calibrator file (expected \"format\": "
-                             f"\"{FORMAT}\"); give a file written by MultiLabelCalibrator.save")
-        if d.get("version") != FORMAT_VERSION:
-            raise InputError(f"{source}: field 'version': expected {FORMAT_VERSION}, got {d.get('version')!r}; "
-                             "this file was written by another version of calibrate: fit it again")
-        unknown = [k for k in d if k not in _TOP_LEVEL]
-        if unknown:
-            raise InputError(f"{source}: field '{unknown[0]}': unknown field (known: {', '.join(_TOP_LEVEL)}); "
-                             "remove it")
-        if d.get("class", cls.__name__) != cls.__name__:
-            raise InputError(f"{source}: field 'class': expected {cls.__name__!r}, got {d.get('class')!r}")
-        for part in ("params", "state"):
-            if not isinstance(d.get(part), dict):
-                raise InputError(f"{source}: field '{part}': expected an object, got "
-                                 f"{type(d.get(part)).__name__ if part in d else 'nothing (missing)'}")
+        where = cls._open_saved(d, source)
         top = decode_fields({"method": Choice(*METHODS), "params": _ParamsField()}, d["params"],
                             where.key("params"), {})
         klass = _REGISTRY[top["method"]]
