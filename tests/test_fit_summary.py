@@ -186,8 +186,11 @@ def test_cli_fit_prints_the_summary(tmp_path, method):
 
 # ------------------------------------------------- a fit that ends with a Taylor step
 def _record_at(z, y, a0):
+    """A record of one pass at a0, keeping the moments at any k (SERIES_MIN_K set to 0)."""
     rec = FS.TemperatureFitRecord()
-    nll_derivative_sums(z, y, a0, 1.0, record=rec)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(FS, "SERIES_MIN_K", 0)
+        nll_derivative_sums(z, y, a0, 1.0, record=rec)
     return rec
 
 
@@ -205,7 +208,7 @@ def _assert_equals_reference(rec, z, y, t, n_bins=15):
 
 
 @pytest.mark.parametrize("k", [2, 10, 1000])
-def test_a_small_last_step_is_taken_from_the_cumulant_series_without_a_pass(monkeypatch, k):
+def test_a_small_last_step_is_taken_from_the_moment_series_without_a_pass(monkeypatch, k):
     z, y = _logits(500, k, seed=20 + k, dtype=np.float64)
     rec = _record_at(z, y, 0.6)
     _forbid_full_pass(monkeypatch)
@@ -227,6 +230,16 @@ def test_rows_whose_series_is_not_accurate_are_recomputed_from_their_logits(monk
     rec.finish(z, y, a)
     assert 0 < rec.rows_recomputed <= 100
     _assert_equals_reference(rec, z, y, 1.0 / a)
+
+
+def test_few_columns_keep_no_moments_and_take_the_exact_pass():
+    z, y = _logits(300, FS.SERIES_MIN_K, seed=35, dtype=np.float64)
+    rec = FS.TemperatureFitRecord()
+    nll_derivative_sums(z, y, 0.6, 1.0, record=rec)
+    assert rec._cum[1] == []
+    rec.finish(z, y, 0.6 * (1 + 3e-4))
+    assert rec.rows_recomputed == 300
+    _assert_equals_reference(rec, z, y, 1.0 / (0.6 * (1 + 3e-4)))
 
 
 def test_a_step_too_long_for_most_rows_redoes_the_pass():
@@ -251,7 +264,9 @@ def test_a_masked_option_adds_nothing_to_the_series(monkeypatch):
 def _moments_at(z, a0):
     """(lse0 (n,), (7, n) [m, mu_2..mu_5, mu_4 bound, gap]) of one recorded pass at a0."""
     rec = FS.TemperatureFitRecord()
-    nll_derivative_sums(z, np.zeros(z.shape[0], dtype=int), a0, None, record=rec)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(FS, "SERIES_MIN_K", 0)
+        nll_derivative_sums(z, np.zeros(z.shape[0], dtype=int), a0, None, record=rec)
     return np.concatenate(rec._lse[a0]), FS._row_moments(rec._cum[1])
 
 

@@ -25,6 +25,8 @@ so L <= max(g + m, -m), and max d c <= -d m for d > 0, <= |d| (g + m) for d < 0.
 taken from its series when that bound is at most ``ROW_ATOL``; the other rows' lse is
 computed from their logits (one exponential per value of those rows only; all rows when
 more than half fail). Beyond the fit's own sums, the record's work in a pass is the arg-max.
+With k <= ``SERIES_MIN_K`` columns the moments are not kept: the exact pass over (n, k)
+costs less than 8 per-row moments in memory (64 bytes a row, more than the input's 4 k).
 :class:`TemperatureFitRecord` holds these arrays (n-sized, never (n, k));
 :func:`fit_with_summary` fits any calibrator and returns the summary, through the record
 for TemperatureScaling and through a separate pass
@@ -43,6 +45,7 @@ from calibrate._core.validation import check_n_bins
 ROW_ATOL = 1e-12  # the largest error bound of a row's lse taken from its moment series
 _ROUNDING = 1e-13  # relative: mu_4's rounding, against the sum of its terms' magnitudes
 _MOST_ROWS_FAILING = 0.5  # above this share of rows recomputed, one pass over all rows instead
+SERIES_MIN_K = 64  # up to this many columns one exact pass costs less than keeping 8 moments a row
 
 
 class TemperatureFitRecord:
@@ -56,7 +59,7 @@ class TemperatureFitRecord:
     arg-max = label, the first maximum on ties), and ``rows_recomputed`` (how many rows'
     lse at the fitted a came from their logits instead of the last pass's moment series;
     n when the whole pass was redone, 0 when none or when the last pass was at a).
-    Memory: about 90 bytes per row.
+    Memory: about 25 bytes per row, and 64 more (the last pass's moments) when k > SERIES_MIN_K.
     """
 
     def __init__(self):
@@ -83,7 +86,7 @@ class TemperatureFitRecord:
                     self._lse[b] = []
             self._cum = (float(a), [])
         self._lse[a].append(np.asarray(lse, dtype=np.float64))
-        if moments is not None and self._cum[0] == float(a):
+        if moments is not None and self._cum[0] == float(a) and zs.shape[axis] > SERIES_MIN_K:
             self._cum[1].append((moments, raw, zmin))  # kept as they come: no per-block work
         if also_at is not None:
             self._lse[also_at].append(np.asarray(lse_also, dtype=np.float64))
