@@ -144,6 +144,14 @@ def copy(saved, tmp_path):
     return out
 
 
+@pytest.fixture
+def fast(monkeypatch, rebuilt):
+    """render_saved_run with the module's rebuild (the saved logits are the same; metrics.json may not be)."""
+    import calibrate.apps.cifar10.render as render
+
+    monkeypatch.setattr(render, "rebuild", lambda saved: rebuilt[1])
+
+
 def _edit(out, edit):
     data = json.loads((out / "metrics.json").read_text())
     edit(data)
@@ -232,7 +240,7 @@ def test_the_saved_run_itself_verifies(rebuilt):
     assert stats["checked"] > 1000 and stats["max_difference"][TOL] <= TOL
 
 
-def test_refusal_writes_nothing(copy):
+def test_refusal_writes_nothing(copy, fast):
     (copy / "report.html").write_text("old report")
     _edit(copy, lambda d: d["results"][0].__setitem__("nll", 9.0))
     names = sorted(p.name for p in copy.rglob("*"))
@@ -257,13 +265,22 @@ def test_members_calibrated_rows_are_listed_as_not_recomputed(rendered):
     assert "ensemble_members_calibrated (temperature, vector, matrix, platt, isotonic, histogram, bbq)" in html
 
 
-def test_cli_refusal_is_one_line_and_exit_1(copy, capsys):
+def test_cli_refusal_is_one_line_and_exit_1(copy, fast, capsys):
     from experiments.cifar10_render import main
 
     _edit(copy, lambda d: d["uncertainty"]["ensemble"].__setitem__("members", 7))
     assert main([str(copy)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: metrics.json uncertainty.ensemble.members is 7")
+
+
+def test_a_metrics_json_row_without_a_field_is_a_clean_error(copy, fast, capsys):
+    from experiments.cifar10_render import main
+
+    _edit(copy, lambda d: d["shift"]["rows"][0].pop("aurc"))
+    assert main([str(copy)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "metrics.json: a row lacks 'aurc'" in err
 
 
 def test_cli_missing_logits_is_a_clean_error(copy, capsys):

@@ -105,6 +105,7 @@ class Rebuilt:
 
 
 def _load(path: Path, keys: tuple) -> dict:
+    """The arrays of a saved ``.npz`` (no pickles), which must hold ``keys``."""
     if not path.exists():
         raise FileNotFoundError(f"{path}: missing; the re-render needs the OUT folder `calibrate experiment` wrote "
                                 "(metrics.json and logits/)")
@@ -381,7 +382,11 @@ def render_saved_run(out, command: str) -> list[Path]:
     out = Path(out)
     saved = load_saved_run(out)
     rb = rebuild(saved)
-    stats = verify(saved.data, rb, saved)
+    try:
+        stats = verify(saved.data, rb, saved)
+    except (KeyError, TypeError, IndexError) as e:
+        raise ValueError(f"{out / 'metrics.json'}: a row lacks {e}; not the metrics.json of a "
+                         "`calibrate experiment` run") from None
     data = {**saved.data, "rendered": rendered_lines(command, stats)}
     classes = list(saved.data.get("classes") or CLASSES)
     title, sections, subtitle = experiment_sections(data, rb.test_probs, saved.y_test, classes, rn.ANCHORS_GUO,
