@@ -271,9 +271,11 @@ def _training_sections(data: dict) -> list[dict]:
     sections.append({"id": "training", "title": "Training (ResNet-9 style, SGD Nesterov, one-cycle)",
                      "tables": [{"header": ["model", "widths", "epochs", "augment", "weight decay", "label smoothing", "seed",
                                             "train time", "train acc % (last epoch)", "test acc %"], "rows": trows}]})
-    sections.append({"id": "provenance", "title": "How this report was made", "summary": [
-        ("command", data["command"]), ("versions", ", ".join(f"{a} {b}" for a, b in hw["packages"].items() if b)),
-        ("platform", hw["platform"])]})
+    provenance = [("command", data["command"]),
+                  ("versions", ", ".join(f"{a} {b}" for a, b in hw["packages"].items() if b)), ("platform", hw["platform"])]
+    if data.get("rendered"):  # re-rendered from the saved run (calibrate.apps.cifar10.render)
+        provenance = [(f"run's {k}", v) for k, v in provenance] + list(data["rendered"])
+    sections.append({"id": "provenance", "title": "How this report was made", "summary": provenance})
     return sections
 
 

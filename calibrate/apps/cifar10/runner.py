@@ -411,52 +411,61 @@ def _calibrate_variants(run: Run, clean: CleanStudy) -> tuple[list, dict]:
     logits with bootstrap intervals (fitted calibrators go into ``clean.fitted``); for the
     ensemble also each member calibrated before pooling. Returns (result rows,
     {(model, calibrator): (n_test, k) probabilities})."""
-    results, test_probs = [], {}
-    for v in clean.variants:
-        ref = metrics.log_softmax(v.test)
-        for cal_name in CALIBRATORS:
-            row, lp = _calibrated_row(run, clean, v, cal_name, ref)
-            results.append(row)
-            test_probs[(v.name, cal_name)] = np.exp(lp)
-        if v.name == "ensemble":
-            for row, lp in _members_calibrated_rows(run, clean, v, ref):
-                results.append(row)
-                test_probs[("ensemble_members_calibrated", row["calibrator"])] = np.exp(lp)
+    y_test = clean.test[1]
+
+    def row_fn(model, cal_name, lp, ref):
+        row = _result_row(model, cal_name, lp, ref, y_test, run.p.n_resamples)
+        if model == "ensemble_members_calibrated":
+            run.log(f"{'ens (members)':<16} {cal_name:<12} ECE {row['ece']:.4f}  NLL {row['nll']:.4f}")
+        else:
+            run.log(f"{model:<16} {cal_name:<12} acc {row['accuracy']:.4f}  ECE {row['ece']:.4f} "
+                    f"[{row['ci']['ece']['low']:.4f}, {row['ci']['ece']['high']:.4f}]  NLL {row['nll']:.4f}")
+        return row
+
+    results, test_probs, fitted = calibrate_variants(clean.variants, clean.val[1], y_test, run.p.odir_grid, row_fn)
+    clean.fitted.update(fitted)
     return results, test_probs
 
 
-def _calibrated_row(run: Run, clean: CleanStudy, v: Variant, cal_name: str, ref: np.ndarray):
-    """(result row, (n_test, k) log-probabilities) of variant ``v`` with one calibrator."""
-    (_, y_val), (_, y_test) = clean.val, clean.test
-    t0 = time.time()
-    if cal_name == "none":
-        lp, cal = ref, None
-    else:
-        cal = make_calibrator(cal_name, run.p.odir_grid).fit(v.val, y_val, kind="logits")
-        lp = cal.predict_log_proba(v.test, kind="logits")
-    row = _result_row(v.name, cal_name, lp, ref, y_test, run.p.n_resamples)
-    if cal is not None:
-        row["params"] = cal.summary()
-        clean.fitted[(v.name, cal_name)] = cal
-    row["seconds"] = round(time.time() - t0, 2)
-    run.log(f"{v.name:<16} {cal_name:<12} acc {row['accuracy']:.4f}  ECE {row['ece']:.4f} "
-            f"[{row['ci']['ece']['low']:.4f}, {row['ci']['ece']['high']:.4f}]  NLL {row['nll']:.4f}")
-    return row, lp
+def calibrate_variants(variants: list, y_val, y_test, odir_grid: tuple, row_fn) -> tuple[list, dict, dict]:
+    """Every calibrator of CALIBRATORS fitted on each variant's validation logits (n_val, k)
+    and applied to its test logits (n_test, k); for the ensemble, when its validation samples
+    are there, also each member calibrated before pooling (not ODIR: 5 cross-validated fits).
 
-
-def _members_calibrated_rows(run: Run, clean: CleanStudy, v: Variant, ref: np.ndarray):
-    """(result row, log-probabilities) of the ensemble with each member calibrated, then pooled."""
+    row_fn(model, calibrator, lp, ref) -> the result row of the (n_test, k) log-probabilities
+    ``lp`` against the uncalibrated ``ref`` (the runner: bootstrap intervals; the re-render:
+    point estimates); each row gets the calibrator's ``params`` and the ``seconds`` it took.
+    Returns (rows, {(model, calibrator): (n_test, k) probabilities},
+    {(model, calibrator): fitted calibrator}).
+    """
     from calibrate.metrics.uncertainty import calibrate_members_then_pool
 
-    (_, y_val), (_, y_test) = clean.val, clean.test
-    for cal_name in CALIBRATORS[1:]:
-        if cal_name == "dirichlet":  # 5 cross-validated fits: see the pooled row instead
-            continue
-        lp = calibrate_members_then_pool(lambda c=cal_name: make_calibrator(c, run.p.odir_grid), v.val_samples,
-                                         y_val, v.test_samples)
-        row = _result_row("ensemble_members_calibrated", cal_name, lp, ref, y_test, run.p.n_resamples)
-        run.log(f"{'ens (members)':<16} {cal_name:<12} ECE {row['ece']:.4f}  NLL {row['nll']:.4f}")
-        yield row, lp
+    results, test_probs, fitted = [], {}, {}
+    for v in variants:
+        ref = metrics.log_softmax(v.test)
+        for cal_name in CALIBRATORS:
+            t0 = time.time()
+            if cal_name == "none":
+                lp, cal = ref, None
+            else:
+                cal = make_calibrator(cal_name, odir_grid).fit(v.val, y_val, kind="logits")
+                lp = cal.predict_log_proba(v.test, kind="logits")
+            row = row_fn(v.name, cal_name, lp, ref)
+            if cal is not None:
+                row["params"] = cal.summary()
+                fitted[(v.name, cal_name)] = cal
+            row["seconds"] = round(time.time() - t0, 2)
+            results.append(row)
+            test_probs[(v.name, cal_name)] = np.exp(lp)
+        if v.name == "ensemble" and v.val_samples is not None:
+            for cal_name in CALIBRATORS[1:]:
+                if cal_name == "dirichlet":  # 5 cross-validated fits: see the pooled row instead
+                    continue
+                lp = calibrate_members_then_pool(lambda c=cal_name: make_calibrator(c, odir_grid), v.val_samples,
+                                                 y_val, v.test_samples)
+                results.append(row_fn("ensemble_members_calibrated", cal_name, lp, ref))
+                test_probs[("ensemble_members_calibrated", cal_name)] = np.exp(lp)
+    return results, test_probs, fitted
 
 
 def _uncertainty(variants: list, y_test) -> dict:
@@ -533,7 +542,7 @@ def shift_and_ood(run: Run, clean: CleanStudy) -> tuple[dict, dict]:
     sets = _shifted_sets(run, clean, names, idx)
     y_sh = y_test[idx]
     rows, patterns = _shift_metrics(run, clean, sets, y_sh)
-    conf_rows, rc_curves = _conformal_and_risk_coverage(clean, sets, y_sh)
+    conf_rows, rc_curves = conformal_and_risk_coverage(clean.variants, clean.fitted, clean.val[1], sets, y_sh)
     run.log(f"OOD: {', '.join(OOD_SETS)} ({p.n_ood} images per far set)")
     ood_rows, roc = _far_ood(run, clean)
     near_rows, near_roc = _near_ood(run, clean)
@@ -628,17 +637,21 @@ def _shift_metrics(run: Run, clean: CleanStudy, sets: list, y_sh) -> tuple[list,
     return rows, patterns
 
 
-def _conformal_and_risk_coverage(clean: CleanStudy, sets: list, y_sh) -> tuple[list, dict]:
+def conformal_and_risk_coverage(variants: list, fitted: dict, y_val, sets: list, y_sh) -> tuple[list, dict]:
     """Conformal coverage under shift and the risk-coverage curve at each severity (rows of all
-    corruptions pooled), for the baseline and the ensemble with temperature scaling."""
+    corruptions pooled), for the baseline and the ensemble with temperature scaling.
+
+    variants: the study's :class:`Variant` list; fitted: {(variant, calibrator): fitted};
+    y_val: (n_val,) labels; sets: [(corruption, severity, {variant: (n, k) logits})], the
+    clean rows first; y_sh: (n,) labels. Returns (conformal rows, {curve label: {severity:
+    (coverage, risk, AURC)}})."""
     from calibrate.apps.cifar10 import shift as sh
     from calibrate.metrics import selective
 
-    y_val = clean.val[1]
     conf_rows, rc_curves = [], {}
     for v in ("baseline", "ensemble"):
-        t = clean.fitted[(v, "temperature")]
-        val_lp = t.predict_log_proba(next(x for x in clean.variants if x.name == v).val, kind="logits")
+        t = fitted[(v, "temperature")]
+        val_lp = t.predict_log_proba(next(x for x in variants if x.name == v).val, kind="logits")
         cal_sets = [(c, s, t.predict_log_proba(d[v], kind="logits")) for c, s, d in sets]
         conf_rows += sh.conformal_rows(f"{v} + temperature", val_lp, y_val, cal_sets, y_sh, alpha=0.1)
         by_sev = {}
@@ -662,48 +675,63 @@ def _add_roc(roc: dict, panel: str, label: str, s_in: dict, s_out: dict, new_row
             roc.setdefault(panel, {})[f"{label}: {r['score']}"] = (fpr, tpr, r["auroc"])
 
 
-def _variant_scores(clean: CleanStudy, samples: dict, var: dict, v: str) -> dict:
+def _variant_scores(fitted: dict, samples: dict, var: dict, v: str) -> dict:
     """The detection scores of variant ``v`` (logits ``var[v]``, its samples if any, MSP after its temperature)."""
     from calibrate.apps.cifar10 import shift as sh
 
-    t = clean.fitted[(v, "temperature")].temperature_ if (v, "temperature") in clean.fitted else None
+    t = fitted[(v, "temperature")].temperature_ if (v, "temperature") in fitted else None
     return sh.ood_score_sets(var[v], samples.get(v), temperature=t)
 
 
 def _far_ood(run: Run, clean: CleanStudy) -> tuple[list, dict]:
     """Detection rows of every variant on each far OOD set against the clean test set, and
     the ROC panels of the baseline and the ensemble."""
-    from calibrate.apps.cifar10 import shift as sh
     from calibrate.apps.cifar10.ood import N_DIGITS, OOD_SETS, far_ood_images
 
     p, members = run.p, clean.members
     in_raw = {m: clean.logits[m]["test"] for m in _singles(clean)}
     in_raw["mc_dropout_samples"] = clean.mc["test"]
-    in_var = _pooled_variants(in_raw, members)
-    in_samples = {"mc_dropout": in_raw["mc_dropout_samples"], "ensemble": np.stack([in_raw[m] for m in members])}
     rows, roc = [], {}
     for name in [n for n, kind in OOD_SETS.items() if kind == "far"]:
         n_out = min(p.n_ood, N_DIGITS) if name == "digits" else p.n_ood
         raw = run.cached(f"ood/{name}", lambda name=name, n=n_out: _predict_all(
             run, clean, far_ood_images(name, n, seed=0), mc_seed=200))
-        out_var = _pooled_variants(raw, members)
-        out_samples = {"mc_dropout": raw["mc_dropout_samples"], "ensemble": np.stack([raw[m] for m in members])}
         atomic_save_npz(run.out / "logits" / f"ood_{name}.npz", **{k: v.astype(np.float32) for k, v in raw.items()})
-        for v in in_var:
-            s_in, s_out = _variant_scores(clean, in_samples, in_var, v), _variant_scores(clean, out_samples, out_var, v)
-            new = sh.ood_rows(v, name, "far", s_in, s_out, p.n_shift_resamples)
-            rows += new
-            if v in ("baseline", "ensemble"):
-                _add_roc(roc, f"{name} (far)", v, s_in, s_out, new)
+        new, panel = far_ood_rows(name, in_raw, raw, members, clean.fitted, p.n_shift_resamples)
+        rows += new
+        roc.update(panel)
+    return rows, roc
+
+
+def far_ood_rows(name: str, in_raw: dict, out_raw: dict, members: list, fitted: dict,
+                 n_resamples: int) -> tuple[list, dict]:
+    """Detection rows of every variant on the far OOD set ``name`` against the clean test
+    set, and its ROC panel (baseline and ensemble): ({panel: {curve: (fpr, tpr, AUROC)}}).
+
+    in_raw, out_raw: {single model: (n, k) logits, "mc_dropout_samples": (S, n, k)} of the
+    clean test set and of the OOD set; members: the ensemble's models; fitted: {(variant,
+    calibrator): fitted} (the temperature gives "MSP (temperature)"); n_resamples: bootstrap
+    resamples of the intervals (0: point values only).
+    """
+    from calibrate.apps.cifar10 import shift as sh
+
+    in_var, out_var = _pooled_variants(in_raw, members), _pooled_variants(out_raw, members)
+    in_samples = {"mc_dropout": in_raw["mc_dropout_samples"], "ensemble": np.stack([in_raw[m] for m in members])}
+    out_samples = {"mc_dropout": out_raw["mc_dropout_samples"], "ensemble": np.stack([out_raw[m] for m in members])}
+    rows, roc = [], {}
+    for v in in_var:
+        s_in, s_out = _variant_scores(fitted, in_samples, in_var, v), _variant_scores(fitted, out_samples, out_var, v)
+        new = sh.ood_rows(v, name, "far", s_in, s_out, n_resamples)
+        rows += new
+        if v in ("baseline", "ensemble"):
+            _add_roc(roc, f"{name} (far)", v, s_in, s_out, new)
     return rows, roc
 
 
 def _near_ood(run: Run, clean: CleanStudy) -> tuple[list, dict]:
     """Detection rows of the held-out-class model (single and MC dropout): the test images of
     the kept classes against those of the held-out ones; and its ROC panel."""
-    from calibrate.apps.cifar10 import shift as sh
     from calibrate.apps.cifar10.sampling import mc_dropout_logits
-    from calibrate.metrics.uncertainty import pooled_log_probs
 
     p, held, (x_test, y_test) = run.p, clean.held, clean.test
     hm = clean.models[HELD_OUT_MODEL]
@@ -713,12 +741,23 @@ def _near_ood(run: Run, clean: CleanStudy) -> tuple[list, dict]:
     z, zs = clean.logits[HELD_OUT_MODEL]["test"], near["mc_dropout_samples"]
     atomic_save_npz(run.out / "logits" / f"ood_{HELD_OUT_MODEL}.npz", test=z.astype(np.float32),
                     mc_dropout_samples=zs.astype(np.float32), labels=y_test, held_out=np.array(p.held_out))
+    return near_ood_rows(z, zs, held, p.n_shift_resamples)
+
+
+def near_ood_rows(z: np.ndarray, zs: np.ndarray, held, n_resamples: int) -> tuple[list, dict]:
+    """Detection rows of the held-out-class model, single (test logits ``z`` (n, k')) and MC
+    dropout (samples ``zs`` (S, n, k'), pooled): the kept classes' test rows (``held.in_mask``)
+    against the held-out ones (``held.out_mask``); and its ROC panel. n_resamples as in
+    :func:`far_ood_rows`."""
+    from calibrate.apps.cifar10 import shift as sh
+    from calibrate.metrics.uncertainty import pooled_log_probs
+
     near_sets = {HELD_OUT_MODEL: (z, None), f"{HELD_OUT_MODEL} (MC dropout)": (pooled_log_probs(zs), zs)}
     rows, roc = [], {}
     for v, (zz, ss) in near_sets.items():
         s_in = sh.ood_score_sets(zz[held.in_mask], None if ss is None else ss[:, held.in_mask])
         s_out = sh.ood_score_sets(zz[held.out_mask], None if ss is None else ss[:, held.out_mask])
-        new = sh.ood_rows(v, HELD_OUT_MODEL, "near", s_in, s_out, p.n_shift_resamples)
+        new = sh.ood_rows(v, HELD_OUT_MODEL, "near", s_in, s_out, n_resamples)
         rows += new
         _add_roc(roc, "held-out classes (near)", "single" if ss is None else "MC dropout", s_in, s_out, new)
     return rows, roc
