@@ -144,7 +144,7 @@ def _inputs(args) -> list:
 
 
 def _check_classes(cal, cal_path, data) -> None:
-    from calibrate.report.build import check_classes
+    from calibrate.calibrators.base import check_classes
 
     check_classes(cal, cal_path, data)
 
@@ -376,7 +376,7 @@ def cmd_experiment(args) -> int:
 def _refuse_long_fit(method, n, k, allow_slow) -> None:
     """Refuse, before fitting, a fit that is long by the size rule
     (calibrate.calibrators._budget: from method, n and k only), unless --allow-slow."""
-    from calibrate.report.build import refuse_long_fit
+    from calibrate.calibrators._budget import refuse_long_fit
 
     refuse_long_fit(method, n, k, allow_slow)
 

@@ -251,6 +251,20 @@ def test_no_partial_file_is_left_when_writing(data, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cal.json"]
 
 
+def test_fit_apply_evaluate_do_not_import_the_report_layer(data, tmp_path):
+    # matplotlib and Jinja2 cost about a second to import: only `report` needs them
+    code = (
+        "import sys; from calibrate.cli import main\n"
+        f"main(['fit', r'{data / 'val.npz'}', '-o', r'{tmp_path / 'c.json'}'])\n"
+        f"main(['apply', r'{tmp_path / 'c.json'}', r'{data / 'test.npz'}', '-o', r'{tmp_path / 'o.npz'}'])\n"
+        f"main(['evaluate', r'{data / 'test.npz'}', '--calibrator', r'{tmp_path / 'c.json'}'])\n"
+        "bad = [m for m in ('matplotlib', 'jinja2', 'calibrate.report') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
 def test_saved_logits_commands_do_not_import_torch(data, tmp_path):
     code = (
         "import sys; from calibrate.cli import main\n"

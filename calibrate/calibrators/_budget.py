@@ -32,6 +32,7 @@ import warnings
 from dataclasses import dataclass
 
 from calibrate._core.machine import human_duration
+from calibrate._core.validation import InputError
 
 LONG_FIT_SECONDS = 60.0
 # dirichlet, dirichlet-newton: CPU ns per unit of DirichletCalibration fits (warm-started
@@ -148,3 +149,13 @@ def deprecated_allow_slow(cal) -> None:
         warnings.warn(f"{type(cal).__name__}(allow_slow=...) is deprecated and has no effect: fits are never "
                       "refused for their size (a long one warns with its estimate); it will be removed in the "
                       "next release", DeprecationWarning, stacklevel=4)
+
+
+def refuse_long_fit(method: str, n: int, k: int, allow_slow: bool) -> None:
+    """Refuse, before fitting, a fit that is long by the size rule
+    (from method, n and k only), unless allow_slow."""
+    size = fit_size(method, n, k)
+    if allow_slow or size is None or not size.long:
+        return
+    raise InputError(f"--method {method} on {n:,} x {k}: a long fit by the size rule ({size.describe()}); "
+                     f"use {SUGGESTION}, or pass --allow-slow to run it anyway")

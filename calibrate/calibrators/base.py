@@ -399,6 +399,14 @@ class JsonFileMixin:
         return cls.from_dict(read_json(path), str(path))
 
 
+def check_classes(cal, cal_path, data) -> None:
+    """Refuse a calibrator fitted on another number of classes than ``data`` (Predictions) has."""
+    if cal.n_classes_ != data.k:
+        raise InputError(f"{data.path}: has {data.k} classes, but the calibrator {cal_path} was fitted on "
+                         f"{cal.n_classes_} classes; give predictions with {cal.n_classes_} class columns, or fit a "
+                         "calibrator on these")
+
+
 def load(path) -> Calibrator:
     """Load a calibrator saved with ``save`` (plain JSON, checked against its schema; nothing
     is executed)."""

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from calibrate._core.validation import InputError
+from calibrate.calibrators._budget import refuse_long_fit
+from calibrate.calibrators.base import check_classes
 
 
 @dataclass(frozen=True)
@@ -51,26 +53,6 @@ class ReportOptions:
 
 def _silent(message: str) -> None:
     return None
-
-
-def check_classes(cal, cal_path, data) -> None:
-    """Refuse a calibrator fitted on another number of classes than ``data`` (Predictions) has."""
-    if cal.n_classes_ != data.k:
-        raise InputError(f"{data.path}: has {data.k} classes, but the calibrator {cal_path} was fitted on "
-                         f"{cal.n_classes_} classes; give predictions with {cal.n_classes_} class columns, or fit a "
-                         "calibrator on these")
-
-
-def refuse_long_fit(method: str, n: int, k: int, allow_slow: bool) -> None:
-    """Refuse, before fitting, a fit that is long by the size rule
-    (calibrate.calibrators._budget: from method, n and k only), unless allow_slow."""
-    from calibrate.calibrators import _budget
-
-    size = _budget.fit_size(method, n, k)
-    if allow_slow or size is None or not size.long:
-        return
-    raise InputError(f"--method {method} on {n:,} x {k}: a long fit by the size rule ({size.describe()}); "
-                     f"use {_budget.SUGGESTION}, or pass --allow-slow to run it anyway")
 
 
 def check_group_method(method: str) -> str:
