@@ -95,6 +95,17 @@ def binned_state(values, hits, n_bins: int, binning: str):
     return stat, stat.update_values(stat.zeros(), values, hits)
 
 
+def classwise_statistic(kind, p, y, n_bins: int, binning: str, what: str):
+    """A class-wise binned statistic ``kind`` (stats.ClasswiseBins or ClasswiseBrierBins) for
+    probs p (n, k): equal-width edges, or each class's equal-mass edges of p (numpy only; a
+    dask array is refused, naming ``what``)."""
+    if binning == "width":
+        return kind(p.shape[1], _binning.equal_width_edges(n_bins))
+    if _dispatch.backend_of(p, y) is None:
+        return kind.of(p, n_bins, "mass")
+    raise InputError(f"binning: {what} of a dask array is not supported; use 'width'")
+
+
 def ece_from_confidences(
     confidences, correct, n_bins: int = 15, *, binning: str = "width", norm: str = "l1",
     debiased: bool = False, seed: int = 0,
@@ -143,12 +154,7 @@ def ece(
         raise InputError("debiased: the debiased estimator is defined for norm 'l1' or 'l2', not 'max'")
     p, y = _dispatch.check(probs, labels)
     if classwise:
-        if binning == "width":
-            stat = _stats.ClasswiseBins(p.shape[1], _binning.equal_width_edges(n_bins))
-        elif _dispatch.backend_of(p, y) is None:
-            stat = _stats.ClasswiseBins.of(p, n_bins, "mass")
-        else:
-            raise InputError("binning: class-wise equal-mass ECE of a dask array is not supported; use 'width'")
+        stat = classwise_statistic(_stats.ClasswiseBins, p, y, n_bins, binning, "class-wise equal-mass ECE")
         return float(stat.finish(_dispatch.reduce([stat], p, y)[0], norm, debiased, seed))
     if binning == "width":
         stat = _stats.Bins(_binning.equal_width_edges(n_bins))

@@ -31,14 +31,18 @@ from calibrate._core import ranking
 from calibrate._core import stats as _stats
 from calibrate._core.stats import top_label as _top_label
 from calibrate._core.validation import (
-    InputError,
     check_choice,
     check_logits_labels,
     check_n_bins,
     check_n_resamples,
     check_probs_labels,
 )
-from calibrate.metrics.calibration import BINNINGS, binned_state, nll_from_logits
+from calibrate.metrics.calibration import (
+    BINNINGS,
+    binned_state,
+    classwise_statistic,
+    nll_from_logits,
+)
 
 
 def _check_binning(n_bins, binning):
@@ -59,12 +63,7 @@ def brier_decomposition(probs, labels, n_bins: int = 15, *, binning: str = "widt
     """
     n_bins = _check_binning(n_bins, binning)
     p, y = _dispatch.check(probs, labels)
-    if binning == "width":
-        stat = _stats.ClasswiseBrierBins(p.shape[1], _binning.equal_width_edges(n_bins))
-    elif _dispatch.backend_of(p, y) is None:
-        stat = _stats.ClasswiseBrierBins.of(p, n_bins, "mass")
-    else:
-        raise InputError("binning: the equal-mass Brier decomposition of a dask array is not supported; use 'width'")
+    stat = classwise_statistic(_stats.ClasswiseBrierBins, p, y, n_bins, binning, "the equal-mass Brier decomposition")
     state, brier_state = _dispatch.reduce([stat, _stats.Brier()], p, y)
     return brier_decomposition_from_states(stat, state, brier_state)
 
