@@ -134,7 +134,7 @@ def build_report(test, *, calibrators: Sequence[str] = (), fit_on=None, methods:
     import time
 
     from calibrate.calibrators import get_calibrator
-    from calibrate.report.html import calibration_report_sections, render_html
+    from calibrate.report.html import calibration_report_sections, render_report
 
     options = options if options is not None else ReportOptions()
     started = options.started if options.started is not None else time.time()
@@ -173,11 +173,5 @@ def build_report(test, *, calibrators: Sequence[str] = (), fit_on=None, methods:
         fit_logits=fit_on.logits if fit_on is not None else None,
         fit_labels=fit_on.require_labels() if fit_on is not None else None,
         classes=options.classes, groups=groups, grouped=grouped)
-    html = render_html(options.title, sections, subtitle=subtitle)
-    pdf = None
-    if options.pdf:
-        from calibrate.report.pdf import render_pdf
-
-        progress(f"laying out the PDF ({len(sections)} sections)")
-        pdf = render_pdf(options.title, sections, subtitle=subtitle)
+    html, pdf = render_report(options.title, sections, subtitle, pdf=options.pdf, progress=progress)
     return html, pdf, data

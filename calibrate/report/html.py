@@ -139,9 +139,14 @@ def metrics_table(rows: dict, keys=METRIC_KEYS, caption="") -> dict:
     return {"header": header, "rows": body, "caption": caption}
 
 
-def paired_table(diffs: dict, reference: str, keys=PAIRED_KEYS) -> dict:
+def paired_table(diffs: dict, reference: str, keys=PAIRED_KEYS, *, names=None, first: str = "prediction",
+                 caption: str | None = None) -> dict:
+    """The table of paired differences {name: {key: {estimate, low, high, p_value?}}} against
+    ``reference``: a row per name, a column per key (names: key -> column title, default
+    calibrate.metrics.METRIC_NAMES), green / red where the interval excludes 0."""
     keys = [k for k in keys if all(k in d for d in diffs.values())]
-    header = ["prediction"] + [f"Δ {metrics.METRIC_NAMES[k]}" for k in keys]
+    names = metrics.METRIC_NAMES if names is None else names
+    header = [first] + [f"Δ {names[k]}" for k in keys]
     body = []
     for name, d in diffs.items():
         cells = [{"text": f"{name} − {reference}"}]
@@ -150,12 +155,15 @@ def paired_table(diffs: dict, reference: str, keys=PAIRED_KEYS) -> dict:
             sig = c["high"] < 0 or c["low"] > 0
             good = (c["estimate"] > 0) == (k in HIGHER_IS_BETTER)
             cls = ("better" if good else "worse") if sig else ""
-            cells.append({"text": f"{c['estimate']:+.4f}", "ci": f"[{c['low']:+.4f}, {c['high']:+.4f}] p={c['p_value']:.3f}",
+            p = c.get("p_value")
+            cells.append({"text": f"{c['estimate']:+.4f}",
+                          "ci": f"[{c['low']:+.4f}, {c['high']:+.4f}]" + (f" p={p:.3f}" if p is not None else ""),
                           "cls": cls})
         body.append({"cells": cells})
-    return {"header": header, "rows": body,
-            "caption": f"Paired differences against {reference} on the same bootstrap resamples "
-                       "(green: better beyond the noise at 95 %, red: worse)."}
+    if caption is None:
+        caption = (f"Paired differences against {reference} on the same bootstrap resamples "
+                   "(green: better beyond the noise at 95 %, red: worse).")
+    return {"header": header, "rows": body, "caption": caption}
 
 
 def _interval_words(boot: dict) -> str:
@@ -249,6 +257,19 @@ def prepare_sections(sections: list, fit: bool = True) -> list:
             s["tables"] = [t for table in s["tables"] for t in fit_table(table)]
         out.append(s)
     return out
+
+
+def render_report(title: str, sections: list, subtitle: str = "", *, pdf: bool = False, progress=None) -> tuple:
+    """(the HTML page, the PDF bytes or None) of the sections (render_html and, when ``pdf``,
+    calibrate.report.pdf.render_pdf); progress: None or a callable given one line."""
+    html = render_html(title, sections, subtitle=subtitle)
+    if not pdf:
+        return html, None
+    from calibrate.report.pdf import render_pdf
+
+    if progress is not None:
+        progress(f"laying out the PDF ({len(sections)} sections)")
+    return html, render_pdf(title, sections, subtitle=subtitle)
 
 
 def render_html(title: str, sections: list, subtitle: str = "") -> str:

@@ -44,6 +44,7 @@ from calibrate._core.validation import InputError
 from calibrate.calibrators import get_calibrator
 from calibrate.conformal import APS, LAC
 from calibrate.metrics import calibration as metrics
+from calibrate.report.html import HIGHER_IS_BETTER, paired_table
 from calibrate.resampling.bootstrap import bootstrap_many
 from calibrate.resampling.selective import selective_intervals
 from calibrate.resampling.tables import _with_estimate, report_numbers
@@ -56,7 +57,6 @@ _NAMES = {"accuracy": "accuracy", "ece": "ECE (15 bins)", "ece_helm": "ECE (10 e
           "nll": "NLL", "brier": "Brier", "temperature": "T", "ece_t": "ECE after T", "nll_t": "NLL after T",
           "aurc": "AURC", "lac_size": "LAC set size", "lac_coverage": "LAC coverage",
           "aps_size": "APS set size", "aps_coverage": "APS coverage"}
-_HIGHER = {"accuracy"}
 
 
 # ----------------------------------------------------------------------------- rows
@@ -430,25 +430,12 @@ def _best(results: dict, keys) -> dict:
         vals = {m: r["table"][k]["estimate"] for m, r in results.items() if k in r["table"]}
         vals = {m: v for m, v in vals.items() if v is not None and np.isfinite(v)}
         if vals:
-            out[(max if k in _HIGHER else min)(vals, key=vals.get)][k] = True
+            out[(max if k in HIGHER_IS_BETTER else min)(vals, key=vals.get)][k] = True
     return out
 
 
 def _diff_table(diffs: dict, reference: str, caption: str) -> dict:
-    keys = [k for k in MAIN_KEYS if all(k in d for d in diffs.values())]
-    rows = []
-    for m, d in diffs.items():
-        cells = [{"text": f"{m} − {reference}"}]
-        for k in keys:
-            c = d[k]
-            sig = c["high"] < 0 or c["low"] > 0
-            good = (c["estimate"] > 0) == (k in _HIGHER)
-            p = c.get("p_value")
-            cells.append({"text": f"{c['estimate']:+.4f}",
-                          "ci": f"[{c['low']:+.4f}, {c['high']:+.4f}]" + (f" p={p:.3f}" if p is not None else ""),
-                          "cls": ("better" if good else "worse") if sig else ""})
-        rows.append({"cells": cells})
-    return {"header": ["models"] + [f"Δ {_NAMES[k]}" for k in keys], "rows": rows, "caption": caption}
+    return paired_table(diffs, reference, MAIN_KEYS, names=_NAMES, first="models", caption=caption)
 
 
 def _group_table(rows: list, label: str) -> dict:
@@ -727,7 +714,7 @@ def cli_report(args) -> int:
     """``calibrate report LOGS... -o report.html``: the comparison report."""
     from calibrate.io.llm.args import fit_split_values, log_paths, reader_options
     from calibrate.io.outputs import check_outputs
-    from calibrate.report.html import render_html, write_report
+    from calibrate.report.html import render_report, write_report
 
     t0 = time.time()
     split = fit_split_values(args)
@@ -755,12 +742,7 @@ def cli_report(args) -> int:
         n_resamples=args.resamples, seed=args.seed, alpha=alpha, title=title,
         notes=[n for n in cl.notes + (fit_cl.notes if fit_cl else []) if not _DUP_NOTE.search(n)], started=t0,
         progress=_err)
-    html = render_html(title, sections, subtitle=subtitle)
-    pdf = None
-    if args.pdf:
-        from calibrate.report.pdf import render_pdf
-
-        pdf = render_pdf(title, sections, subtitle=subtitle)
+    html, pdf = render_report(title, sections, subtitle, pdf=bool(args.pdf))
     write_report(args.output, html, data, json_path=args.json, inputs=inputs, pdf_path=args.pdf, pdf=pdf)
     for m, r in data["models"].items():
         t = r["metrics"]

@@ -164,7 +164,7 @@ def evaluate(args) -> int:
 # ----------------------------------------------------------------------------- report
 def report(args, inputs, started=None) -> int:
     from calibrate.io.outputs import check_outputs
-    from calibrate.report.html import render_html, write_report
+    from calibrate.report.html import render_report, write_report
     from calibrate.report.multilabel import multilabel_report_sections
 
     check_outputs([args.output, args.json, args.pdf], inputs)
@@ -203,12 +203,7 @@ def report(args, inputs, started=None) -> int:
     sections, subtitle, data = multilabel_report_sections(
         test.scores, y, cals, kind=test.kind, data_name=test.path, fit_name=fit_name, label_names=test.label_names,
         n_bins=args.bins, n_resamples=args.resamples, seed=args.seed, title=title, started=started)
-    html = render_html(title, sections, subtitle=subtitle)
-    pdf = None
-    if args.pdf:
-        from calibrate.report.pdf import render_pdf
-
-        pdf = render_pdf(title, sections, subtitle=subtitle)
+    html, pdf = render_report(title, sections, subtitle, pdf=bool(args.pdf))
     write_report(args.output, html, data, json_path=args.json, inputs=inputs, pdf_path=args.pdf, pdf=pdf)
     for name, r in data["metrics"].items():
         e = r["macro"]["ece"]
