@@ -261,6 +261,19 @@ def check_logits_labels(logits, labels, logits_name="logits", labels_name="label
     return z, y
 
 
+def check_zero_one(a: np.ndarray, name: str, first_row: int = 0) -> np.ndarray:
+    """(n, L) float64 of an indicator matrix ``a`` (numeric dtype, shape already checked) whose
+    entries are all 0 or 1; else an InputError naming the first other value, its row
+    (counted from ``first_row``) and label."""
+    a = a.astype(np.float64)
+    bad = (a != 0) & (a != 1)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise InputError(f"{name}: expected 0 or 1 in the indicator matrix, got {a[i, j]:g} at row "
+                         f"{first_row + i}, label {j}")
+    return a
+
+
 def check_n_bins(n_bins, name: str = "n_bins") -> int:
     if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
         raise InputError(f"{name}: expected a positive integer, got {n_bins!r}")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from calibrate._core.validation import CalibrationWarning, InputError, to_numpy
+from calibrate._core.validation import CalibrationWarning, InputError, check_zero_one, to_numpy
 from calibrate.io.readers import (
     _array_keys,
     _fail,
@@ -109,12 +109,7 @@ def check_indicator_matrix(y, shape: tuple, name: str) -> np.ndarray:
                          "matrix needs one row per row and one column per label column of the scores")
     if a.dtype.kind not in "fiub":
         raise InputError(f"{name}: expected an (n, L) 0/1 indicator matrix, got dtype {a.dtype}")
-    a = a.astype(np.float64)
-    bad = (a != 0) & (a != 1)
-    if bad.any():
-        i, j = np.argwhere(bad)[0]
-        raise InputError(f"{name}: expected 0 or 1 in the indicator matrix, got {a[i, j]:g} at row {i}, label {j}")
-    return a
+    return check_zero_one(a, name)
 
 
 def read_multilabel(path, *, kind: str | None = None, logits_key: str | None = None,

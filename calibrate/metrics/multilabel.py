@@ -38,6 +38,7 @@ from calibrate._core.validation import (
     InputError,
     check_choice,
     check_n_bins,
+    check_zero_one,
     to_numpy,
 )
 
@@ -88,12 +89,7 @@ def check_indicator(labels, shape, *, first_row: int = 0) -> np.ndarray:
         raise InputError(f"labels: expected shape {tuple(shape)}, the shape of the scores, got {y.shape}")
     if y.dtype.kind not in "fiub":
         raise TypeError(f"labels: expected a 0/1 indicator matrix, got dtype {y.dtype}")
-    y = y.astype(np.float64)
-    bad = (y != 0) & (y != 1)
-    if bad.any():
-        i, j = np.argwhere(bad)[0]
-        raise InputError(f"labels: expected 0 or 1 in the indicator matrix, got {y[i, j]:g} at row {first_row + i}, "
-                         f"label {j}")
+    y = check_zero_one(y, "labels", first_row)
     return y
 
 
